@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end tests run against: Debian's real Prometheus (with promtool) and
+# Alertmanager, plus python3-venv where the system Python cannot create a virtualenv.
+#
+#   scripts/install-system-deps.sh            everything the test suite needs
+#   scripts/install-system-deps.sh --python   only what creating .venv needs (for the demo)
+#
+# Idempotent: installs only what is missing. Debian's packages start their services from the
+# maintainer scripts; the tests start their own instances on free ports, so a policy-rc.d forbids
+# service starts during the install (which also keeps it working in containers without an init
+# system), and any instance that starts anyway is stopped afterwards.
+set -euo pipefail
+
+python_only=false
+case "${1:-}" in
+  "") ;;
+  --python) python_only=true ;;
+  *) echo "usage: $0 [--python]" >&2; exit 2 ;;
+esac
+
+packages=()
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  packages+=(python3-venv)
+fi
+if [ "$python_only" = false ]; then
+  if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    packages+=(prometheus)
+  fi
+  if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+    packages+=(prometheus-alertmanager)
+  fi
+fi
+if [ ${#packages[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  sudo=(sudo)
+fi
+
+policy=/usr/sbin/policy-rc.d
+created_policy=false
+remove_policy() {
+  if [ "$created_policy" = true ]; then
+    "${sudo[@]}" rm -f "$policy"
+  fi
+}
+trap remove_policy EXIT
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# Temporary: forbid service starts while model-exporter installs its test deps.\nexit 101\n' \
+    | "${sudo[@]}" tee "$policy" >/dev/null
+  "${sudo[@]}" chmod 755 "$policy"
+  created_policy=true
+fi
+
+echo "installing: ${packages[*]}" >&2
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  "${packages[@]}" >/dev/null
+
+remove_policy
+created_policy=false
+
+# Stop any system instance that started despite the policy (ports 9090/9093 stay free).
+for service in prometheus prometheus-alertmanager; do
+  if [ -d /run/systemd/system ]; then
+    "${sudo[@]}" systemctl stop "$service" >/dev/null 2>&1 || true
+  elif [ -x "/etc/init.d/$service" ]; then
+    if "${sudo[@]}" "/etc/init.d/$service" status >/dev/null 2>&1; then
+      "${sudo[@]}" "/etc/init.d/$service" stop >/dev/null 2>&1 || true
+    fi
+  fi
+done
+
+for cmd in prometheus promtool prometheus-alertmanager; do
+  if [ "$python_only" = false ] && ! command -v "$cmd" >/dev/null 2>&1; then
+    echo "error: $cmd is still missing after the install" >&2
+    exit 1
+  fi
+done
