@@ -5,10 +5,11 @@ Kept apart from the validator (``config.py``) so stages import plain types, not 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 StartAt = Literal["end", "beginning"]
+FieldKind = Literal["numeric", "categorical"]
 
 
 @dataclass(frozen=True)
@@ -32,3 +33,95 @@ class TailConfig:
     positions_flush_interval: float = 5.0
     positions_ttl: float = 7 * 24 * 3600.0
     watch: bool = True
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A value pulled from each record by a dotted path.
+
+    ``name`` is what appears in the ``field`` label; ``scale`` converts to base units
+    (latency in ms becomes seconds); ``minimum``/``maximum`` bound what counts as valid.
+    """
+
+    name: str
+    path: tuple[str, ...]
+    kind: FieldKind = "numeric"
+    minimum: float | None = None
+    maximum: float | None = None
+    scale: float = 1.0
+    max_categories: int = 50
+
+
+@dataclass(frozen=True)
+class FieldsConfig:
+    """The record mapping. A role is ``None`` when the log does not carry it."""
+
+    timestamp: tuple[str, ...] | None = ("ts",)
+    timestamp_scale: float = 1.0
+    model_path: tuple[str, ...] | None = None
+    model_value: str = "unknown"
+    version_path: tuple[str, ...] | None = None
+    version_value: str = "unknown"
+    prediction: FieldSpec | None = None
+    predicted_class: FieldSpec | None = None
+    confidence: FieldSpec | None = None
+    latency: FieldSpec | None = None
+    ground_truth: tuple[str, ...] | None = None
+    request_id: tuple[str, ...] | None = None
+    features: tuple[FieldSpec, ...] = ()
+
+    @property
+    def numeric(self) -> tuple[FieldSpec, ...]:
+        """Numeric fields in export order: built-in roles first, then features."""
+        roles = (self.prediction, self.confidence, self.latency)
+        return tuple(f for f in roles if f is not None) + tuple(
+            f for f in self.features if f.kind == "numeric"
+        )
+
+    @property
+    def categorical(self) -> tuple[FieldSpec, ...]:
+        role = (self.predicted_class,) if self.predicted_class is not None else ()
+        return role + tuple(f for f in self.features if f.kind == "categorical")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Thresholds for drift verdicts; see docs/drift.md for why these defaults."""
+
+    alpha: float = 0.01
+    min_samples: int = 100
+    psi_floor: float = 0.1
+    ks_floor: float = 0.1
+    js_floor: float = 0.1
+    outlier_z: float = 4.0
+    range_margin: float = 0.1
+    freeze_first: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    listen_address: str = ":10027"
+    sources: tuple[SourceConfig, ...] = ()
+    tail: TailConfig = field(default_factory=TailConfig)
+    fields: FieldsConfig = field(default_factory=FieldsConfig)
+    windows: tuple[WindowSpec, ...] = (
+        WindowSpec("1m", 60.0),
+        WindowSpec("5m", 300.0),
+        WindowSpec("1h", 3600.0),
+    )
+    window_buckets: int = 12
+    quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)
+    sketch_relative_accuracy: float = 0.01
+    histograms: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    late_after: float = 300.0
+    future_after: float = 60.0
+    reference: str | None = None
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    label_join_timeout: float = 3600.0
+    label_join_capacity: int = 100_000

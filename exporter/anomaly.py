@@ -1,0 +1,41 @@
+"""The kinds of bad or suspicious values, and which kinds can happen to which role.
+
+A value has at most one kind (the first that applies, in the order below), so a record's
+anomalies are a small int8 matrix rather than a list of objects.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Kind(IntEnum):
+    OK = 0
+    MISSING = 1
+    NOT_A_NUMBER = 2
+    TYPE_MISMATCH = 3
+    OUT_OF_RANGE = 4
+    OUTLIER = 5
+    UNSEEN_CATEGORY = 6
+    LATE = 7
+    FUTURE = 8
+    PARSE_ERROR = 9
+
+
+KIND_NAMES: tuple[str, ...] = tuple(k.name.lower() for k in Kind)
+N_KINDS = len(Kind)
+
+NUMERIC_KINDS = (
+    Kind.MISSING,
+    Kind.NOT_A_NUMBER,
+    Kind.TYPE_MISMATCH,
+    Kind.OUT_OF_RANGE,
+    Kind.OUTLIER,
+)
+CATEGORICAL_KINDS = (Kind.MISSING, Kind.TYPE_MISMATCH, Kind.UNSEEN_CATEGORY)
+TIMESTAMP_KINDS = (Kind.MISSING, Kind.TYPE_MISMATCH, Kind.LATE, Kind.FUTURE)
+LABEL_KINDS = (Kind.TYPE_MISMATCH,)
+RECORD_KINDS = (Kind.PARSE_ERROR,)
+
+# Whole lines that are not a JSON object; counted per source with one of these reasons.
+PARSE_ERROR_REASONS = ("invalid_json", "not_an_object", "invalid_utf8")

@@ -1,0 +1,541 @@
+"""Validate a config once, on plain data, reporting every problem with the key it is about.
+
+The result is a tree of frozen dataclasses (``config_types``); no stage ever sees raw YAML.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from exporter.config_types import (
+    Config,
+    DriftConfig,
+    FieldsConfig,
+    FieldSpec,
+    SourceConfig,
+    TailConfig,
+    WindowSpec,
+)
+from exporter.errors import ConfigError
+
+T = TypeVar("T")
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_LATENCY_UNITS = {"ms": 0.001, "s": 1.0, "us": 1e-6}
+_TIMESTAMP_UNITS = {"s": 1.0, "ms": 0.001, "us": 1e-6, "ns": 1e-9}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RESERVED_FIELD_NAMES = {
+    "prediction",
+    "confidence",
+    "latency_seconds",
+    "predicted_class",
+    "timestamp",
+    "ground_truth",
+    "model",
+    "version",
+    "record",
+}
+
+DEFAULT_HISTOGRAMS: dict[str, tuple[float, ...]] = {
+    "latency_seconds": (
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1.0,
+        2.5,
+        5.0,
+        10.0,
+    ),
+    "prediction": tuple(round(0.1 * i, 1) for i in range(1, 11)),
+    "confidence": tuple(round(0.1 * i, 1) for i in range(1, 11)),
+}
+
+
+def parse_duration(text: str) -> float:
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"500ms"`` → seconds; raises ValueError otherwise."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+class _Checker:
+    """Collects problems while reading a mapping, so one run reports all of them."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, key: str, message: str) -> None:
+        self.problems.append(f"{key}: {message}")
+
+    def mapping(self, value: Any, key: str, allowed: set[str]) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.fail(key, "must be a mapping")
+            return {}
+        for k in value:
+            if k not in allowed:
+                self.fail(
+                    f"{key}.{k}" if key else str(k),
+                    f"unknown key (allowed: {', '.join(sorted(allowed))})",
+                )
+        return value
+
+    def get(
+        self, data: Mapping[str, Any], key: str, where: str, check: Callable[[Any], T], default: T
+    ) -> T:
+        if key not in data or data[key] is None:
+            return default
+        try:
+            return check(data[key])
+        except ValueError as exc:
+            self.fail(f"{where}{key}", str(exc))
+            return default
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return float(value)
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = parse_duration(value)
+    else:
+        raise ValueError("must be a duration like 30s, 5m, 1h")
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    return seconds
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _probability(value: Any) -> float:
+    number = _number(value)
+    if not 0 < number < 1:
+        raise ValueError("must be between 0 and 1 (exclusive)")
+    return number
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return str(value)
+
+    return check
+
+
+def _path(value: Any) -> tuple[str, ...]:
+    text = _string(value)
+    parts = tuple(text.split("."))
+    if any(not p for p in parts):
+        raise ValueError(f"{text!r} is not a dotted path like features.amount")
+    return parts
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """``":10027"`` → ("", 10027) (all interfaces); ``"127.0.0.1:9000"``; ``"[::1]:9000"``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. :10027 or 127.0.0.1:10027)")
+    return host.strip("[]"), int(port)
+
+
+def _listen(value: Any) -> str:
+    text = _string(value)
+    parse_listen_address(text)
+    return text
+
+
+def _sources(c: _Checker, value: Any) -> tuple[SourceConfig, ...]:
+    if not isinstance(value, list) or not value:
+        c.fail("sources", "must be a non-empty list of {path: ...}")
+        return ()
+    result = []
+    for i, item in enumerate(value):
+        where = f"sources[{i}]"
+        data = c.mapping(
+            {"path": item} if isinstance(item, str) else item, where, {"path", "format", "start_at"}
+        )
+        if "path" not in data:
+            c.fail(f"{where}.path", "is required")
+            continue
+        path = c.get(data, "path", f"{where}.", _string, "")
+        fmt = c.get(data, "format", f"{where}.", _one_of("json"), "json")
+        start = c.get(data, "start_at", f"{where}.", _one_of("end", "beginning"), "end")
+        if path:
+            result.append(SourceConfig(path=path, format=fmt, start_at=start))  # type: ignore[arg-type]
+    return tuple(result)
+
+
+def _field(
+    c: _Checker,
+    value: Any,
+    where: str,
+    name: str,
+    kind: str,
+    category_cap: int,
+    unit_key: str | None = None,
+) -> FieldSpec | None:
+    """A role or feature: either a bare dotted path or a mapping with path and options."""
+    if value is None:
+        return None
+    allowed = {"path", "min", "max"} | ({"unit"} if unit_key else set())
+    if kind == "categorical":
+        allowed = {"path", "max_categories"}
+    if isinstance(value, str):
+        value = {"path": value}
+    data = c.mapping(value, where, allowed)
+    if "path" not in data:
+        c.fail(f"{where}.path", "is required")
+        return None
+    path = c.get(data, "path", f"{where}.", _path, None)
+    minimum = c.get(data, "min", f"{where}.", _number, None)
+    maximum = c.get(data, "max", f"{where}.", _number, None)
+    if minimum is not None and maximum is not None and minimum > maximum:
+        c.fail(f"{where}.min", f"must not be greater than max ({minimum} > {maximum})")
+    scale = 1.0
+    if unit_key:
+        unit = c.get(data, "unit", f"{where}.", _one_of(*_LATENCY_UNITS), "s")
+        scale = _LATENCY_UNITS.get(unit, 1.0)
+    cap = c.get(data, "max_categories", f"{where}.", _positive_int, category_cap)
+    if not path:
+        return None
+    return FieldSpec(
+        name=name,
+        path=path,
+        kind=kind,  # type: ignore[arg-type]
+        minimum=minimum,
+        maximum=maximum,
+        scale=scale,
+        max_categories=cap,
+    )
+
+
+def _features(c: _Checker, value: Any, category_cap: int) -> tuple[FieldSpec, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        c.fail("fields.features", "must be a list of {name, path, type}")
+        return ()
+    result: list[FieldSpec] = []
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        where = f"fields.features[{i}]"
+        data = c.mapping(item, where, {"name", "path", "type", "min", "max", "max_categories"})
+        name = c.get(data, "name", f"{where}.", _string, "")
+        if not name:
+            c.fail(f"{where}.name", "is required")
+            continue
+        if not _NAME.match(name):
+            c.fail(
+                f"{where}.name",
+                f"{name!r} must be letters, digits and _ (it becomes a label value)",
+            )
+        if name in _RESERVED_FIELD_NAMES:
+            c.fail(f"{where}.name", f"{name!r} is reserved for a built-in role")
+        if name in seen:
+            c.fail(f"{where}.name", f"{name!r} is used twice")
+        seen.add(name)
+        kind = c.get(data, "type", f"{where}.", _one_of("numeric", "categorical"), "numeric")
+        if kind == "categorical" and ("min" in data or "max" in data):
+            c.fail(f"{where}.min", "bounds apply to numeric features only")
+        options = {k: v for k, v in data.items() if k not in {"name", "type"}}
+        options.setdefault("path", name)
+        spec = _field(c, options, where, name, kind, category_cap)
+        if spec is not None:
+            result.append(spec)
+    return tuple(result)
+
+
+def _fields(c: _Checker, value: Any, category_cap: int) -> FieldsConfig:
+    allowed = {
+        "timestamp",
+        "model",
+        "model_name",
+        "version",
+        "model_version",
+        "prediction",
+        "predicted_class",
+        "confidence",
+        "latency",
+        "ground_truth",
+        "request_id",
+        "features",
+    }
+    data = c.mapping(value, "fields", allowed)
+    w = "fields."
+    for path_key, value_key in (("model", "model_name"), ("version", "model_version")):
+        if data.get(path_key) is not None and data.get(value_key) is not None:
+            c.fail(
+                f"fields.{value_key}",
+                f"give either {path_key} (a path) or {value_key} (a static value), not both",
+            )
+    ts_scale = 1.0
+    ts_raw = data.get("timestamp", "ts")
+    ts_path: tuple[str, ...] | None = None
+    if isinstance(ts_raw, Mapping):
+        ts_data = c.mapping(ts_raw, "fields.timestamp", {"path", "unit"})
+        ts_path = c.get(ts_data, "path", "fields.timestamp.", _path, None)
+        unit = c.get(ts_data, "unit", "fields.timestamp.", _one_of(*_TIMESTAMP_UNITS), "s")
+        ts_scale = _TIMESTAMP_UNITS.get(unit, 1.0)
+    elif ts_raw is not None:
+        ts_path = c.get(data, "timestamp", w, _path, None) if "timestamp" in data else ("ts",)
+    return FieldsConfig(
+        timestamp=ts_path,
+        timestamp_scale=ts_scale,
+        model_path=c.get(data, "model", w, _path, None),
+        model_value=c.get(data, "model_name", w, _string, "unknown"),
+        version_path=c.get(data, "version", w, _path, None),
+        version_value=c.get(data, "model_version", w, _string, "unknown"),
+        prediction=_field(
+            c, data.get("prediction"), "fields.prediction", "prediction", "numeric", category_cap
+        ),
+        predicted_class=_field(
+            c,
+            data.get("predicted_class"),
+            "fields.predicted_class",
+            "predicted_class",
+            "categorical",
+            category_cap,
+        ),
+        confidence=_field(
+            c, data.get("confidence"), "fields.confidence", "confidence", "numeric", category_cap
+        ),
+        latency=_field(
+            c,
+            data.get("latency"),
+            "fields.latency",
+            "latency_seconds",
+            "numeric",
+            category_cap,
+            unit_key="unit",
+        ),
+        ground_truth=c.get(data, "ground_truth", w, _path, None),
+        request_id=c.get(data, "request_id", w, _path, None),
+        features=_features(c, data.get("features"), category_cap),
+    )
+
+
+def _windows(c: _Checker, value: Any) -> tuple[WindowSpec, ...]:
+    if value is None:
+        return Config().windows
+    if not isinstance(value, list) or not value:
+        c.fail("windows", "must be a non-empty list of durations like [1m, 5m, 1h]")
+        return Config().windows
+    result = []
+    for i, item in enumerate(value):
+        try:
+            result.append(WindowSpec(str(item), _duration(item)))
+        except ValueError as exc:
+            c.fail(f"windows[{i}]", str(exc))
+    names = [w.name for w in result]
+    if len(set(names)) != len(names):
+        c.fail("windows", "has duplicates")
+    return tuple(sorted(result, key=lambda w: w.seconds))
+
+
+def _quantiles(c: _Checker, value: Any) -> tuple[float, ...]:
+    if value is None:
+        return Config().quantiles
+    if not isinstance(value, list) or not value:
+        c.fail("quantiles", "must be a non-empty list of numbers in (0, 1)")
+        return Config().quantiles
+    result = []
+    for i, item in enumerate(value):
+        try:
+            result.append(_probability(item))
+        except ValueError as exc:
+            c.fail(f"quantiles[{i}]", str(exc))
+    return tuple(sorted(set(result)))
+
+
+def _histograms(c: _Checker, value: Any) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    data = c.mapping(value, "histograms", set(DEFAULT_HISTOGRAMS))
+    result = []
+    for name, default in DEFAULT_HISTOGRAMS.items():
+        bounds = data.get(name, default)
+        ok = isinstance(bounds, list | tuple) and bool(bounds)
+        ok = ok and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+        if not ok or list(bounds) != sorted(set(bounds)):
+            c.fail(f"histograms.{name}", "must be a non-empty, strictly increasing list of numbers")
+            bounds = default
+        result.append((name, tuple(float(b) for b in bounds)))
+    return tuple(result)
+
+
+def _drift(c: _Checker, value: Any) -> DriftConfig:
+    d = DriftConfig()
+    data = c.mapping(
+        value,
+        "drift",
+        {
+            "alpha",
+            "min_samples",
+            "psi_floor",
+            "ks_floor",
+            "js_floor",
+            "outlier_z",
+            "range_margin",
+            "freeze_first",
+        },
+    )
+    w = "drift."
+    non_negative = _nonneg
+    return DriftConfig(
+        alpha=c.get(data, "alpha", w, _probability, d.alpha),
+        min_samples=c.get(data, "min_samples", w, _positive_int, d.min_samples),
+        psi_floor=c.get(data, "psi_floor", w, non_negative, d.psi_floor),
+        ks_floor=c.get(data, "ks_floor", w, non_negative, d.ks_floor),
+        js_floor=c.get(data, "js_floor", w, non_negative, d.js_floor),
+        outlier_z=c.get(data, "outlier_z", w, non_negative, d.outlier_z),
+        range_margin=c.get(data, "range_margin", w, non_negative, d.range_margin),
+        freeze_first=c.get(data, "freeze_first", w, _positive_int, d.freeze_first),
+    )
+
+
+def _nonneg(value: Any) -> float:
+    number = _number(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _tail(c: _Checker, value: Any, positions_file: str | None) -> TailConfig:
+    d = TailConfig()
+    data = c.mapping(
+        value,
+        "tail",
+        {
+            "poll_interval",
+            "rotate_wait",
+            "max_line_bytes",
+            "read_chunk_bytes",
+            "positions_flush_interval",
+            "positions_ttl",
+            "watch",
+        },
+    )
+    w = "tail."
+    return TailConfig(
+        poll_interval=c.get(data, "poll_interval", w, _duration, d.poll_interval),
+        rotate_wait=c.get(data, "rotate_wait", w, _duration, d.rotate_wait),
+        max_line_bytes=c.get(data, "max_line_bytes", w, _positive_int, d.max_line_bytes),
+        read_chunk_bytes=c.get(data, "read_chunk_bytes", w, _positive_int, d.read_chunk_bytes),
+        positions_file=positions_file,
+        positions_flush_interval=c.get(
+            data, "positions_flush_interval", w, _duration, d.positions_flush_interval
+        ),
+        positions_ttl=c.get(data, "positions_ttl", w, _duration, d.positions_ttl),
+        watch=c.get(data, "watch", w, _bool, d.watch),
+    )
+
+
+TOP_LEVEL_KEYS = {
+    "listen_address",
+    "sources",
+    "positions_file",
+    "tail",
+    "fields",
+    "windows",
+    "window_buckets",
+    "quantiles",
+    "category_cap",
+    "sketch_relative_accuracy",
+    "histograms",
+    "late_after",
+    "future_after",
+    "reference",
+    "drift",
+    "ground_truth_join",
+}
+
+
+def parse_config(raw: Any) -> Config:
+    """Plain data (as loaded from YAML) → Config, or ConfigError listing every problem."""
+    c = _Checker()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(["(top level): must be a mapping of settings"])
+    data = c.mapping(raw, "", TOP_LEVEL_KEYS)
+    d = Config()
+    category_cap = c.get(data, "category_cap", "", _positive_int, 50)
+    positions_file = c.get(data, "positions_file", "", _string, None)
+    join = c.mapping(data.get("ground_truth_join"), "ground_truth_join", {"timeout", "capacity"})
+    config = Config(
+        listen_address=c.get(data, "listen_address", "", _listen, d.listen_address),
+        sources=_sources(c, data.get("sources")),
+        tail=_tail(c, data.get("tail"), positions_file),
+        fields=_fields(c, data.get("fields"), category_cap),
+        windows=_windows(c, data.get("windows")),
+        window_buckets=c.get(data, "window_buckets", "", _positive_int, d.window_buckets),
+        quantiles=_quantiles(c, data.get("quantiles")),
+        sketch_relative_accuracy=c.get(
+            data, "sketch_relative_accuracy", "", _probability, d.sketch_relative_accuracy
+        ),
+        histograms=_histograms(c, data.get("histograms")),
+        late_after=c.get(data, "late_after", "", _duration, d.late_after),
+        future_after=c.get(data, "future_after", "", _duration, d.future_after),
+        reference=c.get(data, "reference", "", _string, None),
+        drift=_drift(c, data.get("drift")),
+        label_join_timeout=c.get(
+            join, "timeout", "ground_truth_join.", _duration, d.label_join_timeout
+        ),
+        label_join_capacity=c.get(
+            join, "capacity", "ground_truth_join.", _positive_int, d.label_join_capacity
+        ),
+    )
+    if not (config.fields.numeric or config.fields.categorical):
+        c.fail(
+            "fields",
+            "maps no prediction, confidence, latency, class or feature: nothing to measure",
+        )
+    if c.problems:
+        raise ConfigError(c.problems)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML ({exc})"]) from exc
+    return parse_config(raw)

@@ -1,0 +1,518 @@
+"""Bytes of complete JSON lines → a columnar ``Batch`` (numpy arrays), one chunk at a time.
+
+Why columnar: per-line Python work is what limits speed (see PERFORMANCE.md). The fast path
+decodes a whole piece of a chunk with a typed msgspec decoder built from the field mapping,
+pulls each mapped field into a numpy column, and classifies every bad value with array
+operations. A piece that fails typed decoding (a malformed line, a string where a number
+belongs) is decoded line by line: good lines keep the typed path, and only the bad ones go
+through a lenient parser that says *what* is wrong with each field. A bad line costs one slow
+parse, never a crash and never a silent drop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from exporter.anomaly import Kind
+from exporter.config_types import FieldsConfig, FieldSpec
+from exporter.errors import ConfigError
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+OTHER = "__other__"
+PIECE_BYTES = 64 << 10  # cache-sized decode pieces: a failing piece is re-decoded line by line
+
+
+class Vocabulary:
+    """Category value → code, capped: values past the cap share the ``__other__`` code.
+
+    Append-only and bounded by ``cap``, so memory and the series count stay fixed whatever
+    the log contains.
+    """
+
+    def __init__(self, cap: int, seed: Iterable[str] = ()) -> None:
+        self.cap = cap
+        self.values: list[str] = []
+        self._codes: dict[str, int] = {}
+        for value in seed:
+            self.code(value)
+
+    @property
+    def other(self) -> int:
+        return self.cap
+
+    def code(self, value: str) -> int:
+        code = self._codes.get(value)
+        if code is None:
+            if len(self.values) >= self.cap:
+                return self.cap
+            code = len(self.values)
+            self._codes[value] = code
+            self.values.append(value)
+        return code
+
+    def names(self) -> list[str]:
+        """Code → label value, ``__other__`` last."""
+        return [*self.values, OTHER]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which columns a batch has, in order; shared by records, state and collector."""
+
+    numeric: tuple[FieldSpec, ...]
+    categorical: tuple[FieldSpec, ...]
+    has_timestamp: bool
+    has_ground_truth: bool
+
+    @classmethod
+    def from_fields(cls, fields: FieldsConfig) -> Layout:
+        return cls(
+            numeric=fields.numeric,
+            categorical=fields.categorical,
+            has_timestamp=fields.timestamp is not None,
+            has_ground_truth=fields.ground_truth is not None,
+        )
+
+    @property
+    def anomaly_fields(self) -> tuple[str, ...]:
+        """Rows of the per-record anomaly matrix: numeric, categorical, then roles."""
+        names = [f.name for f in self.numeric] + [f.name for f in self.categorical]
+        if self.has_timestamp:
+            names.append("timestamp")
+        if self.has_ground_truth:
+            names.append("ground_truth")
+        return tuple(names)
+
+    @property
+    def timestamp_column(self) -> int:
+        return len(self.numeric) + len(self.categorical)
+
+    @property
+    def ground_truth_column(self) -> int:
+        return self.timestamp_column + (1 if self.has_timestamp else 0)
+
+
+@dataclass
+class Batch:
+    """The records of one chunk as columns. Row order is not meaningful."""
+
+    groups: list[tuple[str, str]]  # distinct (model, version) pairs present
+    group: IntArray  # [n] index into groups
+    numeric: FloatArray  # [n, F] NaN where there is no valid value
+    categorical: IntArray  # [n, C] category code, -1 where no valid value
+    flags: npt.NDArray[np.int8]  # [n, A] anomaly Kind per record and anomaly field
+    timestamp: FloatArray  # [n] seconds since the epoch, NaN where absent
+    wrong: npt.NDArray[np.int8]  # [n] -1 no label, 0 correct, 1 wrong prediction
+    parse_errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def size(self) -> int:
+        return len(self.group)
+
+
+def _struct_for(fields: FieldsConfig) -> tuple[type, dict[tuple[str, ...], str]]:
+    """Build nested msgspec Struct types declaring only the mapped paths.
+
+    Returns the root type and, for each mapped path, the attribute path (``a0.a3``) to read it.
+    """
+    leaves: dict[tuple[str, ...], Any] = {}
+
+    def want(path: tuple[str, ...] | None, typ: Any) -> None:
+        if path is None:
+            return
+        if path in leaves and leaves[path] != typ:
+            typ = str | int | float | bool | None
+        leaves[path] = typ
+
+    for spec in fields.numeric:
+        want(spec.path, float | None)
+    for spec in fields.categorical:
+        want(spec.path, str | int | bool | None)
+    want(fields.timestamp, float | str | None)
+    want(fields.model_path, str | int | None)
+    want(fields.version_path, str | int | None)
+    want(fields.ground_truth, str | int | float | bool | None)
+    want(fields.request_id, str | int | None)
+
+    for path in leaves:
+        for other in leaves:
+            if other != path and other[: len(path)] == path:
+                joined = ".".join(path)
+                raise ConfigError(
+                    [f"fields: {joined!r} is mapped as a value but also has mapped children"]
+                )
+
+    attr_paths: dict[tuple[str, ...], str] = {}
+    counter = iter(range(1 << 30))
+
+    def build(prefix: tuple[str, ...]) -> type:
+        children = sorted({p[len(prefix)] for p in leaves if p[: len(prefix)] == prefix})
+        members: list[tuple[str, Any, Any]] = []
+        for key in children:
+            attr = f"a{next(counter)}"
+            child = (*prefix, key)
+            if child in leaves:
+                members.append((attr, leaves[child], msgspec.field(default=None, name=key)))
+                attr_paths[child] = attr
+            else:
+                sub = build(child)
+                members.append((attr, sub, msgspec.field(default_factory=sub, name=key)))
+                for p in list(leaves):
+                    if p[: len(child)] == child and p in attr_paths:
+                        attr_paths[p] = f"{attr}.{attr_paths[p]}"
+        return msgspec.defstruct(f"Record{len(prefix)}_{next(counter)}", members, gc=False)
+
+    root = build(())
+    return root, attr_paths
+
+
+def _lenient_number(value: Any) -> tuple[float, Kind]:
+    if value is None:
+        return math.nan, Kind.MISSING
+    if isinstance(value, bool | dict | list):
+        return math.nan, Kind.TYPE_MISMATCH
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return math.nan, Kind.NOT_A_NUMBER
+    number = float(value)
+    if not math.isfinite(number):
+        return math.nan, Kind.NOT_A_NUMBER
+    return number, Kind.OK
+
+
+def _lenient_category(value: Any) -> tuple[Any, Kind]:
+    if value is None:
+        return None, Kind.MISSING
+    if isinstance(value, dict | list):
+        return None, Kind.TYPE_MISMATCH
+    return value, Kind.OK
+
+
+def _category_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _parse_timestamp(value: Any, scale: float) -> float:
+    """Epoch seconds from a number (scaled by the configured unit) or an ISO 8601 string."""
+    if isinstance(value, bool):
+        return math.nan
+    if isinstance(value, int | float):
+        return float(value) * scale
+    if isinstance(value, str):
+        try:
+            return float(value) * scale
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return math.nan
+        if parsed.tzinfo is None:  # a naive time in a log is taken as UTC, never as local time
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    return math.nan
+
+
+def _get_path(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+@dataclass
+class _Rows:
+    """Raw column values gathered from decoded records, before classification."""
+
+    numeric: list[list[Any]]
+    categorical: list[list[Any]]
+    timestamp: list[Any]
+    models: list[Any]
+    versions: list[Any]
+    truth: list[Any]
+    preset: list[tuple[int, int, Kind]]  # (row, anomaly column, kind) found by the lenient parser
+
+
+class Decoder:
+    """Decodes chunks for one field mapping. Holds the category vocabularies (bounded)."""
+
+    def __init__(
+        self, fields: FieldsConfig, late_after: float = 300.0, future_after: float = 60.0
+    ) -> None:
+        self.fields = fields
+        self._late_after = late_after
+        self._future_after = future_after
+        self.layout = Layout.from_fields(fields)
+        self.vocabularies = [Vocabulary(spec.max_categories) for spec in self.layout.categorical]
+        root, attr_paths = _struct_for(fields)
+        self._typed: msgspec.json.Decoder[Any] = msgspec.json.Decoder(root)
+        self._generic = json.JSONDecoder()  # accepts NaN/Infinity, so they become not_a_number
+
+        def getter(path: tuple[str, ...] | None) -> Callable[[Any], Any] | None:
+            return attrgetter(attr_paths[path]) if path is not None else None
+
+        self._numeric_get = [getter(s.path) for s in self.layout.numeric]
+        self._categorical_get = [getter(s.path) for s in self.layout.categorical]
+        self._timestamp_get = getter(fields.timestamp)
+        self._model_get = getter(fields.model_path)
+        self._version_get = getter(fields.version_path)
+        self._truth_get = getter(fields.ground_truth)
+
+    # -- decoding -------------------------------------------------------------------------
+
+    def decode(self, data: bytes, now: float | None = None) -> Batch:
+        """Decode complete lines. ``now`` (live mode) marks late and future timestamps."""
+        typed: list[Any] = []
+        lenient: list[dict[str, Any]] = []
+        errors: Counter[str] = Counter()
+        for piece in _pieces(data, PIECE_BYTES):
+            try:
+                typed.extend(self._typed.decode_lines(piece))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                self._decode_lines_one_by_one(piece, typed, lenient, errors)
+        rows = self._rows(typed, lenient)
+        batch = self._classify(rows, now)
+        batch.parse_errors = errors
+        return batch
+
+    def _decode_lines_one_by_one(
+        self, piece: bytes, typed: list[Any], lenient: list[dict[str, Any]], errors: Counter[str]
+    ) -> None:
+        for line in piece.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                typed.append(self._typed.decode(line))
+                continue
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                errors["invalid_utf8"] += 1
+                continue
+            try:
+                obj = self._generic.decode(text.strip().lstrip("\ufeff"))
+            except ValueError:
+                errors["invalid_json"] += 1
+                continue
+            if not isinstance(obj, dict):
+                errors["not_an_object"] += 1
+                continue
+            lenient.append(obj)
+
+    def _rows(self, typed: list[Any], lenient: list[dict[str, Any]]) -> _Rows:
+        def column(get: Callable[[Any], Any] | None) -> list[Any]:
+            return list(map(get, typed)) if get is not None else []
+
+        f = self.fields
+        rows = _Rows(
+            numeric=[column(g) for g in self._numeric_get],
+            categorical=[column(g) for g in self._categorical_get],
+            timestamp=column(self._timestamp_get),
+            models=column(self._model_get),
+            versions=column(self._version_get),
+            truth=column(self._truth_get),
+            preset=[],
+        )
+        n_num = len(self.layout.numeric)
+        base = len(typed)
+        for i, obj in enumerate(lenient):
+            r = base + i
+            for j, spec in enumerate(self.layout.numeric):
+                value, kind = _lenient_number(_get_path(obj, spec.path))
+                rows.numeric[j].append(value)
+                if kind is not Kind.OK and kind is not Kind.MISSING:
+                    rows.preset.append((r, j, kind))
+            for j, spec in enumerate(self.layout.categorical):
+                value, kind = _lenient_category(_get_path(obj, spec.path))
+                rows.categorical[j].append(value)
+                if kind is Kind.TYPE_MISMATCH:
+                    rows.preset.append((r, n_num + j, kind))
+            if f.timestamp is not None:
+                rows.timestamp.append(_get_path(obj, f.timestamp))
+            if f.model_path is not None:
+                rows.models.append(_get_path(obj, f.model_path))
+            if f.version_path is not None:
+                rows.versions.append(_get_path(obj, f.version_path))
+            if f.ground_truth is not None:
+                rows.truth.append(_get_path(obj, f.ground_truth))
+        return rows
+
+    # -- classification -------------------------------------------------------------------
+
+    def _classify(self, rows: _Rows, now: float | None) -> Batch:
+        layout = self.layout
+        n = _row_count(rows)
+        n_num, n_cat = len(layout.numeric), len(layout.categorical)
+        flags = np.zeros((n, len(layout.anomaly_fields)), dtype=np.int8)
+        for r, col, kind in rows.preset:
+            flags[r, col] = kind
+
+        numeric = np.empty((n, n_num), dtype=np.float64)
+        for j, values in enumerate(rows.numeric):
+            numeric[:, j] = _float_column(values)
+        if n_num:
+            self._classify_numeric(numeric, flags)
+
+        categorical = np.full((n, n_cat), -1, dtype=np.int64)
+        for j, values in enumerate(rows.categorical):
+            categorical[:, j], kinds = self._encode(j, values)
+            column = flags[:, n_num + j]
+            np.copyto(column, kinds, where=column == 0)
+
+        timestamp = np.full(n, np.nan)
+        if layout.has_timestamp:
+            timestamp = self._timestamps(rows.timestamp, flags[:, layout.timestamp_column], now)
+
+        groups, group = self._groups(rows, n)
+        wrong = self._wrong(rows, categorical, numeric, flags, n)
+        return Batch(groups, group, numeric, categorical, flags, timestamp, wrong)
+
+    def _classify_numeric(self, numeric: FloatArray, flags: npt.NDArray[np.int8]) -> None:
+        for j, spec in enumerate(self.layout.numeric):
+            column = numeric[:, j]
+            if spec.scale != 1.0:
+                column *= spec.scale
+            kind = flags[:, j]
+            missing = np.isnan(column)
+            kind[missing & (kind == 0)] = Kind.MISSING
+            bad = np.zeros(len(column), dtype=bool)
+            with np.errstate(invalid="ignore"):
+                if spec.minimum is not None:
+                    bad |= column < spec.minimum * spec.scale
+                if spec.maximum is not None:
+                    bad |= column > spec.maximum * spec.scale
+            # Configured bounds say what a valid value is: outside them, the value is counted
+            # and kept out of the statistics, so one garbage value cannot swing a mean.
+            kind[bad] = Kind.OUT_OF_RANGE
+            column[bad] = np.nan
+
+    def _encode(self, j: int, values: list[Any]) -> tuple[IntArray, npt.NDArray[np.int8]]:
+        vocabulary = self.vocabularies[j]
+        codes = np.empty(len(values), dtype=np.int64)
+        kinds = np.zeros(len(values), dtype=np.int8)
+        code = vocabulary.code
+        for i, value in enumerate(values):
+            if value is None:
+                codes[i] = -1
+                kinds[i] = Kind.MISSING
+                continue
+            c = code(value if type(value) is str else _category_text(value))
+            codes[i] = c
+            if c == vocabulary.other:
+                kinds[i] = Kind.UNSEEN_CATEGORY
+        return codes, kinds
+
+    def _timestamps(
+        self, values: list[Any], kind: npt.NDArray[np.int8], now: float | None
+    ) -> FloatArray:
+        scale = self.fields.timestamp_scale
+        try:
+            ts = np.array(values, dtype=np.float64) * scale
+        except (ValueError, TypeError):
+            ts = np.array(
+                [_parse_timestamp(v, scale) if v is not None else math.nan for v in values]
+            )
+            unparseable = np.isnan(ts) & np.array([v is not None for v in values], dtype=bool)
+            kind[unparseable & (kind == 0)] = Kind.TYPE_MISMATCH
+        kind[np.isnan(ts) & (kind == 0)] = Kind.MISSING
+        if now is not None:
+            with np.errstate(invalid="ignore"):
+                kind[(ts < now - self._late_after) & (kind == 0)] = Kind.LATE
+                kind[(ts > now + self._future_after) & (kind == 0)] = Kind.FUTURE
+        return ts
+
+    def _groups(self, rows: _Rows, n: int) -> tuple[list[tuple[str, str]], IntArray]:
+        f = self.fields
+        if f.model_path is None and f.version_path is None:
+            return [(f.model_value, f.version_value)], np.zeros(n, dtype=np.int64)
+        models = rows.models or [None] * n
+        versions = rows.versions or [None] * n
+        index: dict[tuple[Any, Any], int] = {}
+        codes = np.empty(n, dtype=np.int64)
+        for i, key in enumerate(zip(models, versions, strict=True)):
+            code = index.get(key)
+            if code is None:
+                code = index[key] = len(index)
+            codes[i] = code
+        groups = [
+            (
+                _label_text(m, f.model_value),
+                _label_text(v, f.version_value),
+            )
+            for m, v in index
+        ]
+        return groups, codes
+
+    def _wrong(
+        self,
+        rows: _Rows,
+        categorical: IntArray,
+        numeric: FloatArray,
+        flags: npt.NDArray[np.int8],
+        n: int,
+    ) -> npt.NDArray[np.int8]:
+        """Classification error per record: the label against the predicted class."""
+        wrong = np.full(n, -1, dtype=np.int8)
+        if not rows.truth or self.fields.predicted_class is None:
+            return wrong
+        predicted = rows.categorical[0]
+        column = flags[:, self.layout.ground_truth_column]
+        for i, (label, guess) in enumerate(zip(rows.truth, predicted, strict=True)):
+            if label is None or guess is None:
+                continue
+            if isinstance(label, dict | list):
+                column[i] = Kind.TYPE_MISMATCH
+                continue
+            wrong[i] = _category_text(label) != _category_text(guess)
+        return wrong
+
+
+def _label_text(value: Any, default: str) -> str:
+    if value is None or isinstance(value, dict | list):
+        return default
+    return _category_text(value)
+
+
+def _row_count(rows: _Rows) -> int:
+    for column in (*rows.numeric, *rows.categorical, rows.timestamp, rows.models, rows.truth):
+        return len(column)
+    return 0
+
+
+def _float_column(values: Sequence[Any]) -> FloatArray:
+    """None → NaN in one numpy call; the lenient path already turned bad values into NaN."""
+    return np.array(values, dtype=np.float64)
+
+
+def _pieces(data: bytes, size: int) -> Iterable[bytes]:
+    """Split at newlines into pieces of about ``size`` bytes."""
+    start, end = 0, len(data)
+    while start < end:
+        stop = data.rfind(b"\n", start, start + size) + 1 if start + size < end else end
+        if stop <= start:  # one line longer than a piece: take it whole
+            stop = data.find(b"\n", start + size)
+            stop = end if stop < 0 else stop + 1
+        yield data[start:stop]
+        start = stop

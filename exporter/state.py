@@ -1,0 +1,215 @@
+"""Per-(model, version) state: counters since start, histograms and sliding windows.
+
+One lock guards it all: the ingest thread holds it while adding a batch summary, a scrape
+holds it only while copying window views; quantiles and everything derived are computed on
+the copies, outside the lock, so a scrape never stalls ingestion for long.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from exporter.anomaly import Kind
+from exporter.config_types import Config, WindowSpec
+from exporter.records import OTHER, Batch, Layout
+from exporter.sketch import SketchLayout, quantiles
+from exporter.window import Ring, Shape, Summary, summarize
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+MAX_GROUPS = 64  # distinct (model, version) pairs kept; more fold into one overflow group
+OVERFLOW_GROUP = ("__other__", "__other__")
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A Prometheus histogram of one numeric field (cumulative counts per upper bound)."""
+
+    name: str
+    column: int
+    bounds: tuple[float, ...]
+
+
+@dataclass
+class _Group:
+    totals: Summary
+    histogram_counts: IntArray  # [H, len(bounds) + 1], the last column is +Inf
+    histogram_sums: FloatArray  # [H]
+    rings: list[Ring]
+
+
+@dataclass(frozen=True)
+class WindowView:
+    spec: WindowSpec
+    summary: Summary
+    quantiles: FloatArray  # [F, Q], NaN where the field had no value
+
+
+@dataclass(frozen=True)
+class GroupSnapshot:
+    model: str
+    version: str
+    totals: Summary
+    histogram_counts: IntArray
+    histogram_sums: FloatArray
+    windows: list[WindowView]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    now: float
+    layout: Layout
+    categories: list[list[tuple[int, str]]]  # per categorical field: (code, value), __other__ last
+    histograms: tuple[Histogram, ...]
+    quantiles: tuple[float, ...]
+    groups: list[GroupSnapshot] = field(default_factory=list)
+
+
+class State:
+    def __init__(self, config: Config, layout: Layout, category_names: list[list[str]]) -> None:
+        """``category_names`` are the decoder's vocabularies (append-only lists, read under
+        the lock), so a code always maps to the value it was given for."""
+        self._config = config
+        self._layout = layout
+        self._category_lists = category_names
+        caps = [spec.max_categories for spec in layout.categorical]
+        self._shape = Shape(
+            numeric=len(layout.numeric),
+            categorical=len(layout.categorical),
+            categories=max(caps, default=0) + 1,
+            anomaly_fields=len(layout.anomaly_fields) + 1,
+            sketch=SketchLayout(relative_accuracy=config.sketch_relative_accuracy),
+        )
+        columns = {spec.name: i for i, spec in enumerate(layout.numeric)}
+        self._histograms = tuple(
+            Histogram(name, columns[name], bounds)
+            for name, bounds in config.histograms
+            if name in columns
+        )
+        self._groups: dict[tuple[str, str], _Group] = {}
+        self._last_key = (config.fields.model_value, config.fields.version_value)
+        self._lock = threading.Lock()
+
+    @property
+    def shape(self) -> Shape:
+        return self._shape
+
+    def _group(self, key: tuple[str, str]) -> _Group:
+        group = self._groups.get(key)
+        if group is None:
+            if len(self._groups) >= MAX_GROUPS - 1 and key != OVERFLOW_GROUP:
+                return self._group(OVERFLOW_GROUP)
+            h = len(self._histograms)
+            widest = max((len(x.bounds) for x in self._histograms), default=0) + 1
+            group = _Group(
+                totals=Summary.empty(self._shape, with_sketch=False),
+                histogram_counts=np.zeros((h, widest), dtype=np.int64),
+                histogram_sums=np.zeros(h),
+                rings=[
+                    Ring(w, self._config.window_buckets, self._shape) for w in self._config.windows
+                ],
+            )
+            self._groups[key] = group
+        return group
+
+    def ingest(self, batch: Batch, now: float) -> None:
+        """Add a batch whose records all arrived at ``now``."""
+        parts: list[tuple[tuple[str, str], Summary, npt.NDArray[np.bool_] | None]] = []
+        if len(batch.groups) == 1:
+            parts.append((batch.groups[0], summarize(batch, None, self._shape), None))
+        else:
+            for code, key in enumerate(batch.groups):
+                rows = batch.group == code
+                parts.append((key, summarize(batch, rows, self._shape), rows))
+        with self._lock:
+            for key, summary, rows in parts:
+                if summary.records == 0:
+                    continue
+                group = self._group(key)
+                self._add(
+                    group, summary, batch.numeric if rows is None else batch.numeric[rows], now
+                )
+                self._last_key = key
+            errors = sum(batch.parse_errors.values())
+            if errors:
+                self._add_parse_errors(errors, now)
+
+    def _add(self, group: _Group, summary: Summary, numeric: FloatArray, now: float) -> None:
+        for ring in group.rings:
+            ring.add(now, summary)
+        summary.sketch = None
+        group.totals.add(summary)
+        for h, histogram in enumerate(self._histograms):
+            values = numeric[:, histogram.column]
+            values = values[~np.isnan(values)]
+            slots = np.searchsorted(np.asarray(histogram.bounds), values, side="left")
+            group.histogram_counts[h, : len(histogram.bounds) + 1] += np.bincount(
+                slots, minlength=len(histogram.bounds) + 1
+            )
+            group.histogram_sums[h] += float(values.sum())
+
+    def _add_parse_errors(self, errors: int, now: float) -> None:
+        """A line that is not a record names no model: it is charged to the group of the
+        record read just before it (usually the only group a sidecar sees)."""
+        summary = Summary.empty(self._shape)
+        summary.anomalies[-1, Kind.PARSE_ERROR] = errors
+        group = self._group(self._last_key)
+        for ring in group.rings:
+            ring.add(now, summary)
+        summary.sketch = None
+        group.totals.add(summary)
+
+    def snapshot(self, now: float) -> Snapshot:
+        with self._lock:
+            names = [
+                [*enumerate(values), (spec.max_categories, OTHER)]
+                for values, spec in zip(self._category_lists, self._layout.categorical, strict=True)
+            ]
+            copied = [
+                (
+                    key,
+                    _copy(group.totals),
+                    group.histogram_counts.copy(),
+                    group.histogram_sums.copy(),
+                    [(ring.spec, ring.view(now)) for ring in group.rings],
+                )
+                for key, group in self._groups.items()
+            ]
+        snapshot = Snapshot(now, self._layout, names, self._histograms, self._config.quantiles)
+        for (model, version), totals, counts, sums, views in copied:
+            windows = [WindowView(spec, view, self._quantiles(view)) for spec, view in views]
+            snapshot.groups.append(GroupSnapshot(model, version, totals, counts, sums, windows))
+        return snapshot
+
+    def _quantiles(self, summary: Summary) -> FloatArray:
+        qs = self._config.quantiles
+        result = np.full((self._shape.numeric, len(qs)), math.nan)
+        if summary.sketch is None:
+            return result
+        for f in range(self._shape.numeric):
+            if summary.count[f]:
+                result[f] = quantiles(self._shape.sketch, summary.sketch[f], qs)
+        return result
+
+
+def _copy(summary: Summary) -> Summary:
+    return Summary(
+        records=summary.records,
+        count=summary.count.copy(),
+        total=summary.total.copy(),
+        squares=summary.squares.copy(),
+        low=summary.low.copy(),
+        high=summary.high.copy(),
+        sketch=None,
+        categories=summary.categories.copy(),
+        anomalies=summary.anomalies.copy(),
+        labelled=summary.labelled,
+        wrong=summary.wrong,
+        latest=summary.latest,
+    )

@@ -1,0 +1,181 @@
+"""Aggregates of a set of records, and time-sliding windows made of them.
+
+A ``Summary`` holds what a window needs to answer every scrape question — count, sum, sum of
+squares, min, max and a quantile sketch per numeric field, category counts, anomaly counts and
+label outcomes — with array shapes fixed by the layout. Summaries merge by addition (min/max
+by min/max), so a batch is summarised once and added to each window, and a window is the
+merge of its live buckets. Nothing here reads the clock: ``now`` is always an argument.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from exporter.anomaly import N_KINDS, Kind
+from exporter.config_types import WindowSpec
+from exporter.records import Batch
+from exporter.sketch import SketchLayout
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Array sizes of every summary of one pipeline."""
+
+    numeric: int  # F
+    categorical: int  # C
+    categories: int  # widest vocabulary + 1 (the __other__ slot)
+    anomaly_fields: int  # A, the last row is the whole record (parse errors)
+    sketch: SketchLayout
+
+
+@dataclass
+class Summary:
+    records: int
+    count: IntArray  # [F] valid values
+    total: FloatArray  # [F] sum
+    squares: FloatArray  # [F] sum of squares
+    low: FloatArray  # [F] min (+inf when empty)
+    high: FloatArray  # [F] max (-inf when empty)
+    sketch: IntArray | None  # [F, S] bucket counts; None where quantiles are not needed
+    categories: IntArray  # [C, V]
+    anomalies: IntArray  # [A, N_KINDS]
+    labelled: int
+    wrong: int
+    latest: float  # largest record timestamp (-inf when none)
+
+    @classmethod
+    def empty(cls, shape: Shape, with_sketch: bool = True) -> Summary:
+        f = shape.numeric
+        return cls(
+            records=0,
+            count=np.zeros(f, dtype=np.int64),
+            total=np.zeros(f),
+            squares=np.zeros(f),
+            low=np.full(f, np.inf),
+            high=np.full(f, -np.inf),
+            sketch=np.zeros((f, shape.sketch.size), dtype=np.int64) if with_sketch else None,
+            categories=np.zeros((shape.categorical, shape.categories), dtype=np.int64),
+            anomalies=np.zeros((shape.anomaly_fields, N_KINDS), dtype=np.int64),
+            labelled=0,
+            wrong=0,
+            latest=-math.inf,
+        )
+
+    def clear(self) -> None:
+        self.records = self.labelled = self.wrong = 0
+        self.latest = -math.inf
+        for array in (self.count, self.total, self.squares, self.categories, self.anomalies):
+            array.fill(0)
+        self.low.fill(np.inf)
+        self.high.fill(-np.inf)
+        if self.sketch is not None:
+            self.sketch.fill(0)
+
+    def add(self, other: Summary) -> None:
+        """Merge ``other`` into this summary in place."""
+        self.records += other.records
+        self.labelled += other.labelled
+        self.wrong += other.wrong
+        self.latest = max(self.latest, other.latest)
+        self.count += other.count
+        self.total += other.total
+        self.squares += other.squares
+        np.minimum(self.low, other.low, out=self.low)
+        np.maximum(self.high, other.high, out=self.high)
+        self.categories += other.categories
+        self.anomalies += other.anomalies
+        if self.sketch is not None and other.sketch is not None:
+            self.sketch += other.sketch
+
+
+def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) -> Summary:
+    """Summarise the batch's records (all, or those selected by the ``rows`` mask)."""
+    numeric = batch.numeric if rows is None else batch.numeric[rows]
+    codes = batch.categorical if rows is None else batch.categorical[rows]
+    flags = batch.flags if rows is None else batch.flags[rows]
+    wrong = batch.wrong if rows is None else batch.wrong[rows]
+    stamps = batch.timestamp if rows is None else batch.timestamp[rows]
+    n = len(numeric)
+    summary = Summary.empty(shape)
+    summary.records = n
+    if n == 0:
+        return summary
+
+    valid = ~np.isnan(numeric)
+    summary.count = valid.sum(axis=0)
+    zeroed = np.where(valid, numeric, 0.0)
+    summary.total = zeroed.sum(axis=0)
+    summary.squares = (zeroed * zeroed).sum(axis=0)
+    summary.low = np.where(valid, numeric, np.inf).min(axis=0)
+    summary.high = np.where(valid, numeric, -np.inf).max(axis=0)
+    by_field = numeric.T[valid.T]  # values grouped field by field
+    field_of = np.repeat(np.arange(shape.numeric), summary.count)
+    summary.sketch = shape.sketch.counts_per_row(
+        shape.sketch.index(by_field), field_of, shape.numeric
+    )
+
+    if shape.categorical:
+        offsets = np.arange(shape.categorical, dtype=np.int64)[None, :] * shape.categories
+        present = codes >= 0
+        flat = np.bincount(
+            (codes + offsets)[present], minlength=shape.categorical * shape.categories
+        )
+        summary.categories = flat.reshape(shape.categorical, shape.categories)
+
+    width = flags.shape[1]
+    offsets = np.arange(width, dtype=np.int64)[None, :] * N_KINDS
+    flat = np.bincount((flags.astype(np.int64) + offsets).ravel(), minlength=width * N_KINDS)
+    summary.anomalies[:width] = flat.reshape(width, N_KINDS)
+    summary.anomalies[:, Kind.OK] = 0
+
+    summary.labelled = int((wrong >= 0).sum())
+    summary.wrong = int((wrong == 1).sum())
+    if len(stamps) and not np.isnan(stamps).all():
+        summary.latest = float(np.nanmax(stamps))
+    return summary
+
+
+class Ring:
+    """A time-sliding window: ``buckets`` summaries of ``seconds / buckets`` each.
+
+    A bucket is identified by its epoch number ⌊t / width⌋; a slot is reused (cleared) when a
+    newer epoch lands on it, and at read time only epochs within the last ``buckets`` count.
+    So an idle window empties itself without a timer, and the window spans between
+    (buckets − 1) and buckets bucket widths of time.
+    """
+
+    def __init__(self, spec: WindowSpec, buckets: int, shape: Shape) -> None:
+        self.spec = spec
+        self.width = spec.seconds / buckets
+        self._slots = [Summary.empty(shape) for _ in range(buckets)]
+        self._epochs = [-1] * buckets
+        self._shape = shape
+
+    def _epoch(self, now: float) -> int:
+        return math.floor(now / self.width)
+
+    def add(self, now: float, summary: Summary) -> None:
+        epoch = self._epoch(now)
+        slot = epoch % len(self._slots)
+        if self._epochs[slot] != epoch:
+            if self._epochs[slot] > epoch:
+                return  # older than anything the window still holds
+            self._slots[slot].clear()
+            self._epochs[slot] = epoch
+        self._slots[slot].add(summary)
+
+    def view(self, now: float) -> Summary:
+        """The merge of the buckets still inside the window at ``now``."""
+        epoch = self._epoch(now)
+        merged = Summary.empty(self._shape)
+        for slot, slot_epoch in zip(self._slots, self._epochs, strict=True):
+            if epoch - len(self._slots) < slot_epoch <= epoch:
+                merged.add(slot)
+        return merged
