@@ -1,0 +1,91 @@
+"""Turn pieces of a file into whole lines with bounded memory (pure: no I/O).
+
+The normal path does no per-line work: one ``rfind`` per piece finds where whole lines end;
+the rest waits for its newline. Only when a piece is longer than ``max_line`` can it hold an
+over-long line, and only then are lines looked at one by one.
+"""
+
+from __future__ import annotations
+
+BOM = b"\xef\xbb\xbf"
+
+
+class LineAssembler:
+    """Per-file line state: the pending partial line, or the over-long line being skipped.
+
+    ``feed`` returns the whole lines now available and how many file bytes they settle.
+    Settled bytes end at a line boundary, so the offset "handed out + settled" is always safe to
+    checkpoint: a partial or half-skipped line is read again after a restart, never split.
+    """
+
+    __slots__ = ("_partial", "at_start", "max_line", "pending", "skipping", "too_long")
+
+    def __init__(self, max_line: int, *, at_start: bool, skipping: bool = False) -> None:
+        self.max_line = max_line
+        self.at_start = at_start  # the next settled byte is file offset 0 (strip a BOM there)
+        self.skipping = skipping
+        self.pending = 0  # file bytes consumed but not settled (partial or skipped)
+        self.too_long = 0  # over-long lines dropped so far (cumulative)
+        self._partial = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, int]:
+        settled = 0
+        if self.skipping:
+            nl = data.find(b"\n")
+            if nl < 0:
+                self.pending += len(data)
+                return b"", 0
+            settled = self.pending + nl + 1
+            self.pending = 0
+            self.skipping = False
+            self.at_start = False
+            data = data[nl + 1 :]
+        buf = self._partial + data if self._partial else data
+        end = buf.rfind(b"\n") + 1
+        rest = len(buf) - end
+        if rest > self.max_line:
+            self.too_long += 1
+            self.skipping = True
+            self._partial = b""
+        else:
+            self._partial = buf[end:] if rest else b""
+        self.pending = rest
+        if end == 0:
+            return b"", settled
+        out = buf[:end] if rest else buf
+        if self.at_start:
+            self.at_start = False
+            if out.startswith(BOM):
+                out = out[len(BOM) :]
+        if len(out) > self.max_line + 1:
+            # Lines wholly inside ``data`` are no longer than ``data``; only the first line,
+            # which carries the old partial, can be over-long when pieces are small.
+            if len(data) > self.max_line:
+                out = self._drop_long(out)
+            elif out.find(b"\n") > self.max_line:
+                self.too_long += 1
+                out = out[out.find(b"\n") + 1 :]
+        return out, settled + end
+
+    def _drop_long(self, out: bytes) -> bytes:
+        """Remove lines whose content exceeds max_line (only reached for large pieces)."""
+        kept: list[bytes] = []
+        start = 0
+        dropped = False
+        limit = self.max_line
+        while start < len(out):
+            nl = out.index(b"\n", start)
+            if nl - start > limit:
+                self.too_long += 1
+                dropped = True
+            else:
+                kept.append(out[start : nl + 1])
+            start = nl + 1
+        return b"".join(kept) if dropped else out
+
+    def reset(self) -> None:
+        """Forget everything buffered (the file was truncated or replaced)."""
+        self._partial = b""
+        self.pending = 0
+        self.skipping = False
+        self.at_start = True

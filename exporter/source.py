@@ -1,0 +1,498 @@
+"""Follow log files through rotation, truncation, deletion and restarts; hand out whole lines.
+
+One ``poll_once`` stats every matched file once and reads what is new. Nothing here sleeps or
+starts a thread: the caller decides when to poll (a timer, or a watchdog wake-up from
+``exporter.watch``), so tests drive it by hand with a ManualClock.
+
+Rotation, in the order a poll handles it:
+1. A tracked file that is no longer at a matched path was renamed away or deleted. It is
+   drained to EOF first (lines written just before the rename are not lost), then kept open for
+   ``rotate_wait`` to catch late writes of a writer that still holds it, then closed.
+2. A matched path whose (device, inode) is new to us is a new file. With a trusted checkpoint
+   entry it resumes there; found at start-up it follows ``start_at``; found later it is read
+   from 0 (it was created after we started, so all of it is news).
+3. A known file whose size fell below our offset, or whose head bytes changed, was truncated or
+   rewritten in place (copytruncate): it is read again from 0.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat as stat_mod
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+from exporter.clock import Clock
+from exporter.config_types import SourceConfig, TailConfig
+from exporter.fileident import (
+    FileOps,
+    Head,
+    check_head,
+    is_glob,
+    last_line_start,
+    read_head,
+    read_marker,
+)
+from exporter.linebuf import LineAssembler
+from exporter.positions import Key, Position, Positions
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_CHUNKS = 32  # poll_once(None) reads at most this many read_chunk_bytes pieces
+_REOPEN_ERRNOS = frozenset({errno.ESTALE, errno.EBADF})
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Whole lines from one file; ``source`` is the configured path (the metric label)."""
+
+    source: str
+    path: str
+    data: bytes
+    lines: int
+
+
+@dataclass(frozen=True)
+class SourceStats:
+    """Counters are cumulative since start and never decrease; the last three are gauges."""
+
+    lines: int = 0
+    bytes_read: int = 0
+    rotations: int = 0
+    truncations: int = 0
+    lines_too_long: int = 0
+    read_errors: int = 0
+    opens: int = 0
+    checkpoint_resets: int = 0
+    files_present: int = 0
+    open_files: int = 0
+    lag_bytes: int = 0
+
+
+class _Counters:
+    """Mutable twin of SourceStats, updated under the tailer's lock."""
+
+    __slots__ = (
+        "bytes_read",
+        "checkpoint_resets",
+        "files_present",
+        "lag_bytes",
+        "lines",
+        "lines_too_long",
+        "open_files",
+        "opens",
+        "read_errors",
+        "rotations",
+        "truncations",
+    )
+
+    def __init__(self) -> None:
+        self.lines = self.bytes_read = self.rotations = self.truncations = 0
+        self.lines_too_long = self.read_errors = self.opens = self.checkpoint_resets = 0
+        self.files_present = self.open_files = self.lag_bytes = 0
+
+    def snapshot(self) -> SourceStats:
+        return SourceStats(**{f.name: getattr(self, f.name) for f in fields(SourceStats)})
+
+
+class _Tracked:
+    """One open file of one source. ``handed`` is the end of the last whole line handed out."""
+
+    __slots__ = (
+        "asm",
+        "fd",
+        "handed",
+        "head",
+        "key",
+        "mtime_ns",
+        "nlink",
+        "path",
+        "rotated_at",
+        "size",
+    )
+
+    def __init__(
+        self, path: str, fd: int, key: Key, head: Head, handed: int, asm: LineAssembler
+    ) -> None:
+        self.path = path
+        self.fd = fd  # -1 after a stale handle was dropped; reopened on the next poll
+        self.key = key
+        self.head = head
+        self.handed = handed
+        self.asm = asm
+        self.size = -1  # size/mtime at the last look; equal again => nothing to do
+        self.mtime_ns = -1
+        self.nlink = 1
+        self.rotated_at: float | None = None  # monotonic time it left its path
+
+    @property
+    def read_off(self) -> int:
+        return self.handed + self.asm.pending
+
+
+class _LogLimiter:
+    """At most one warning per (path, errno) a minute: a broken file must not flood the log."""
+
+    def __init__(self, clock: Clock, interval: float = 60.0) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._last: dict[tuple[str, int], float] = {}
+
+    def warn(self, path: str, err: OSError, what: str) -> None:
+        key = (path, err.errno or 0)
+        now = self._clock.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval:
+            return
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = now
+        log.warning("cannot %s %s: %s", what, path, err.strerror or err)
+
+
+class Tailer:
+    def __init__(
+        self,
+        sources: Sequence[SourceConfig],
+        tail: TailConfig,
+        clock: Clock,
+        positions: Positions | None = None,
+        *,
+        ops: FileOps | None = None,
+    ) -> None:
+        self._sources = list(sources)
+        self._tail = tail
+        self._clock = clock
+        self._pos = positions if positions is not None else Positions.load(tail.positions_file)
+        self._ops = ops if ops is not None else FileOps()
+        self._files: dict[str, dict[Key, _Tracked]] = {s.path: {} for s in self._sources}
+        self._counters = {s.path: _Counters() for s in self._sources}
+        # A source tailed before (entries in the checkpoint) reads files new to it from 0:
+        # they appeared while we were stopped. start_at only governs a first deployment.
+        self._history = {s.path: self._pos.has_source(s.path) for s in self._sources}
+        self._lock = threading.Lock()
+        self._limiter = _LogLimiter(clock)
+        self._missing_logged: set[str] = set()
+        self._first_poll = True
+        self._closed = False
+        self._rr = 0
+        self.more_pending = False  # the last poll stopped on its byte budget: poll again soon
+
+    # ---- public API -------------------------------------------------------------------
+
+    def poll_once(self, max_bytes: int | None = None) -> list[Chunk]:
+        """Stat every matched file once, read what is new (at most ``max_bytes``), return lines."""
+        if self._closed:
+            return []
+        budget = max_bytes if max_bytes is not None else self._budget_default()
+        out: list[Chunk] = []
+        now = self._clock.monotonic()
+        self.more_pending = False
+        n = len(self._sources)
+        order = self._sources[self._rr :] + self._sources[: self._rr]  # no source starves
+        self._rr = (self._rr + 1) % n if n else 0
+        for src in order:
+            budget = self._poll_source(src, now, budget, out)
+        self._first_poll = False
+        self._refresh_gauges()
+        return out
+
+    def stats(self) -> dict[str, SourceStats]:
+        with self._lock:
+            return {path: c.snapshot() for path, c in self._counters.items()}
+
+    def checkpoint_errors(self) -> int:
+        return self._pos.errors
+
+    def save_positions(self) -> None:
+        """Record every tracked file at the end of its last handed-out line, prune, persist."""
+        now = self._clock.now()
+        for src in self._sources:
+            for f in self._files[src.path].values():
+                self._remember(src.path, f, now)
+        self._pos.prune(now, self._tail.positions_ttl)
+        self._pos.save()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for files in self._files.values():
+            for f in files.values():
+                self._close_fd(f)
+            files.clear()
+        self._refresh_gauges()
+
+    # ---- one source -------------------------------------------------------------------
+
+    def _budget_default(self) -> int:
+        return self._tail.read_chunk_bytes * DEFAULT_BUDGET_CHUNKS
+
+    def _poll_source(self, src: SourceConfig, now: float, budget: int, out: list[Chunk]) -> int:
+        files = self._files[src.path]
+        matched = self._match(src)
+        for key, f in files.items():
+            if key not in matched and f.rotated_at is None:
+                self._mark_gone(src, f, now)
+            elif key in matched:
+                f.rotated_at = None  # back under a matched name (or never left)
+        for key, f in list(files.items()):  # drain files that left their path, oldest first
+            if f.rotated_at is None:
+                continue
+            if f.fd < 0 or now - f.rotated_at >= self._tail.rotate_wait:
+                self._retire(src, f)
+                del files[key]
+            else:
+                budget = self._drain_gone(src, f, budget, out)
+        for key, (path, st) in matched.items():
+            known = files.get(key)
+            cur = known if known is not None else self._open_new(src, path, key)
+            if cur is None:
+                continue
+            files[key] = cur
+            cur.path = path
+            if cur.fd < 0 and not self._reopen(src, cur):
+                continue
+            budget = self._advance(src, cur, st, budget, out)
+        return budget
+
+    def _match(self, src: SourceConfig) -> dict[Key, tuple[str, os.stat_result]]:
+        paths = self._ops.glob(src.path) if is_glob(src.path) else [src.path]
+        matched: dict[Key, tuple[str, os.stat_result]] = {}
+        for p in paths:
+            try:
+                st = self._ops.stat(p)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as e:
+                self._read_error(src, p, e, "stat")
+                continue
+            if stat_mod.S_ISREG(st.st_mode):
+                matched.setdefault((st.st_dev, st.st_ino), (p, st))
+        if matched:
+            self._missing_logged.discard(src.path)
+        elif src.path not in self._missing_logged:
+            self._missing_logged.add(src.path)  # once per absence, not once per poll
+            log.info("no file matches %s yet; waiting for it", src.path)
+        return matched
+
+    # ---- opening ----------------------------------------------------------------------
+
+    def _open_new(self, src: SourceConfig, path: str, key: Key) -> _Tracked | None:
+        try:
+            fd = self._ops.open(path)
+        except FileNotFoundError:
+            return None  # gone between stat and open; the next poll sees the new state
+        except OSError as e:
+            self._read_error(src, path, e, "open")
+            return None
+        try:
+            st = self._ops.fstat(fd)
+            if (st.st_dev, st.st_ino) != key:
+                raise FileExistsError  # replaced between stat and open; next poll sees which
+            head = read_head(self._ops, fd)
+            start, skipping = self._start_offset(src, fd, key, st.st_size, head)
+        except OSError as e:
+            self._ops.close(fd)
+            if not isinstance(e, FileExistsError):
+                self._read_error(src, path, e, "read")
+            return None
+        with self._lock:
+            self._counters[src.path].opens += 1
+        asm = LineAssembler(self._tail.max_line_bytes, at_start=start == 0, skipping=skipping)
+        return _Tracked(path, fd, key, head, start, asm)
+
+    def _start_offset(
+        self, src: SourceConfig, fd: int, key: Key, size: int, head: Head
+    ) -> tuple[int, bool]:
+        entry = self._pos.get(key)
+        if entry is not None:
+            if self._entry_valid(fd, entry, size):
+                return entry.offset, False
+            # Inode reused, or rewritten while we were stopped: the offset belongs elsewhere.
+            log.info("checkpoint for %s does not match the file; reading it from 0", src.path)
+            with self._lock:
+                self._counters[src.path].checkpoint_resets += 1
+            self._pos.forget(key)
+            return 0, False
+        if self._first_poll and not self._history[src.path] and src.start_at == "end":
+            return last_line_start(self._ops, fd, size, self._tail.max_line_bytes)
+        return 0, False
+
+    def _entry_valid(self, fd: int, entry: Position, size: int) -> bool:
+        if entry.offset > size or entry.head_len > size:
+            return False
+        if check_head(self._ops, fd, Head(entry.head_len, entry.head)) is None:
+            return False
+        return read_marker(self._ops, fd, entry.offset) == entry.marker
+
+    def _reopen(self, src: SourceConfig, f: _Tracked) -> bool:
+        """Replace a stale handle; resume if the file is still the one we read, else from 0."""
+        try:
+            fd = self._ops.open(f.path)
+            st = self._ops.fstat(fd)
+        except OSError as e:
+            if not isinstance(e, FileNotFoundError):
+                self._read_error(src, f.path, e, "open")
+            return False
+        if (st.st_dev, st.st_ino) != f.key:
+            self._ops.close(fd)
+            return False
+        f.fd = fd
+        f.size = f.mtime_ns = -1
+        f.asm = LineAssembler(self._tail.max_line_bytes, at_start=f.handed == 0)
+        with self._lock:
+            self._counters[src.path].opens += 1
+        return True
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def _advance(
+        self, src: SourceConfig, f: _Tracked, st: os.stat_result, budget: int, out: list[Chunk]
+    ) -> int:
+        size, mtime = st.st_size, st.st_mtime_ns
+        changed = size != f.size or mtime != f.mtime_ns
+        if not changed and f.read_off >= size:
+            return budget  # the idle path: one stat, nothing else
+        f.size, f.mtime_ns = size, mtime
+        try:
+            if size < f.read_off:
+                self._truncated(src, f, "shrank below the read offset")
+            elif changed:
+                head = check_head(self._ops, f.fd, f.head)
+                if head is None:
+                    self._truncated(src, f, "its first bytes changed")
+                else:
+                    f.head = head
+        except OSError as e:
+            self._pread_failed(src, f, e)
+            return budget
+        return self._read(src, f, budget, out)
+
+    def _truncated(self, src: SourceConfig, f: _Tracked, why: str) -> None:
+        log.info("%s was truncated (%s); reading it from 0", f.path, why)
+        f.handed = 0
+        f.asm.reset()
+        f.head = read_head(self._ops, f.fd)
+        with self._lock:
+            self._counters[src.path].truncations += 1
+
+    def _read(self, src: SourceConfig, f: _Tracked, budget: int, out: list[Chunk]) -> int:
+        piece = self._tail.read_chunk_bytes
+        got = lines = 0
+        too_long = f.asm.too_long
+        while budget > 0:
+            want = min(piece, budget)
+            try:
+                data = self._ops.pread(f.fd, want, f.read_off)
+            except OSError as e:
+                self._pread_failed(src, f, e)
+                break
+            if not data:
+                break
+            budget -= len(data)
+            got += len(data)
+            complete, settled = f.asm.feed(data)
+            f.handed += settled
+            if complete:
+                n = complete.count(b"\n")
+                lines += n
+                out.append(Chunk(src.path, f.path, complete, n))
+            if len(data) < want:
+                break
+        if budget <= 0:
+            self.more_pending = True
+        with self._lock:
+            c = self._counters[src.path]
+            c.bytes_read += got
+            c.lines += lines
+            c.lines_too_long += f.asm.too_long - too_long
+        return budget
+
+    def _pread_failed(self, src: SourceConfig, f: _Tracked, e: OSError) -> None:
+        self._read_error(src, f.path, e, "read")
+        if e.errno in _REOPEN_ERRNOS:
+            self._close_fd(f)  # a stale handle never recovers; reopen by path next poll
+
+    def _read_error(self, src: SourceConfig, path: str, e: OSError, what: str) -> None:
+        with self._lock:
+            self._counters[src.path].read_errors += 1
+        self._limiter.warn(path, e, what)
+
+    # ---- files that left their path ---------------------------------------------------
+
+    def _mark_gone(self, src: SourceConfig, f: _Tracked, now: float) -> None:
+        f.rotated_at = now
+        if f.fd < 0:
+            return
+        try:
+            f.nlink = self._ops.fstat(f.fd).st_nlink
+        except OSError:
+            f.nlink = 0
+        if f.nlink > 0:  # renamed away (a deletion is not a rotation)
+            log.info("%s was rotated; draining the old file", f.path)
+            with self._lock:
+                self._counters[src.path].rotations += 1
+
+    def _drain_gone(self, src: SourceConfig, f: _Tracked, budget: int, out: list[Chunk]) -> int:
+        try:
+            st = self._ops.fstat(f.fd)
+        except OSError as e:
+            self._pread_failed(src, f, e)
+            return budget
+        f.nlink = st.st_nlink
+        f.size = st.st_size
+        if st.st_size <= f.read_off:
+            return budget
+        return self._read(src, f, budget, out)
+
+    def _retire(self, src: SourceConfig, f: _Tracked) -> None:
+        """Close a file whose grace period is over; keep its checkpoint only if it still exists."""
+        if f.nlink > 0:
+            self._remember(src.path, f, self._clock.now())
+        else:
+            self._pos.forget(f.key)  # deleted: its inode number will be reused
+        self._close_fd(f)
+
+    def _remember(self, source: str, f: _Tracked, now: float) -> None:
+        if f.fd < 0:
+            return
+        try:
+            marker = read_marker(self._ops, f.fd, f.handed)
+        except OSError as e:
+            self._limiter.warn(f.path, e, "checkpoint")
+            return
+        self._pos.put(
+            Position(
+                dev=f.key[0],
+                ino=f.key[1],
+                offset=f.handed,
+                head_len=f.head.length,
+                head=f.head.hash,
+                marker=marker,
+                source=source,
+                path=f.path,
+                seen=now,
+            )
+        )
+
+    def _close_fd(self, f: _Tracked) -> None:
+        if f.fd >= 0:
+            try:
+                self._ops.close(f.fd)
+            except OSError as e:
+                self._limiter.warn(f.path, e, "close")
+            f.fd = -1
+
+    def _refresh_gauges(self) -> None:
+        with self._lock:
+            for path, files in self._files.items():
+                c = self._counters[path]
+                c.open_files = sum(1 for f in files.values() if f.fd >= 0)
+                c.files_present = sum(
+                    1 for f in files.values() if f.fd >= 0 and f.rotated_at is None
+                )
+                c.lag_bytes = sum(max(0, f.size - f.handed) for f in files.values() if f.fd >= 0)

@@ -1,0 +1,161 @@
+"""Drive a Tailer by hand and count what it hands out, independently of the real parser.
+
+``records`` = lines that ``json.loads`` accepts; ``parse_errors`` = non-blank lines it refuses.
+Every chunk is also checked against the Chunk contract (whole lines, honest line count).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from exporter.clock import ManualClock
+from exporter.config_types import SourceConfig, StartAt, TailConfig
+from exporter.fileident import FileOps
+from exporter.source import Chunk, SourceStats, Tailer
+from exporter.watch import Waker, start_watch
+
+
+def record(i: int, pad: int = 0) -> bytes:
+    return json.dumps({"i": i, "pad": "x" * pad}).encode() + b"\n"
+
+
+def records(start: int, n: int, pad: int = 0) -> bytes:
+    return b"".join(record(i, pad) for i in range(start, start + n))
+
+
+def count_lines(chunks: list[Chunk]) -> tuple[int, int]:
+    ok = bad = 0
+    for c in chunks:
+        assert c.data.endswith(b"\n"), "a chunk must hold whole lines only"
+        assert c.lines == c.data.count(b"\n")
+        for line in c.data.split(b"\n")[:-1]:
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+            except ValueError:
+                bad += 1
+            else:
+                ok += 1
+    return ok, bad
+
+
+class Writer:
+    """Appends to a path, either holding one O_APPEND fd or reopening for every write."""
+
+    def __init__(self, path: Path, keep_open: bool) -> None:
+        self.path = path
+        self.keep_open = keep_open
+        self.fd = -1
+
+    def write(self, data: bytes) -> None:
+        if self.keep_open:
+            if self.fd < 0:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(self.fd, data)
+        else:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+
+    def reopen(self) -> None:
+        """What a writer does after rotation (logrotate's postrotate signal)."""
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class Harness:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        name: str = "p.jsonl",
+        pattern: str | None = None,
+        start_at: StartAt = "end",
+        create: bool = True,
+        watch: bool = False,
+        keep_open: bool = True,
+        ops: FileOps | None = None,
+        tail: TailConfig | None = None,
+        tick_at_start: bool = True,
+    ) -> None:
+        self.dir = directory
+        self.path = directory / name
+        where = str(directory / pattern) if pattern else str(self.path)
+        self.source = SourceConfig(path=where, start_at=start_at)
+        self.tail = tail or TailConfig(
+            rotate_wait=5.0, positions_file=str(directory / "positions.json")
+        )
+        self.clock = ManualClock(1000.0)
+        self.ops = ops
+        self.writer = Writer(self.path, keep_open)
+        self.records = self.parse_errors = 0
+        self.history: list[SourceStats] = []
+        self.waker = Waker()
+        self._stop_watch: Callable[[], None] | None = None
+        if watch:
+            self._stop_watch = start_watch([self.source.path], self.waker)
+        if create:
+            self.path.touch()
+        self.tailer = self._new_tailer()
+        if tick_at_start:
+            self.tick()
+
+    def _new_tailer(self) -> Tailer:
+        return Tailer([self.source], self.tail, self.clock, ops=self.ops)
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def tick(self, max_bytes: int | None = None) -> None:
+        """One poll as the ingest loop does it: after a wake-up (if watching), until drained."""
+        self.waker.wait(0)
+        while True:
+            chunks = self.tailer.poll_once(max_bytes)
+            ok, bad = count_lines(chunks)
+            self.records += ok
+            self.parse_errors += bad
+            self.history.append(self.stats())
+            if not self.tailer.more_pending:
+                return
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def stats(self) -> SourceStats:
+        return self.tailer.stats()[self.source.path]
+
+    def stop(self) -> None:
+        """A clean shutdown: last poll already done by the caller, checkpoint saved, fds closed."""
+        self.tailer.save_positions()
+        self.tailer.close()
+
+    def start(self) -> None:
+        """A fresh process from the checkpoint; its counters start at 0."""
+        self.records = self.parse_errors = 0
+        self.history.clear()
+        self.tailer = self._new_tailer()
+        self.tick()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.tailer.close()
+        self.writer.close()
+        if self._stop_watch is not None:
+            self._stop_watch()
+
+
+def open_fds() -> int:
+    return sum(1 for _ in Path("/proc/self/fd").iterdir())

@@ -1,0 +1,110 @@
+"""The checkpoint file: round trip, tolerance of damage, atomic replace, TTL pruning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from exporter import positions as positions_mod
+from exporter.positions import FORMAT_VERSION, Position, Positions
+
+
+def entry(ino: int, *, offset: int = 10, seen: float = 100.0, source: str = "s") -> Position:
+    return Position(
+        dev=1,
+        ino=ino,
+        offset=offset,
+        head_len=5,
+        head="abcd",
+        marker="ef01",
+        source=source,
+        path=f"/logs/{ino}",
+        seen=seen,
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = str(tmp_path / "pos.json")
+    p = Positions(path)
+    written = [entry(1), entry(2, offset=99)]
+    for e in written:
+        p.put(e)
+    assert p.save()
+    back = Positions.load(path)
+    assert back.errors == 0
+    assert sorted(back.entries(), key=lambda e: e.ino) == written
+    assert json.loads(Path(path).read_bytes())["version"] == FORMAT_VERSION
+
+
+def test_missing_file_is_a_first_run_not_an_error(tmp_path: Path) -> None:
+    p = Positions.load(str(tmp_path / "absent.json"))
+    assert (p.errors, p.entries()) == (0, [])
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"\x00\xff garbage",
+        b"[]",
+        b'{"version": 99, "files": []}',
+        b'{"version": 1, "files": {}}',
+        b'{"version": 1, "files": [{"dev": 1}]}',
+        b'{"version": 1, "files": [{"dev": "1", "ino": 2, "offset": 3, "head_len": 0,'
+        b' "head": "", "marker": "", "source": "", "path": "", "seen": 0}]}',
+        b'{"version": 1, "files": [{"dev": 1, "ino": 2, "offset": -3, "head_len": 0,'
+        b' "head": "", "marker": "", "source": "", "path": "", "seen": 0}]}',
+        b"[" * 100_000,
+    ],
+)
+def test_damaged_checkpoint_is_counted_and_ignored(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "pos.json"
+    path.write_bytes(content)
+    p = Positions.load(str(path))
+    assert (p.errors, p.entries()) == (1, [])
+
+
+def test_crash_during_save_keeps_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(tmp_path / "pos.json")
+    p = Positions(path)
+    p.put(entry(1))
+    assert p.save()
+    p.put(entry(2))
+
+    def crash(*_: object) -> None:
+        raise OSError("killed before the rename")
+
+    monkeypatch.setattr(positions_mod.Path, "replace", crash)
+    assert not p.save()
+    assert p.errors == 1
+    monkeypatch.undo()
+    back = Positions.load(path)
+    assert (back.errors, [e.ino for e in back.entries()]) == (0, [1])
+
+
+def test_prune_drops_only_entries_older_than_ttl() -> None:
+    p = Positions()
+    for ino, seen in [(1, 0.0), (2, 50.0), (3, 100.0)]:
+        p.put(entry(ino, seen=seen))
+    assert p.prune(now=120.0, ttl=60.0) == 2
+    assert [e.ino for e in p.entries()] == [3]
+
+
+def test_has_source_and_forget() -> None:
+    p = Positions()
+    p.put(entry(1, source="a"))
+    assert p.has_source("a")
+    assert not p.has_source("b")
+    p.forget((1, 1))
+    assert not p.has_source("a")
+
+
+def test_without_a_path_nothing_is_written(tmp_path: Path) -> None:
+    p = Positions.load(None)
+    p.put(entry(1))
+    assert p.save()
+    assert list(tmp_path.iterdir()) == []
