@@ -1,0 +1,127 @@
+"""``model-exporter``: argv, logging, signals and exit codes. Nothing imports this module.
+
+Exit codes: 0 clean stop, 1 runtime failure (e.g. the port is taken), 2 bad config or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from exporter import __version__
+from exporter.config import load_config
+from exporter.demo import run_demo
+from exporter.errors import ConfigError
+from exporter.sidecar import build, run_until
+
+log = logging.getLogger("model-exporter")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="model-exporter",
+        description="Prometheus exporter sidecar for ML models: tails a prediction log and "
+        "exposes rolling-window statistics, anomalies and drift on /metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"model-exporter {__version__}")
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="logging verbosity (default: info)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the sidecar")
+    run.add_argument("--config", required=True, help="path to the YAML config")
+    run.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        help="HOST:PORT to serve /metrics on (overrides listen_address; default :10027)",
+    )
+
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("config", help="path to the YAML config")
+
+    demo = sub.add_parser(
+        "demo", help="a simulated model writing a log, and the sidecar tailing it"
+    )
+    demo.add_argument("--web.listen-address", dest="listen_address", default=":10027")
+    demo.add_argument("--rate", type=float, default=200.0, help="records per second (default 200)")
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    demo.add_argument(
+        "--drift-start", type=float, default=120.0, help="seconds until the drift episode"
+    )
+    demo.add_argument("--drift-end", type=float, default=420.0, help="seconds until the drift ends")
+    demo.add_argument("--log", default=None, help="where to write the log (default: a temp dir)")
+    demo.add_argument(
+        "--writer-only",
+        action="store_true",
+        help="only simulate the model writing the log (no sidecar)",
+    )
+    return parser
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, draining and stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        sidecar = build(config, args.listen_address)
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", args.listen_address or config.listen_address, exc)
+        return 1
+    run_until(sidecar, _stop_on_signals())
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    fields = config.fields
+    print(
+        f"{args.config}: ok — {len(config.sources)} source(s), "
+        f"{len(fields.numeric)} numeric and {len(fields.categorical)} categorical field(s), "
+        f"windows {', '.join(w.name for w in config.windows)}"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "check-config":
+            return _check(args)
+        if args.command == "demo":
+            return run_demo(args, _stop_on_signals())
+    except ConfigError as exc:
+        print(
+            f"model-exporter: invalid configuration ({len(exc.problems)} problem(s)):",
+            file=sys.stderr,
+        )
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    return 2

@@ -1,0 +1,335 @@
+"""Render the state as Prometheus metric families, fresh at every scrape.
+
+Follows prometheus_client's custom-collector pattern: the store knows nothing of Prometheus;
+this module walks one ``Snapshot`` and builds families from it. Only this module and
+``server`` import prometheus_client.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from exporter import __version__
+from exporter.anomaly import (
+    CATEGORICAL_KINDS,
+    KIND_NAMES,
+    LABEL_KINDS,
+    NUMERIC_KINDS,
+    RECORD_KINDS,
+    TIMESTAMP_KINDS,
+    Kind,
+)
+from exporter.records import Layout
+from exporter.state import GroupSnapshot, Snapshot, WindowView
+
+MODEL_LABELS = ["model", "version"]
+
+
+class SourceCounters(Protocol):
+    """What the tailer reports per configured source (``source.SourceStats``)."""
+
+    @property
+    def lines(self) -> int: ...
+    @property
+    def bytes_read(self) -> int: ...
+    @property
+    def rotations(self) -> int: ...
+    @property
+    def truncations(self) -> int: ...
+    @property
+    def lines_too_long(self) -> int: ...
+    @property
+    def read_errors(self) -> int: ...
+    @property
+    def opens(self) -> int: ...
+    @property
+    def checkpoint_resets(self) -> int: ...
+    @property
+    def files_present(self) -> int: ...
+    @property
+    def open_files(self) -> int: ...
+    @property
+    def lag_bytes(self) -> int: ...
+
+
+@dataclass
+class Health:
+    """The sidecar's own counters, gathered by the pipeline at scrape time."""
+
+    sources: Mapping[str, SourceCounters] = field(default_factory=dict)
+    parse_errors: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (source, reason)
+    last_read: Mapping[str, float] = field(default_factory=dict)  # source → wall time
+    checkpoint_errors: int = 0
+    ingest_seconds: float = 0.0
+
+
+def anomaly_pairs(layout: Layout) -> list[tuple[int, str, tuple[Kind, ...]]]:
+    """(row of the anomaly matrix, field label, kinds that can happen to it)."""
+    pairs: list[tuple[int, str, tuple[Kind, ...]]] = []
+    for row, name in enumerate(layout.anomaly_fields):
+        kinds: tuple[Kind, ...]
+        if row < len(layout.numeric):
+            kinds = NUMERIC_KINDS
+        elif row < len(layout.numeric) + len(layout.categorical):
+            kinds = CATEGORICAL_KINDS
+        elif name == "timestamp":
+            kinds = TIMESTAMP_KINDS
+        else:
+            kinds = LABEL_KINDS
+        pairs.append((row, name, kinds))
+    pairs.append((len(layout.anomaly_fields), "record", RECORD_KINDS))
+    return pairs
+
+
+def _number(value: float) -> str:
+    """A label value for a configured number: ``0.5`` not ``0.50000``."""
+    return repr(float(value)).removesuffix(".0") if float(value).is_integer() else repr(value)
+
+
+class ModelCollector(Collector):
+    def __init__(
+        self,
+        snapshot: Callable[[], Snapshot],
+        health: Callable[[], Health] | None = None,
+    ) -> None:
+        self._snapshot = snapshot
+        self._health = health
+
+    def describe(self) -> list[Metric]:
+        # Returning nothing keeps registration from calling collect() (which would take a
+        # snapshot at import or start-up time).
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._snapshot()
+        yield from _model_families(snapshot)
+        yield from _build_info()
+        if self._health is not None:
+            yield from _health_families(self._health())
+
+
+def _build_info() -> Iterator[Metric]:
+    info = GaugeMetricFamily(
+        "model_exporter_build_info",
+        "Build information of the model-exporter sidecar.",
+        labels=["version", "python_version"],
+    )
+    info.add_metric([__version__, platform.python_version()], 1.0)
+    yield info
+
+
+def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
+    layout = snapshot.layout
+    pairs = anomaly_pairs(layout)
+    wl = [*MODEL_LABELS, "window"]
+    fl = [*MODEL_LABELS, "field"]
+    fwl = [*MODEL_LABELS, "field", "window"]
+
+    predictions = CounterMetricFamily(
+        "model_predictions", "Prediction records ingested.", labels=MODEL_LABELS
+    )
+    anomalies = CounterMetricFamily(
+        "model_anomalies", "Bad or suspicious values by field and kind.", labels=[*fl, "kind"]
+    )
+    labelled = CounterMetricFamily(
+        "model_ground_truth", "Records with a ground-truth label.", labels=MODEL_LABELS
+    )
+    errors = CounterMetricFamily(
+        "model_prediction_errors", "Labelled predictions that were wrong.", labels=MODEL_LABELS
+    )
+    last_ts = GaugeMetricFamily(
+        "model_last_record_timestamp_seconds",
+        "Largest record timestamp seen (the record's own time field).",
+        labels=MODEL_LABELS,
+    )
+    histograms = [
+        HistogramMetricFamily(
+            f"model_{_histogram_name(h.name)}",
+            _HISTOGRAM_HELP[h.name],
+            labels=MODEL_LABELS,
+        )
+        for h in snapshot.histograms
+    ]
+    g = {
+        name: GaugeMetricFamily(f"model_window_{name}", help_text, labels=labels)
+        for name, help_text, labels in (
+            ("predictions", "Records in the window.", wl),
+            ("samples", "Valid values of a field in the window.", fwl),
+            ("mean", "Mean of the field's valid values in the window.", fwl),
+            ("stddev", "Population standard deviation in the window.", fwl),
+            ("min", "Smallest valid value in the window.", fwl),
+            ("max", "Largest valid value in the window.", fwl),
+            (
+                "quantile",
+                "Quantile from a log-bucket sketch (bounded relative error).",
+                [*fwl, "quantile"],
+            ),
+            (
+                "category_ratio",
+                "Share of each category among valid values.",
+                [*MODEL_LABELS, "field", "value", "window"],
+            ),
+            (
+                "anomaly_ratio",
+                "Anomalies of a kind per record in the window.",
+                [*fl, "kind", "window"],
+            ),
+            ("ground_truth", "Records with a ground-truth label in the window.", wl),
+            ("error_ratio", "Wrong predictions per labelled record in the window.", wl),
+        )
+    }
+
+    for group in snapshot.groups:
+        mv = [group.model, group.version]
+        t = group.totals
+        predictions.add_metric(mv, t.records)
+        labelled.add_metric(mv, t.labelled)
+        errors.add_metric(mv, t.wrong)
+        if math.isfinite(t.latest):
+            last_ts.add_metric(mv, t.latest)
+        for row, name, kinds in pairs:
+            for kind in kinds:
+                anomalies.add_metric([*mv, name, KIND_NAMES[kind]], int(t.anomalies[row, kind]))
+        for h, (family, histogram) in enumerate(zip(histograms, snapshot.histograms, strict=True)):
+            counts = group.histogram_counts[h, : len(histogram.bounds) + 1].cumsum()
+            buckets = [
+                (_number(b), float(c)) for b, c in zip(histogram.bounds, counts, strict=False)
+            ]
+            buckets.append(("+Inf", float(counts[-1])))
+            family.add_metric(mv, buckets, float(group.histogram_sums[h]))
+        for view in group.windows:
+            _window_metrics(g, snapshot, group, view, pairs)
+
+    yield predictions
+    yield anomalies
+    yield labelled
+    yield errors
+    yield last_ts
+    yield from histograms
+    yield from g.values()
+
+
+def _window_metrics(
+    g: Mapping[str, GaugeMetricFamily],
+    snapshot: Snapshot,
+    group: GroupSnapshot,
+    view: WindowView,
+    pairs: list[tuple[int, str, tuple[Kind, ...]]],
+) -> None:
+    layout = snapshot.layout
+    mv = [group.model, group.version]
+    w = view.spec.name
+    s = view.summary
+    g["predictions"].add_metric([*mv, w], s.records)
+    for f, spec in enumerate(layout.numeric):
+        n = int(s.count[f])
+        labels = [*mv, spec.name, w]
+        g["samples"].add_metric(labels, n)
+        if n == 0:
+            continue
+        mean = s.total[f] / n
+        variance = max(s.squares[f] / n - mean * mean, 0.0)
+        g["mean"].add_metric(labels, mean)
+        g["stddev"].add_metric(labels, math.sqrt(variance))
+        g["min"].add_metric(labels, s.low[f])
+        g["max"].add_metric(labels, s.high[f])
+        for q, value in zip(snapshot.quantiles, view.quantiles[f], strict=True):
+            g["quantile"].add_metric([*labels, _number(q)], float(value))
+    for c, spec in enumerate(layout.categorical):
+        counts = s.categories[c]
+        n = int(counts.sum())
+        g["samples"].add_metric([*mv, spec.name, w], n)
+        if n == 0:
+            continue
+        for code, value in snapshot.categories[c]:
+            g["category_ratio"].add_metric([*mv, spec.name, value, w], counts[code] / n)
+    if s.records:
+        for row, name, kinds in pairs:
+            for kind in kinds:
+                ratio = s.anomalies[row, kind] / s.records
+                g["anomaly_ratio"].add_metric([*mv, name, KIND_NAMES[kind], w], ratio)
+    if layout.has_ground_truth:
+        g["ground_truth"].add_metric([*mv, w], s.labelled)
+        if s.labelled:
+            g["error_ratio"].add_metric([*mv, w], s.wrong / s.labelled)
+
+
+def _histogram_name(field_name: str) -> str:
+    return {"prediction": "prediction_score"}.get(field_name, field_name)
+
+
+_HISTOGRAM_HELP = {
+    "latency_seconds": "Prediction latency in seconds.",
+    "prediction": "Prediction scores.",
+    "confidence": "Prediction confidence.",
+}
+
+
+def _health_families(health: Health) -> Iterator[Metric]:
+    def per_source(name: str, help_text: str, attr: str, counter: bool) -> Metric:
+        family_type = CounterMetricFamily if counter else GaugeMetricFamily
+        family = family_type(name, help_text, labels=["source"])
+        for source, stats in health.sources.items():
+            family.add_metric([source], float(getattr(stats, attr)))
+        return family
+
+    p = "model_exporter_"
+    yield per_source(f"{p}lines", "Complete lines read from log files.", "lines", True)
+    yield per_source(f"{p}bytes_read", "Bytes read from log files.", "bytes_read", True)
+    yield per_source(f"{p}rotations", "Rename rotations followed.", "rotations", True)
+    yield per_source(f"{p}truncations", "Truncations detected.", "truncations", True)
+    yield per_source(
+        f"{p}lines_too_long", "Lines over max_line_bytes, skipped.", "lines_too_long", True
+    )
+    yield per_source(f"{p}read_errors", "Errors opening or reading log files.", "read_errors", True)
+    yield per_source(f"{p}file_opens", "Log files opened.", "opens", True)
+    yield per_source(
+        f"{p}checkpoint_resets",
+        "Saved positions not trusted (file changed).",
+        "checkpoint_resets",
+        True,
+    )
+    yield per_source(f"{p}open_files", "File descriptors held.", "open_files", False)
+    yield per_source(f"{p}source_lag_bytes", "Bytes written but not yet read.", "lag_bytes", False)
+    up = GaugeMetricFamily(
+        f"{p}source_up", "1 when a file of the source is present and readable.", labels=["source"]
+    )
+    for source, stats in health.sources.items():
+        up.add_metric([source], 1.0 if stats.files_present > 0 else 0.0)
+    yield up
+    parse = CounterMetricFamily(
+        f"{p}parse_errors",
+        "Lines that are not a JSON object, by reason.",
+        labels=["source", "reason"],
+    )
+    for (source, reason), count in sorted(health.parse_errors.items()):
+        parse.add_metric([source, reason], count)
+    yield parse
+    last = GaugeMetricFamily(
+        f"{p}last_read_timestamp_seconds", "Wall time the last line was read.", labels=["source"]
+    )
+    for source, when in health.last_read.items():
+        last.add_metric([source], when)
+    yield last
+    yield CounterMetricFamily(
+        f"{p}checkpoint_errors",
+        "Corrupt or unwritable positions file.",
+        value=health.checkpoint_errors,
+    )
+    yield CounterMetricFamily(
+        f"{p}ingest_seconds",
+        "Time spent parsing lines and updating state.",
+        value=health.ingest_seconds,
+    )
