@@ -53,35 +53,42 @@ class LineAssembler:
         if end == 0:
             return b"", settled
         out = buf[:end] if rest else buf
-        if self.at_start:
-            self.at_start = False
-            if out.startswith(BOM):
-                out = out[len(BOM) :]
+        bom = self.at_start and out.startswith(BOM)  # lengths count raw bytes, BOM included
+        self.at_start = False
         if len(out) > self.max_line + 1:
             # Lines wholly inside ``data`` are no longer than ``data``; only the first line,
             # which carries the old partial, can be over-long when pieces are small.
             if len(data) > self.max_line:
-                out = self._drop_long(out)
-            elif out.find(b"\n") > self.max_line:
-                self.too_long += 1
-                out = out[out.find(b"\n") + 1 :]
+                out, first_kept = self._drop_long(out)
+            else:
+                first = out.find(b"\n")
+                first_kept = first <= self.max_line
+                if not first_kept:
+                    self.too_long += 1
+                    out = out[first + 1 :]
+            bom = bom and first_kept
+        if bom:
+            out = out[len(BOM) :]
         return out, settled + end
 
-    def _drop_long(self, out: bytes) -> bytes:
-        """Remove lines whose content exceeds max_line (only reached for large pieces)."""
+    def _drop_long(self, out: bytes) -> tuple[bytes, bool]:
+        """Remove lines longer than max_line (only reached for large pieces).
+
+        Returns the kept bytes and whether the first line was kept.
+        """
         kept: list[bytes] = []
         start = 0
-        dropped = False
+        first_kept = True
         limit = self.max_line
         while start < len(out):
             nl = out.index(b"\n", start)
             if nl - start > limit:
                 self.too_long += 1
-                dropped = True
+                first_kept = first_kept and start > 0
             else:
                 kept.append(out[start : nl + 1])
             start = nl + 1
-        return b"".join(kept) if dropped else out
+        return b"".join(kept), first_kept
 
     def reset(self) -> None:
         """Forget everything buffered (the file was truncated or replaced)."""

@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from exporter.clock import ManualClock
 from exporter.config_types import SourceConfig, StartAt, TailConfig
@@ -26,9 +27,22 @@ def records(start: int, n: int, pad: int = 0) -> bytes:
     return b"".join(record(i, pad) for i in range(start, start + n))
 
 
-def count_lines(chunks: list[Chunk]) -> tuple[int, int]:
+COUNTERS = (
+    "lines",
+    "bytes_read",
+    "rotations",
+    "truncations",
+    "lines_too_long",
+    "read_errors",
+    "opens",
+    "checkpoint_resets",
+)
+
+
+def count_lines(chunks: list[Chunk], by_path: dict[str, int] | None = None) -> tuple[int, int]:
     ok = bad = 0
     for c in chunks:
+        assert not c.data.startswith(b"\xef\xbb\xbf"), "the BOM is stripped"
         assert c.data.endswith(b"\n"), "a chunk must hold whole lines only"
         assert c.lines == c.data.count(b"\n")
         for line in c.data.split(b"\n")[:-1]:
@@ -40,6 +54,8 @@ def count_lines(chunks: list[Chunk]) -> tuple[int, int]:
                 bad += 1
             else:
                 ok += 1
+                if by_path is not None:
+                    by_path[c.path] = by_path.get(c.path, 0) + 1
     return ok, bad
 
 
@@ -85,20 +101,22 @@ class Harness:
         watch: bool = False,
         keep_open: bool = True,
         ops: FileOps | None = None,
-        tail: TailConfig | None = None,
+        tail: dict[str, Any] | None = None,
         tick_at_start: bool = True,
     ) -> None:
         self.dir = directory
         self.path = directory / name
         where = str(directory / pattern) if pattern else str(self.path)
         self.source = SourceConfig(path=where, start_at=start_at)
-        self.tail = tail or TailConfig(
-            rotate_wait=5.0, positions_file=str(directory / "positions.json")
-        )
+        state = directory.parent / f"{directory.name}-state"
+        state.mkdir(exist_ok=True)  # outside the log directory, so `dir/*` never matches it
+        defaults: dict[str, Any] = {"rotate_wait": 5.0, "positions_file": str(state / "pos.json")}
+        self.tail = TailConfig(**(defaults | (tail or {})))
         self.clock = ManualClock(1000.0)
         self.ops = ops
         self.writer = Writer(self.path, keep_open)
-        self.records = self.parse_errors = 0
+        self.records = self.parse_errors = self.last_poll_bytes = 0
+        self.by_path: dict[str, int] = {}
         self.history: list[SourceStats] = []
         self.waker = Waker()
         self._stop_watch: Callable[[], None] | None = None
@@ -120,13 +138,22 @@ class Harness:
         """One poll as the ingest loop does it: after a wake-up (if watching), until drained."""
         self.waker.wait(0)
         while True:
-            chunks = self.tailer.poll_once(max_bytes)
-            ok, bad = count_lines(chunks)
-            self.records += ok
-            self.parse_errors += bad
-            self.history.append(self.stats())
+            self.tick_once(max_bytes)
             if not self.tailer.more_pending:
                 return
+
+    def tick_once(self, max_bytes: int | None = None) -> None:
+        chunks = self.tailer.poll_once(max_bytes)
+        self.last_poll_bytes = sum(len(c.data) for c in chunks)
+        ok, bad = count_lines(chunks, self.by_path)
+        self.records += ok
+        self.parse_errors += bad
+        now = self.stats()
+        if self.history:  # T35: no counter ever decreases, whatever happened to the files
+            before = self.history[-1]
+            for name in COUNTERS:
+                assert getattr(now, name) >= getattr(before, name), name
+        self.history.append(now)
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -142,6 +169,7 @@ class Harness:
     def start(self) -> None:
         """A fresh process from the checkpoint; its counters start at 0."""
         self.records = self.parse_errors = 0
+        self.by_path.clear()
         self.history.clear()
         self.tailer = self._new_tailer()
         self.tick()
@@ -159,3 +187,23 @@ class Harness:
 
 def open_fds() -> int:
     return sum(1 for _ in Path("/proc/self/fd").iterdir())
+
+
+class SilentObserver:
+    """A watchdog stand-in that accepts watches and never reports an event (T31)."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[tuple[Any, str, bool]] = []
+        self.started = self.stopped = False
+
+    def schedule(self, handler: Any, path: str, *, recursive: bool = False) -> None:
+        self.scheduled.append((handler, path, recursive))
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def join(self, timeout: float | None = None) -> None:
+        return None

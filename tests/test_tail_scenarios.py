@@ -7,14 +7,19 @@ Every scenario runs twice: polling alone, and with a real watchdog observer ring
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import os
 import shutil
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tail_harness import Harness, Writer, open_fds, record, records
+from tail_harness import COUNTERS, Harness, SilentObserver, Writer, open_fds, record, records
+
+from exporter.watch import start_watch
 
 Make = Callable[..., Harness]
 
@@ -222,3 +227,302 @@ def test_t18_restart_resumes_where_it_stopped(make: Make) -> None:
     h.start()
     assert h.records == 1
     assert h.stats().checkpoint_resets == 0
+
+
+def test_t13_rewrite_bigger_without_a_tick_is_caught_by_the_head(make: Make) -> None:
+    h = make()
+    h.write(records(0, 10))
+    h.tick()
+    size = h.path.stat().st_size
+    os.truncate(h.path, 0)
+    h.write(records(1000, 20))  # different bytes from the start, and larger than before
+    assert h.path.stat().st_size > size
+    h.tick()
+    assert (h.records, h.stats().truncations) == (30, 1)
+
+
+def test_t13_identical_head_is_taken_for_an_append(make: Make) -> None:
+    """Documented limitation: a rewrite that starts with the very same bytes looks like growth."""
+    h = make()
+    h.write(records(0, 10))
+    h.tick()
+    os.truncate(h.path, 0)
+    h.write(records(0, 20))
+    h.tick()
+    assert (h.records, h.stats().truncations) == (20, 0)
+
+
+def _stop_at_offset(h: Harness, content: bytes) -> None:
+    h.write(content)
+    h.tick()
+    h.stop()
+    shutil.copyfile(h.path, h.dir / "p.jsonl.1")
+    os.truncate(h.path, 0)
+
+
+def test_t17_copytruncate_while_stopped_smaller(make: Make) -> None:
+    h = make()
+    _stop_at_offset(h, records(0, 10))
+    h.write(records(100, 3))
+    h.start()
+    assert (h.records, h.stats().checkpoint_resets) == (3, 1)
+
+
+def test_t17_copytruncate_while_stopped_larger(make: Make) -> None:
+    h = make()
+    _stop_at_offset(h, records(0, 10))
+    h.write(records(100, 30))
+    h.start()
+    assert (h.records, h.stats().checkpoint_resets) == (30, 1)
+
+
+def test_t17_same_head_but_different_bytes_before_the_offset(make: Make) -> None:
+    """Head identical (first KiB), offset region different: only the marker can tell."""
+    h = make()
+    same = records(0, 12, pad=100)  # > 1 KiB shared prefix
+    _stop_at_offset(h, same + records(500, 5))
+    h.write(same + records(700, 40))
+    h.start()
+    assert (h.records, h.stats().checkpoint_resets) == (12 + 40, 1)
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x00garbage{{", b'{"version": 1}'])
+@pytest.mark.parametrize(("start_at", "expected"), [("end", 2), ("beginning", 7)])
+def test_t20_corrupt_checkpoint_falls_back_to_start_at(
+    make: Make, tmp_path: Path, damage: bytes, start_at: str, expected: int
+) -> None:
+    h = make(start_at=start_at, create=False, tick_at_start=False)
+    h.tailer.close()
+    assert h.tail.positions_file is not None
+    Path(h.tail.positions_file).write_bytes(damage)
+    h.path.write_bytes(records(0, 5))
+    h.start()
+    assert h.tailer.checkpoint_errors() == 1
+    h.write(records(5, 2))
+    h.tick()
+    assert h.records == expected
+
+
+def test_t21_entries_of_vanished_files_are_pruned_after_the_ttl(make: Make) -> None:
+    h = make(pattern="*.jsonl", start_at="beginning")
+    for name in ("a", "b", "c"):
+        (h.dir / f"{name}.jsonl").write_bytes(record(0))
+    h.tick()
+    h.stop()
+    for name in ("a", "b", "c"):
+        (h.dir / f"{name}.jsonl").unlink()
+    h.start()
+    assert h.tail.positions_file is not None
+    saved = Path(h.tail.positions_file)
+
+    def entries() -> set[str]:
+        h.tailer.save_positions()
+        return {Path(e["path"]).name for e in json.loads(saved.read_bytes())["files"]}
+
+    assert entries() == {"a.jsonl", "b.jsonl", "c.jsonl", "p.jsonl"}  # kept within the TTL
+    h.advance(h.tail.positions_ttl + 1)
+    h.tick()
+    assert entries() == {"p.jsonl"}
+
+
+def _json_line(total: int) -> bytes:
+    """A valid JSON line whose content (without the newline) is exactly ``total`` bytes."""
+    head = b'{"pad":"'
+    return head + b"x" * (total - len(head) - 2) + b'"}\n'
+
+
+def test_t22_over_long_line_is_skipped_and_tailing_resyncs(make: Make) -> None:
+    limit = 1 << 20
+    h = make(tail={"max_line_bytes": limit})
+    assert len(_json_line(limit)) == limit + 1
+    h.write(record(0) + _json_line(2 * limit) + record(1) + _json_line(limit))
+    h.tick()
+    assert (h.records, h.parse_errors, h.stats().lines_too_long) == (3, 0, 1)
+    h.write(record(2))
+    h.tick()
+    assert h.records == 4
+
+
+def test_t22_memory_stays_bounded_while_a_huge_line_streams_in(make: Make) -> None:
+    limit = 64 << 10
+    h = make(tail={"max_line_bytes": limit, "read_chunk_bytes": 16 << 10})
+    h.write(record(0))
+    tracemalloc.start()
+    try:
+        for _ in range(40):  # 40 x 256 KiB = 10 MiB of one line, polled as it grows
+            h.write(b"y" * (256 << 10))
+            h.tick()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    h.write(b"\n" + record(1))
+    h.tick()
+    assert peak < 4 * limit + (256 << 10), peak
+    assert (h.records, h.stats().lines_too_long) == (2, 1)
+
+
+def test_t23_multibyte_character_across_read_pieces(make: Make) -> None:
+    h = make(tail={"read_chunk_bytes": 64})
+    text = "é€𝄞" * 50
+    line = json.dumps({"t": text}, ensure_ascii=False).encode() + b"\n"
+    assert len(line) > 64
+    h.write(line)
+    h.tick()
+    assert (h.records, h.parse_errors) == (1, 0)
+
+
+def test_t23_invalid_utf8_is_passed_through_and_tailing_continues(make: Make) -> None:
+    h = make()
+    h.write(b'{"a": "\xff\xfe"}\n' + record(1))
+    h.tick()
+    assert (h.records, h.parse_errors) == (1, 1)
+
+
+def test_t24_bom_crlf_and_blank_lines(make: Make) -> None:
+    h = make(create=False)
+    h.write(b"\xef\xbb\xbf" + b'{"a":1}\r\n' + b"\r\n" + b"\n" + b"   \t\n" + b'{"a":2}\r\n')
+    h.tick()
+    assert (h.records, h.parse_errors) == (2, 0)
+
+
+def test_t24_bom_split_across_polls(make: Make) -> None:
+    h = make(create=False)
+    h.write(b"\xef\xbb")
+    h.tick()
+    h.write(b'\xbf{"a":1}\n')
+    h.tick()
+    assert (h.records, h.parse_errors) == (1, 0)
+
+
+def test_t25_garbage_and_pretty_printed_json(make: Make) -> None:
+    h = make()
+    h.write(record(0) + b"not json\n" + record(1))
+    pretty = json.dumps({"a": 1}, indent=2).encode() + b"\n"
+    assert pretty.count(b"\n") == 3
+    h.write(pretty)
+    h.tick()
+    assert (h.records, h.parse_errors) == (2, 1 + 3)
+
+
+@pytest.mark.parametrize(("pattern", "a_after"), [("*.jsonl", 1), ("*", 1)])
+def test_t26_glob_new_files_and_renames(make: Make, pattern: str, a_after: int) -> None:
+    h = make(name="a.jsonl", pattern=pattern)
+    a = Writer(h.path, keep_open=False)
+    a.write(record(0))
+    h.tick()
+    (h.dir / "b.jsonl").write_bytes(records(1, 2))
+    h.path.rename(h.dir / "a.jsonl.1")
+    h.tick()
+    h.advance(h.tail.rotate_wait)
+    h.tick()
+    assert h.by_path == {str(h.path): a_after, str(h.dir / "b.jsonl"): 2}
+    assert h.stats().rotations == (1 if pattern == "*.jsonl" else 0)
+
+
+def test_t26_renamed_file_still_matched_keeps_being_followed(make: Make) -> None:
+    h = make(name="a.jsonl", pattern="*")
+    h.write(record(0))
+    h.tick()
+    h.path.rename(h.dir / "a.jsonl.1")
+    h.write(record(1))  # the writer's fd follows the inode
+    h.tick()
+    h.advance(10 * h.tail.rotate_wait)
+    h.writer.write(record(2))
+    h.tick()
+    assert h.records == 3
+    assert h.stats().open_files == 1
+
+
+def test_t27_identical_first_lines_are_different_files(make: Make) -> None:
+    h = make(pattern="*.jsonl")
+    first = record(0)
+    for name, i in (("a", 1), ("b", 2)):
+        (h.dir / f"{name}.jsonl").write_bytes(first + record(i))
+    h.tick()
+    assert h.by_path == {str(h.dir / "a.jsonl"): 2, str(h.dir / "b.jsonl"): 2}
+
+
+def test_t28_tiny_new_file(make: Make) -> None:
+    h = make(pattern="*.jsonl")
+    line = b'{"a":123}\n'
+    assert len(line) == 10
+    (h.dir / "tiny.jsonl").write_bytes(line)
+    h.tick()
+    assert h.records == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads mode-000 files; see the fake-EACCES twin")
+def test_t29_unreadable_file_with_real_permissions(
+    make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = make(create=False)
+    h.path.touch(mode=0o000)
+    h.tick()
+    h.tick()
+    assert h.stats().read_errors >= 1
+    h.path.chmod(0o644)
+    h.write(record(0))
+    h.tick()
+    assert h.records == 1
+    warned = [r for r in caplog.records if r.name == "exporter.source" and r.levelno >= 30]
+    assert len(warned) == 1
+
+
+def test_t31_no_events_at_all_polling_still_counts(tmp_path: Path) -> None:
+    observer = SilentObserver()
+    h = Harness(tmp_path)
+    try:
+        stop = start_watch([h.source.path], h.waker, observer_factory=lambda: observer)
+        h.write(records(0, 5))
+        assert not h.waker.wait(0)
+        h.tick()
+        assert h.records == 5
+        stop()
+        assert observer.stopped
+    finally:
+        h.close()
+
+
+def test_t32_burst_is_read_in_bounded_polls_until_the_lag_is_zero(make: Make) -> None:
+    h = make()
+    n = 200_000
+    h.write(records(0, n))
+    budget = 1 << 20
+    polls = 0
+    while True:
+        h.tick_once(budget)
+        polls += 1
+        assert h.last_poll_bytes <= budget + h.tail.max_line_bytes
+        if not h.tailer.more_pending:
+            break
+    assert h.records == n
+    assert h.stats().lag_bytes == 0
+    assert polls >= h.path.stat().st_size // budget
+
+
+def test_t34_drain_then_checkpoint_at_a_line_boundary(make: Make) -> None:
+    h = make()
+    h.write(records(0, 3) + b'{"partial":')
+    h.tick()  # the final poll the ingest loop makes on stop()
+    h.stop()
+    assert h.records == 3
+    assert h.tail.positions_file is not None
+    (saved,) = json.loads(Path(h.tail.positions_file).read_bytes())["files"]
+    assert saved["offset"] == len(records(0, 3))
+    h.write(b"1}\n")
+    h.start()
+    assert (h.records, h.parse_errors) == (1, 0)
+
+
+def test_t35_counters_never_decrease_across_truncation(make: Make) -> None:
+    h = make()
+    h.write(records(0, 50))
+    h.tick()
+    os.truncate(h.path, 0)
+    h.tick()
+    h.write(records(0, 2))
+    h.tick()
+    assert h.stats().truncations == 1
+    for before, after in itertools.pairwise(h.history):
+        for name in COUNTERS:
+            assert getattr(after, name) >= getattr(before, name)

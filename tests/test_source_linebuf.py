@@ -1,0 +1,74 @@
+"""LineAssembler against a plain oracle: split the whole stream at newlines, drop long lines."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter.linebuf import BOM, LineAssembler
+
+
+def oracle(stream: bytes, max_line: int) -> tuple[list[bytes], int, int]:
+    """(kept lines, over-long count, settled bytes) computed the obvious way."""
+    end = stream.rfind(b"\n") + 1
+    body = stream[:end]
+    kept: list[bytes] = []
+    too_long = 0
+    for i, line in enumerate(body.split(b"\n")[:-1]):
+        content = line[len(BOM) :] if i == 0 and line.startswith(BOM) else line
+        if len(line) > max_line:
+            too_long += 1
+        else:
+            kept.append(content)
+    tail = len(stream) - end
+    return kept, too_long + (1 if tail > max_line else 0), end
+
+
+line_bytes = st.lists(
+    st.one_of(
+        st.binary(max_size=12),
+        st.sampled_from([b"\n", b"\r\n", BOM, b"\xff", "é€".encode()]),
+    ),
+    max_size=40,
+).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    stream=line_bytes,
+    cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=12),
+    max_line=st.integers(min_value=1, max_value=40),
+)
+def test_any_split_gives_the_same_lines(stream: bytes, cuts: list[int], max_line: int) -> None:
+    asm = LineAssembler(max_line, at_start=True)
+    bounds = sorted({c for c in cuts if c < len(stream)} | {0, len(stream)})
+    out = b""
+    settled = 0
+    for a, b in itertools.pairwise(bounds):
+        data, n = asm.feed(stream[a:b])
+        out += data
+        settled += n
+        assert settled + asm.pending == b
+        assert asm.pending <= b - a + max_line + 1 or asm.skipping
+    kept, too_long, end = oracle(stream, max_line)
+    assert out == b"".join(line + b"\n" for line in kept)
+    assert asm.too_long == too_long
+    assert settled == end
+
+
+def test_settled_offset_never_points_inside_a_skipped_line() -> None:
+    asm = LineAssembler(4, at_start=True)
+    assert asm.feed(b"ab\nlonglong") == (b"ab\n", 3)
+    assert asm.skipping
+    assert asm.feed(b"more") == (b"", 0)
+    assert asm.feed(b"x\nok\n") == (b"ok\n", len(b"longlongmorex\nok\n"))
+
+
+def test_reset_forgets_partial_and_skip_state() -> None:
+    asm = LineAssembler(4, at_start=False)
+    asm.feed(b"toolongline")
+    asm.reset()
+    assert (asm.pending, asm.skipping, asm.at_start) == (0, False, True)
+    assert asm.feed(BOM + b"a\n") == (b"a\n", len(BOM) + 2)
