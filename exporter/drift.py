@@ -71,7 +71,7 @@ def quantile_edges(values: ArrayLike, probs: ArrayLike) -> FloatArray:
         return np.empty(0)
     edges = np.unique(np.quantile(v, _as_float(probs, "probs")))
     top = float(v.max())
-    if edges[-1] >= top:
+    if edges.size and edges[-1] >= top:
         edges = np.append(edges, np.nextafter(top, math.inf))
     return edges
 
