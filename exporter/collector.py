@@ -174,7 +174,7 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
             (
                 "quantile",
                 "Quantile from a log-bucket sketch (bounded relative error).",
-                [*fwl, "quantile"],
+                [*fwl, "q"],
             ),
             (
                 "category_ratio",

@@ -1,0 +1,133 @@
+"""Throughput of the ingest path: parse + anomalies + windows, on a generated prediction log.
+
+Prints lines/s for each stage in one run, with a stdlib-json baseline measured in the same run
+(the machine is shared: compare ratios, not absolute numbers across runs).
+
+    .venv/bin/python bench/bench_pipeline.py --lines 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from exporter.clock import ManualClock
+from exporter.config import load_config
+from exporter.config_types import SourceConfig
+from exporter.pipeline import Pipeline
+from exporter.records import Decoder
+from exporter.simulate import Scenario, write_log
+from exporter.source import Tailer
+from exporter.state import State
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def chunks_of(data: bytes, size: int) -> list[bytes]:
+    out, start = [], 0
+    while start < len(data):
+        stop = data.rfind(b"\n", start, start + size) + 1 if start + size < len(data) else len(data)
+        out.append(data[start:stop])
+        start = stop
+    return out
+
+
+def timed(label: str, lines: int, fn) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - started
+    rate = lines / seconds
+    print(f"  {label:<46} {rate:>12,.0f} lines/s  ({seconds:.2f} s)", flush=True)
+    return rate
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--chunk-bytes", type=int, default=256 << 10)
+    parser.add_argument("--malformed-ratio", type=float, default=0.001)
+    args = parser.parse_args()
+
+    config = load_config(ROOT / "config" / "exporter.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "predictions.jsonl"
+        scenario = Scenario(malformed_ratio=args.malformed_ratio, drift_start=None)
+        write_log(log, args.lines, start_ts=1_764_000_000.0, rate=1000.0, scenario=scenario)
+        data = log.read_bytes()
+        n = data.count(b"\n")
+        print(f"log: {n:,} lines, {len(data) / n:.0f} bytes/line, {len(data) / 2**20:.0f} MiB")
+        chunks = chunks_of(data, args.chunk_bytes)
+
+        baseline_lines = min(n, 200_000)
+
+        def stdlib() -> None:
+            for line in data.splitlines()[:baseline_lines]:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                features = record.get("features") or {}
+                for key in ("amount", "age", "merchant_risk"):
+                    value = features.get(key)
+                    if not isinstance(value, int | float):
+                        continue
+
+        base = timed("stdlib json.loads + dict access (baseline)", baseline_lines, stdlib)
+
+        decoder = Decoder(config.fields)
+
+        def decode() -> None:
+            for chunk in chunks:
+                decoder.decode(chunk, 1_764_000_000.0)
+
+        decode_rate = timed("decode to columns + classify anomalies", n, decode)
+
+        decoder = Decoder(config.fields)
+        state = State(config, decoder.layout, [v.values for v in decoder.vocabularies])
+
+        def pipeline() -> None:
+            now = 1_764_000_000.0
+            for chunk in chunks:
+                now += 0.25
+                state.ingest(decoder.decode(chunk, now), now)
+
+        full = timed("decode + windows + sketches + histograms", n, pipeline)
+
+        decoder = Decoder(config.fields)
+        state = State(config, decoder.layout, [v.values for v in decoder.vocabularies])
+        clock = ManualClock(1_764_000_000.0)
+        tail = config.tail
+        tailer = Tailer([SourceConfig(str(log), start_at="beginning")], tail, clock)
+        loop = Pipeline(tailer, decoder, state, clock, tail)
+
+        def tailed() -> None:
+            while loop.step():
+                clock.advance(0.25)
+
+        end_to_end = timed("tail the file + all of the above", n, tailed)
+        tailer.close()
+
+        started = time.perf_counter()
+        for _ in range(20):
+            state.snapshot(clock.now())
+        snapshot_ms = (time.perf_counter() - started) / 20 * 1000
+
+        counted = sum(g.totals.records for g in state.snapshot(clock.now()).groups)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  snapshot (all windows, quantiles): {snapshot_ms:.1f} ms")
+        print(f"  records counted: {counted:,}; peak RSS {rss:.0f} MiB")
+        print(
+            f"result: {end_to_end:,.0f} lines/s end to end "
+            f"({end_to_end / base:.1f}x the stdlib-json baseline; decode alone {decode_rate:,.0f}, "
+            f"decode+state {full:,.0f})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
