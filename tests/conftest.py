@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import harness
 import pytest
-from harness import (
+
+from tests import harness
+from tests.harness import (
     Alertmanager,
     ProcessGroup,
     Prometheus,

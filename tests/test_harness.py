@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import (
+
+from tests.harness import (
     Alertmanager,
     ProcessGroup,
     Prometheus,
@@ -78,7 +79,8 @@ def test_failing_tests_still_stop_processes_and_threads_are_checked(
 ) -> None:
     here = Path(__file__).parent
     pytester.makeconftest((here / "conftest.py").read_text())
-    pytester.makepyfile(harness=(here / "harness.py").read_text())
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "harness.py").write_text((here / "harness.py").read_text())
     pid_file = pytester.path / "pid"
     pytester.makepyfile(
         test_inner=textwrap.dedent(
