@@ -438,16 +438,14 @@ class Tailer:
                 self._counters[src.path].rotations += 1
 
     def _drain_gone(self, src: SourceConfig, f: _Tracked, budget: int, out: list[Chunk]) -> int:
+        """Read a file that left its path through its fd, with the same truncation checks."""
         try:
             st = self._ops.fstat(f.fd)
         except OSError as e:
             self._pread_failed(src, f, e)
             return budget
         f.nlink = st.st_nlink
-        f.size = st.st_size
-        if st.st_size <= f.read_off:
-            return budget
-        return self._read(src, f, budget, out)
+        return self._advance(src, f, st, budget, out)
 
     def _retire(self, src: SourceConfig, f: _Tracked) -> None:
         """Close a file whose grace period is over; keep its checkpoint only if it still exists."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,7 @@ class Harness:
         self.writer.close()
         if self._stop_watch is not None:
             self._stop_watch()
+            self._stop_watch = None
 
 
 def open_fds() -> int:
@@ -207,3 +209,51 @@ class SilentObserver:
 
     def join(self, timeout: float | None = None) -> None:
         return None
+
+
+class FaultyOps(FileOps):
+    """Counts every call; raises a chosen errno from a chosen call while ``fail`` is set."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.fail: dict[str, int] = {}  # call name -> errno
+        self.fail_times: dict[str, int] = {}  # call name -> how many more failures (-1: forever)
+        self.before_fail: dict[str, object] = {}
+
+    def _maybe_fail(self, name: str, target: str = "") -> None:
+        self.calls[name] += 1
+        code = self.fail.get(name)
+        if code is None:
+            return
+        left = self.fail_times.get(name, -1)
+        if left == 0:
+            return
+        self.fail_times[name] = left - 1
+        hook = self.before_fail.get(name)
+        if callable(hook):
+            hook()
+        raise OSError(code, os.strerror(code), target)
+
+    def glob(self, pattern: str) -> list[str]:
+        self.calls["glob"] += 1
+        return super().glob(pattern)
+
+    def stat(self, path: str) -> os.stat_result:
+        self._maybe_fail("stat", path)
+        return super().stat(path)
+
+    def open(self, path: str) -> int:
+        self._maybe_fail("open", path)
+        return super().open(path)
+
+    def fstat(self, fd: int) -> os.stat_result:
+        self._maybe_fail("fstat")
+        return super().fstat(fd)
+
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        self._maybe_fail("pread")
+        return super().pread(fd, size, offset)
+
+    def close(self, fd: int) -> None:
+        self.calls["close"] += 1
+        super().close(fd)

@@ -90,3 +90,19 @@ def test_rotation_matrix(
         assert h.stats().lag_bytes == 0
     finally:
         h.close()
+
+
+def test_truncation_of_a_file_that_left_its_path_is_still_noticed(tmp_path: Path) -> None:
+    """Found by the model test: copytruncate, one same-sized record, then delete, one poll."""
+    h = Harness(tmp_path)
+    try:
+        h.write(records(0, 1))
+        h.tick()
+        copytruncate(h)
+        h.write(records(1, 1))
+        assert h.path.stat().st_size == len(records(0, 1))
+        remove(h)
+        h.tick()
+        assert (h.records, h.stats().truncations) == (2, 1)
+    finally:
+        h.close()

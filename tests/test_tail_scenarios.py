@@ -1,4 +1,4 @@
-"""The tailing scenarios of /TAIL-SCENARIOS (T1..T38), each as a hand-driven test.
+"""The tailing scenarios T1..T38 (docs/tailing.md lists them), each as a hand-driven test.
 
 Every scenario runs twice: polling alone, and with a real watchdog observer ringing the waker
 (the poll is the backstop either way, so the outcome must not differ). Ticks are explicit
@@ -7,6 +7,7 @@ Every scenario runs twice: polling alone, and with a real watchdog observer ring
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import logging
@@ -17,8 +18,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tail_harness import COUNTERS, Harness, SilentObserver, Writer, open_fds, record, records
+from tail_harness import (
+    COUNTERS,
+    FaultyOps,
+    Harness,
+    SilentObserver,
+    Writer,
+    open_fds,
+    record,
+    records,
+)
 
+from exporter import positions as positions_mod
 from exporter.watch import start_watch
 
 Make = Callable[..., Harness]
@@ -303,6 +314,28 @@ def test_t20_corrupt_checkpoint_falls_back_to_start_at(
     assert h.records == expected
 
 
+def test_t20_kill_during_a_save_keeps_the_previous_checkpoint(
+    make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = make()
+    h.write(records(0, 3))
+    h.tick()
+    h.tailer.save_positions()
+    h.write(records(3, 2))
+    h.tick()
+
+    def killed(*_: object) -> None:
+        raise OSError("killed between the temp file and the rename")
+
+    monkeypatch.setattr(positions_mod.Path, "replace", killed)
+    h.tailer.save_positions()
+    monkeypatch.undo()
+    h.tailer.close()  # the process dies here: no further save
+    h.start()
+    assert h.tailer.checkpoint_errors() == 0
+    assert h.records == 2  # re-counted since the last good save, never lost
+
+
 def test_t21_entries_of_vanished_files_are_pruned_after_the_ttl(make: Make) -> None:
     h = make(pattern="*.jsonl", start_at="beginning")
     for name in ("a", "b", "c"):
@@ -526,3 +559,77 @@ def test_t35_counters_never_decrease_across_truncation(make: Make) -> None:
     for before, after in itertools.pairwise(h.history):
         for name in COUNTERS:
             assert getattr(after, name) >= getattr(before, name)
+
+
+def test_t29_open_refused_then_allowed(make: Make, caplog: pytest.LogCaptureFixture) -> None:
+    ops = FaultyOps()
+    ops.fail["open"] = errno.EACCES
+    h = make(create=False, ops=ops)
+    h.path.touch()
+    for _ in range(5):
+        h.tick()
+        h.advance(1.0)
+    assert h.stats().read_errors >= 1
+    assert h.stats().files_present == 0
+    warned = [r for r in caplog.records if r.name == "exporter.source"]
+    assert len(warned) == 1, "one warning per minute per file and error, not one per poll"
+    del ops.fail["open"]
+    h.write(record(0))
+    h.tick()
+    assert h.records == 1
+    assert h.stats().files_present == 1
+    h.close()
+
+
+def test_t30_idle_poll_costs_one_stat_per_file(make: Make) -> None:
+    ops = FaultyOps()
+    h = make(pattern="*.jsonl", ops=ops)
+    (h.dir / "b.jsonl").write_bytes(records(0, 3))
+    h.write(records(0, 2))
+    h.tick()
+    h.tick()  # settles size/mtime after the read
+    ops.calls.clear()
+    polls = 50
+    for _ in range(polls):
+        h.tick()
+    assert dict(ops.calls) == {"glob": polls, "stat": 2 * polls}
+    h.close()
+
+
+def test_t38_stale_handle_on_a_replaced_file_reads_the_new_one_from_zero(make: Make) -> None:
+    ops = FaultyOps()
+    h = make(ops=ops)
+    h.write(records(0, 3))
+    h.tick()
+
+    def server_replaces_the_file() -> None:
+        fresh = h.dir / "fresh"
+        fresh.write_bytes(records(100, 2))
+        fresh.rename(h.path)
+
+    h.write(record(3))
+    ops.fail["pread"] = errno.ESTALE
+    ops.fail_times["pread"] = 1
+    ops.before_fail["pread"] = server_replaces_the_file
+    h.tick()
+    assert h.stats().read_errors == 1
+    h.tick()
+    assert h.records == 3 + 2
+    assert h.stats().open_files == 1
+    h.close()
+
+
+def test_t38_stale_handle_on_the_same_file_resumes_without_duplicates(make: Make) -> None:
+    ops = FaultyOps()
+    h = make(ops=ops)
+    h.write(records(0, 3))
+    h.tick()
+    h.write(records(3, 2))
+    ops.fail["pread"] = errno.ESTALE
+    ops.fail_times["pread"] = 1
+    h.tick()
+    h.tick()
+    assert h.stats().read_errors == 1
+    assert h.records == 5
+    assert h.stats().opens == 2
+    h.close()
