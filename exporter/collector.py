@@ -73,6 +73,7 @@ class Health:
     last_read: Mapping[str, float] = field(default_factory=dict)  # source → wall time
     checkpoint_errors: int = 0
     ingest_seconds: float = 0.0
+    reference_reloads: Mapping[str, int] = field(default_factory=dict)  # outcome → count
 
 
 def anomaly_pairs(layout: Layout) -> list[tuple[int, str, tuple[Kind, ...]]]:
@@ -115,6 +116,8 @@ class ModelCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snapshot = self._snapshot()
         yield from _model_families(snapshot)
+        yield from _drift_families(snapshot)
+        yield from _reference_families(snapshot)
         yield from _build_info()
         if self._health is not None:
             yield from _health_families(self._health())
@@ -264,6 +267,111 @@ def _window_metrics(
         g["ground_truth"].add_metric([*mv, w], s.labelled)
         if s.labelled:
             g["error_ratio"].add_metric([*mv, w], s.wrong / s.labelled)
+
+
+def _drift_families(snapshot: Snapshot) -> Iterator[Metric]:
+    """Drift statistics beside their thresholds, so alerts compare the two series directly."""
+    fwl = [*MODEL_LABELS, "field", "window"]
+    families: dict[str, GaugeMetricFamily] = {}
+    for statistic, help_text in (
+        ("psi", "Population stability index against the reference bins."),
+        ("ks", "Kolmogorov-Smirnov statistic against the reference CDF."),
+        ("js", "Jensen-Shannon distance (base 2) of category shares."),
+    ):
+        families[statistic] = GaugeMetricFamily(
+            f"model_window_drift_{statistic}", help_text, labels=fwl
+        )
+        families[f"{statistic}_threshold"] = GaugeMetricFamily(
+            f"model_window_drift_{statistic}_threshold",
+            f"Threshold for model_window_drift_{statistic}: max(floor, critical value at alpha/d).",
+            labels=fwl,
+        )
+    detected = GaugeMetricFamily(
+        "model_window_drift_detected",
+        "1 when the statistic exceeds its threshold (exported only with enough samples).",
+        labels=[*fwl, "statistic"],
+    )
+    error_gap = GaugeMetricFamily(
+        "model_window_error_ratio_gap",
+        "Production error ratio divided by the development error ratio.",
+        labels=[*MODEL_LABELS, "window"],
+    )
+    confidence_gap = GaugeMetricFamily(
+        "model_window_confidence_gap",
+        "Production mean confidence divided by the development mean confidence.",
+        labels=[*MODEL_LABELS, "window"],
+    )
+    for group in snapshot.groups:
+        mv = [group.model, group.version]
+        for view in group.windows:
+            w = view.spec.name
+            for found in view.drift:
+                labels = [*mv, found.field, w]
+                families[found.statistic].add_metric(labels, found.verdict.statistic)
+                families[f"{found.statistic}_threshold"].add_metric(labels, found.verdict.threshold)
+                detected.add_metric(
+                    [*labels, found.statistic], 1.0 if found.verdict.drifted else 0.0
+                )
+            if view.gaps is not None:
+                if view.gaps.error_ratio is not None:
+                    error_gap.add_metric([*mv, w], view.gaps.error_ratio)
+                if view.gaps.confidence is not None:
+                    confidence_gap.add_metric([*mv, w], view.gaps.confidence)
+    yield from families.values()
+    yield detected
+    yield error_gap
+    yield confidence_gap
+
+
+def _reference_families(snapshot: Snapshot) -> Iterator[Metric]:
+    """The reference values themselves, labelled like each live model version, so Grafana
+    draws development and production side by side and PromQL can divide one by the other."""
+    reference = snapshot.reference
+    fl = [*MODEL_LABELS, "field"]
+    info = GaugeMetricFamily(
+        "model_reference_info",
+        "The loaded reference profile.",
+        labels=[*MODEL_LABELS, "hash", "created"],
+    )
+    samples = GaugeMetricFamily(
+        "model_reference_samples", "Records the reference was built from.", labels=MODEL_LABELS
+    )
+    moments = {
+        name: GaugeMetricFamily(
+            f"model_reference_{name}", f"Reference {name} of the field.", labels=fl
+        )
+        for name in ("mean", "stddev", "min", "max")
+    }
+    quantile = GaugeMetricFamily(
+        "model_reference_quantile", "Reference quantile of the field.", labels=[*fl, "q"]
+    )
+    ratio = GaugeMetricFamily(
+        "model_reference_category_ratio", "Reference share of each category.", labels=[*fl, "value"]
+    )
+    error = GaugeMetricFamily(
+        "model_reference_error_ratio", "Development error ratio.", labels=MODEL_LABELS
+    )
+    if reference is not None:
+        for group in snapshot.groups:
+            mv = [group.model, group.version]
+            info.add_metric([*mv, reference.hash, reference.created], 1.0)
+            samples.add_metric(mv, reference.records)
+            for name, numeric in reference.numeric.items():
+                for moment, family in moments.items():
+                    family.add_metric([*mv, name], getattr(numeric, moment))
+                for q, q_value in numeric.quantiles.items():
+                    quantile.add_metric([*mv, name, q], q_value)
+            for name, categorical in reference.categorical.items():
+                for category, share in categorical.shares.items():
+                    ratio.add_metric([*mv, name, category], share)
+            if reference.error_ratio is not None:
+                error.add_metric(mv, reference.error_ratio)
+    yield info
+    yield samples
+    yield from moments.values()
+    yield quantile
+    yield ratio
+    yield error
 
 
 def _histogram_name(field_name: str) -> str:

@@ -97,8 +97,8 @@ class DriftConfig:
     alpha: float = 0.01
     min_samples: int = 100
     psi_floor: float = 0.1
-    ks_floor: float = 0.1
-    js_floor: float = 0.1
+    ks_floor: float = 0.05
+    js_floor: float = 0.134  # the JS distance of the same effect size as PSI 0.1
     outlier_z: float = 4.0
     range_margin: float = 0.1
     freeze_first: int = 0

@@ -15,8 +15,11 @@ from collections import Counter
 
 from exporter.clock import Clock
 from exporter.collector import Health
-from exporter.config_types import TailConfig
+from exporter.compare import ReferenceChecks
+from exporter.config_types import DriftConfig, TailConfig
 from exporter.records import Decoder
+from exporter.reference import Reference
+from exporter.reload import ReferenceFile
 from exporter.source import Chunk, Tailer
 from exporter.state import State
 from exporter.watch import Waker
@@ -35,6 +38,8 @@ class Pipeline:
         clock: Clock,
         tail: TailConfig,
         waker: Waker | None = None,
+        reference_file: ReferenceFile | None = None,
+        drift: DriftConfig | None = None,
     ) -> None:
         self._tailer = tailer
         self._decoder = decoder
@@ -50,11 +55,42 @@ class Pipeline:
         self._last_flush = clock.monotonic()
         self._thread: threading.Thread | None = None
         self._failure: str | None = None
+        self._reference_file = reference_file
+        self._drift = drift if drift is not None else DriftConfig()
+        self._checks: ReferenceChecks | None = None
+        self._checked: Reference | None = None
+        self._install_checks()
+
+    def _install_checks(self) -> None:
+        """Per-record checks follow the state's reference (loaded, reloaded or frozen).
+
+        Always called from the ingest thread: building the checks gives the reference's
+        categories vocabulary codes, and the vocabularies belong to that thread.
+        """
+        reference = self._state.reference
+        if reference is self._checked:
+            return
+        self._checked = reference
+        self._checks = (
+            None
+            if reference is None
+            else ReferenceChecks(
+                reference, self._decoder.layout, self._decoder.vocabularies, self._drift
+            )
+        )
+
+    def _reload_reference(self) -> None:
+        if self._reference_file is not None:
+            reference = self._reference_file.poll()
+            if reference is not None:
+                self._state.set_reference(reference)
+        self._install_checks()
 
     # -- the loop ---------------------------------------------------------------------------
 
     def step(self) -> int:
         """One pass: read what is new, ingest it. Returns the number of lines handled."""
+        self._reload_reference()
         lines = 0
         for chunk in self._tailer.poll_once(POLL_BUDGET_BYTES):
             self.ingest(chunk)
@@ -65,7 +101,11 @@ class Pipeline:
         started = time.perf_counter()
         now = self._clock.now()
         batch = self._decoder.decode(chunk.data, now)
+        if self._checks is not None:
+            self._checks.apply(batch)
         self._state.ingest(batch, now)
+        if self._state.reference is not self._checked:
+            self._install_checks()
         with self._lock:
             for reason, count in batch.parse_errors.items():
                 self._parse_errors[(chunk.source, reason)] += count
@@ -121,6 +161,9 @@ class Pipeline:
                 last_read=dict(self._last_read),
                 checkpoint_errors=self._tailer.checkpoint_errors(),
                 ingest_seconds=self._ingest_seconds,
+                reference_reloads=dict(self._reference_file.outcomes)
+                if self._reference_file
+                else {},
             )
 
     def healthy(self) -> tuple[bool, str]:

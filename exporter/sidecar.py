@@ -18,6 +18,7 @@ from exporter.config import parse_listen_address
 from exporter.config_types import Config
 from exporter.pipeline import Pipeline
 from exporter.records import Decoder
+from exporter.reload import ReferenceFile
 from exporter.server import MetricsServer
 from exporter.source import Tailer
 from exporter.state import State
@@ -59,10 +60,17 @@ def build(config: Config, listen_address: str | None = None, clock: Clock | None
     clock = clock if clock is not None else SystemClock()
     decoder = Decoder(config.fields, config.late_after, config.future_after)
     state = State(config, decoder.layout, [v.values for v in decoder.vocabularies])
+    reference_file = None
+    if config.reference is not None:
+        reference_file = ReferenceFile(config.reference)
+        state.set_reference(reference_file.load_now())
     tailer = Tailer(config.sources, config.tail, clock)
     waker = Waker()
-    stop_watch = start_watch([s.path for s in config.sources], waker) if config.tail.watch else None
-    pipeline = Pipeline(tailer, decoder, state, clock, config.tail, waker)
+    watched = [s.path for s in config.sources] + ([config.reference] if config.reference else [])
+    stop_watch = start_watch(watched, waker) if config.tail.watch else None
+    pipeline = Pipeline(
+        tailer, decoder, state, clock, config.tail, waker, reference_file, config.drift
+    )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ModelCollector(lambda: state.snapshot(clock.now()), pipeline.health))
     host, port = parse_listen_address(config.listen_address)

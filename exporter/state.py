@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
 
 from exporter.anomaly import Kind
+from exporter.compare import FieldDrift, Gaps, compare, gaps
 from exporter.config_types import Config, WindowSpec
 from exporter.records import OTHER, Batch, Layout
+from exporter.reference import Reference, build
 from exporter.sketch import SketchLayout, quantiles
 from exporter.window import Ring, Shape, Summary, summarize
 
@@ -49,6 +52,8 @@ class WindowView:
     spec: WindowSpec
     summary: Summary
     quantiles: FloatArray  # [F, Q], NaN where the field had no value
+    drift: list[FieldDrift] = field(default_factory=list)
+    gaps: Gaps | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class Snapshot:
     categories: list[list[tuple[int, str]]]  # per categorical field: (code, value), __other__ last
     histograms: tuple[Histogram, ...]
     quantiles: tuple[float, ...]
+    reference: Reference | None = None
     groups: list[GroupSnapshot] = field(default_factory=list)
 
 
@@ -95,6 +101,18 @@ class State:
         self._groups: dict[tuple[str, str], _Group] = {}
         self._last_key = (config.fields.model_value, config.fields.version_value)
         self._lock = threading.Lock()
+        self._reference: Reference | None = None
+        freeze = config.drift.freeze_first
+        self._freezing = Summary.empty(self._shape) if freeze > 0 else None
+
+    @property
+    def reference(self) -> Reference | None:
+        return self._reference
+
+    def set_reference(self, reference: Reference | None) -> None:
+        with self._lock:
+            self._reference = reference
+            self._freezing = None  # a profile from a file wins over freezing the first records
 
     @property
     def shape(self) -> Shape:
@@ -154,6 +172,31 @@ class State:
             )
             group.histogram_sums[h] += float(values.sum())
 
+    def _freeze(self, summary: Summary, now: float) -> None:
+        """Without a profile, the first ``freeze_first`` production records become the
+        reference (the whole batch that crosses the count, so it may hold a few more)."""
+        assert self._freezing is not None
+        self._freezing.add(summary)
+        if self._freezing.records < self._config.drift.freeze_first:
+            return
+        created = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
+        self._reference = build(
+            self._freezing,
+            self._layout,
+            self._names(),
+            self._shape.sketch,
+            self._config.quantiles,
+            created,
+            {"frozen_first_records": self._freezing.records},
+        )
+        self._freezing = None
+
+    def _names(self) -> list[list[tuple[int, str]]]:
+        return [
+            [*enumerate(values), (spec.max_categories, OTHER)]
+            for values, spec in zip(self._category_lists, self._layout.categorical, strict=True)
+        ]
+
     def _add_parse_errors(self, errors: int, now: float) -> None:
         """A line that is not a record names no model: it is charged to the group of the
         record read just before it (usually the only group a sidecar sees)."""
@@ -167,10 +210,8 @@ class State:
 
     def snapshot(self, now: float) -> Snapshot:
         with self._lock:
-            names = [
-                [*enumerate(values), (spec.max_categories, OTHER)]
-                for values, spec in zip(self._category_lists, self._layout.categorical, strict=True)
-            ]
+            names = self._names()
+            reference = self._reference
             copied = [
                 (
                     key,
@@ -181,9 +222,19 @@ class State:
                 )
                 for key, group in self._groups.items()
             ]
-        snapshot = Snapshot(now, self._layout, names, self._histograms, self._config.quantiles)
+        snapshot = Snapshot(
+            now, self._layout, names, self._histograms, self._config.quantiles, reference
+        )
+        drift = self._config.drift
         for (model, version), totals, counts, sums, views in copied:
-            windows = [WindowView(spec, view, self._quantiles(view)) for spec, view in views]
+            windows = []
+            for spec, view in views:
+                found: list[FieldDrift] = []
+                window_gaps = None
+                if reference is not None:
+                    found = compare(view, reference, self._layout, names, self._shape.sketch, drift)
+                    window_gaps = gaps(view, reference, self._layout)
+                windows.append(WindowView(spec, view, self._quantiles(view), found, window_gaps))
             snapshot.groups.append(GroupSnapshot(model, version, totals, counts, sums, windows))
         return snapshot
 

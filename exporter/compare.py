@@ -1,0 +1,198 @@
+"""A live window against the reference: drift verdicts, gaps, and per-record reference checks.
+
+Pure: a window ``Summary`` and a ``Reference`` in, numbers out. The statistics and their
+thresholds are ``drift``'s; this module only lines the two sides up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from exporter import drift
+from exporter.anomaly import Kind
+from exporter.config_types import DriftConfig
+from exporter.records import OTHER, Batch, Layout, Vocabulary
+from exporter.reference import Reference, binned_counts, sketch_cdf
+from exporter.sketch import SketchLayout
+from exporter.window import Summary
+
+
+@dataclass(frozen=True)
+class FieldDrift:
+    field: str
+    statistic: str  # "psi", "ks" or "js"
+    verdict: drift.Verdict
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """Production ÷ development; None where either side has nothing to say."""
+
+    error_ratio: float | None
+    confidence: float | None
+
+
+def compare(
+    summary: Summary,
+    reference: Reference,
+    layout: Layout,
+    categories: list[list[tuple[int, str]]],
+    sketch: SketchLayout,
+    settings: DriftConfig,
+) -> list[FieldDrift]:
+    """Every statistic for every field the reference knows; fields without a verdict (too few
+    samples) are left out, so no series says "no drift" when it cannot know."""
+    numeric = [
+        (f, spec.name) for f, spec in enumerate(layout.numeric) if spec.name in reference.numeric
+    ]
+    categorical = [
+        (c, spec.name)
+        for c, spec in enumerate(layout.categorical)
+        if spec.name in reference.categorical
+    ]
+    tests = max(len(numeric) + len(categorical), 1)  # the Bonferroni divisor
+    alpha, min_count = settings.alpha, settings.min_samples
+    results: list[FieldDrift] = []
+    for f, name in numeric:
+        ref = reference.numeric[name]
+        if summary.sketch is None or summary.count[f] == 0:
+            continue
+        counts = summary.sketch[f]
+        live_bins = binned_counts(sketch, counts, ref.bin_edges)
+        verdict = drift.psi_verdict(
+            ref.bin_shares,
+            ref.count,
+            live_bins,
+            floor=settings.psi_floor,
+            alpha=alpha,
+            n_tests=tests,
+            min_count=min_count,
+        )
+        if verdict is not None:
+            results.append(FieldDrift(name, "psi", verdict))
+        live_cdf = sketch_cdf(sketch, counts, ref.cdf_points)
+        verdict = drift.ks_verdict(
+            ref.cdf_values,
+            ref.count,
+            live_cdf,
+            float(summary.count[f]),
+            floor=settings.ks_floor,
+            alpha=alpha,
+            n_tests=tests,
+            min_count=min_count,
+        )
+        if verdict is not None:
+            results.append(FieldDrift(name, "ks", verdict))
+    for c, name in categorical:
+        ref_shares, live_counts = align(
+            reference.categorical[name].shares, summary.categories[c], categories[c]
+        )
+        verdict = drift.js_verdict(
+            ref_shares,
+            reference.categorical[name].count,
+            live_counts,
+            floor=settings.js_floor,
+            alpha=alpha,
+            n_tests=tests,
+            min_count=min_count,
+        )
+        if verdict is not None:
+            results.append(FieldDrift(name, "js", verdict))
+    return results
+
+
+def align(
+    ref_shares: dict[str, float], live: npt.NDArray[np.integer], names: list[tuple[int, str]]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Vectors over the reference's categories plus one "other" cell.
+
+    The other cell takes the reference's ``__other__`` share and every live value the
+    reference does not name (an unseen category counts as drift there, which is the point).
+    """
+    known = [value for value in ref_shares if value != OTHER]
+    position = {value: i for i, value in enumerate(known)}
+    ref = np.array([*(ref_shares[v] for v in known), ref_shares.get(OTHER, 0.0)])
+    counts = np.zeros(len(known) + 1)
+    for code, value in names:
+        counts[position.get(value, len(known))] += float(live[code])
+    return ref, counts
+
+
+def gaps(summary: Summary, reference: Reference, layout: Layout) -> Gaps:
+    error = None
+    if summary.labelled and reference.error_ratio:
+        error = (summary.wrong / summary.labelled) / reference.error_ratio
+    confidence = None
+    names = [spec.name for spec in layout.numeric]
+    if "confidence" in names and "confidence" in reference.numeric:
+        f = names.index("confidence")
+        ref_mean = reference.numeric["confidence"].mean
+        if summary.count[f] and ref_mean:
+            confidence = float(summary.total[f] / summary.count[f]) / ref_mean
+    return Gaps(error, confidence)
+
+
+class ReferenceChecks:
+    """Per-record anomalies judged against the reference: values outside its range (plus a
+    margin), z-score outliers, and categories it never saw.
+
+    Unlike configured bounds, these values stay in the statistics: they are surprising, not
+    invalid, and hiding them would hide the drift they are evidence of.
+    """
+
+    def __init__(
+        self,
+        reference: Reference,
+        layout: Layout,
+        vocabularies: list[Vocabulary],
+        settings: DriftConfig,
+    ) -> None:
+        n = len(layout.numeric)
+        self._low = np.full(n, -np.inf)
+        self._high = np.full(n, np.inf)
+        self._mean = np.zeros(n)
+        self._std = np.full(n, np.inf)
+        self._z = settings.outlier_z
+        for f, spec in enumerate(layout.numeric):
+            ref = reference.numeric.get(spec.name)
+            if ref is None:
+                continue
+            if spec.minimum is None and spec.maximum is None:
+                margin = settings.range_margin * (ref.max - ref.min)
+                self._low[f], self._high[f] = ref.min - margin, ref.max + margin
+            if ref.stddev > 0:
+                self._mean[f], self._std[f] = ref.mean, ref.stddev
+        self._known: list[npt.NDArray[np.bool_] | None] = []
+        for spec, vocabulary in zip(layout.categorical, vocabularies, strict=True):
+            ref_cat = reference.categorical.get(spec.name)
+            if ref_cat is None:
+                self._known.append(None)
+                continue
+            known = np.zeros(vocabulary.cap + 1, dtype=bool)
+            for value in ref_cat.shares:
+                if value != OTHER:
+                    code = vocabulary.code(value)  # reference values get codes first
+                    known[code] = code != vocabulary.other
+            self._known.append(known)
+        self._n_numeric = n
+
+    def apply(self, batch: Batch) -> None:
+        """Flag in place; a value keeps the first kind it was given."""
+        values = batch.numeric
+        if values.shape[1]:
+            clean = batch.flags[:, : self._n_numeric] == 0
+            with np.errstate(invalid="ignore"):
+                outside = clean & ((values < self._low) | (values > self._high))
+                far = clean & ~outside & (np.abs(values - self._mean) > self._z * self._std)
+            batch.flags[:, : self._n_numeric][outside] = Kind.OUT_OF_RANGE
+            batch.flags[:, : self._n_numeric][far] = Kind.OUTLIER
+        for c, known in enumerate(self._known):
+            if known is None:
+                continue
+            column = self._n_numeric + c
+            codes = batch.categorical[:, c]
+            unseen = (batch.flags[:, column] == 0) & (codes >= 0) & ~known[np.maximum(codes, 0)]
+            batch.flags[unseen, column] = Kind.UNSEEN_CATEGORY

@@ -1,0 +1,275 @@
+"""The development reference profile: what "normal" looked like when the model was built.
+
+Built from a ``Summary`` of a development log (``model-exporter baseline``) or of the first N
+production records, saved as compact versioned JSON, and compared with live windows.
+
+Why everything goes through the sketch: the live side only has sketches (exact values are
+never kept), so the reference's bins and CDF are computed from a sketch of the development data
+with the same functions. Both sides then make the same bucket-resolution approximation, which
+cancels when the distributions are equal — the case a drift test must not alarm on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from exporter.errors import ConfigError
+from exporter.records import OTHER, Layout
+from exporter.sketch import SketchLayout, quantiles
+from exporter.window import Summary
+
+FORMAT = "model-exporter/reference"
+FORMAT_VERSION = 1
+BIN_PROBS = tuple(i / 10 for i in range(1, 10))  # deciles: 10 equal-frequency bins
+CDF_PROBS = tuple(i / 100 for i in range(1, 100))  # percentiles for the KS statistic
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class NumericReference:
+    count: int
+    missing: int
+    mean: float
+    stddev: float
+    min: float
+    max: float
+    quantiles: dict[str, float]
+    bin_edges: list[float]  # e_0 < … < e_K: bins (-inf, e_0), [e_0, e_1), …, [e_K, +inf)
+    bin_shares: list[float]  # K + 2 shares, underflow and overflow included
+    cdf_points: list[float]
+    cdf_values: list[float]  # observed F(x_i), not the nominal percentile (ties!)
+
+
+@dataclass(frozen=True)
+class CategoricalReference:
+    count: int
+    missing: int
+    shares: dict[str, float]  # top categories; the rest folded into __other__
+
+
+@dataclass(frozen=True)
+class Reference:
+    created: str
+    records: int
+    numeric: dict[str, NumericReference]
+    categorical: dict[str, CategoricalReference]
+    labelled: int = 0
+    error_ratio: float | None = None
+    sketch_relative_accuracy: float = 0.01
+    source: dict[str, Any] = field(default_factory=dict)
+    hash: str = ""
+
+    def content_hash(self) -> str:
+        """sha256 of the content (not of the creation time or the hash itself), so the same
+        development data gives the same hash whenever it is rebuilt."""
+        body = asdict(self)
+        for key in ("hash", "created", "source"):
+            body.pop(key)
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def to_json(self) -> str:
+        body = {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
+        body["hash"] = self.content_hash()
+        return json.dumps(body, indent=1, allow_nan=False) + "\n"
+
+
+# -- building -----------------------------------------------------------------------------------
+
+
+def _bucket_bins(sketch: SketchLayout, edges: FloatArray) -> npt.NDArray[np.int64]:
+    return np.asarray(sketch.index(edges), dtype=np.int64)
+
+
+def binned_counts(
+    sketch: SketchLayout, counts: npt.NDArray[np.integer], edges: list[float]
+) -> FloatArray:
+    """Counts per bin (underflow, …, overflow) from sketch bucket counts.
+
+    A bin starts at the bucket holding its edge value, so bins are unions of whole buckets:
+    the same for the reference and for every live window.
+    """
+    starts = _bucket_bins(sketch, np.asarray(edges, dtype=np.float64))
+    cumulative = np.concatenate([[0], np.cumsum(counts)])
+    bounds = np.concatenate([[0], starts, [len(counts)]])
+    result: FloatArray = np.diff(cumulative[bounds]).astype(np.float64)
+    return result
+
+
+def sketch_cdf(
+    sketch: SketchLayout, counts: npt.NDArray[np.integer], points: list[float]
+) -> FloatArray:
+    """Share of values in buckets up to and including each point's bucket."""
+    total = float(counts.sum())
+    if total == 0:
+        return np.full(len(points), np.nan)
+    cumulative = np.cumsum(counts)
+    return np.asarray(
+        cumulative[_bucket_bins(sketch, np.asarray(points, dtype=np.float64))] / total
+    )
+
+
+def _numeric(
+    sketch: SketchLayout, summary: Summary, f: int, qs: tuple[float, ...]
+) -> NumericReference | None:
+    n = int(summary.count[f])
+    if n == 0 or summary.sketch is None:
+        return None
+    counts = summary.sketch[f]
+    mean = float(summary.total[f] / n)
+    variance = max(float(summary.squares[f] / n) - mean * mean, 0.0)
+    values = sketch.bucket_values()
+    inner = quantiles(sketch, counts, BIN_PROBS)
+    top = int(sketch.index(np.asarray([summary.high[f]]))[0])
+    above_max = float(values[min(top + 1, len(values) - 1)])
+    edges = sorted({float(summary.low[f]), *map(float, inner)})
+    # Distinct buckets only (ties collapse bins); then one edge past the max, so a live value
+    # beyond anything seen in development lands in the overflow bin.
+    by_bucket: dict[int, float] = {}
+    for edge in [*edges, above_max]:
+        by_bucket.setdefault(int(sketch.index(np.asarray([edge]))[0]), edge)
+    edges = [by_bucket[k] for k in sorted(by_bucket)]
+    shares = binned_counts(sketch, counts, edges) / n
+    points = sorted({float(v) for v in quantiles(sketch, counts, CDF_PROBS)})
+    return NumericReference(
+        count=n,
+        missing=int(summary.records - n),
+        mean=mean,
+        stddev=math.sqrt(variance),
+        min=float(summary.low[f]),
+        max=float(summary.high[f]),
+        quantiles={
+            _key(q): float(v) for q, v in zip(qs, quantiles(sketch, counts, qs), strict=True)
+        },
+        bin_edges=edges,
+        bin_shares=[float(s) for s in shares],
+        cdf_points=points,
+        cdf_values=[float(v) for v in sketch_cdf(sketch, counts, points)],
+    )
+
+
+def _categorical(
+    counts: npt.NDArray[np.integer], names: list[tuple[int, str]], top: int, records: int
+) -> CategoricalReference | None:
+    n = int(counts.sum())
+    if n == 0:
+        return None
+    named = sorted(
+        ((int(counts[code]), value) for code, value in names if value != OTHER), reverse=True
+    )
+    kept = [(c, v) for c, v in named[:top] if c > 0]
+    other = n - sum(c for c, _ in kept)
+    shares = {v: c / n for c, v in kept}
+    if other:
+        shares[OTHER] = other / n
+    return CategoricalReference(count=n, missing=records - n, shares=shares)
+
+
+def _key(q: float) -> str:
+    return f"{q:g}"
+
+
+def build(
+    summary: Summary,
+    layout: Layout,
+    categories: list[list[tuple[int, str]]],
+    sketch: SketchLayout,
+    qs: tuple[float, ...],
+    created: str,
+    source: dict[str, Any] | None = None,
+) -> Reference:
+    """A profile from the summary of every development record (one pass, bounded memory)."""
+    numeric = {}
+    for f, spec in enumerate(layout.numeric):
+        ref = _numeric(sketch, summary, f, qs)
+        if ref is not None:
+            numeric[spec.name] = ref
+    categorical = {}
+    for c, spec in enumerate(layout.categorical):
+        cat = _categorical(
+            summary.categories[c], categories[c], spec.max_categories, summary.records
+        )
+        if cat is not None:
+            categorical[spec.name] = cat
+    reference = Reference(
+        created=created,
+        records=summary.records,
+        numeric=numeric,
+        categorical=categorical,
+        labelled=summary.labelled,
+        error_ratio=summary.wrong / summary.labelled if summary.labelled else None,
+        sketch_relative_accuracy=sketch.relative_accuracy,
+        source=source or {},
+    )
+    return Reference(**{**reference.__dict__, "hash": reference.content_hash()})
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def parse(text: str, where: str = "reference") -> Reference:
+    """JSON text → Reference, or ConfigError naming every problem."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError([f"{where}: not valid JSON ({exc})"]) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{where}: must be a JSON object"])
+    problems = []
+    if raw.get("format") != FORMAT:
+        problems.append(f"{where}.format: must be {FORMAT!r}")
+    if raw.get("format_version") != FORMAT_VERSION:
+        problems.append(
+            f"{where}.format_version: must be {FORMAT_VERSION} (rebuild it with baseline)"
+        )
+    if problems:
+        raise ConfigError(problems)
+    try:
+        numeric = {name: NumericReference(**body) for name, body in raw["numeric"].items()}
+        categorical = {
+            name: CategoricalReference(**body) for name, body in raw["categorical"].items()
+        }
+        reference = Reference(
+            created=str(raw["created"]),
+            records=int(raw["records"]),
+            numeric=numeric,
+            categorical=categorical,
+            labelled=int(raw.get("labelled", 0)),
+            error_ratio=raw.get("error_ratio"),
+            sketch_relative_accuracy=float(raw.get("sketch_relative_accuracy", 0.01)),
+            source=dict(raw.get("source", {})),
+            hash=str(raw.get("hash", "")),
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ConfigError([f"{where}: missing or malformed entry ({exc!r})"]) from exc
+    for name, ref in numeric.items():
+        if len(ref.bin_shares) != len(ref.bin_edges) + 1:
+            problems.append(
+                f"{where}.numeric.{name}.bin_shares: needs one share more than bin_edges"
+            )
+        if len(ref.cdf_points) != len(ref.cdf_values):
+            problems.append(f"{where}.numeric.{name}.cdf_values: must match cdf_points")
+        if list(ref.bin_edges) != sorted(ref.bin_edges):
+            problems.append(f"{where}.numeric.{name}.bin_edges: must increase")
+    if reference.hash and reference.hash != reference.content_hash():
+        problems.append(f"{where}.hash: does not match the content (edited by hand? rebuild it)")
+    if problems:
+        raise ConfigError(problems)
+    return reference
+
+
+def load(path: str | Path) -> Reference:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    return parse(text, str(path))

@@ -1,0 +1,66 @@
+"""Load the reference profile, and load it again when its file changes.
+
+The ingest loop calls ``poll()`` on every pass (one ``stat``), and a watchdog event on the
+file's directory wakes the loop sooner. A bad new file is refused, counted and logged once per
+version of the file; the profile in use stays.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+from exporter.errors import ConfigError
+from exporter.reference import Reference, load
+
+log = logging.getLogger(__name__)
+
+
+class ReferenceFile:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.outcomes: Counter[str] = Counter()  # "ok" / "error"
+        self._seen: tuple[int, int, int] | None = None
+
+    def load_now(self) -> Reference:
+        """The first load, at start: a missing or bad profile is a configuration error."""
+        reference = load(self.path)
+        self._seen = self._identity()
+        self.outcomes["ok"] += 1
+        return reference
+
+    def _identity(self) -> tuple[int, int, int] | None:
+        try:
+            st = Path(self.path).stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def poll(self) -> Reference | None:
+        """A newly loaded profile when the file changed and is valid, else None."""
+        identity = self._identity()
+        if identity is None or identity == self._seen:
+            if identity is None and self._seen is not None:
+                log.warning("reference %s disappeared; keeping the profile in use", self.path)
+                self._seen = None
+            return None
+        self._seen = identity
+        try:
+            reference = load(self.path)
+        except ConfigError as exc:
+            self.outcomes["error"] += 1
+            log.error(
+                "reference %s refused, keeping the profile in use: %s",
+                self.path,
+                "; ".join(exc.problems),
+            )
+            return None
+        self.outcomes["ok"] += 1
+        log.info(
+            "reference %s loaded (hash %s, %d records)",
+            self.path,
+            reference.hash,
+            reference.records,
+        )
+        return reference
