@@ -11,12 +11,16 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 
 from exporter import __version__
 from exporter.config import load_config
 from exporter.demo import run_demo
 from exporter.errors import ConfigError
+from exporter.offline import Progress, read_chunks
+from exporter.reference import ProfileBuilder
 from exporter.sidecar import build, run_until
 
 log = logging.getLogger("model-exporter")
@@ -48,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("config", help="path to the YAML config")
+
+    baseline = sub.add_parser(
+        "baseline", help="build the reference profile from a development (validation) log"
+    )
+    baseline.add_argument("--config", required=True, help="the sidecar config (its field mapping)")
+    baseline.add_argument("--input", required=True, help="the development prediction log")
+    baseline.add_argument("--output", required=True, help="where to write the profile (JSON)")
 
     demo = sub.add_parser(
         "demo", help="a simulated model writing a log, and the sidecar tailing it"
@@ -102,6 +113,36 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baseline(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+    try:
+        progress = Progress.for_file(args.input, "baseline")
+        for chunk in read_chunks(args.input):
+            builder.add(chunk)
+            progress.advance(len(chunk))
+        progress.close()
+    except OSError as exc:
+        log.error("cannot read %s: %s", args.input, exc.strerror)
+        return 1
+    if builder.records == 0:
+        log.error("%s holds no records: no profile written", args.input)
+        return 1
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    source = {"path": str(Path(args.input).resolve()), "parse_errors": builder.parse_errors}
+    reference = builder.build(created, source)
+    output = Path(args.output)
+    temporary = output.with_name(f".{output.name}.tmp")
+    temporary.write_text(reference.to_json(), encoding="utf-8")
+    temporary.replace(output)  # a watching sidecar never sees half a profile
+    print(
+        f"{args.output}: {reference.records} records, {len(reference.numeric)} numeric and "
+        f"{len(reference.categorical)} categorical fields, hash {reference.hash}"
+        + (f", {builder.parse_errors} unparseable lines skipped" if builder.parse_errors else "")
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -114,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "check-config":
             return _check(args)
+        if args.command == "baseline":
+            return _baseline(args)
         if args.command == "demo":
             return run_demo(args, _stop_on_signals())
     except ConfigError as exc:

@@ -1,0 +1,60 @@
+"""Reading a whole log offline (``baseline``, ``replay``): chunks of complete lines and a
+progress bar on a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+BLOCK_BYTES = 4 << 20
+
+
+def read_chunks(path: str, block: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """Complete lines in blocks of about ``block`` bytes; a last line without a newline is
+    still given (offline, the file is not growing)."""
+    with open(path, "rb") as f:
+        rest = b""
+        while data := f.read(block):
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                yield data[:cut]
+        if rest:
+            yield rest + b"\n"
+
+
+class Progress:
+    """A one-line progress bar on stderr when it is a terminal; silent otherwise (CI, pipes)."""
+
+    def __init__(self, total_bytes: int, label: str, stream: TextIO | None = None) -> None:
+        self._total = max(total_bytes, 1)
+        self._label = label
+        self._stream = stream if stream is not None else sys.stderr
+        self._enabled = self._stream.isatty()
+        self._done = 0
+        self._started = time.monotonic()
+        self._shown = 0.0
+
+    @classmethod
+    def for_file(cls, path: str, label: str) -> Progress:
+        return cls(Path(path).stat().st_size, label)
+
+    def advance(self, nbytes: int) -> None:
+        self._done += nbytes
+        now = time.monotonic()
+        if self._enabled and (now - self._shown > 0.2 or self._done >= self._total):
+            self._shown = now
+            share = min(self._done / self._total, 1.0)
+            bar = "#" * int(share * 30)
+            rate = self._done / max(now - self._started, 1e-9) / 2**20
+            self._stream.write(f"\r{self._label} [{bar:<30}] {share:6.1%} {rate:6.1f} MiB/s")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._enabled:
+            self._stream.write("\n")
+            self._stream.flush()
