@@ -117,10 +117,30 @@ class Batch:
     timestamp: FloatArray  # [n] seconds since the epoch, NaN where absent
     wrong: npt.NDArray[np.int8]  # [n] -1 no label, 0 correct, 1 wrong prediction
     parse_errors: Counter[str] = field(default_factory=Counter)
+    # Only with ground_truth_join enabled: raw request ids and labels, for joining late labels.
+    request_id: list[Any] | None = None
+    label: list[Any] | None = None
 
     @property
     def size(self) -> int:
         return len(self.group)
+
+    def take(self, rows: npt.NDArray[np.bool_] | npt.NDArray[np.int64]) -> Batch:
+        """The records selected by a mask or an index array (parse errors stay with the
+        original batch: they belong to no record)."""
+        index = np.flatnonzero(rows) if rows.dtype == np.bool_ else rows
+        pick = index.tolist()
+        return Batch(
+            groups=self.groups,
+            group=self.group[index],
+            numeric=self.numeric[index],
+            categorical=self.categorical[index],
+            flags=self.flags[index],
+            timestamp=self.timestamp[index],
+            wrong=self.wrong[index],
+            request_id=None if self.request_id is None else [self.request_id[i] for i in pick],
+            label=None if self.label is None else [self.label[i] for i in pick],
+        )
 
 
 def _struct_for(fields: FieldsConfig) -> tuple[type, dict[tuple[str, ...], str]]:
