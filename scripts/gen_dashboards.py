@@ -202,7 +202,7 @@ def layout(items: list[Json]) -> list[Json]:
     return out
 
 
-# --- template variables -------------------------------------------------------------------------
+# --- template variables --------------------------------------------------------------------------
 
 
 def datasource_var() -> Json:
@@ -323,7 +323,7 @@ def dashboard(
     }
 
 
-# --- fleet overview --------------------------------------------------------------------------------
+# --- fleet overview ------------------------------------------------------------------------------
 
 
 def fleet() -> Json:
@@ -483,7 +483,7 @@ def fleet() -> Json:
     )
 
 
-# --- one model: development vs production -----------------------------------------------------------
+# --- one model: development vs production --------------------------------------------------------
 
 
 def pooled(metric: str, sel: str, weight: str, weight_sel: str, by: str, on: str = REPLICA) -> str:
@@ -753,7 +753,7 @@ def model_detail() -> Json:
     )
 
 
-# --- the sidecar's health ---------------------------------------------------------------------------
+# --- the sidecar's health ------------------------------------------------------------------------
 
 
 def sidecar() -> Json:
