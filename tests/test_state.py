@@ -1,0 +1,313 @@
+"""Per-(model, version) state: batches ingested at chosen ``now``s, snapshots checked against
+numpy on the same values."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pytest
+
+from exporter.anomaly import Kind
+from exporter.config import parse_config
+from exporter.config_types import Config
+from exporter.records import OTHER, Decoder
+from exporter.state import MAX_GROUPS, OVERFLOW_GROUP, GroupSnapshot, Snapshot, State, WindowView
+
+T0 = 1_717_000_000.0
+QUANTILES = [0.1, 0.5, 0.9, 0.99]
+CLASSES = ["cat", "dog", "bird"]
+
+CONFIG: dict[str, Any] = {
+    "sources": ["/var/log/p.jsonl"],
+    "windows": ["1m", "1h"],
+    "quantiles": QUANTILES,
+    "fields": {
+        "timestamp": "ts",
+        "model": "model",
+        "version": "version",
+        "prediction": {"path": "p", "min": 0, "max": 1},
+        "predicted_class": "cls",
+        "confidence": {"path": "conf", "min": 0, "max": 1},
+        "latency": {"path": "lat_ms", "unit": "ms", "min": 0},
+        "ground_truth": "truth",
+        "features": [
+            {"name": "amount", "path": "f.amount"},
+            {"name": "country", "path": "f.country", "type": "categorical", "max_categories": 2},
+        ],
+    },
+}
+
+
+def build(**overrides: Any) -> tuple[Config, Decoder, State]:
+    config = parse_config({**CONFIG, **overrides})
+    decoder = Decoder(config.fields, config.late_after, config.future_after)
+    state = State(config, decoder.layout, [v.values for v in decoder.vocabularies])
+    return config, decoder, state
+
+
+def make_records(
+    rng: np.random.Generator, n: int, now: float, models: tuple[str, ...] = ("fraud",)
+) -> list[dict[str, Any]]:
+    """Mostly good records with a share of every kind of bad value."""
+    records = []
+    for _ in range(n):
+        record: dict[str, Any] = {
+            "ts": now - rng.uniform(0, 30),
+            "model": str(rng.choice(models)),
+            "version": "v1",
+            "p": float(rng.uniform(-0.05, 1.05)),
+            "conf": float(rng.beta(5, 2)),
+            "lat_ms": float(rng.lognormal(3.0, 1.0)),
+            "cls": str(rng.choice(CLASSES, p=[0.5, 0.3, 0.2])),
+            "f": {
+                "amount": float(rng.lognormal(4.0, 2.0)),
+                "country": str(rng.choice(["DE", "FR", "IT", "ES"])),
+            },
+        }
+        roll = rng.random()
+        if roll < 0.05:
+            record["p"] = "abc"
+        elif roll < 0.10:
+            del record["conf"]
+        elif roll < 0.13:
+            record["lat_ms"] = None
+        elif roll < 0.16:
+            record["f"]["amount"] = True
+        if rng.random() < 0.6:
+            record["truth"] = str(rng.choice(CLASSES))
+        if rng.random() < 0.02:
+            record["ts"] = now - 10_000  # late
+        records.append(record)
+    return records
+
+
+def encode(records: list[dict[str, Any]], junk: int = 0) -> bytes:
+    lines = [json.dumps(r) for r in records] + ["{not json"] * junk
+    return ("\n".join(lines) + "\n").encode()
+
+
+def valid(records: list[dict[str, Any]], field: str) -> np.ndarray:
+    """The values the spec counts as valid for a field, in its base unit."""
+    out = []
+    for r in records:
+        value = r["f"].get("amount") if field == "amount" else r.get(field)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value):
+            continue
+        if field in ("p", "conf") and not 0 <= value <= 1:
+            continue
+        if field == "lat_ms":
+            if value < 0:
+                continue
+            value = value / 1000
+        out.append(value)
+    return np.array(out)
+
+
+FIELD_OF = {
+    "prediction": "p",
+    "confidence": "conf",
+    "latency_seconds": "lat_ms",
+    "amount": "amount",
+}
+
+
+def group(snapshot: Snapshot, model: str, version: str = "v1") -> GroupSnapshot:
+    (found,) = [g for g in snapshot.groups if (g.model, g.version) == (model, version)]
+    return found
+
+
+def window(g: GroupSnapshot, name: str) -> WindowView:
+    (found,) = [w for w in g.windows if w.spec.name == name]
+    return found
+
+
+def assert_window_matches(
+    snapshot: Snapshot, view: WindowView, records: list[dict[str, Any]], accuracy: float
+) -> None:
+    layout = snapshot.layout
+    s = view.summary
+    assert s.records == len(records)
+    for f, spec in enumerate(layout.numeric):
+        values = valid(records, FIELD_OF[spec.name])
+        assert s.count[f] == len(values), spec.name
+        if not len(values):
+            assert np.isnan(view.quantiles[f]).all()
+            continue
+        mean = s.total[f] / s.count[f]
+        stddev = math.sqrt(max(s.squares[f] / s.count[f] - mean**2, 0.0))
+        assert mean == pytest.approx(values.mean(), rel=1e-9)
+        assert stddev == pytest.approx(values.std(), rel=1e-6)
+        assert (s.low[f], s.high[f]) == (values.min(), values.max())
+        exact = np.quantile(values, snapshot.quantiles, method="lower")
+        assert np.all(np.abs(view.quantiles[f] - exact) <= accuracy * np.abs(exact) * 1.000001)
+    classes = Counter(r["cls"] for r in records)
+    names = {v: c for c, v in snapshot.categories[0]}
+    for value, count in classes.items():
+        assert s.categories[0, names[value]] == count
+    labelled = [r for r in records if "truth" in r]
+    assert s.labelled == len(labelled)
+    assert s.wrong == sum(r["truth"] != r["cls"] for r in labelled)
+    rows = layout.anomaly_fields
+    assert s.anomalies[rows.index("prediction"), Kind.NOT_A_NUMBER] == sum(
+        r["p"] == "abc" for r in records
+    )
+    assert s.anomalies[rows.index("prediction"), Kind.OUT_OF_RANGE] == sum(
+        isinstance(r["p"], float) and not 0 <= r["p"] <= 1 for r in records
+    )
+    assert s.anomalies[rows.index("confidence"), Kind.MISSING] == sum(
+        "conf" not in r for r in records
+    )
+    assert s.anomalies[rows.index("latency_seconds"), Kind.MISSING] == sum(
+        r["lat_ms"] is None for r in records
+    )
+    assert s.anomalies[rows.index("amount"), Kind.TYPE_MISMATCH] == sum(
+        r["f"]["amount"] is True for r in records
+    )
+    assert s.anomalies[rows.index("timestamp"), Kind.LATE] == sum(
+        r["ts"] < snapshot.now - 1_000 for r in records
+    )
+
+
+def test_snapshot_matches_numpy_on_one_batch() -> None:
+    config, decoder, state = build()
+    records = make_records(np.random.default_rng(1), 5_000, T0)
+    state.ingest(decoder.decode(encode(records), T0), T0)
+    snapshot = state.snapshot(T0 + 1)
+    g = group(snapshot, "fraud")
+    for name in ("1m", "1h"):
+        assert_window_matches(snapshot, window(g, name), records, config.sketch_relative_accuracy)
+    assert g.totals.records == len(records)
+    assert g.totals.sketch is None
+    assert g.totals.latest == max(r["ts"] for r in records)
+
+
+def test_histograms_are_cumulative_like_numpy() -> None:
+    _, decoder, state = build()
+    records = make_records(np.random.default_rng(2), 3_000, T0)
+    records[0]["p"] = 0.5  # exactly on a bucket bound: counted in le="0.5"
+    records[1]["lat_ms"] = 10.0  # exactly 0.01 s
+    state.ingest(decoder.decode(encode(records), T0), T0)
+    snapshot = state.snapshot(T0)
+    g = group(snapshot, "fraud")
+    names = {h.name for h in snapshot.histograms}
+    assert names == {"prediction", "confidence", "latency_seconds"}
+    for h, histogram in enumerate(snapshot.histograms):
+        values = valid(records, FIELD_OF[histogram.name])
+        bounds = np.array(histogram.bounds)
+        cumulative = g.histogram_counts[h, : len(bounds) + 1].cumsum()
+        np.testing.assert_array_equal(
+            cumulative[:-1], [(values <= b).sum() for b in bounds], err_msg=histogram.name
+        )
+        assert cumulative[-1] == len(values)
+        assert g.histogram_sums[h] == pytest.approx(values.sum(), rel=1e-9)
+
+
+def test_windows_forget_old_batches_and_totals_do_not() -> None:
+    config, decoder, state = build()
+    rng = np.random.default_rng(3)
+    first = make_records(rng, 1_000, T0)
+    second = make_records(rng, 700, T0 + 120)
+    state.ingest(decoder.decode(encode(first), T0), T0)
+    state.ingest(decoder.decode(encode(second), T0 + 120), T0 + 120)
+    accuracy = config.sketch_relative_accuracy
+
+    g = group(state.snapshot(T0 + 121), "fraud")
+    assert_window_matches(state.snapshot(T0 + 121), window(g, "1m"), second, accuracy)
+    assert_window_matches(state.snapshot(T0 + 121), window(g, "1h"), first + second, accuracy)
+    assert g.totals.records == 1_700
+
+    later = group(state.snapshot(T0 + 2 * 3600), "fraud")
+    for name in ("1m", "1h"):
+        assert window(later, name).summary.records == 0
+        assert np.isnan(window(later, name).quantiles).all()
+    assert later.totals.records == 1_700
+    assert later.totals.count.tolist() == g.totals.count.tolist()
+
+
+def test_several_groups_are_kept_apart() -> None:
+    config, decoder, state = build()
+    records = make_records(np.random.default_rng(4), 2_000, T0, models=("a", "b", "c"))
+    state.ingest(decoder.decode(encode(records), T0), T0)
+    snapshot = state.snapshot(T0)
+    assert {(g.model, g.version) for g in snapshot.groups} == {
+        ("a", "v1"),
+        ("b", "v1"),
+        ("c", "v1"),
+    }
+    for model in ("a", "b", "c"):
+        mine = [r for r in records if r["model"] == model]
+        view = window(group(snapshot, model), "1h")
+        assert_window_matches(snapshot, view, mine, config.sketch_relative_accuracy)
+
+
+def test_category_names_follow_the_decoder_vocabulary_and_cap() -> None:
+    _, decoder, state = build()
+    records = make_records(np.random.default_rng(5), 500, T0)
+    state.ingest(decoder.decode(encode(records), T0), T0)
+    snapshot = state.snapshot(T0)
+    countries = snapshot.categories[1]
+    assert len(countries) == 3  # cap 2 + __other__
+    assert countries[-1] == (2, OTHER)
+    seen = [r["f"]["country"] for r in records]
+    counts = window(group(snapshot, "fraud"), "1h").summary.categories[1]
+    named = {value: int(counts[code]) for code, value in countries}
+    kept = [value for _, value in countries[:-1]]
+    assert named[OTHER] == sum(c not in kept for c in seen)
+    for value in kept:
+        assert named[value] == seen.count(value)
+
+
+def test_parse_errors_are_charged_to_the_group_read_before_them() -> None:
+    _, decoder, state = build()
+    rng = np.random.default_rng(6)
+    state.ingest(decoder.decode(encode([], junk=3), T0), T0)  # nothing read yet
+    state.ingest(decoder.decode(encode(make_records(rng, 10, T0, ("a",)), junk=2), T0), T0)
+    state.ingest(decoder.decode(b"[1]\n{x\n", T0 + 1), T0 + 1)
+    snapshot = state.snapshot(T0 + 1)
+    record_row = len(snapshot.layout.anomaly_fields)
+    unknown = group(snapshot, "unknown", "unknown")
+    assert unknown.totals.anomalies[record_row, Kind.PARSE_ERROR] == 3
+    assert unknown.totals.records == 0
+    a = group(snapshot, "a")
+    assert a.totals.anomalies[record_row, Kind.PARSE_ERROR] == 4
+    assert window(a, "1m").summary.anomalies[record_row, Kind.PARSE_ERROR] == 4
+    assert a.totals.records == 10
+
+
+def test_groups_beyond_the_limit_fold_into_one_overflow_group() -> None:
+    _, decoder, state = build()
+    models = tuple(f"m{i:03d}" for i in range(MAX_GROUPS + 10))
+    records = [{"model": m, "version": "v1", "p": 0.5} for m in models]
+    state.ingest(decoder.decode(encode(records), T0), T0)
+    snapshot = state.snapshot(T0)
+    assert len(snapshot.groups) == MAX_GROUPS
+    assert sum(g.totals.records for g in snapshot.groups) == len(models)
+    overflow = group(snapshot, *OVERFLOW_GROUP)
+    assert overflow.totals.records == len(models) - (MAX_GROUPS - 1)
+
+
+def test_a_snapshot_is_not_changed_by_later_ingestion() -> None:
+    _, decoder, state = build()
+    rng = np.random.default_rng(7)
+    state.ingest(decoder.decode(encode(make_records(rng, 100, T0)), T0), T0)
+    before = state.snapshot(T0)
+    state.ingest(decoder.decode(encode(make_records(rng, 100, T0)), T0), T0)
+    g = group(before, "fraud")
+    assert g.totals.records == 100
+    assert window(g, "1m").summary.records == 100
+    assert group(state.snapshot(T0), "fraud").totals.records == 200
+
+
+def test_static_model_and_version_label_every_record() -> None:
+    fields = {**CONFIG["fields"], "model_name": "fraud", "model_version": "v9"}
+    del fields["model"], fields["version"]
+    _, decoder, state = build(fields=fields)
+    state.ingest(decoder.decode(encode(make_records(np.random.default_rng(8), 50, T0))), T0)
+    snapshot = state.snapshot(T0)
+    assert [(g.model, g.version) for g in snapshot.groups] == [("fraud", "v9")]
