@@ -38,6 +38,7 @@ from exporter.fileident import (
 )
 from exporter.linebuf import LineAssembler
 from exporter.positions import Key, Position, Positions
+from exporter.tailfile import Counters, LogLimiter, Tracked
 
 log = logging.getLogger(__name__)
 
@@ -72,87 +73,6 @@ class SourceStats:
     lag_bytes: int = 0
 
 
-class _Counters:
-    """Mutable twin of SourceStats, updated under the tailer's lock."""
-
-    __slots__ = (
-        "bytes_read",
-        "checkpoint_resets",
-        "files_present",
-        "lag_bytes",
-        "lines",
-        "lines_too_long",
-        "open_files",
-        "opens",
-        "read_errors",
-        "rotations",
-        "truncations",
-    )
-
-    def __init__(self) -> None:
-        self.lines = self.bytes_read = self.rotations = self.truncations = 0
-        self.lines_too_long = self.read_errors = self.opens = self.checkpoint_resets = 0
-        self.files_present = self.open_files = self.lag_bytes = 0
-
-    def snapshot(self) -> SourceStats:
-        return SourceStats(**{f.name: getattr(self, f.name) for f in fields(SourceStats)})
-
-
-class _Tracked:
-    """One open file of one source. ``handed`` is the end of the last whole line handed out."""
-
-    __slots__ = (
-        "asm",
-        "fd",
-        "handed",
-        "head",
-        "key",
-        "mtime_ns",
-        "nlink",
-        "path",
-        "rotated_at",
-        "size",
-    )
-
-    def __init__(
-        self, path: str, fd: int, key: Key, head: Head, handed: int, asm: LineAssembler
-    ) -> None:
-        self.path = path
-        self.fd = fd  # -1 after a stale handle was dropped; reopened on the next poll
-        self.key = key
-        self.head = head
-        self.handed = handed
-        self.asm = asm
-        self.size = -1  # size/mtime at the last look; equal again => nothing to do
-        self.mtime_ns = -1
-        self.nlink = 1
-        self.rotated_at: float | None = None  # monotonic time it left its path
-
-    @property
-    def read_off(self) -> int:
-        return self.handed + self.asm.pending
-
-
-class _LogLimiter:
-    """At most one warning per (path, errno) a minute: a broken file must not flood the log."""
-
-    def __init__(self, clock: Clock, interval: float = 60.0) -> None:
-        self._clock = clock
-        self._interval = interval
-        self._last: dict[tuple[str, int], float] = {}
-
-    def warn(self, path: str, err: OSError, what: str) -> None:
-        key = (path, err.errno or 0)
-        now = self._clock.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self._interval:
-            return
-        if len(self._last) > 1000:
-            self._last.clear()
-        self._last[key] = now
-        log.warning("cannot %s %s: %s", what, path, err.strerror or err)
-
-
 class Tailer:
     def __init__(
         self,
@@ -168,17 +88,20 @@ class Tailer:
         self._clock = clock
         self._pos = positions if positions is not None else Positions.load(tail.positions_file)
         self._ops = ops if ops is not None else FileOps()
-        self._files: dict[str, dict[Key, _Tracked]] = {s.path: {} for s in self._sources}
-        self._counters = {s.path: _Counters() for s in self._sources}
+        self._files: dict[str, dict[Key, Tracked]] = {s.path: {} for s in self._sources}
+        self._counters = {s.path: Counters() for s in self._sources}
         # A source tailed before (entries in the checkpoint) reads files new to it from 0:
         # they appeared while we were stopped. start_at only governs a first deployment.
         self._history = {s.path: self._pos.has_source(s.path) for s in self._sources}
         self._lock = threading.Lock()
-        self._limiter = _LogLimiter(clock)
+        self._limiter = LogLimiter(clock)
         self._missing_logged: set[str] = set()
         self._first_poll = True
         self._closed = False
         self._rr = 0
+        self._turn = 0
+        own = tail.positions_file
+        self._own_files = frozenset({own, own + ".tmp"} if own else ())
         self.more_pending = False  # the last poll stopped on its byte budget: poll again soon
 
     # ---- public API -------------------------------------------------------------------
@@ -194,6 +117,7 @@ class Tailer:
         n = len(self._sources)
         order = self._sources[self._rr :] + self._sources[: self._rr]  # no source starves
         self._rr = (self._rr + 1) % n if n else 0
+        self._turn += 1
         for src in order:
             budget = self._poll_source(src, now, budget, out)
         self._first_poll = False
@@ -202,7 +126,7 @@ class Tailer:
 
     def stats(self) -> dict[str, SourceStats]:
         with self._lock:
-            return {path: c.snapshot() for path, c in self._counters.items()}
+            return {path: _snapshot(c) for path, c in self._counters.items()}
 
     def checkpoint_errors(self) -> int:
         return self._pos.errors
@@ -247,7 +171,11 @@ class Tailer:
                 del files[key]
             else:
                 budget = self._drain_gone(src, f, budget, out)
-        for key, (path, st) in matched.items():
+        items = list(matched.items())
+        if len(items) > 1:  # start at a different file each poll: a busy one cannot starve the rest
+            k = self._turn % len(items)
+            items = items[k:] + items[:k]
+        for key, (path, st) in items:
             known = files.get(key)
             cur = known if known is not None else self._open_new(src, path, key)
             if cur is None:
@@ -263,6 +191,8 @@ class Tailer:
         paths = self._ops.glob(src.path) if is_glob(src.path) else [src.path]
         matched: dict[Key, tuple[str, os.stat_result]] = {}
         for p in paths:
+            if p in self._own_files:
+                continue  # a broad glob must not tail our own checkpoint
             try:
                 st = self._ops.stat(p)
             except (FileNotFoundError, NotADirectoryError):
@@ -281,7 +211,7 @@ class Tailer:
 
     # ---- opening ----------------------------------------------------------------------
 
-    def _open_new(self, src: SourceConfig, path: str, key: Key) -> _Tracked | None:
+    def _open_new(self, src: SourceConfig, path: str, key: Key) -> Tracked | None:
         try:
             fd = self._ops.open(path)
         except FileNotFoundError:
@@ -303,7 +233,7 @@ class Tailer:
         with self._lock:
             self._counters[src.path].opens += 1
         asm = LineAssembler(self._tail.max_line_bytes, at_start=start == 0, skipping=skipping)
-        return _Tracked(path, fd, key, head, start, asm)
+        return Tracked(path, fd, key, head, start, asm)
 
     def _start_offset(
         self, src: SourceConfig, fd: int, key: Key, size: int, head: Head
@@ -329,7 +259,7 @@ class Tailer:
             return False
         return read_marker(self._ops, fd, entry.offset) == entry.marker
 
-    def _reopen(self, src: SourceConfig, f: _Tracked) -> bool:
+    def _reopen(self, src: SourceConfig, f: Tracked) -> bool:
         """Replace a stale handle; resume if the file is still the one we read, else from 0."""
         try:
             fd = self._ops.open(f.path)
@@ -351,7 +281,7 @@ class Tailer:
     # ---- reading ----------------------------------------------------------------------
 
     def _advance(
-        self, src: SourceConfig, f: _Tracked, st: os.stat_result, budget: int, out: list[Chunk]
+        self, src: SourceConfig, f: Tracked, st: os.stat_result, budget: int, out: list[Chunk]
     ) -> int:
         size, mtime = st.st_size, st.st_mtime_ns
         changed = size != f.size or mtime != f.mtime_ns
@@ -372,7 +302,7 @@ class Tailer:
             return budget
         return self._read(src, f, budget, out)
 
-    def _truncated(self, src: SourceConfig, f: _Tracked, why: str) -> None:
+    def _truncated(self, src: SourceConfig, f: Tracked, why: str) -> None:
         log.info("%s was truncated (%s); reading it from 0", f.path, why)
         f.handed = 0
         f.asm.reset()
@@ -380,7 +310,7 @@ class Tailer:
         with self._lock:
             self._counters[src.path].truncations += 1
 
-    def _read(self, src: SourceConfig, f: _Tracked, budget: int, out: list[Chunk]) -> int:
+    def _read(self, src: SourceConfig, f: Tracked, budget: int, out: list[Chunk]) -> int:
         piece = self._tail.read_chunk_bytes
         got = lines = 0
         too_long = f.asm.too_long
@@ -412,7 +342,7 @@ class Tailer:
             c.lines_too_long += f.asm.too_long - too_long
         return budget
 
-    def _pread_failed(self, src: SourceConfig, f: _Tracked, e: OSError) -> None:
+    def _pread_failed(self, src: SourceConfig, f: Tracked, e: OSError) -> None:
         self._read_error(src, f.path, e, "read")
         if e.errno in _REOPEN_ERRNOS:
             self._close_fd(f)  # a stale handle never recovers; reopen by path next poll
@@ -424,7 +354,7 @@ class Tailer:
 
     # ---- files that left their path ---------------------------------------------------
 
-    def _mark_gone(self, src: SourceConfig, f: _Tracked, now: float) -> None:
+    def _mark_gone(self, src: SourceConfig, f: Tracked, now: float) -> None:
         f.rotated_at = now
         if f.fd < 0:
             return
@@ -437,7 +367,7 @@ class Tailer:
             with self._lock:
                 self._counters[src.path].rotations += 1
 
-    def _drain_gone(self, src: SourceConfig, f: _Tracked, budget: int, out: list[Chunk]) -> int:
+    def _drain_gone(self, src: SourceConfig, f: Tracked, budget: int, out: list[Chunk]) -> int:
         """Read a file that left its path through its fd, with the same truncation checks."""
         try:
             st = self._ops.fstat(f.fd)
@@ -447,7 +377,7 @@ class Tailer:
         f.nlink = st.st_nlink
         return self._advance(src, f, st, budget, out)
 
-    def _retire(self, src: SourceConfig, f: _Tracked) -> None:
+    def _retire(self, src: SourceConfig, f: Tracked) -> None:
         """Close a file whose grace period is over; keep its checkpoint only if it still exists."""
         if f.nlink > 0:
             self._remember(src.path, f, self._clock.now())
@@ -455,7 +385,7 @@ class Tailer:
             self._pos.forget(f.key)  # deleted: its inode number will be reused
         self._close_fd(f)
 
-    def _remember(self, source: str, f: _Tracked, now: float) -> None:
+    def _remember(self, source: str, f: Tracked, now: float) -> None:
         if f.fd < 0:
             return
         try:
@@ -477,7 +407,7 @@ class Tailer:
             )
         )
 
-    def _close_fd(self, f: _Tracked) -> None:
+    def _close_fd(self, f: Tracked) -> None:
         if f.fd >= 0:
             try:
                 self._ops.close(f.fd)
@@ -494,3 +424,7 @@ class Tailer:
                     1 for f in files.values() if f.fd >= 0 and f.rotated_at is None
                 )
                 c.lag_bytes = sum(max(0, f.size - f.handed) for f in files.values() if f.fd >= 0)
+
+
+def _snapshot(c: Counters) -> SourceStats:
+    return SourceStats(**{f.name: getattr(c, f.name) for f in fields(SourceStats)})

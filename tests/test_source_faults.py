@@ -56,3 +56,29 @@ def test_close_releases_every_fd_and_is_idempotent(tmp_path: Path, ops: FaultyOp
     assert ops.calls["close"] == ops.calls["open"]
     assert h.stats().open_files == 0
     assert h.tailer.poll_once() == []
+
+
+def test_a_broad_glob_never_tails_the_checkpoint(tmp_path: Path) -> None:
+    h = Harness(
+        tmp_path, pattern="*", start_at="beginning", tail={"positions_file": str(tmp_path / "pos")}
+    )
+    h.write(record(0))
+    h.tick()
+    h.tailer.save_positions()
+    h.tailer.save_positions()
+    h.tick()
+    assert (h.records, h.parse_errors) == (1, 0)
+    assert set(h.by_path) == {str(h.path)}
+    h.close()
+
+
+def test_busy_file_does_not_starve_the_others(tmp_path: Path) -> None:
+    h = Harness(tmp_path, pattern="*.jsonl", tail={"read_chunk_bytes": 1024})
+    (tmp_path / "a.jsonl").write_bytes(records(0, 2000))
+    (tmp_path / "b.jsonl").write_bytes(records(0, 1))
+    seen: set[str] = set()
+    for _ in range(3):
+        h.tick_once(4096)
+        seen |= set(h.by_path)
+    assert str(tmp_path / "b.jsonl") in seen
+    h.close()
