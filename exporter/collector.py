@@ -152,6 +152,11 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
     errors = CounterMetricFamily(
         "model_prediction_errors", "Labelled predictions that were wrong.", labels=MODEL_LABELS
     )
+    join = CounterMetricFamily(
+        "model_ground_truth_join",
+        "Predictions waiting for a late label, by how they left the join buffer.",
+        labels=[*MODEL_LABELS, "outcome"],
+    )
     last_ts = GaugeMetricFamily(
         "model_last_record_timestamp_seconds",
         "Largest record timestamp seen (the record's own time field).",
@@ -191,6 +196,7 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
             ),
             ("ground_truth", "Records with a ground-truth label in the window.", wl),
             ("error_ratio", "Wrong predictions per labelled record in the window.", wl),
+            ("label_delay_seconds", "Mean delay from a prediction to its joined label.", wl),
         )
     }
 
@@ -202,6 +208,9 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
         errors.add_metric(mv, t.wrong)
         if math.isfinite(t.latest):
             last_ts.add_metric(mv, t.latest)
+        if group.join_outcomes:
+            for outcome in ("matched", "expired", "unmatched"):
+                join.add_metric([*mv, outcome], group.join_outcomes.get(outcome, 0))
         for row, name, kinds in pairs:
             for kind in kinds:
                 anomalies.add_metric([*mv, name, KIND_NAMES[kind]], int(t.anomalies[row, kind]))
@@ -219,6 +228,7 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
     yield anomalies
     yield labelled
     yield errors
+    yield join
     yield last_ts
     yield from histograms
     yield from g.values()
@@ -267,6 +277,8 @@ def _window_metrics(
         g["ground_truth"].add_metric([*mv, w], s.labelled)
         if s.labelled:
             g["error_ratio"].add_metric([*mv, w], s.wrong / s.labelled)
+        if s.joined:
+            g["label_delay_seconds"].add_metric([*mv, w], s.delay_total / s.joined)
 
 
 def _drift_families(snapshot: Snapshot) -> Iterator[Metric]:

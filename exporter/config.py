@@ -351,6 +351,38 @@ def _fields(c: _Checker, value: Any, category_cap: int) -> FieldsConfig:
     )
 
 
+def _check_paths(c: _Checker, fields: FieldsConfig) -> None:
+    """Each path feeds one role, and no mapped value is also the parent of another: the
+    decoder builds one typed structure from these paths."""
+    mapped: list[tuple[str, tuple[str, ...]]] = [
+        (key, path)
+        for key, path in (
+            ("fields.timestamp", fields.timestamp),
+            ("fields.model", fields.model_path),
+            ("fields.version", fields.version_path),
+            ("fields.ground_truth", fields.ground_truth),
+            ("fields.request_id", fields.request_id),
+        )
+        if path is not None
+    ]
+    roles = (fields.prediction, fields.predicted_class, fields.confidence, fields.latency)
+    role_keys = ("prediction", "predicted_class", "confidence", "latency")
+    mapped += [
+        (f"fields.{k}", s.path) for k, s in zip(role_keys, roles, strict=True) if s is not None
+    ]
+    mapped += [(f"fields.features[{i}]", s.path) for i, s in enumerate(fields.features)]
+    for i, (key, path) in enumerate(mapped):
+        for other_key, other in mapped[:i]:
+            text, other_text = ".".join(path), ".".join(other)
+            if path == other:
+                c.fail(f"{key}.path", f"{text!r} is already mapped by {other_key}")
+            elif path[: len(other)] == other or other[: len(path)] == path:
+                c.fail(
+                    f"{key}.path",
+                    f"{text!r} and {other_text!r} ({other_key}) overlap: one is inside the other",
+                )
+
+
 def _windows(c: _Checker, value: Any) -> tuple[WindowSpec, ...]:
     if value is None:
         return Config().windows
@@ -494,7 +526,9 @@ def parse_config(raw: Any) -> Config:
     d = Config()
     category_cap = c.get(data, "category_cap", "", _positive_int, 50)
     positions_file = c.get(data, "positions_file", "", _string, None)
-    join = c.mapping(data.get("ground_truth_join"), "ground_truth_join", {"timeout", "capacity"})
+    join = c.mapping(
+        data.get("ground_truth_join"), "ground_truth_join", {"enabled", "timeout", "capacity"}
+    )
     config = Config(
         listen_address=c.get(data, "listen_address", "", _listen, d.listen_address),
         sources=_sources(c, data.get("sources")),
@@ -511,6 +545,7 @@ def parse_config(raw: Any) -> Config:
         future_after=c.get(data, "future_after", "", _duration, d.future_after),
         reference=c.get(data, "reference", "", _string, None),
         drift=_drift(c, data.get("drift")),
+        label_join=c.get(join, "enabled", "ground_truth_join.", _bool, d.label_join),
         label_join_timeout=c.get(
             join, "timeout", "ground_truth_join.", _duration, d.label_join_timeout
         ),
@@ -518,6 +553,11 @@ def parse_config(raw: Any) -> Config:
             join, "capacity", "ground_truth_join.", _positive_int, d.label_join_capacity
         ),
     )
+    _check_paths(c, config.fields)
+    if config.label_join and (
+        config.fields.request_id is None or config.fields.ground_truth is None
+    ):
+        c.fail("ground_truth_join.enabled", "needs fields.request_id and fields.ground_truth")
     if not (config.fields.numeric or config.fields.categorical):
         c.fail(
             "fields",

@@ -123,5 +123,6 @@ class Config:
     future_after: float = 60.0
     reference: str | None = None
     drift: DriftConfig = field(default_factory=DriftConfig)
+    label_join: bool = False
     label_join_timeout: float = 3600.0
     label_join_capacity: int = 100_000

@@ -17,6 +17,7 @@ from exporter.clock import Clock
 from exporter.collector import Health
 from exporter.compare import ReferenceChecks
 from exporter.config_types import DriftConfig, TailConfig
+from exporter.join import LabelJoin
 from exporter.records import Decoder
 from exporter.reference import Reference
 from exporter.reload import ReferenceFile
@@ -40,6 +41,7 @@ class Pipeline:
         waker: Waker | None = None,
         reference_file: ReferenceFile | None = None,
         drift: DriftConfig | None = None,
+        join: LabelJoin | None = None,
     ) -> None:
         self._tailer = tailer
         self._decoder = decoder
@@ -59,6 +61,7 @@ class Pipeline:
         self._drift = drift if drift is not None else DriftConfig()
         self._checks: ReferenceChecks | None = None
         self._checked: Reference | None = None
+        self._join = join
         self._install_checks()
 
     def _install_checks(self) -> None:
@@ -103,7 +106,12 @@ class Pipeline:
         batch = self._decoder.decode(chunk.data, now)
         if self._checks is not None:
             self._checks.apply(batch)
-        self._state.ingest(batch, now)
+        if self._join is not None:
+            joined = self._join.process(batch, now)
+            self._state.ingest(joined.predictions, now)
+            self._state.add_joined(joined.joined, joined.outcomes, now)
+        else:
+            self._state.ingest(batch, now)
         if self._state.reference is not self._checked:
             self._install_checks()
         with self._lock:

@@ -204,12 +204,10 @@ def _lenient_number(value: Any) -> tuple[float, Kind]:
         return math.nan, Kind.MISSING
     if isinstance(value, bool | dict | list):
         return math.nan, Kind.TYPE_MISMATCH
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return math.nan, Kind.NOT_A_NUMBER
-    number = float(value)
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # "abc", or an integer too large for a float
+        return math.nan, Kind.NOT_A_NUMBER
     if not math.isfinite(number):
         return math.nan, Kind.NOT_A_NUMBER
     return number, Kind.OK
@@ -223,7 +221,7 @@ def _lenient_category(value: Any) -> tuple[Any, Kind]:
     return value, Kind.OK
 
 
-def _category_text(value: Any) -> str:
+def category_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -271,14 +269,21 @@ class _Rows:
     versions: list[Any]
     truth: list[Any]
     preset: list[tuple[int, int, Kind]]  # (row, anomaly column, kind) found by the lenient parser
+    request_ids: list[Any]
 
 
 class Decoder:
     """Decodes chunks for one field mapping. Holds the category vocabularies (bounded)."""
 
     def __init__(
-        self, fields: FieldsConfig, late_after: float = 300.0, future_after: float = 60.0
+        self,
+        fields: FieldsConfig,
+        late_after: float = 300.0,
+        future_after: float = 60.0,
+        keep_labels: bool = False,
     ) -> None:
+        """``keep_labels`` keeps raw request ids and labels on the batch for joining labels
+        that arrive on their own line; off, no per-record cost is paid for it."""
         self.fields = fields
         self._late_after = late_after
         self._future_after = future_after
@@ -297,6 +302,8 @@ class Decoder:
         self._model_get = getter(fields.model_path)
         self._version_get = getter(fields.version_path)
         self._truth_get = getter(fields.ground_truth)
+        self._keep_labels = keep_labels and fields.request_id is not None
+        self._request_get = getter(fields.request_id) if self._keep_labels else None
 
     # -- decoding -------------------------------------------------------------------------
 
@@ -308,7 +315,7 @@ class Decoder:
         for piece in _pieces(data, PIECE_BYTES):
             try:
                 typed.extend(self._typed.decode_lines(piece))
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                 self._decode_lines_one_by_one(piece, typed, lenient, errors)
         rows = self._rows(typed, lenient)
         batch = self._classify(rows, now)
@@ -324,7 +331,7 @@ class Decoder:
             try:
                 typed.append(self._typed.decode(line))
                 continue
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                 pass
             try:
                 text = line.decode("utf-8")
@@ -354,6 +361,7 @@ class Decoder:
             versions=column(self._version_get),
             truth=column(self._truth_get),
             preset=[],
+            request_ids=column(self._request_get),
         )
         n_num = len(self.layout.numeric)
         base = len(typed)
@@ -370,13 +378,19 @@ class Decoder:
                 if kind is Kind.TYPE_MISMATCH:
                     rows.preset.append((r, n_num + j, kind))
             if f.timestamp is not None:
-                rows.timestamp.append(_get_path(obj, f.timestamp))
+                stamp = _get_path(obj, f.timestamp)
+                if isinstance(stamp, bool | dict | list):
+                    rows.preset.append((r, self.layout.timestamp_column, Kind.TYPE_MISMATCH))
+                    stamp = None
+                rows.timestamp.append(stamp)
             if f.model_path is not None:
                 rows.models.append(_get_path(obj, f.model_path))
             if f.version_path is not None:
                 rows.versions.append(_get_path(obj, f.version_path))
             if f.ground_truth is not None:
                 rows.truth.append(_get_path(obj, f.ground_truth))
+            if self._keep_labels and f.request_id is not None:
+                rows.request_ids.append(_get_path(obj, f.request_id))
         return rows
 
     # -- classification -------------------------------------------------------------------
@@ -406,8 +420,12 @@ class Decoder:
             timestamp = self._timestamps(rows.timestamp, flags[:, layout.timestamp_column], now)
 
         groups, group = self._groups(rows, n)
-        wrong = self._wrong(rows, categorical, numeric, flags, n)
-        return Batch(groups, group, numeric, categorical, flags, timestamp, wrong)
+        wrong = self._wrong(rows, flags, n)
+        batch = Batch(groups, group, numeric, categorical, flags, timestamp, wrong)
+        if self._keep_labels:
+            batch.request_id = rows.request_ids
+            batch.label = rows.truth or [None] * n
+        return batch
 
     def _classify_numeric(self, numeric: FloatArray, flags: npt.NDArray[np.int8]) -> None:
         for j, spec in enumerate(self.layout.numeric):
@@ -438,7 +456,7 @@ class Decoder:
                 codes[i] = -1
                 kinds[i] = Kind.MISSING
                 continue
-            c = code(value if type(value) is str else _category_text(value))
+            c = code(value if type(value) is str else category_text(value))
             codes[i] = c
             if c == vocabulary.other:
                 kinds[i] = Kind.UNSEEN_CATEGORY
@@ -485,34 +503,29 @@ class Decoder:
         ]
         return groups, codes
 
-    def _wrong(
-        self,
-        rows: _Rows,
-        categorical: IntArray,
-        numeric: FloatArray,
-        flags: npt.NDArray[np.int8],
-        n: int,
-    ) -> npt.NDArray[np.int8]:
-        """Classification error per record: the label against the predicted class."""
+    def _wrong(self, rows: _Rows, flags: npt.NDArray[np.int8], n: int) -> npt.NDArray[np.int8]:
+        """Classification error per record: the label against the predicted class.
+
+        A structured label (object or list) is a type mismatch whether or not a class is
+        there to compare it with.
+        """
         wrong = np.full(n, -1, dtype=np.int8)
-        if not rows.truth or self.fields.predicted_class is None:
+        if not rows.truth:
             return wrong
-        predicted = rows.categorical[0]
         column = flags[:, self.layout.ground_truth_column]
+        predicted = rows.categorical[0] if self.fields.predicted_class is not None else [None] * n
         for i, (label, guess) in enumerate(zip(rows.truth, predicted, strict=True)):
-            if label is None or guess is None:
-                continue
             if isinstance(label, dict | list):
                 column[i] = Kind.TYPE_MISMATCH
-                continue
-            wrong[i] = _category_text(label) != _category_text(guess)
+            elif label is not None and guess is not None and not isinstance(guess, dict | list):
+                wrong[i] = category_text(label) != category_text(guess)
         return wrong
 
 
 def _label_text(value: Any, default: str) -> str:
     if value is None or isinstance(value, dict | list):
         return default
-    return _category_text(value)
+    return category_text(value)
 
 
 def _row_count(rows: _Rows) -> int:

@@ -58,7 +58,7 @@ def build(config: Config, listen_address: str | None = None, clock: Clock | None
     if listen_address is not None:
         config = replace(config, listen_address=listen_address)
     clock = clock if clock is not None else SystemClock()
-    decoder = Decoder(config.fields, config.late_after, config.future_after)
+    decoder = Decoder(config.fields, config.late_after, config.future_after, config.label_join)
     state = State(config, decoder.layout, [v.values for v in decoder.vocabularies])
     reference_file = None
     if config.reference is not None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,6 +20,7 @@ import numpy.typing as npt
 from exporter.anomaly import Kind
 from exporter.compare import FieldDrift, Gaps, compare, gaps
 from exporter.config_types import Config, WindowSpec
+from exporter.join import GroupKey, Joined
 from exporter.records import OTHER, Batch, Layout
 from exporter.reference import Reference, build
 from exporter.sketch import SketchLayout, quantiles
@@ -45,6 +48,7 @@ class _Group:
     histogram_counts: IntArray  # [H, len(bounds) + 1], the last column is +Inf
     histogram_sums: FloatArray  # [H]
     rings: list[Ring]
+    join_outcomes: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class GroupSnapshot:
     histogram_counts: IntArray
     histogram_sums: FloatArray
     windows: list[WindowView]
+    join_outcomes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,26 @@ class State:
             )
             group.histogram_sums[h] += float(values.sum())
 
+    def add_joined(
+        self,
+        joined: Mapping[GroupKey, Joined],
+        outcomes: Mapping[tuple[GroupKey, str], int],
+        now: float,
+    ) -> None:
+        """Late labels matched at ``now``: they count in the window of the label's arrival."""
+        with self._lock:
+            for key, found in joined.items():
+                summary = Summary.empty(self._shape)
+                summary.labelled, summary.wrong = found.labelled, found.wrong
+                summary.joined, summary.delay_total = found.matched, found.delay_total
+                group = self._group(key)
+                for ring in group.rings:
+                    ring.add(now, summary)
+                summary.sketch = None
+                group.totals.add(summary)
+            for (key, outcome), count in outcomes.items():
+                self._group(key).join_outcomes[outcome] += count
+
     def _freeze(self, summary: Summary, now: float) -> None:
         """Without a profile, the first ``freeze_first`` production records become the
         reference (the whole batch that crosses the count, so it may hold a few more)."""
@@ -219,6 +244,7 @@ class State:
                     group.histogram_counts.copy(),
                     group.histogram_sums.copy(),
                     [(ring.spec, ring.view(now)) for ring in group.rings],
+                    dict(group.join_outcomes),
                 )
                 for key, group in self._groups.items()
             ]
@@ -226,7 +252,7 @@ class State:
             now, self._layout, names, self._histograms, self._config.quantiles, reference
         )
         drift = self._config.drift
-        for (model, version), totals, counts, sums, views in copied:
+        for (model, version), totals, counts, sums, views, outcomes in copied:
             windows = []
             for spec, view in views:
                 found: list[FieldDrift] = []
@@ -235,7 +261,9 @@ class State:
                     found = compare(view, reference, self._layout, names, self._shape.sketch, drift)
                     window_gaps = gaps(view, reference, self._layout)
                 windows.append(WindowView(spec, view, self._quantiles(view), found, window_gaps))
-            snapshot.groups.append(GroupSnapshot(model, version, totals, counts, sums, windows))
+            snapshot.groups.append(
+                GroupSnapshot(model, version, totals, counts, sums, windows, outcomes)
+            )
         return snapshot
 
     def _quantiles(self, summary: Summary) -> FloatArray:
@@ -250,8 +278,9 @@ class State:
 
 
 def _copy(summary: Summary) -> Summary:
-    return Summary(
-        records=summary.records,
+    """A copy for a snapshot (without the sketch: counters need none)."""
+    return replace(
+        summary,
         count=summary.count.copy(),
         total=summary.total.copy(),
         squares=summary.squares.copy(),
@@ -260,7 +289,4 @@ def _copy(summary: Summary) -> Summary:
         sketch=None,
         categories=summary.categories.copy(),
         anomalies=summary.anomalies.copy(),
-        labelled=summary.labelled,
-        wrong=summary.wrong,
-        latest=summary.latest,
     )

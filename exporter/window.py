@@ -49,6 +49,8 @@ class Summary:
     labelled: int
     wrong: int
     latest: float  # largest record timestamp (-inf when none)
+    joined: int = 0  # late labels joined to their prediction by request id
+    delay_total: float = 0.0  # sum of their delays, seconds
 
     @classmethod
     def empty(cls, shape: Shape, with_sketch: bool = True) -> Summary:
@@ -69,8 +71,9 @@ class Summary:
         )
 
     def clear(self) -> None:
-        self.records = self.labelled = self.wrong = 0
+        self.records = self.labelled = self.wrong = self.joined = 0
         self.latest = -math.inf
+        self.delay_total = 0.0
         for array in (self.count, self.total, self.squares, self.categories, self.anomalies):
             array.fill(0)
         self.low.fill(np.inf)
@@ -84,6 +87,8 @@ class Summary:
         self.labelled += other.labelled
         self.wrong += other.wrong
         self.latest = max(self.latest, other.latest)
+        self.joined += other.joined
+        self.delay_total += other.delay_total
         self.count += other.count
         self.total += other.total
         self.squares += other.squares

@@ -279,12 +279,6 @@ def test_load_config_reports_unreadable_and_invalid_yaml(tmp_path: Path) -> None
         load_config(empty)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: config.py parse_config accepts a path that is both a value and a parent "
-    "of another mapped path; only Decoder (records._struct_for) refuses it, so "
-    "check-config says ok for a config that `run` rejects",
-)
 def test_a_path_that_is_also_a_parent_is_refused_by_validation() -> None:
     got = problems(with_(fields={"prediction": "a", "features": [{"name": "x", "path": "a.b"}]}))
     assert any("'a'" in p for p in got), got

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from exporter.anomaly import Kind
 from exporter.config import parse_config
+from exporter.errors import ConfigError
 from exporter.records import OTHER, PIECE_BYTES, Batch, Decoder
 from exporter.sketch import SketchLayout
 from exporter.window import Shape, summarize
@@ -169,11 +170,6 @@ def test_numeric_anomaly_kinds(text: str | None, kind: Kind) -> None:
     assert flag(d, batch, "prediction")[rows[0]] == flag(d, batch, "prediction")[rows[2]] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: records.py _lenient_number: float() of a huge JSON integer raises "
-    "OverflowError and aborts the whole chunk instead of not_a_number",
-)
 def test_huge_integer_is_not_a_number_not_a_crash() -> None:
     d = decoder()
     batch = d.decode(encode({"rid": 0, "p": 0.5}, '{"rid": 1, "p": 1' + "0" * 400 + "}"))
@@ -333,23 +329,12 @@ def test_unusable_timestamps(text: str | None, kind: Kind) -> None:
     assert flag(d, batch, "timestamp")[rows[0]] == Kind.OK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: records.py Decoder._timestamps: np.array(values, float) turns a JSON "
-    "true into 1.0 s, so a boolean timestamp is reported late instead of type_mismatch",
-)
 def test_boolean_timestamp_is_a_type_mismatch() -> None:
     d = decoder()
     batch = d.decode(encode({"rid": 0, "ts": True}), NOW)
     assert flag(d, batch, "timestamp")[0] == Kind.TYPE_MISMATCH
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: records.py Decoder._timestamps: when every timestamp of a chunk is a "
-    "list (e.g. one line {'ts': [5]}), np.array builds a 2-D array and indexing raises "
-    "IndexError, aborting the chunk",
-)
 def test_list_timestamp_alone_in_a_chunk_is_a_type_mismatch() -> None:
     d = decoder()
     batch = d.decode(encode({"rid": 0, "ts": [5]}), NOW)
@@ -380,11 +365,6 @@ def test_parse_errors_by_reason(line: bytes, reason: str) -> None:
     assert sorted(num(d, batch, "rid").tolist()) == [0.0, 1.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: records.py Decoder.decode/_decode_lines_one_by_one catch only msgspec "
-    "errors; invalid UTF-8 inside a mapped string raises UnicodeDecodeError out of decode",
-)
 def test_invalid_utf8_in_a_mapped_string_is_a_parse_error() -> None:
     d = decoder()
     batch = d.decode(encode({"rid": 0}) + b'{"rid": 1, "cls": "\xff"}\n')
@@ -503,31 +483,20 @@ def test_a_structured_label_is_a_type_mismatch() -> None:
     assert flag(d, batch, "ground_truth")[0] == Kind.TYPE_MISMATCH
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: records.py Decoder._wrong skips the label check when the predicted class "
-    "is absent, so a structured label goes unreported",
-)
 def test_a_structured_label_is_a_type_mismatch_without_a_class() -> None:
     d = decoder()
     batch = d.decode(encode({"rid": 0, "truth": ["yes"]}))
     assert flag(d, batch, "ground_truth")[0] == Kind.TYPE_MISMATCH
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a path mapped both numeric and categorical is accepted by parse_config, "
-    "then records.py _float_column raises ValueError on the first string value",
-)
-def test_one_path_mapped_as_numeric_and_categorical_does_not_crash() -> None:
-    d = decoder(
-        features=[
-            {"name": "rid", "path": "rid"},
-            {"name": "score_band", "path": "p", "type": "categorical"},
-        ]
-    )
-    batch = d.decode(encode({"rid": 0, "p": "high"}))
-    assert batch.size == 1
+def test_one_path_mapped_as_numeric_and_categorical_is_refused_by_validation() -> None:
+    with pytest.raises(ConfigError, match=r"fields\.features\[1\]\.path: 'p' is already mapped"):
+        decoder(
+            features=[
+                {"name": "rid", "path": "rid"},
+                {"name": "score_band", "path": "p", "type": "categorical"},
+            ]
+        )
 
 
 # -- property: random mixes of lines against an independent classification ----------------
@@ -610,8 +579,6 @@ def record_line(draw: st.DrawFn, rid: int) -> bytes:
     for key, strategy in (("p", numbers), ("cls", classes), ("truth", labels)):
         if draw(st.booleans()):
             values[key] = draw(strategy)
-    if values.get("truth", "").startswith("{"):
-        values["cls"] = '"a"'  # see the xfail above: a label is checked only beside a class
     parts = [f'"{key}": {value}' for key, value in values.items()]
     draw(st.randoms()).shuffle(parts)
     return ("{" + ", ".join(parts) + "}").encode()
