@@ -511,7 +511,7 @@ def _number_kind(value: Any, low: float, high: float) -> tuple[float, Kind]:
         return math.nan, Kind.TYPE_MISMATCH
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         return math.nan, Kind.NOT_A_NUMBER
     if not math.isfinite(number):
         return math.nan, Kind.NOT_A_NUMBER
@@ -535,7 +535,7 @@ def _category_kind(value: Any) -> tuple[str | None, Kind]:
 def _timestamp_kind(value: Any) -> tuple[float, Kind]:
     if value is MISSING_KEY or value is None:
         return math.nan, Kind.MISSING
-    if isinstance(value, dict):
+    if isinstance(value, bool | list | dict):
         return math.nan, Kind.TYPE_MISMATCH
     if isinstance(value, str):
         try:
@@ -559,6 +559,7 @@ def _timestamp_kind(value: Any) -> tuple[float, Kind]:
 numbers = st.one_of(
     st.floats(-0.5, 1.5, allow_nan=False).map(repr),
     st.sampled_from(['"abc"', '"0.5"', "NaN", "Infinity", "true", "[1]", '{"a": 1}', "null"]),
+    st.just("1" + "0" * 400),
 )
 classes = st.one_of(
     st.sampled_from(['"a"', '"b"', '"c"', "1", "2.0", "true", "null", "[1]", '{"x": 1}']),
@@ -567,9 +568,21 @@ labels = st.sampled_from(['"a"', '"b"', "1", "true", "null", '{"l": "a"}'])
 stamps = st.one_of(
     st.floats(NOW - 1_000, NOW + 1_000).map(repr),
     st.sampled_from(['"2024-05-29T16:26:40Z"', '"1717000000"', '"garbage"', '{"t": 1}', "null"]),
+    st.sampled_from(["true", "[5]", "[1, 2]"]),
 )
 junk = st.sampled_from(
-    [b"{bad", b"[1, 2]", b"7", b"null", b"\xff\xfe{", b"", b"   ", b"\t\r", b'{"rid": ']
+    [
+        b"{bad",
+        b'{"rid": ',
+        b"[1, 2]",
+        b"7",
+        b"null",
+        b"\xff\xfe{",
+        b'{"cls": "\xff"}',
+        b"",
+        b"   ",
+        b"\t\r",
+    ]
 )
 
 
