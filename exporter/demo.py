@@ -12,6 +12,7 @@ import math
 import tempfile
 import threading
 from dataclasses import replace
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -20,8 +21,9 @@ import yaml
 from exporter.clock import SystemClock
 from exporter.config import parse_config, parse_listen_address
 from exporter.config_types import Config, SourceConfig
+from exporter.reference import ProfileBuilder
 from exporter.sidecar import Sidecar, build
-from exporter.simulate import Scenario, Writer
+from exporter.simulate import Scenario, Writer, generate
 from exporter.state import Snapshot
 
 log = logging.getLogger(__name__)
@@ -29,11 +31,29 @@ log = logging.getLogger(__name__)
 STATUS_EVERY = 10.0  # seconds between console status lines
 
 
-def demo_config(log_path: str) -> Config:
-    """The packaged demo config (the documented example, pointed at the demo's log)."""
+DEV_RECORDS = 50_000  # the simulated development log the demo's reference is built from
+
+
+def demo_config(log_path: str, reference_path: str | None = None) -> Config:
+    """The packaged demo config (the documented example, pointed at the demo's files)."""
     text = resources.files("exporter").joinpath("data/demo.yaml").read_text(encoding="utf-8")
     config = parse_config(yaml.safe_load(text.replace("PLACEHOLDER_LOG", log_path)))
-    return replace(config, sources=(SourceConfig(path=log_path, start_at="beginning"),))
+    return replace(
+        config,
+        sources=(SourceConfig(path=log_path, start_at="beginning"),),
+        reference=reference_path,
+    )
+
+
+def write_demo_reference(path: Path, config: Config) -> None:
+    """What `model-exporter baseline` would build from the model's validation log: here the
+    simulator before any drift, so the drift episode shows up against it."""
+    builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+    scenario = Scenario(seed=12345)
+    for first in range(0, DEV_RECORDS, 10_000):
+        builder.add(b"".join(generate(10_000, 1_764_000_000.0, 1000.0, scenario, first)))
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    path.write_text(builder.build(created, {"simulated_development_log": DEV_RECORDS}).to_json())
 
 
 def run_demo(args: argparse.Namespace, stop: threading.Event) -> int:
@@ -49,10 +69,25 @@ def run_demo(args: argparse.Namespace, stop: threading.Event) -> int:
     )
     writer = Writer(log_path, args.rate, scenario, SystemClock())
     sidecar: Sidecar | None = None
+    with tempfile.TemporaryDirectory(prefix="model-exporter-reference-") as ref_dir:
+        reference = Path(ref_dir) / "reference.json"
+        if not args.writer_only:
+            write_demo_reference(reference, demo_config(log_path))
+            sidecar = build(demo_config(log_path, str(reference)), args.listen_address)
+        return _run(args, stop, writer, sidecar, log_path, directory)
+
+
+def _run(
+    args: argparse.Namespace,
+    stop: threading.Event,
+    writer: Writer,
+    sidecar: Sidecar | None,
+    log_path: str,
+    directory: tempfile.TemporaryDirectory[str] | None,
+) -> int:
     try:
         writer.start()
-        if not args.writer_only:
-            sidecar = build(demo_config(log_path), args.listen_address)
+        if sidecar is not None:
             sidecar.start()
         _banner(args, log_path, sidecar)
         deadline = args.duration
@@ -89,7 +124,8 @@ def _banner(args: argparse.Namespace, log_path: str, sidecar: Sidecar | None) ->
 
 
 def _status(snapshot: Snapshot) -> str:
-    """One console line: traffic, anomalies and a feature's live median over the first window."""
+    """One console line: traffic, anomalies, a feature's live median and the drifting fields,
+    over the first window."""
     parts = []
     for group in snapshot.groups:
         t = group.totals
@@ -101,7 +137,10 @@ def _status(snapshot: Snapshot) -> str:
             value = window.quantiles[names.index("amount")][0]
             if not math.isnan(value):
                 median = f", amount p50 ({window.spec.name}) {value:.1f}"
+        drifted = sorted({d.field for d in window.drift if d.verdict.drifted})
+        drift = f", drift in {', '.join(drifted)}" if drifted else ", no drift"
         parts.append(
-            f"{group.model}/{group.version}: {t.records} predictions, {anomalies} anomalies{median}"
+            f"{group.model}/{group.version}: {t.records} predictions, "
+            f"{anomalies} anomalies{median}{drift if snapshot.reference else ''}"
         )
     return "  " + ("; ".join(parts) if parts else "waiting for records…")
