@@ -252,10 +252,8 @@ def _window_metrics(
         g["samples"].add_metric(labels, n)
         if n == 0:
             continue
-        mean = s.total[f] / n
-        variance = max(s.squares[f] / n - mean * mean, 0.0)
-        g["mean"].add_metric(labels, mean)
-        g["stddev"].add_metric(labels, math.sqrt(variance))
+        g["mean"].add_metric(labels, s.mean(f))
+        g["stddev"].add_metric(labels, s.stddev(f))
         g["min"].add_metric(labels, s.low[f])
         g["max"].add_metric(labels, s.high[f])
         for q, value in zip(snapshot.quantiles, view.quantiles[f], strict=True):

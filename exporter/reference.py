@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -126,8 +125,7 @@ def _numeric(
     if n == 0 or summary.sketch is None:
         return None
     counts = summary.sketch[f]
-    mean = float(summary.total[f] / n)
-    variance = max(float(summary.squares[f] / n) - mean * mean, 0.0)
+    mean = summary.mean(f)
     values = sketch.bucket_values()
     inner = quantiles(sketch, counts, BIN_PROBS)
     top = int(sketch.index(np.asarray([summary.high[f]]))[0])
@@ -145,7 +143,7 @@ def _numeric(
         count=n,
         missing=int(summary.records - n),
         mean=mean,
-        stddev=math.sqrt(variance),
+        stddev=summary.stddev(f),
         min=float(summary.low[f]),
         max=float(summary.high[f]),
         quantiles={

@@ -155,6 +155,8 @@ class State:
                 if summary.records == 0:
                     continue
                 group = self._group(key)
+                if self._freezing is not None and self._reference is None:
+                    self._freeze(summary, now)
                 self._add(
                     group, summary, batch.numeric if rows is None else batch.numeric[rows], now
                 )
@@ -283,7 +285,7 @@ def _copy(summary: Summary) -> Summary:
         summary,
         count=summary.count.copy(),
         total=summary.total.copy(),
-        squares=summary.squares.copy(),
+        deviations=summary.deviations.copy(),
         low=summary.low.copy(),
         high=summary.high.copy(),
         sketch=None,

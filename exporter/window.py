@@ -1,7 +1,7 @@
 """Aggregates of a set of records, and time-sliding windows made of them.
 
 A ``Summary`` holds what a window needs to answer every scrape question — count, sum, sum of
-squares, min, max and a quantile sketch per numeric field, category counts, anomaly counts and
+squared deviations, min, max and a quantile sketch per numeric field, category counts, anomaly counts and
 label outcomes — with array shapes fixed by the layout. Summaries merge by addition (min/max
 by min/max), so a batch is summarised once and added to each window, and a window is the
 merge of its live buckets. Nothing here reads the clock: ``now`` is always an argument.
@@ -40,7 +40,7 @@ class Summary:
     records: int
     count: IntArray  # [F] valid values
     total: FloatArray  # [F] sum
-    squares: FloatArray  # [F] sum of squares
+    deviations: FloatArray  # [F] sum of squared deviations from the mean (M2)
     low: FloatArray  # [F] min (+inf when empty)
     high: FloatArray  # [F] max (-inf when empty)
     sketch: IntArray | None  # [F, S] bucket counts; None where quantiles are not needed
@@ -59,7 +59,7 @@ class Summary:
             records=0,
             count=np.zeros(f, dtype=np.int64),
             total=np.zeros(f),
-            squares=np.zeros(f),
+            deviations=np.zeros(f),
             low=np.full(f, np.inf),
             high=np.full(f, -np.inf),
             sketch=np.zeros((f, shape.sketch.size), dtype=np.int64) if with_sketch else None,
@@ -74,12 +74,35 @@ class Summary:
         self.records = self.labelled = self.wrong = self.joined = 0
         self.latest = -math.inf
         self.delay_total = 0.0
-        for array in (self.count, self.total, self.squares, self.categories, self.anomalies):
+        for array in (self.count, self.total, self.deviations, self.categories, self.anomalies):
             array.fill(0)
         self.low.fill(np.inf)
         self.high.fill(-np.inf)
         if self.sketch is not None:
             self.sketch.fill(0)
+
+    def _merge_moments(self, other: Summary) -> None:
+        """Chan et al.'s parallel update: M2 = M2a + M2b + δ²·na·nb/n.
+
+        A plain sum of squares loses the variance to cancellation when the mean is large
+        against the spread (timestamps, ids, amounts around 1e8); deviations do not.
+        """
+        n = self.count + other.count
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delta = np.where(other.count > 0, other.total / other.count, 0.0) - np.where(
+                self.count > 0, self.total / self.count, 0.0
+            )
+            cross = np.where(n > 0, delta * delta * self.count * other.count / n, 0.0)
+        self.deviations += other.deviations + cross
+        self.count += other.count
+        self.total += other.total
+
+    def mean(self, f: int) -> float:
+        return float(self.total[f] / self.count[f])
+
+    def stddev(self, f: int) -> float:
+        """Population standard deviation of field ``f`` (count must be > 0)."""
+        return math.sqrt(max(float(self.deviations[f] / self.count[f]), 0.0))
 
     def add(self, other: Summary) -> None:
         """Merge ``other`` into this summary in place."""
@@ -89,9 +112,7 @@ class Summary:
         self.latest = max(self.latest, other.latest)
         self.joined += other.joined
         self.delay_total += other.delay_total
-        self.count += other.count
-        self.total += other.total
-        self.squares += other.squares
+        self._merge_moments(other)
         np.minimum(self.low, other.low, out=self.low)
         np.maximum(self.high, other.high, out=self.high)
         self.categories += other.categories
@@ -117,7 +138,10 @@ def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) ->
     summary.count = valid.sum(axis=0)
     zeroed = np.where(valid, numeric, 0.0)
     summary.total = zeroed.sum(axis=0)
-    summary.squares = (zeroed * zeroed).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(summary.count > 0, summary.total / summary.count, 0.0)
+    centred = np.where(valid, numeric - means, 0.0)
+    summary.deviations = (centred * centred).sum(axis=0)
     summary.low = np.where(valid, numeric, np.inf).min(axis=0)
     summary.high = np.where(valid, numeric, -np.inf).max(axis=0)
     by_field = numeric.T[valid.T]  # values grouped field by field

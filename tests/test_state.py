@@ -140,7 +140,7 @@ def assert_window_matches(
             assert np.isnan(view.quantiles[f]).all()
             continue
         mean = s.total[f] / s.count[f]
-        stddev = math.sqrt(max(s.squares[f] / s.count[f] - mean**2, 0.0))
+        stddev = s.stddev(f)
         assert mean == pytest.approx(values.mean(), rel=1e-9)
         assert stddev == pytest.approx(values.std(), rel=1e-6)
         assert (s.low[f], s.high[f]) == (values.min(), values.max())

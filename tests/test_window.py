@@ -63,12 +63,14 @@ def assert_summary_matches(summary: Summary, batch: Batch) -> None:
         valid = column[~np.isnan(column)]
         assert summary.count[f] == len(valid)
         assert summary.total[f] == pytest.approx(valid.sum(), rel=1e-12, abs=1e-12)
-        assert summary.squares[f] == pytest.approx((valid**2).sum(), rel=1e-12, abs=1e-12)
         if len(valid):
+            assert summary.deviations[f] == pytest.approx(
+                ((valid - valid.mean()) ** 2).sum(), rel=1e-9, abs=1e-9
+            )
             assert summary.low[f] == valid.min()
             assert summary.high[f] == valid.max()
             mean = summary.total[f] / summary.count[f]
-            stddev = math.sqrt(max(summary.squares[f] / summary.count[f] - mean * mean, 0.0))
+            stddev = summary.stddev(f)
             assert mean == pytest.approx(valid.mean(), rel=1e-9)
             assert stddev == pytest.approx(valid.std(), rel=1e-6)
         else:
@@ -127,7 +129,16 @@ def test_clear_returns_to_empty() -> None:
     empty = Summary.empty(SHAPE)
     for name in ("records", "labelled", "wrong", "latest"):
         assert getattr(summary, name) == getattr(empty, name)
-    for name in ("count", "total", "squares", "low", "high", "sketch", "categories", "anomalies"):
+    for name in (
+        "count",
+        "total",
+        "deviations",
+        "low",
+        "high",
+        "sketch",
+        "categories",
+        "anomalies",
+    ):
         np.testing.assert_array_equal(getattr(summary, name), getattr(empty, name))
 
 

@@ -1,0 +1,376 @@
+"""The reference profile: built from a development log, checked against numpy on the same values.
+
+The profile's bins and CDF are computed from a sketch, so the oracle for them is numpy on the
+raw values, with tolerances derived from the sketch's own bucket widths (the mass of the bucket
+holding an edge), never from the profile code.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from exporter.config import parse_config
+from exporter.config_types import Config
+from exporter.errors import ConfigError
+from exporter.records import OTHER, Decoder
+from exporter.reference import (
+    BIN_PROBS,
+    FORMAT,
+    FORMAT_VERSION,
+    ProfileBuilder,
+    Reference,
+    load,
+    parse,
+)
+from exporter.sketch import SketchLayout
+from exporter.state import State
+
+QUANTILES = [0.1, 0.5, 0.9, 0.99]
+CATEGORIES = ["rare1", "rare2", "a", "b", "c", "d", "e"]
+CAT_PROBS = [0.005, 0.005, 0.35, 0.25, 0.2, 0.12, 0.07]
+
+
+def config(**overrides: Any) -> Config:
+    raw: dict[str, Any] = {
+        "sources": ["/var/log/p.jsonl"],
+        "quantiles": QUANTILES,
+        "fields": {
+            "timestamp": None,
+            "predicted_class": "cls",
+            "ground_truth": "truth",
+            "features": [
+                {"name": "x", "type": "numeric"},
+                {"name": "k", "type": "numeric"},
+                {"name": "c", "type": "categorical", "max_categories": 3},
+            ],
+        },
+    }
+    raw.update(overrides)
+    return parse_config(raw)
+
+
+def jsonl(records: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+
+def dev_records(
+    rng: np.random.Generator, n: int, x: np.ndarray | None = None
+) -> list[dict[str, Any]]:
+    """Lognormal x (continuous, wide in log space), integer k (ties), categories with the rare
+    ones written first so "first seen" and "most frequent" differ."""
+    xs = rng.lognormal(0.0, 1.0, n) if x is None else x
+    ks = rng.poisson(2.0, n)
+    cats = rng.choice(CATEGORIES[2:], size=n, p=np.array(CAT_PROBS[2:]) / sum(CAT_PROBS[2:]))
+    rare = int(n * 0.01)
+    cats[:rare] = rng.choice(CATEGORIES[:2], size=rare)
+    records = []
+    for i in range(n):
+        cls = str(rng.choice(["yes", "no"]))
+        truth = cls if rng.random() > 0.2 else ("no" if cls == "yes" else "yes")
+        record: dict[str, Any] = {"x": float(xs[i]), "k": int(ks[i]), "c": str(cats[i])}
+        record.update(cls=cls, truth=truth)
+        records.append(record)
+    return records
+
+
+def profile(records: list[dict[str, Any]], cfg: Config | None = None, **build: Any) -> Reference:
+    cfg = cfg or config()
+    builder = ProfileBuilder(cfg.fields, cfg.quantiles, cfg.sketch_relative_accuracy)
+    data = jsonl(records)
+    half = len(data) // 2
+    cut = data.rfind(b"\n", 0, half) + 1  # two chunks: the profile must not depend on chunking
+    builder.add(data[:cut])
+    builder.add(data[cut:])
+    return builder.build(build.get("created", "2024-01-01T00:00:00+00:00"), build.get("source"))
+
+
+def bucket_mass(values: np.ndarray, sketch: SketchLayout, edge: float) -> float:
+    """Share of the values in the sketch bucket that holds ``edge``: how far a bin boundary
+    moved to the bucket's start can shift a bin share."""
+    idx = sketch.index(values)
+    return float(np.mean(idx == sketch.index(np.asarray([edge]))[0]))
+
+
+@pytest.fixture(scope="module")
+def dev() -> tuple[list[dict[str, Any]], Reference]:
+    records = dev_records(np.random.default_rng(11), 20_000)
+    return records, profile(records)
+
+
+# --- moments and quantiles ---------------------------------------------------------------------
+
+
+def test_moments_match_numpy(dev: tuple[list[dict[str, Any]], Reference]) -> None:
+    records, ref = dev
+    assert ref.records == len(records)
+    for name in ("x", "k"):
+        values = np.array([r[name] for r in records], dtype=np.float64)
+        got = ref.numeric[name]
+        assert got.count == values.size
+        assert got.missing == 0
+        assert got.mean == pytest.approx(values.mean(), rel=1e-9)
+        assert got.stddev == pytest.approx(values.std(), rel=1e-6)
+        assert got.min == values.min()
+        assert got.max == values.max()
+
+
+def test_quantiles_within_the_sketch_bound(dev: tuple[list[dict[str, Any]], Reference]) -> None:
+    records, ref = dev
+    for name in ("x", "k"):
+        values = np.array([r[name] for r in records], dtype=np.float64)
+        got = ref.numeric[name].quantiles
+        assert sorted(got) == sorted(f"{q:g}" for q in QUANTILES)
+        for q in QUANTILES:
+            truth = float(np.quantile(values, q, method="lower"))
+            assert abs(got[f"{q:g}"] - truth) <= 0.01 * abs(truth) + 1e-12, (name, q)
+
+
+def test_error_ratio_and_labels_match_the_records(
+    dev: tuple[list[dict[str, Any]], Reference],
+) -> None:
+    records, ref = dev
+    wrong = sum(r["cls"] != r["truth"] for r in records)
+    assert ref.labelled == len(records)
+    assert ref.error_ratio == pytest.approx(wrong / len(records))
+
+
+def test_missing_values_are_counted_not_binned() -> None:
+    rng = np.random.default_rng(3)
+    records = dev_records(rng, 2_000)
+    for r in records[::4]:
+        del r["x"]
+    ref = profile(records)
+    present = np.array([r["x"] for r in records if "x" in r])
+    assert ref.numeric["x"].count == present.size
+    assert ref.numeric["x"].missing == len(records) - present.size
+    assert ref.numeric["x"].mean == pytest.approx(present.mean(), rel=1e-9)
+
+
+# --- bins and CDF ------------------------------------------------------------------------------
+
+
+def test_bins_are_equal_frequency_on_continuous_data(
+    dev: tuple[list[dict[str, Any]], Reference],
+) -> None:
+    records, ref = dev
+    x = np.array([r["x"] for r in records])
+    got = ref.numeric["x"]
+    sketch = SketchLayout(ref.sketch_relative_accuracy)
+    shares = np.asarray(got.bin_shares)
+    assert shares.sum() == pytest.approx(1.0, abs=1e-12)
+    assert len(shares) == len(got.bin_edges) + 1
+    assert len(shares) == len(BIN_PROBS) + 3  # underflow, 10 bins, overflow
+    assert shares[0] == 0.0  # nothing below the development minimum
+    assert shares[-1] == 0.0  # nothing beyond it: the overflow bin is for live surprises
+    worst_bucket = max(bucket_mass(x, sketch, e) for e in got.bin_edges)
+    assert np.all(np.abs(shares[1:-1] - 0.1) <= 2 * worst_bucket + 1e-9), shares
+    # Against numpy's histogram on the raw values with the same edges: each edge can move by
+    # at most the bucket that holds it.
+    raw = np.histogram(x, bins=[-np.inf, *got.bin_edges, np.inf])[0] / x.size
+    for i in range(len(shares)):
+        edges = got.bin_edges[max(i - 1, 0) : i + 1]
+        slack = sum(bucket_mass(x, sketch, e) for e in edges)
+        assert abs(shares[i] - raw[i]) <= slack + 1e-9, (i, shares[i], raw[i])
+
+
+def test_cdf_matches_the_empirical_cdf(dev: tuple[list[dict[str, Any]], Reference]) -> None:
+    records, ref = dev
+    x = np.sort(np.array([r["x"] for r in records]))
+    got = ref.numeric["x"]
+    sketch = SketchLayout(ref.sketch_relative_accuracy)
+    assert got.cdf_points == sorted(set(got.cdf_points))
+    assert len(got.cdf_points) >= 95  # 99 percentiles, barely any tie on continuous data
+    ecdf = np.searchsorted(x, got.cdf_points, side="right") / x.size
+    for point, value, exact in zip(got.cdf_points, got.cdf_values, ecdf, strict=True):
+        assert abs(value - exact) <= bucket_mass(x, sketch, point) + 1e-9
+    assert np.all(np.diff(got.cdf_values) >= 0)
+
+
+def test_tied_values_collapse_bins_to_the_distinct_values(
+    dev: tuple[list[dict[str, Any]], Reference],
+) -> None:
+    records, ref = dev
+    k = np.array([r["k"] for r in records], dtype=np.float64)
+    got = ref.numeric["k"]
+    assert got.bin_edges == sorted(set(got.bin_edges))
+    distinct = np.unique(k)
+    # Each integer sits in its own sketch bucket, so bins hold whole values: every bin share is
+    # the exact frequency of the values in it, and no bin is empty between min and max.
+    shares = np.asarray(got.bin_shares)
+    assert shares.sum() == pytest.approx(1.0, abs=1e-12)
+    assert shares[0] == 0.0
+    assert shares[-1] == 0.0
+    assert np.all(shares[1:-1] > 0)
+    assert len(got.bin_edges) - 1 <= min(distinct.size, len(BIN_PROBS) + 1)
+    # Bins are unions of whole values: every cumulative share is the exact share of values
+    # below one of the distinct values (or of all of them).
+    below = {0.0, 1.0} | {float(np.mean(k < v)) for v in distinct}
+    for cumulative in np.cumsum(shares):
+        assert min(abs(cumulative - b) for b in below) <= 1e-9, cumulative
+    for edge in got.bin_edges[1:-1]:
+        # a development value, to the sketch's relative accuracy
+        assert np.min(np.abs(distinct - edge) - 0.01 * np.abs(distinct)) <= 1e-12, edge
+    # A CDF point is a sketch value (within 1 % of a development value v); its CDF value is the
+    # share in buckets up to the point's, which for whole numbers is exactly P(k <= v).
+    nearest = distinct[[int(np.argmin(np.abs(distinct - p))) for p in got.cdf_points]]
+    np.testing.assert_allclose(got.cdf_points, nearest, rtol=0.01, atol=1e-9)
+    np.testing.assert_allclose(got.cdf_values, [np.mean(k <= v) for v in nearest], atol=1e-12)
+
+
+def test_constant_data_gives_one_bin_and_a_point_mass() -> None:
+    records = dev_records(np.random.default_rng(5), 500, x=np.full(500, 7.25))
+    got = profile(records).numeric["x"]
+    assert got.stddev == 0.0
+    assert got.min == got.max == 7.25
+    assert got.bin_shares == [0.0, 1.0, 0.0]
+    assert got.bin_edges[0] == 7.25 < got.bin_edges[1]
+    assert got.cdf_values == [1.0] * len(got.cdf_points)
+    for value in got.quantiles.values():
+        assert abs(value - 7.25) <= 0.01 * 7.25
+
+
+def test_zeros_and_negatives_are_binned_like_numpy() -> None:
+    rng = np.random.default_rng(8)
+    x = np.concatenate([np.zeros(3_000), rng.normal(-5, 2, 3_000), rng.exponential(3, 4_000)])
+    rng.shuffle(x)
+    ref = profile(dev_records(rng, x.size, x=x))
+    got = ref.numeric["x"]
+    sketch = SketchLayout(ref.sketch_relative_accuracy)
+    shares = np.asarray(got.bin_shares)
+    assert shares.sum() == pytest.approx(1.0, abs=1e-12)
+    raw = np.histogram(x, bins=[-np.inf, *got.bin_edges, np.inf])[0] / x.size
+    for i in range(len(shares)):
+        edges = got.bin_edges[max(i - 1, 0) : i + 1]
+        slack = sum(bucket_mass(x, sketch, e) for e in edges)
+        assert abs(shares[i] - raw[i]) <= slack + 1e-9, (i, shares[i], raw[i])
+    # The zero tie (30 %) is one bin, not three empty ones.
+    zero_bins = [
+        i for i in range(len(got.bin_edges) - 1) if got.bin_edges[i] <= 0 < got.bin_edges[i + 1]
+    ]
+    assert len(zero_bins) == 1
+    assert shares[zero_bins[0] + 1] >= 0.3
+
+
+# --- categories --------------------------------------------------------------------------------
+
+
+def test_categories_keep_the_most_frequent_and_fold_the_rest(
+    dev: tuple[list[dict[str, Any]], Reference],
+) -> None:
+    records, ref = dev
+    values, counts = np.unique([r["c"] for r in records], return_counts=True)
+    order = np.argsort(-counts)
+    top = [str(values[i]) for i in order[:3]]
+    got = ref.categorical["c"]
+    assert got.count == len(records)
+    assert set(got.shares) == {*top, OTHER}
+    for i in order[:3]:
+        assert got.shares[str(values[i])] == pytest.approx(counts[i] / len(records))
+    rest = counts[order[3:]].sum() / len(records)
+    assert got.shares[OTHER] == pytest.approx(rest)
+    assert sum(got.shares.values()) == pytest.approx(1.0)
+
+
+def test_predicted_class_shares_match_the_records(
+    dev: tuple[list[dict[str, Any]], Reference],
+) -> None:
+    records, ref = dev
+    got = ref.categorical["predicted_class"]
+    yes = sum(r["cls"] == "yes" for r in records) / len(records)
+    assert got.shares == pytest.approx({"yes": yes, "no": 1 - yes})
+    assert OTHER not in got.shares
+
+
+# --- serialisation and hash --------------------------------------------------------------------
+
+
+def test_round_trip_through_json_is_exact(dev: tuple[list[dict[str, Any]], Reference]) -> None:
+    _, ref = dev
+    text = ref.to_json()
+    body = json.loads(text)
+    assert body["format"] == FORMAT
+    assert body["format_version"] == FORMAT_VERSION
+    assert body["hash"] == ref.hash == ref.content_hash()
+    assert parse(text) == ref
+
+
+def test_hash_is_stable_across_rebuilds_and_follows_the_content() -> None:
+    records = dev_records(np.random.default_rng(21), 3_000)
+    first = profile(records, created="2024-01-01T00:00:00+00:00", source={"path": "/a"})
+    again = profile(records, created="2025-06-01T12:00:00+00:00", source={"path": "/b"})
+    assert first.hash == again.hash
+    assert first.hash.startswith("sha256:")
+    changed = [dict(r) for r in records]
+    changed[0]["x"] = changed[0]["x"] + 1.0
+    assert profile(changed).hash != first.hash
+    other_quantiles = profile(records, config(quantiles=[0.5]))
+    assert other_quantiles.hash != first.hash
+
+
+def _edited(ref: Reference, edit: Any) -> str:
+    body = json.loads(ref.to_json())
+    edit(body)
+    return json.dumps(body)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda b: b.update(format="something/else"), "reference.format"),
+        (lambda b: b.update(format_version=99), "reference.format_version"),
+        (lambda b: b.pop("records"), "records"),
+        (lambda b: b["numeric"]["x"].pop("bin_edges"), "bin_edges"),
+        (lambda b: b["numeric"]["x"]["bin_shares"].pop(), "reference.numeric.x.bin_shares"),
+        (lambda b: b["numeric"]["x"]["cdf_values"].pop(), "reference.numeric.x.cdf_values"),
+        (lambda b: b["numeric"]["x"]["bin_edges"].reverse(), "reference.numeric.x.bin_edges"),
+        (lambda b: b["numeric"]["x"].update(mean=123.0), "reference.hash"),
+        (lambda b: b["categorical"]["c"].pop("shares"), "shares"),
+    ],
+)
+def test_parse_refuses_bad_profiles_naming_the_key(
+    dev: tuple[list[dict[str, Any]], Reference], edit: Any, expected: str
+) -> None:
+    _, ref = dev
+    with pytest.raises(ConfigError) as raised:
+        parse(_edited(ref, edit))
+    assert any(expected in problem for problem in raised.value.problems), raised.value.problems
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("{not json", "not valid JSON"), ("[1, 2]", "must be a JSON object"), ("", "not valid JSON")],
+)
+def test_parse_refuses_what_is_not_a_profile(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse(text, "ref.json")
+    assert raised.value.problems[0].startswith("ref.json")
+    assert expected in raised.value.problems[0]
+
+
+def test_load_names_an_unreadable_file(tmp_path: Any) -> None:
+    missing = tmp_path / "nope.json"
+    with pytest.raises(ConfigError) as raised:
+        load(missing)
+    assert str(missing) in raised.value.problems[0]
+
+
+# --- freezing the first production records -----------------------------------------------------
+
+
+def test_freeze_first_turns_the_first_records_into_the_reference() -> None:
+    cfg = config(drift={"freeze_first": 200})
+    decoder = Decoder(cfg.fields)
+    state = State(cfg, decoder.layout, [v.values for v in decoder.vocabularies])
+    records = dev_records(np.random.default_rng(4), 300)
+    state.ingest(decoder.decode(jsonl(records[:150]), 1000.0), 1000.0)
+    assert state.reference is None
+    state.ingest(decoder.decode(jsonl(records[150:]), 1001.0), 1001.0)
+    reference = state.reference
+    assert reference is not None
+    assert reference.records == 300  # the whole batch that crossed the count
+    x = np.array([r["x"] for r in records])
+    assert reference.numeric["x"].mean == pytest.approx(x.mean(), rel=1e-9)
