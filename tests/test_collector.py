@@ -363,7 +363,7 @@ def test_stddev_of_values_with_a_large_offset() -> None:
     for i, part in enumerate(np.array_split(values, 7)):
         records = [{"ts": T0, "model": "m", "version": "v", "f": {"amount": v}} for v in part]
         state.ingest(decoder.decode(encode(records), T0 + i), T0 + i)
-    T_END = T0 + 6  # noqa: N806 - read like the module's T0
-    samples = parse(scrape(lambda: state.snapshot(T_END)))
+    end = T0 + 6
+    samples = parse(scrape(lambda: state.snapshot(end)))
     labels = {"model": "m", "version": "v", "field": "amount", "window": "1m"}
     assert one(samples, "model_window_stddev", **labels) == pytest.approx(values.std(), rel=0.01)
