@@ -1,0 +1,229 @@
+"""The bundle against the real thing: the sidecar tails a log, a real Prometheus scrapes it and
+evaluates the bundled rules, a real Alertmanager routes the alerts with the bundled routing to a
+webhook standing in for the pager and the chat channel.
+
+The log is scripted: a calm part identical to the development log the reference profile was
+built from (no alert may fire), then a drift episode from the simulator in which inputs and
+predictions drift and the model is wrong more often (the drift and error-rate alerts must
+arrive, the error one at the pager). Then every dashboard query must return data from that
+Prometheus, and every metric name the bundle reads must exist in the real scrape.
+
+The only changes to the bundled files: `for:` durations shortened to seconds, and Alertmanager's
+receivers pointed at the webhook with short grouping delays.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from test_bundle_dashboards import SUBSTITUTIONS, substitute
+from test_bundle_promql import (
+    PROMETHEUS_SERIES,
+    RULE_FILES,
+    dashboard_exprs,
+    load_dashboards,
+    load_rules,
+    metric_names,
+    recorded_names,
+    variable_query_expr,
+)
+
+from exporter.simulate import LineTruth, Scenario, generate_with_truth
+from tests.configs import example_config, write_config
+from tests.harness import (
+    Alertmanager,
+    Prometheus,
+    ScrapeTarget,
+    SidecarProcess,
+    WebhookReceiver,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+JOB = "model-exporter"
+MODEL = {"model": "fraud-detector", "version": "v3"}
+SHORT_FOR = "2s"
+CALM, DRIFTED = 2_000, 8_000
+# Evaluations (1 s apart) the calm part must go through without an alert: several times the
+# shortened `for:`, so an alert that would fire on calm data has had every chance to.
+CALM_EVALUATIONS = 8
+ERROR_FACTOR = 1.15  # the default in thresholds.yml, checked below
+EXPECTED_ALERTS = {
+    "ModelFeatureDrift": "ticket",
+    "ModelPredictionDrift": "ticket",
+    "ModelErrorRateAboveDevelopment": "pager",
+}
+
+
+def shortened_rules(directory: Path) -> list[Path]:
+    """The bundled rule files with every `for:` cut to seconds; nothing else changes."""
+    directory.mkdir()
+    out = []
+    for path in RULE_FILES:
+        data = yaml.safe_load(path.read_text())
+        for group in data["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    rule["for"] = SHORT_FOR
+        target = directory / path.name
+        target.write_text(yaml.safe_dump(data, sort_keys=False))
+        out.append(target)
+    return out
+
+
+def alertmanager_config(webhook: WebhookReceiver) -> str:
+    """The bundled routing and inhibitions; receivers become webhooks named like them."""
+    data: dict[str, Any] = yaml.safe_load(
+        (ROOT / "config/alertmanager/alertmanager.yml").read_text()
+    )
+    data["receivers"] = [
+        {"name": r["name"], "webhook_configs": [{"url": webhook.url + r["name"]}]}
+        for r in data["receivers"]
+    ]
+    data["route"].update(group_wait="200ms", group_interval="1s")
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def write(log: Path, lines: list[bytes]) -> None:
+    with log.open("ab") as f:
+        f.write(b"".join(lines))
+
+
+def error_ratio(truth: LineTruth) -> float:
+    labelled = truth.has_ground_truth & truth.parses
+    return float((truth.error & labelled).sum() / labelled.sum())
+
+
+def scraped_names(metrics_text: str) -> set[str]:
+    return {
+        line.split("{", 1)[0].split(" ", 1)[0]
+        for line in metrics_text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def model_alerts(prometheus: Prometheus) -> list[dict[str, Any]]:
+    """Every bundled alert Prometheus holds, pending or firing."""
+    return [a for a in prometheus.alerts() if a["labels"]["alertname"].startswith("Model")]
+
+
+def test_bundle_alerts_and_dashboards_against_the_real_sidecar(
+    tmp_path: Path,
+    start_sidecar: Callable[..., SidecarProcess],
+    start_prometheus: Callable[..., Prometheus],
+    start_alertmanager: Callable[..., Alertmanager],
+    webhook: WebhookReceiver,
+) -> None:
+    thresholds = {r["record"]: r["expr"] for r in load_rules() if "record" in r}
+    assert thresholds["model_alert:error_ratio_factor"] == f"vector({ERROR_FACTOR})"
+
+    # The development log is the calm part itself, so the calm part matches the reference.
+    start = time.time()
+    calm, calm_truth = generate_with_truth(
+        CALM, start, 1000.0, Scenario(seed=11, ground_truth_ratio=1.0, malformed_ratio=0.004)
+    )
+    drifted, drift_truth = generate_with_truth(
+        DRIFTED,
+        start,
+        1000.0,
+        Scenario(seed=12, ground_truth_ratio=1.0, malformed_ratio=0.004, drift_start=0.0),
+        first_index=CALM,
+    )
+    # The scenario must be one the alerts are meant to catch: over the hour the alert reads,
+    # the error ratio clearly exceeds development x factor (numpy over the simulator's truth).
+    both = error_ratio(calm_truth) * CALM + error_ratio(drift_truth) * DRIFTED
+    assert both / (CALM + DRIFTED) > 1.3 * ERROR_FACTOR * error_ratio(calm_truth)
+
+    development = tmp_path / "development.jsonl"
+    development.write_bytes(b"".join(calm))
+    reference = tmp_path / "reference.json"
+    base = example_config(tmp_path / "unused.jsonl")
+    baseline = subprocess.run(
+        [sys.executable, "-m", "exporter", "baseline", "--config",
+         str(write_config(tmp_path, base, "baseline.yaml")),
+         "--input", str(development), "--output", str(reference)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert baseline.returncode == 0, baseline.stderr
+
+    log = tmp_path / "predictions.jsonl"
+    log.touch()
+    config = example_config(log, tmp_path / "positions.json", reference=str(reference))
+    config["windows"] = ["1m", "5m", "1h"]
+    sidecar = start_sidecar(write_config(tmp_path, config))
+    alertmanager = start_alertmanager(config_text=alertmanager_config(webhook))
+    prometheus = start_prometheus(
+        [ScrapeTarget(JOB, f"127.0.0.1:{sidecar.port}")],
+        rule_files=shortened_rules(tmp_path / "rules"),
+        alertmanagers=[alertmanager.address],
+    )
+    prometheus.wait_for_target_up(JOB)
+
+    # --- calm: a first slice so the counters exist at a low value, then the rest -----------
+    write(log, calm[:50])
+    prometheus.wait_for_query(f'model_predictions_total{{model="{MODEL["model"]}"}}', 30)
+    write(log, calm[50:])
+    drift_ratio = 'model_version_field:model_window_drift_threshold_ratio:median{window="1h"}'
+    for evaluated in (drift_ratio, "model_version:model_prediction_errors:ratio_rate1h"):
+        prometheus.wait_for_query(
+            f"count_over_time(({evaluated})[1m:1s]) >= {CALM_EVALUATIONS}",
+            timeout=60,
+        )
+    assert model_alerts(prometheus) == []
+    assert webhook.received_alerts() == []
+
+    # --- the drift episode ----------------------------------------------------------------------
+    write(log, drifted)
+
+    def delivered() -> dict[str, set[str]] | None:
+        got: dict[str, set[str]] = {}
+        for body in webhook.received():
+            for alert in body["alerts"]:
+                if alert["status"] == "firing":
+                    got.setdefault(alert["labels"]["alertname"], set()).add(body["receiver"])
+        return got if set(EXPECTED_ALERTS) <= set(got) else None
+
+    got = wait_until(delivered, timeout=90, message=f"{sorted(EXPECTED_ALERTS)} at the webhook")
+    for name, receiver in EXPECTED_ALERTS.items():
+        assert got[name] == {receiver}, name
+    drifting = {
+        a["labels"]["field"]
+        for a in model_alerts(prometheus)
+        if a["labels"]["alertname"] == "ModelFeatureDrift" and a["state"] == "firing"
+    }
+    # The simulator drifts amount, merchant_risk and country; age and device are its controls.
+    assert {"amount", "merchant_risk", "country"} <= drifting
+    assert drifting <= {"amount", "age", "merchant_risk", "country", "device"}
+    assert not drifting & {"age", "device"}
+
+    # --- every dashboard query and variable returns data ------------------------------------------
+    values = {**SUBSTITUTIONS, "job": JOB, **MODEL}
+    empty = []
+    for name, dashboard in load_dashboards().items():
+        for expr in dashboard_exprs(dashboard):
+            query = substitute(expr, values)
+            if not prometheus.query(query):
+                empty.append(f"{name}: {query}")
+        for var in dashboard["templating"]["list"]:
+            if var["type"] == "query":
+                label = var["query"]["query"].rsplit(",", 1)[1].strip(" )")
+                selector = substitute(variable_query_expr(var["query"]["query"]), values)
+                if not prometheus.label_values(label, selector):
+                    empty.append(f"{name}: variable {var['name']}")
+    assert empty == []
+
+    # --- every metric name the bundle reads is in the real scrape --------------------------------
+    used = {n for r in load_rules() for n in metric_names(r["expr"])}
+    for dashboard in load_dashboards().values():
+        used |= {n for e in dashboard_exprs(dashboard) for n in metric_names(e)}
+    missing = used - recorded_names() - PROMETHEUS_SERIES - scraped_names(sidecar.metrics_text())
+    assert missing == set()
