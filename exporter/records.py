@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
@@ -32,6 +33,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 OTHER = "__other__"
+_MISS = -2  # a vocabulary lookup that found nothing
 PIECE_BYTES = 64 << 10  # cache-sized decode pieces: a failing piece is re-decoded line by line
 
 
@@ -45,7 +47,7 @@ class Vocabulary:
     def __init__(self, cap: int, seed: Iterable[str] = ()) -> None:
         self.cap = cap
         self.values: list[str] = []
-        self._codes: dict[str, int] = {}
+        self._codes: dict[str | None, int] = {None: -1}  # None (missing) encodes as -1
         for value in seed:
             self.code(value)
 
@@ -66,6 +68,23 @@ class Vocabulary:
     def names(self) -> list[str]:
         """Code → label value, ``__other__`` last."""
         return [*self.values, OTHER]
+
+    def encode(self, values: list[Any]) -> IntArray:
+        """Codes of a column; -1 for None.
+
+        Known strings — nearly every value of a real log — cost one dict lookup in C; only
+        misses (a new value, a number, a boolean) take the Python path.
+        """
+        try:
+            codes = np.fromiter(
+                map(self._codes.get, values, repeat(_MISS)), dtype=np.int64, count=len(values)
+            )
+        except TypeError:  # an unhashable value: take the slow path for every row
+            codes = np.full(len(values), _MISS, dtype=np.int64)
+        for i in np.flatnonzero(codes == _MISS).tolist():
+            value = values[i]
+            codes[i] = self.code(value if type(value) is str else category_text(value))
+        return codes
 
 
 @dataclass(frozen=True)
@@ -388,7 +407,11 @@ class Decoder:
             if f.version_path is not None:
                 rows.versions.append(_get_path(obj, f.version_path))
             if f.ground_truth is not None:
-                rows.truth.append(_get_path(obj, f.ground_truth))
+                label = _get_path(obj, f.ground_truth)
+                if isinstance(label, dict | list):  # a structured label cannot be compared
+                    rows.preset.append((r, self.layout.ground_truth_column, Kind.TYPE_MISMATCH))
+                    label = None
+                rows.truth.append(label)
             if self._keep_labels and f.request_id is not None:
                 rows.request_ids.append(_get_path(obj, f.request_id))
         return rows
@@ -420,7 +443,7 @@ class Decoder:
             timestamp = self._timestamps(rows.timestamp, flags[:, layout.timestamp_column], now)
 
         groups, group = self._groups(rows, n)
-        wrong = self._wrong(rows, flags, n)
+        wrong = self._wrong(rows, categorical, n)
         batch = Batch(groups, group, numeric, categorical, flags, timestamp, wrong)
         if self._keep_labels:
             batch.request_id = rows.request_ids
@@ -448,18 +471,9 @@ class Decoder:
 
     def _encode(self, j: int, values: list[Any]) -> tuple[IntArray, npt.NDArray[np.int8]]:
         vocabulary = self.vocabularies[j]
-        codes = np.empty(len(values), dtype=np.int64)
-        kinds = np.zeros(len(values), dtype=np.int8)
-        code = vocabulary.code
-        for i, value in enumerate(values):
-            if value is None:
-                codes[i] = -1
-                kinds[i] = Kind.MISSING
-                continue
-            c = code(value if type(value) is str else category_text(value))
-            codes[i] = c
-            if c == vocabulary.other:
-                kinds[i] = Kind.UNSEEN_CATEGORY
+        codes = vocabulary.encode(values)
+        kinds = np.where(codes < 0, Kind.MISSING, 0).astype(np.int8)
+        kinds[codes == vocabulary.other] = Kind.UNSEEN_CATEGORY
         return codes, kinds
 
     def _timestamps(
@@ -503,22 +517,21 @@ class Decoder:
         ]
         return groups, codes
 
-    def _wrong(self, rows: _Rows, flags: npt.NDArray[np.int8], n: int) -> npt.NDArray[np.int8]:
-        """Classification error per record: the label against the predicted class.
-
-        A structured label (object or list) is a type mismatch whether or not a class is
-        there to compare it with.
-        """
+    def _wrong(self, rows: _Rows, categorical: IntArray, n: int) -> npt.NDArray[np.int8]:
+        """Classification error per record: the label against the predicted class, compared
+        as vocabulary codes (both are class names)."""
         wrong = np.full(n, -1, dtype=np.int8)
-        if not rows.truth:
+        if not rows.truth or self.fields.predicted_class is None:
             return wrong
-        column = flags[:, self.layout.ground_truth_column]
-        predicted = rows.categorical[0] if self.fields.predicted_class is not None else [None] * n
-        for i, (label, guess) in enumerate(zip(rows.truth, predicted, strict=True)):
-            if isinstance(label, dict | list):
-                column[i] = Kind.TYPE_MISMATCH
-            elif label is not None and guess is not None and not isinstance(guess, dict | list):
-                wrong[i] = category_text(label) != category_text(guess)
+        vocabulary = self.vocabularies[0]
+        labels = vocabulary.encode(rows.truth)
+        guesses = categorical[:, 0]
+        both = (labels >= 0) & (guesses >= 0)
+        wrong[both] = labels[both] != guesses[both]
+        # Values past the cap share the __other__ code: compare those pairs as text.
+        capped = both & ((labels == vocabulary.other) | (guesses == vocabulary.other))
+        for i in np.flatnonzero(capped).tolist():
+            wrong[i] = category_text(rows.truth[i]) != category_text(rows.categorical[0][i])
         return wrong
 
 

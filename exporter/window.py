@@ -1,7 +1,7 @@
 """Aggregates of a set of records, and time-sliding windows made of them.
 
-A ``Summary`` holds what a window needs to answer every scrape question — count, sum, sum of
-squared deviations, min, max and a quantile sketch per numeric field, category counts, anomaly counts and
+A ``Summary`` holds what a window needs to answer every scrape question — count, sum, squared
+deviations, min, max and a quantile sketch per numeric field, category counts, anomaly counts and
 label outcomes — with array shapes fixed by the layout. Summaries merge by addition (min/max
 by min/max), so a batch is summarised once and added to each window, and a window is the
 merge of its live buckets. Nothing here reads the clock: ``now`` is always an argument.
