@@ -502,12 +502,12 @@ class Decoder:
         models = rows.models or [None] * n
         versions = rows.versions or [None] * n
         index: dict[tuple[Any, Any], int] = {}
-        codes = np.empty(n, dtype=np.int64)
-        for i, key in enumerate(zip(models, versions, strict=True)):
-            code = index.get(key)
-            if code is None:
-                code = index[key] = len(index)
-            codes[i] = code
+        if n and models.count(models[0]) == n and versions.count(versions[0]) == n:
+            index[(models[0], versions[0])] = 0  # one model version: the usual sidecar
+            codes = np.zeros(n, dtype=np.int64)
+        else:
+            keys = zip(models, versions, strict=True)
+            codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64, n)
         groups = [
             (
                 _label_text(m, f.model_value),
