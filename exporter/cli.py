@@ -10,17 +10,27 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 from exporter import __version__
-from exporter.config import load_config
+from exporter.config import load_config, parse_duration
 from exporter.demo import run_demo
 from exporter.errors import ConfigError
 from exporter.offline import Progress, read_chunks
 from exporter.reference import ProfileBuilder
+from exporter.reference import load as load_reference
+from exporter.replay import (
+    ReplayError,
+    Thresholds,
+    parse_for,
+    render_text,
+    replay,
+    to_json,
+    with_alert_windows,
+)
 from exporter.sidecar import build, run_until
 
 log = logging.getLogger("model-exporter")
@@ -60,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     baseline.add_argument("--input", required=True, help="the development prediction log")
     baseline.add_argument("--output", required=True, help="where to write the profile (JSON)")
 
+    _replay_parser(sub)
+
     demo = sub.add_parser(
         "demo", help="a simulated model writing a log, and the sidecar tailing it"
     )
@@ -77,6 +89,44 @@ def _parser() -> argparse.ArgumentParser:
         help="only simulate the model writing the log (no sidecar)",
     )
     return parser
+
+
+def _replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    defaults = Thresholds()
+    replay = sub.add_parser(
+        "replay",
+        help="back-test thresholds: replay a historical log with its own timestamps as the clock",
+        description="Runs the sidecar's engine over a log, with time driven by the records' "
+        "timestamps, and reports each window over time and the alerts that would have fired "
+        "(docs/replay.md).",
+    )
+    replay.add_argument("--config", required=True, help="the sidecar config (its field mapping)")
+    replay.add_argument(
+        "--reference", help="the reference profile (default: the config's reference)"
+    )
+    replay.add_argument(
+        "--every", default="1m", help="report and alert evaluation step, in log time (default 1m)"
+    )
+    replay.add_argument("--json", action="store_true", help="one JSON document (rows, alerts)")
+    replay.add_argument("--window", help="the window of the text table (default: the smallest)")
+    for flag, value, what in (
+        ("--error-factor", defaults.error_factor, "error ratio over development"),
+        ("--error-min-labels", defaults.error_min_labels, "labels in 1h before the error alert"),
+        ("--confidence-min", defaults.confidence_min, "mean confidence over development"),
+        ("--anomaly-max", defaults.anomaly_max, "share of records with one anomaly kind"),
+        ("--parse-error-max", defaults.parse_error_max, "share of unparseable lines"),
+        ("--latency-p99-max", defaults.latency_p99_max, "p99 latency SLO in seconds"),
+    ):
+        replay.add_argument(flag, type=type(value), default=value, help=f"{what} (default {value})")
+    replay.add_argument(
+        "--for",
+        dest="for_overrides",
+        action="append",
+        default=[],
+        metavar="ALERT=DURATION",
+        help="override an alert's for: duration, e.g. ModelFeatureDrift=10m (repeatable)",
+    )
+    replay.add_argument("log", help="the prediction log to replay")
 
 
 def _stop_on_signals() -> threading.Event:
@@ -143,6 +193,48 @@ def _baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    path = args.reference or config.reference
+    reference = load_reference(path) if path else None
+    if reference is None and not config.drift.freeze_first:
+        log.warning("no reference profile: drift, gaps and their alerts are not evaluated")
+    thresholds = Thresholds(
+        error_factor=args.error_factor,
+        error_min_labels=args.error_min_labels,
+        confidence_min=args.confidence_min,
+        latency_p99_max=args.latency_p99_max,
+        anomaly_max=args.anomaly_max,
+        parse_error_max=args.parse_error_max,
+    )
+    try:
+        every = parse_duration(args.every)
+    except ValueError as exc:
+        raise ConfigError([f"--every: {exc}"]) from exc
+    for_seconds = parse_for(args.for_overrides)
+    windows = [w.name for w in with_alert_windows(config).windows]
+    if args.window is not None and args.window not in windows:
+        raise ConfigError([f"--window: {args.window!r} is not one of {', '.join(windows)}"])
+    try:
+        progress = Progress.for_file(args.log, "replay")
+
+        def chunks() -> Iterator[bytes]:
+            for chunk in read_chunks(args.log):
+                yield chunk
+                progress.advance(len(chunk))
+
+        report = replay(chunks(), config, reference, every, thresholds, for_seconds, args.log)
+        progress.close()
+    except OSError as exc:
+        log.error("cannot read %s: %s", args.log, exc.strerror)
+        return 1
+    except ReplayError as exc:
+        log.error("%s: %s", args.log, exc)
+        return 1
+    sys.stdout.write(to_json(report) if args.json else render_text(report, args.window))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -157,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         if args.command == "baseline":
             return _baseline(args)
+        if args.command == "replay":
+            return _replay(args)
         if args.command == "demo":
             return run_demo(args, _stop_on_signals())
     except ConfigError as exc:

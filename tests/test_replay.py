@@ -1,0 +1,486 @@
+"""``replay``: the engine over a historical log, with the records' timestamps as the clock.
+
+Expected counts and ratios come from the simulator's record of what it wrote (numpy over
+``LineTruth``), never from the engine's code; alert timing is checked against the rules' own
+terms (a ``for:`` as a run of consecutive evaluations).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from exporter.cli import main
+from exporter.config import load_config, parse_duration
+from exporter.config_types import Config
+from exporter.offline import read_chunks
+from exporter.reference import ProfileBuilder, Reference
+from exporter.replay import (
+    RULES,
+    AlertTracker,
+    DriftStat,
+    Replayer,
+    Report,
+    Row,
+    Thresholds,
+    conditions,
+    iso,
+    replay,
+)
+from exporter.simulate import LineTruth, Scenario, generate, generate_with_truth
+from tests.configs import ROOT, example_config, write_config
+
+START = 1_764_000_000.0  # a multiple of 3600: steps and buckets line up with the log's start
+RATE = 5.0
+DRIFT_START = 1.5 * 3600
+DRIFT_END = 3.0 * 3600
+LINES = int(4.5 * 3600 * RATE)
+CONTROLS = ("age", "device")
+DRIFTING = ("amount", "merchant_risk", "country", "prediction")
+
+
+@dataclass
+class Episode:
+    config_path: Path
+    reference_path: Path
+    log: Path
+    config: Config
+    reference: Reference
+    calm: LineTruth
+    truth: LineTruth
+    report: Report
+
+
+@pytest.fixture(scope="module")
+def episode(tmp_path_factory: pytest.TempPathFactory) -> Episode:
+    """A reference from a calm log, and 4.5 h of log with drift from 1.5 h to 3 h, replayed."""
+    directory = tmp_path_factory.mktemp("replay")
+    log = directory / "predictions.jsonl"
+    lines, truth = generate_with_truth(
+        LINES,
+        START,
+        RATE,
+        Scenario(seed=2, drift_start=DRIFT_START, drift_end=DRIFT_END, malformed_ratio=0.02),
+    )
+    log.write_bytes(b"".join(lines))
+    config_path = write_config(directory, example_config(log))
+    config = load_config(config_path)
+    calm_lines, calm = generate_with_truth(20_000, START - 86_400, RATE, Scenario(seed=1))
+    builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+    builder.add(b"".join(calm_lines))
+    reference = builder.build("2025-11-23T00:00:00+00:00")
+    reference_path = directory / "reference.json"
+    reference_path.write_text(reference.to_json())
+    report = replay(read_chunks(str(log)), config, reference, source=str(log))
+    return Episode(config_path, reference_path, log, config, reference, calm, truth, report)
+
+
+def _spans(report: Report, window: str, config: Config) -> list[tuple[float, float]]:
+    """[from, to) of log time each row of ``window`` covers: whole buckets back from the
+    bucket holding the report time, up to the report time."""
+    spec = next(w for w in config.windows if w.name == window)
+    width = spec.seconds / config.window_buckets
+    spans = []
+    for row in report.rows:
+        if row.window == window:
+            epoch = math.floor((row.time - 1e-3) / width)
+            spans.append(((epoch - config.window_buckets + 1) * width, row.time))
+    return spans
+
+
+def _in(ts: npt.NDArray[np.float64], span: tuple[float, float]) -> npt.NDArray[np.bool_]:
+    inside: npt.NDArray[np.bool_] = (ts >= span[0]) & (ts < span[1])
+    return inside
+
+
+# -- the replayed episode -------------------------------------------------------------------------
+
+
+def test_every_line_is_counted_once(episode: Episode) -> None:
+    report, truth = episode.report, episode.truth
+    assert report.records == int(truth.parses.sum())
+    assert sum(report.parse_errors.values()) == int((~truth.parses).sum())
+    assert report.retimed == 0  # the simulator writes in time order
+    assert report.start == pytest.approx(truth.columns["ts"][0])
+
+
+@pytest.mark.parametrize("window", ["1m", "5m", "1h"])
+def test_window_counts_and_error_ratio_match_the_log(episode: Episode, window: str) -> None:
+    truth = episode.truth
+    ts = truth.columns["ts"]
+    parses = truth.parses
+    labelled = parses & truth.has_ground_truth
+    rows = [r for r in episode.report.rows if r.window == window]
+    spans = _spans(episode.report, window, episode.config)
+    assert len(rows) == math.ceil(LINES / RATE / 60)  # one per minute of log
+    for row, span in zip(rows, spans, strict=True):
+        inside = _in(ts, span)
+        assert row.records == int((inside & parses).sum())
+        assert row.labelled == int((inside & labelled).sum())
+        assert row.wrong == int((inside & labelled & truth.error).sum())
+
+
+def test_unseen_country_share_matches_the_log(episode: Episode) -> None:
+    truth = episode.truth
+    ts = truth.columns["ts"]
+    brazil = truth.parses & (truth.columns["country"] == "BR") & (truth.bad_field != "country")
+    checked = 0
+    for row, span in zip(
+        [r for r in episode.report.rows if r.window == "5m"],
+        _spans(episode.report, "5m", episode.config),
+        strict=True,
+    ):
+        inside = _in(ts, span)
+        expected = (inside & brazil).sum() / max((inside & truth.parses).sum(), 1)
+        assert row.anomalies.get("country", {}).get("unseen_category", 0.0) == pytest.approx(
+            expected
+        )
+        checked += expected > 0
+    assert checked > 10
+
+
+def test_no_alert_before_the_drift(episode: Episode) -> None:
+    early = [a for a in episode.report.alerts if a.pending_since < START + DRIFT_START]
+    assert early == []
+
+
+def test_drift_alerts_name_the_drifting_fields_and_spare_the_controls(episode: Episode) -> None:
+    drift = [
+        a for a in episode.report.alerts if a.alert in ("ModelFeatureDrift", "ModelPredictionDrift")
+    ]
+    during = {
+        a.labels["field"] for a in drift if START + DRIFT_START <= a.start < START + DRIFT_END
+    }
+    assert set(DRIFTING) <= during
+    assert not {a.labels["field"] for a in drift} & set(CONTROLS)
+    for a in drift:
+        assert a.labels["window"] == "1h"
+        assert a.start - a.pending_since >= RULES[a.alert].for_seconds
+        kind = "ModelPredictionDrift" if a.labels["field"] == "prediction" else None
+        assert kind is None or a.alert == kind
+
+
+def test_drift_alerts_resolve_within_a_window_after_the_drift(episode: Episode) -> None:
+    for a in episode.report.alerts:
+        if a.alert in ("ModelFeatureDrift", "ModelPredictionDrift"):
+            assert a.end is not None
+            assert a.end <= START + DRIFT_END + 3600 + 300 + 60
+
+
+def test_error_ratio_alert_fires_when_the_log_says_it_should(episode: Episode) -> None:
+    """The 1h error ratio, computed from the log, is above 1.15× the development one over the
+    whole ``for:`` before the alert fires."""
+    fired = [a for a in episode.report.alerts if a.alert == "ModelErrorRateAboveDevelopment"]
+    assert fired
+    first = fired[0]
+    assert START + DRIFT_START <= first.start < START + DRIFT_END
+    calm = episode.calm
+    dev = (calm.error & calm.has_ground_truth).sum() / calm.has_ground_truth.sum()
+    truth = episode.truth
+    labelled = truth.parses & truth.has_ground_truth
+    spans = dict(
+        zip(
+            [r.time for r in episode.report.rows if r.window == "1h"],
+            _spans(episode.report, "1h", episode.config),
+            strict=True,
+        )
+    )
+    t = first.pending_since
+    while t <= first.start:
+        inside = _in(truth.columns["ts"], spans[t]) & labelled
+        assert inside.sum() >= 200
+        assert (inside & truth.error).sum() / inside.sum() > 1.15 * dev
+        t += 60.0
+    before = _in(truth.columns["ts"], spans[first.pending_since - 60.0]) & labelled
+    assert (before & truth.error).sum() / before.sum() <= 1.15 * dev
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def _table(text: str) -> list[list[str]]:
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("time "))
+    rows = []
+    for line in lines[head + 1 :]:
+        if not line.strip():
+            break
+        rows.append(line.split())
+    return rows
+
+
+def _fixed(value: float | None, digits: int, scale: float = 1.0) -> str:
+    return "-" if value is None else f"{value * scale:.{digits}f}"
+
+
+def test_json_from_the_command_matches_the_text_report(
+    episode: Episode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--config", str(episode.config_path), "--reference", str(episode.reference_path)]
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "replay", *args, "--json", str(episode.log)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    assert document["records"] == episode.report.records
+    assert main(["replay", *args, "--window", "5m", str(episode.log)]) == 0
+    text = capsys.readouterr().out
+    rows = [r for r in document["rows"] if r["window"] == "5m"]
+    table = _table(text)
+    assert len(table) == len(rows)
+    for cells, row in zip(table, rows, strict=True):
+        assert cells[0] == iso(row["time"])
+        assert cells[1:4] == [row["model"], row["version"], str(row["records"])]
+        assert cells[4] == _fixed(row["error_ratio"], 1, 100.0)
+        assert cells[5] == _fixed(row["error_ratio_gap"], 2)
+        assert cells[6] == _fixed(row["confidence_gap"], 2)
+        drift_cells = {c.split("=")[0]: c for c in cells[8:]}
+        for d in row["drift"]:
+            key = f"{d['field']}:{d['statistic']}"
+            if key in drift_cells:
+                value, threshold = drift_cells[key].split("=")[1].rstrip("!").split("/")
+                assert float(value) == pytest.approx(d["value"], abs=5e-4)
+                assert float(threshold) == pytest.approx(d["threshold"], abs=5e-4)
+                assert drift_cells[key].endswith("!") == d["exceeded"]
+    alert_lines = [line for line in text.splitlines() if line.startswith("  Model")]
+    assert len(alert_lines) == len(document["alerts"])
+    for line, alert in zip(alert_lines, document["alerts"], strict=True):
+        assert line.split()[0] == alert["alert"]
+        assert f"from {iso(alert['start'])}" in line
+
+
+def test_bad_arguments_exit_2_and_a_missing_log_exits_1(
+    episode: Episode, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["replay", "--config", str(episode.config_path)]
+    assert main([*base, "--for", "NoSuchAlert=5m", str(episode.log)]) == 2
+    assert main([*base, "--every", "soon", str(episode.log)]) == 2
+    assert main([*base, "--window", "2m", str(episode.log)]) == 2
+    assert main([*base, str(tmp_path / "missing.jsonl")]) == 1
+    assert "NoSuchAlert" in capsys.readouterr().err
+
+
+# -- time from the records -----------------------------------------------------------------------
+
+
+SMALL = Scenario(seed=5)
+
+
+def _small_config(tmp_path: Path) -> Config:
+    return load_config(write_config(tmp_path, example_config(tmp_path / "x.jsonl")))
+
+
+def _strip_ts(line: bytes) -> bytes:
+    return re.sub(rb'^\{"ts": [0-9.]+, ', b"{", line)
+
+
+def _minute_counts(report: Report) -> dict[float, int]:
+    return {r.time: r.records for r in report.rows if r.window == "1m"}
+
+
+def _expected_minutes(times: npt.NDArray[np.float64]) -> dict[float, int]:
+    minutes = (np.floor(times / 60.0) + 1) * 60.0
+    values, counts = np.unique(minutes, return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist(), strict=True))
+
+
+def test_records_without_a_timestamp_take_the_latest_time_before_them(tmp_path: Path) -> None:
+    lines = generate(3000, START, 10.0, SMALL)
+    ts = np.array([json.loads(line)["ts"] for line in lines])
+    missing = np.zeros(len(lines), dtype=bool)
+    missing[::7] = True
+    missing[:3] = True  # before any timestamp: they take the first one
+    data = b"".join(_strip_ts(x) if m else x for x, m in zip(lines, missing, strict=True))
+    report = replay([data], _small_config(tmp_path), None)
+    expected = np.fmax.accumulate(np.where(missing, np.nan, ts))
+    expected[:3] = ts[3]
+    assert report.retimed == int(missing.sum())
+    assert report.records == len(lines)
+    counts = _minute_counts(report)
+    assert {t: c for t, c in counts.items() if c} == _expected_minutes(expected)
+    missing_ratio = [
+        r.anomalies.get("timestamp", {}).get("missing", 0.0) * r.records
+        for r in report.rows
+        if r.window == "1m"
+    ]
+    assert sum(round(x) for x in missing_ratio) == int(missing.sum())
+
+
+def test_out_of_order_records_keep_their_time_within_a_block(tmp_path: Path) -> None:
+    lines = generate(3000, START, 10.0, SMALL)
+    ts = np.array([json.loads(line)["ts"] for line in lines])
+    order = np.arange(len(lines))
+    order[[100, 2500]] = order[[2500, 100]]  # one record four minutes early, one late
+    report = replay([b"".join(lines[i] for i in order)], _small_config(tmp_path), None)
+    assert report.retimed == 0
+    assert _minute_counts(report) == _expected_minutes(ts)
+
+
+def test_a_record_older_than_an_earlier_block_takes_its_latest_time(tmp_path: Path) -> None:
+    lines = generate(3000, START, 5.0, SMALL)
+    ts = np.array([json.loads(line)["ts"] for line in lines])
+    replayer = Replayer(_small_config(tmp_path), None)
+    replayer.feed(b"".join(lines[:2000]))
+    replayer.feed(lines[100] + b"".join(lines[2000:]))
+    report = replayer.finish()
+    expected = np.concatenate([ts[:2000], [ts[1999]], ts[2000:]])
+    assert report.retimed == 1
+    assert report.records == 3001
+    assert _minute_counts(report) == _expected_minutes(expected)
+    assert ts[1999] - ts[100] > 300.0  # more than late_after behind: counted late, as live
+    late = sum(
+        r.anomalies.get("timestamp", {}).get("late", 0.0) * r.records
+        for r in report.rows
+        if r.window == "1m"
+    )
+    assert round(late) == 1
+
+
+def test_a_first_block_without_timestamps_waits_for_the_first_one(tmp_path: Path) -> None:
+    lines = generate(600, START, 10.0, SMALL)
+    replayer = Replayer(_small_config(tmp_path), None)
+    replayer.feed(b"".join(_strip_ts(x) for x in lines[:20]))
+    replayer.feed(b"not json\n")
+    replayer.feed(b"".join(lines[20:]))
+    report = replayer.finish()
+    assert report.records == 600
+    assert report.retimed == 20
+    assert report.parse_errors == {"invalid_json": 1}
+    assert sum(_minute_counts(report).values()) == 600
+
+
+def test_a_gap_of_days_in_the_log_costs_no_empty_steps(tmp_path: Path) -> None:
+    first = generate(600, START, 10.0, SMALL)
+    later = generate(600, START + 30 * 86_400, 10.0, replace(SMALL, seed=6))
+    report = replay([b"".join(first), b"".join(later)], _small_config(tmp_path), None)
+    steps = {r.time for r in report.rows}
+    assert len(steps) < 2 * (3600 + 300 + 60 + 60) / 60 + 4
+    assert sum(_minute_counts(report).values()) == 1200
+
+
+# -- the rules, as plain Python -----------------------------------------------------------------
+
+
+def test_the_rules_mirror_the_bundled_alerting_rules() -> None:
+    rules_dir = ROOT / "config" / "prometheus" / "rules"
+    alerts = {
+        rule["alert"]: rule
+        for group in yaml.safe_load((rules_dir / "alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    for name, rule in RULES.items():
+        assert parse_duration(alerts[name]["for"]) == rule.for_seconds, name
+        assert alerts[name]["labels"]["severity"] == rule.severity, name
+        expression = alerts[name]["expr"]
+        window = 'window="1h"' in expression or "rate1h" in expression
+        assert window == (rule.window == 3600.0), name
+    constants = {
+        rule["record"]: float(re.sub(r"vector\((.*)\)", r"\1", rule["expr"]))
+        for group in yaml.safe_load((rules_dir / "thresholds.yml").read_text())["groups"]
+        for rule in group["rules"]
+    }
+    t = Thresholds()
+    assert constants["model_alert:error_ratio_factor"] == t.error_factor
+    assert constants["model_alert:error_ratio_min_labels"] == t.error_min_labels
+    assert constants["model_alert:confidence_gap_min"] == t.confidence_min
+    assert constants["model_alert:latency_p99_slo_seconds"] == t.latency_p99_max
+    assert constants["model_alert:anomaly_ratio_max"] == t.anomaly_max
+    assert constants["model_alert:parse_error_ratio_max"] == t.parse_error_max
+
+
+def _row(window: str, **values: Any) -> Row:
+    base: dict[str, Any] = {
+        "time": 0.0,
+        "model": "m",
+        "version": "v",
+        "window": window,
+        "records": 1000,
+        "labelled": 500,
+        "wrong": 0,
+        "error_ratio": None,
+        "error_ratio_gap": None,
+        "confidence_gap": None,
+        "latency_p99_seconds": None,
+        "parse_errors": 0,
+        "anomalies": {},
+        "drift": [],
+    }
+    return Row(**{**base, **values})
+
+
+def _names(rows: list[Row], t: Thresholds | None = None) -> set[str]:
+    return {name for name, _ in conditions(rows, t or Thresholds(), "1h", "5m", "log")}
+
+
+def test_each_condition_is_strictly_above_or_below_its_threshold() -> None:
+    t = Thresholds()
+    assert _names([_row("1h", error_ratio_gap=t.error_factor)]) == set()
+    assert _names([_row("1h", error_ratio_gap=1.2)]) == {"ModelErrorRateAboveDevelopment"}
+    assert _names([_row("1h", error_ratio_gap=1.2, labelled=t.error_min_labels - 1)]) == set()
+    assert _names([_row("5m", error_ratio_gap=1.2)]) == set()  # the rule reads the 1h window
+    assert _names([_row("1h", confidence_gap=t.confidence_min)]) == set()
+    assert _names([_row("1h", confidence_gap=0.89)]) == {"ModelConfidenceDrop"}
+    assert _names([_row("5m", latency_p99_seconds=0.51)]) == {"ModelLatencyHigh"}
+    assert _names([_row("5m", anomalies={"amount": {"missing": 0.05}})]) == set()
+    assert _names([_row("5m", anomalies={"amount": {"missing": 0.06}})]) == {
+        "ModelAnomalyRatioHigh"
+    }
+    assert _names([_row("5m", records=990, parse_errors=10)]) == set()  # exactly 1 %
+    assert _names([_row("5m", records=980, parse_errors=20)]) == {"ModelExporterParseErrorsHigh"}
+    drifted = [
+        DriftStat("amount", "psi", 0.2, 0.1, True),
+        DriftStat("predicted_class", "js", 0.3, 0.13, True),
+        DriftStat("age", "ks", 0.01, 0.05, False),
+    ]
+    assert _names([_row("1h", drift=drifted)]) == {"ModelFeatureDrift", "ModelPredictionDrift"}
+    assert _names([_row("5m", drift=drifted)]) == set()
+    loose = Thresholds(anomaly_max=0.1)
+    assert _names([_row("5m", anomalies={"amount": {"missing": 0.06}})], loose) == set()
+
+
+@given(
+    holding=st.lists(st.booleans(), max_size=60),
+    for_steps=st.integers(min_value=0, max_value=6),
+)
+def test_for_durations_behave_as_runs_of_consecutive_evaluations(
+    holding: list[bool], for_steps: int
+) -> None:
+    """An alert fires at the (for + 1)-th consecutive evaluation holding its condition and
+    resolves at the first that does not: checked against run lengths of the sequence."""
+    key = ("ModelLatencyHigh", (("model", "m"),))
+    tracker = AlertTracker({"ModelLatencyHigh": 60.0 * for_steps})
+    for i, h in enumerate(holding):
+        tracker.observe(60.0 * i, [key] if h else [])
+    got = [(e.pending_since, e.start, e.end) for e in tracker.finish()]
+    expected = []
+    i = 0
+    while i < len(holding):
+        if not holding[i]:
+            i += 1
+            continue
+        j = i
+        while j < len(holding) and holding[j]:
+            j += 1
+        if j - i > for_steps:
+            end = 60.0 * j if j < len(holding) else None
+            expected.append((60.0 * i, 60.0 * (i + for_steps), end))
+        i = j
+    assert got == expected
