@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,12 +47,55 @@ def timed(label: str, lines: int, fn) -> float:  # type: ignore[no-untyped-def]
     return rate
 
 
+def tail_only(log: Path) -> None:
+    """Child process: tail a whole log through the pipeline and report the peak RSS, so the
+    figure is the sidecar's own memory, not the benchmark's copies of the log."""
+    config = load_config(ROOT / "config" / "exporter.yaml")
+    decoder = Decoder(config.fields)
+    state = State(config, decoder.layout, [v.values for v in decoder.vocabularies])
+    clock = ManualClock(1_764_000_000.0)
+    tailer = Tailer([SourceConfig(str(log), start_at="beginning")], config.tail, clock)
+    loop = Pipeline(tailer, decoder, state, clock, config.tail)
+    while loop.step():
+        clock.advance(0.25)
+    tailer.close()
+    records = sum(g.totals.records for g in state.snapshot(clock.now()).groups)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{records} {rss:.1f}")
+
+
+def memory(tmp: Path, sizes: list[int]) -> None:
+    """Peak RSS of the tailing pipeline for logs of different sizes: it must not grow."""
+    for n in sizes:
+        log = tmp / f"memory-{n}.jsonl"
+        write_log(
+            log, n, start_ts=1_764_000_000.0, rate=1000.0, scenario=Scenario(malformed_ratio=0.001)
+        )
+        out = subprocess.run(
+            [sys.executable, __file__, "--tail-only", str(log)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        print(
+            f"  peak RSS tailing {n:>10,} lines: {float(out[1]):6.1f} MiB ({int(out[0]):,} records)"
+        )
+        log.unlink()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--chunk-bytes", type=int, default=256 << 10)
     parser.add_argument("--malformed-ratio", type=float, default=0.001)
+    parser.add_argument(
+        "--memory", action="store_true", help="also measure peak RSS at 1x and 3x --lines"
+    )
+    parser.add_argument("--tail-only", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.tail_only:
+        tail_only(Path(args.tail_only))
+        return 0
 
     config = load_config(ROOT / "config" / "exporter.yaml")
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,9 +162,10 @@ def main() -> int:
         snapshot_ms = (time.perf_counter() - started) / 20 * 1000
 
         counted = sum(g.totals.records for g in state.snapshot(clock.now()).groups)
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"  snapshot (all windows, quantiles): {snapshot_ms:.1f} ms")
-        print(f"  records counted: {counted:,}; peak RSS {rss:.0f} MiB")
+        print(f"  records counted: {counted:,}")
+        if args.memory:
+            memory(Path(tmp), [args.lines, 3 * args.lines])
         print(
             f"result: {end_to_end:,.0f} lines/s end to end "
             f"({end_to_end / base:.1f}x the stdlib-json baseline; decode alone {decode_rate:,.0f}, "
