@@ -42,7 +42,8 @@ def test_demo_serves_metrics_with_anomalies_and_drift(
 
     def drifting() -> str | None:
         text = scrape()
-        detected = 'model_window_drift_detected{field="merchant_risk",model="fraud-detector",statistic="ks"'
+        detected = 'model_window_drift_detected{field="merchant_risk",model="fraud-detector",'
+        detected += 'statistic="ks"'
         lines = [line for line in (text or "").splitlines() if line.startswith(detected)]
         return text if any(line.endswith(" 1.0") for line in lines) else None
 
