@@ -451,3 +451,9 @@ def _health_families(health: Health) -> Iterator[Metric]:
         "Time spent parsing lines and updating state.",
         value=health.ingest_seconds,
     )
+    reloads = CounterMetricFamily(
+        f"{p}reference_reloads", "Reference profile loads by outcome.", labels=["outcome"]
+    )
+    for outcome in ("ok", "error"):
+        reloads.add_metric([outcome], health.reference_reloads.get(outcome, 0))
+    yield reloads

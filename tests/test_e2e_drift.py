@@ -388,11 +388,6 @@ def _value(samples: dict[Any, float], name: str, **labels: str) -> float | None:
     return found[0] if found else None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the collector never exports model_exporter_reference_reloads_total "
-    "(Health.reference_reloads is filled by the pipeline but _health_families ignores it)",
-)
 def test_refused_profile_is_counted(
     tmp_path: Path, scenario: Scenario, start_sidecar: Callable[..., SidecarProcess]
 ) -> None:
