@@ -16,21 +16,15 @@ from pathlib import Path
 from types import FrameType
 
 from exporter import __version__
+from exporter.backtest import Thresholds, parse_for
 from exporter.config import load_config, parse_duration
 from exporter.demo import run_demo
 from exporter.errors import ConfigError
 from exporter.offline import Progress, read_chunks
 from exporter.reference import ProfileBuilder
 from exporter.reference import load as load_reference
-from exporter.replay import (
-    ReplayError,
-    Thresholds,
-    parse_for,
-    render_text,
-    replay,
-    to_json,
-    with_alert_windows,
-)
+from exporter.replay import ReplayError, replay, with_alert_windows
+from exporter.report import render_text, to_json
 from exporter.sidecar import build, run_until
 
 log = logging.getLogger("model-exporter")

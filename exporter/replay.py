@@ -12,29 +12,29 @@ windows hold what they would have held live. Every ``every`` seconds of log time
 read (as a scrape would) and the bundled alert rules are evaluated on them, their ``for:``
 durations counted in log time.
 
-No I/O and no wall clock: bytes in, a ``Report`` out; the CLI reads the file and prints.
+No I/O and no wall clock: bytes in, a ``Report`` out; the CLI reads the file and prints. The
+rules themselves are in ``exporter.backtest``, the report and its renderings in ``exporter.report``.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
 
 from exporter.anomaly import KIND_NAMES, Kind
+from exporter.backtest import AlertTracker, DriftStat, Row, Thresholds, conditions, parse_for
 from exporter.compare import ReferenceChecks
-from exporter.config import parse_duration
 from exporter.config_types import Config, WindowSpec
 from exporter.errors import ConfigError
 from exporter.records import Batch, Decoder
 from exporter.reference import Reference
+from exporter.report import Report
 from exporter.sketch import SketchLayout, quantiles
 from exporter.state import Snapshot, State, WindowView
 
@@ -44,209 +44,10 @@ FloatArray = npt.NDArray[np.float64]
 # above float64 resolution at epoch scale (~0.2 µs) and far below any bucket width.
 READ_BEFORE = 1e-3
 MAX_PENDING_RECORDS = 100_000  # records held back while no timestamp has been seen yet
-PREDICTION_FIELDS = ("prediction", "predicted_class")
 
 
 class ReplayError(Exception):
     """The log cannot be replayed (no records, or no timestamps to drive time)."""
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The defaults of config/prometheus/rules/thresholds.yml (model_alert:* series)."""
-
-    error_factor: float = 1.15  # model_alert:error_ratio_factor
-    error_min_labels: int = 200  # model_alert:error_ratio_min_labels
-    confidence_min: float = 0.9  # model_alert:confidence_gap_min
-    latency_p99_max: float = 0.5  # model_alert:latency_p99_slo_seconds
-    anomaly_max: float = 0.05  # model_alert:anomaly_ratio_max
-    parse_error_max: float = 0.01  # model_alert:parse_error_ratio_max
-
-
-@dataclass(frozen=True)
-class Rule:
-    severity: str
-    window: float  # seconds of data the rule's expression reads
-    for_seconds: float
-
-
-# Mirrors config/prometheus/rules/alerts.yml: severity, the window (or rate range) each expression
-# reads, and its `for:`. The conditions themselves are in `conditions` below. Keep them in step.
-RULES: dict[str, Rule] = {
-    "ModelFeatureDrift": Rule("warning", 3600.0, 1800.0),
-    "ModelPredictionDrift": Rule("warning", 3600.0, 1800.0),
-    "ModelErrorRateAboveDevelopment": Rule("critical", 3600.0, 900.0),
-    "ModelConfidenceDrop": Rule("warning", 3600.0, 1800.0),
-    "ModelLatencyHigh": Rule("critical", 300.0, 600.0),
-    "ModelAnomalyRatioHigh": Rule("warning", 300.0, 900.0),
-    "ModelExporterParseErrorsHigh": Rule("warning", 300.0, 900.0),
-}
-
-Labels = tuple[tuple[str, str], ...]
-AlertKey = tuple[str, Labels]
-
-
-@dataclass(frozen=True)
-class DriftStat:
-    field: str
-    statistic: str  # psi, ks or js
-    value: float
-    threshold: float
-    exceeded: bool
-
-
-@dataclass(frozen=True)
-class Row:
-    """One window of one model version at one report step, as a scrape would have seen it."""
-
-    time: float
-    model: str
-    version: str
-    window: str
-    records: int
-    labelled: int
-    wrong: int
-    error_ratio: float | None
-    error_ratio_gap: float | None
-    confidence_gap: float | None
-    latency_p99_seconds: float | None
-    parse_errors: int
-    anomalies: dict[str, dict[str, float]]  # field → kind → share of records, non-zero only
-    drift: list[DriftStat]
-
-
-@dataclass(frozen=True)
-class Episode:
-    """An alert that would have fired: from ``start`` (pending since ``pending_since``) to
-    ``end``, the first evaluation where its condition no longer held (None: still firing)."""
-
-    alert: str
-    severity: str
-    labels: dict[str, str]
-    pending_since: float
-    start: float
-    end: float | None
-
-
-@dataclass(frozen=True)
-class Report:
-    source: str
-    every: float
-    start: float | None
-    end: float | None
-    records: int
-    parse_errors: dict[str, int]
-    retimed: int  # records without a timestamp or out of order: they took the latest time
-    reference: str | None
-    windows: list[str]
-    thresholds: Thresholds
-    for_seconds: dict[str, float]
-    rows: list[Row]
-    alerts: list[Episode]
-
-
-# -- the alert rules as plain Python ------------------------------------------------------------
-
-
-def conditions(
-    rows: Sequence[Row],
-    thresholds: Thresholds,
-    slow: str,
-    fast: str,
-    source: str,
-) -> list[AlertKey]:
-    """The alerts whose expression holds on one step's rows; ``slow`` and ``fast`` name the 1h
-    and 5m windows the rules read (rate1h / window="1h", and rate5m)."""
-    found: list[AlertKey] = []
-    lines = parse_errors = 0
-    for row in rows:
-        mv = (("model", row.model), ("version", row.version))
-        if row.window == slow:
-            for d in row.drift:  # model_version_field:model_window_drift_threshold_ratio > 1
-                if d.exceeded:
-                    name = (
-                        "ModelPredictionDrift"
-                        if d.field in PREDICTION_FIELDS
-                        else "ModelFeatureDrift"
-                    )
-                    labels = (*mv, ("field", d.field), ("statistic", d.statistic))
-                    found.append((name, (*labels, ("window", row.window))))
-            if (
-                row.error_ratio_gap is not None
-                and row.error_ratio_gap > thresholds.error_factor
-                and row.labelled >= thresholds.error_min_labels
-            ):
-                found.append(("ModelErrorRateAboveDevelopment", mv))
-            if row.confidence_gap is not None and row.confidence_gap < thresholds.confidence_min:
-                found.append(("ModelConfidenceDrop", (*mv, ("window", row.window))))
-        if row.window == fast:
-            if row.latency_p99_seconds is not None and (
-                row.latency_p99_seconds > thresholds.latency_p99_max
-            ):
-                found.append(("ModelLatencyHigh", (*mv, ("quantile", "0.99"))))
-            for name, kinds in row.anomalies.items():
-                for kind, ratio in kinds.items():
-                    if ratio > thresholds.anomaly_max:
-                        labels = (*mv, ("field", name), ("kind", kind))
-                        found.append(("ModelAnomalyRatioHigh", labels))
-            lines += row.records + row.parse_errors
-            parse_errors += row.parse_errors
-    if lines and parse_errors / lines > thresholds.parse_error_max:
-        found.append(("ModelExporterParseErrorsHigh", (("source", source),)))
-    return found
-
-
-class AlertTracker:
-    """Prometheus' ``for:``: an alert fires at the first evaluation at least ``for`` after the
-    evaluation where its condition started holding, and resolves at the first where it fails."""
-
-    def __init__(self, for_seconds: Mapping[str, float]) -> None:
-        self._for = for_seconds
-        self._active: dict[AlertKey, float] = {}
-        self._firing: dict[AlertKey, float] = {}
-        self.episodes: list[Episode] = []
-
-    def observe(self, now: float, holding: Iterable[AlertKey]) -> None:
-        now_holding = set(holding)
-        for key in [k for k in self._active if k not in now_holding]:
-            since = self._active.pop(key)
-            fired = self._firing.pop(key, None)
-            if fired is not None:
-                self.episodes.append(_episode(key, since, fired, now))
-        for key in now_holding:
-            since = self._active.setdefault(key, now)
-            if key not in self._firing and now - since >= self._for[key[0]]:
-                self._firing[key] = now
-
-    def finish(self) -> list[Episode]:
-        """Every episode, those still firing at the end of the log with ``end=None``."""
-        ongoing = [_episode(k, self._active[k], t, None) for k, t in self._firing.items()]
-        return sorted(
-            [*self.episodes, *ongoing], key=lambda e: (e.start, e.alert, sorted(e.labels.items()))
-        )
-
-
-def _episode(key: AlertKey, since: float, fired: float, end: float | None) -> Episode:
-    name, labels = key
-    return Episode(name, RULES[name].severity, dict(labels), since, fired, end)
-
-
-def parse_for(items: Iterable[str]) -> dict[str, float]:
-    """``ALERT=DURATION`` overrides of the rules' ``for:`` durations."""
-    result = {name: rule.for_seconds for name, rule in RULES.items()}
-    problems = []
-    for item in items:
-        name, _, text = item.partition("=")
-        if name not in RULES:
-            problems.append(f"--for {item}: unknown alert (known: {', '.join(RULES)})")
-            continue
-        try:
-            result[name] = 0.0 if text.strip() == "0" else parse_duration(text)
-        except ValueError as exc:
-            problems.append(f"--for {item}: {exc}")
-    if problems:
-        raise ConfigError(problems)
-    return result
 
 
 # -- reading windows into rows ------------------------------------------------------------------
@@ -545,99 +346,3 @@ def replay(
     for chunk in chunks:
         replayer.feed(chunk)
     return replayer.finish()
-
-
-# -- output --------------------------------------------------------------------------------------
-
-
-def to_json(report: Report) -> str:
-    return json.dumps(asdict(report), indent=1, allow_nan=False) + "\n"
-
-
-def iso(t: float | None) -> str:
-    if t is None:
-        return "-"
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _fixed(value: float | None, digits: int, scale: float = 1.0) -> str:
-    return "-" if value is None else f"{value * scale:.{digits}f}"
-
-
-def _top_anomaly(row: Row) -> str:
-    found = [
-        (r, f"{name}/{kind}") for name, kinds in row.anomalies.items() for kind, r in kinds.items()
-    ]
-    if not found:
-        return "-"
-    ratio, name = max(found)
-    return f"{name}={ratio * 100:.1f}%"
-
-
-def _top_drift(row: Row, n: int = 3) -> str:
-    ranked = sorted(row.drift, key=lambda d: d.value / d.threshold if d.threshold else 0.0)
-    return " ".join(
-        f"{d.field}:{d.statistic}={d.value:.3f}/{d.threshold:.3f}{'!' if d.exceeded else ''}"
-        for d in reversed(ranked[-n:])
-    )
-
-
-HEADER = ("time", "model", "version", "n", "err%", "gap", "conf", "anomaly", "drift")
-
-
-def render_text(report: Report, window: str | None = None) -> str:
-    """A table over time for one window (default: the smallest), then the alert episodes."""
-    window = window if window is not None else report.windows[0]
-    errors = sum(report.parse_errors.values())
-    lines = [
-        f"replay of {report.source}: {report.records} records, {errors} unparseable lines, "
-        f"{report.retimed} records without a timestamp or out of order (took the latest time)",
-        f"log time {iso(report.start)} to {iso(report.end)}, a step every {report.every:g}s, "
-        f"reference {report.reference or 'none (no drift or gaps)'}",
-        f"window {window}: n records, err% error ratio, gap and conf = error ratio and mean "
-        "confidence over development, top anomaly share, top drift statistics "
-        "(value/threshold, ! = over)",
-        "",
-    ]
-    table = [HEADER]
-    for row in report.rows:
-        if row.window == window:
-            table.append(
-                (
-                    iso(row.time),
-                    row.model,
-                    row.version,
-                    str(row.records),
-                    _fixed(row.error_ratio, 1, 100.0),
-                    _fixed(row.error_ratio_gap, 2),
-                    _fixed(row.confidence_gap, 2),
-                    _top_anomaly(row),
-                    _top_drift(row),
-                )
-            )
-    widths = [max(len(r[i]) for r in table) for i in range(len(HEADER) - 1)]
-    for r in table:
-        cells = [
-            c.rjust(w) if i in (3, 4, 5, 6) else c.ljust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=False))
-        ]
-        lines.append("  ".join([*cells, r[-1]]).rstrip())
-    lines += ["", *render_alerts(report)]
-    return "\n".join(lines) + "\n"
-
-
-def render_alerts(report: Report) -> list[str]:
-    t = report.thresholds
-    lines = [
-        f"alerts that would have fired (error ratio > {t.error_factor:g}x development with "
-        f">= {t.error_min_labels} labels, confidence < {t.confidence_min:g}x development, "
-        f"anomaly share > {t.anomaly_max:g}, parse errors > {t.parse_error_max:g}, "
-        f"latency p99 > {t.latency_p99_max:g}s):"
-    ]
-    if not report.alerts:
-        return [*lines, "  none"]
-    for e in report.alerts:
-        labels = " ".join(f"{k}={v}" for k, v in e.labels.items())
-        until = "still firing at the end of the log" if e.end is None else f"to {iso(e.end)}"
-        lines.append(f"  {e.alert} {e.severity} {labels} from {iso(e.start)} {until}")
-    return lines

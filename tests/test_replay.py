@@ -23,23 +23,14 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from exporter.backtest import RULES, AlertTracker, DriftStat, Row, Thresholds, conditions
 from exporter.cli import main
 from exporter.config import load_config, parse_duration
 from exporter.config_types import Config
 from exporter.offline import read_chunks
 from exporter.reference import ProfileBuilder, Reference
-from exporter.replay import (
-    RULES,
-    AlertTracker,
-    DriftStat,
-    Replayer,
-    Report,
-    Row,
-    Thresholds,
-    conditions,
-    iso,
-    replay,
-)
+from exporter.replay import Replayer, replay
+from exporter.report import Report, iso
 from exporter.simulate import LineTruth, Scenario, generate, generate_with_truth
 from tests.configs import ROOT, example_config, write_config
 

@@ -1,0 +1,195 @@
+"""The bundled alert rules as plain Python, for back-testing them over a replayed log.
+
+Why: ``replay`` answers "which alerts would these thresholds have raised, and when" without a
+Prometheus. That needs the rules' conditions, thresholds and ``for:`` semantics offline; they live
+here, apart from the engine that produces the rows they read, so keeping them in step with
+config/prometheus/rules/ means reading one small module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from exporter.config import parse_duration
+from exporter.errors import ConfigError
+
+PREDICTION_FIELDS = ("prediction", "predicted_class")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The defaults of config/prometheus/rules/thresholds.yml (model_alert:* series)."""
+
+    error_factor: float = 1.15  # model_alert:error_ratio_factor
+    error_min_labels: int = 200  # model_alert:error_ratio_min_labels
+    confidence_min: float = 0.9  # model_alert:confidence_gap_min
+    latency_p99_max: float = 0.5  # model_alert:latency_p99_slo_seconds
+    anomaly_max: float = 0.05  # model_alert:anomaly_ratio_max
+    parse_error_max: float = 0.01  # model_alert:parse_error_ratio_max
+
+
+@dataclass(frozen=True)
+class Rule:
+    severity: str
+    window: float  # seconds of data the rule's expression reads
+    for_seconds: float
+
+
+# Mirrors config/prometheus/rules/alerts.yml: severity, the window (or rate range) each expression
+# reads, and its `for:`. The conditions themselves are in `conditions` below. Keep them in step.
+RULES: dict[str, Rule] = {
+    "ModelFeatureDrift": Rule("warning", 3600.0, 1800.0),
+    "ModelPredictionDrift": Rule("warning", 3600.0, 1800.0),
+    "ModelErrorRateAboveDevelopment": Rule("critical", 3600.0, 900.0),
+    "ModelConfidenceDrop": Rule("warning", 3600.0, 1800.0),
+    "ModelLatencyHigh": Rule("critical", 300.0, 600.0),
+    "ModelAnomalyRatioHigh": Rule("warning", 300.0, 900.0),
+    "ModelExporterParseErrorsHigh": Rule("warning", 300.0, 900.0),
+}
+
+Labels = tuple[tuple[str, str], ...]
+AlertKey = tuple[str, Labels]
+
+
+@dataclass(frozen=True)
+class DriftStat:
+    field: str
+    statistic: str  # psi, ks or js
+    value: float
+    threshold: float
+    exceeded: bool
+
+
+@dataclass(frozen=True)
+class Row:
+    """One window of one model version at one report step, as a scrape would have seen it."""
+
+    time: float
+    model: str
+    version: str
+    window: str
+    records: int
+    labelled: int
+    wrong: int
+    error_ratio: float | None
+    error_ratio_gap: float | None
+    confidence_gap: float | None
+    latency_p99_seconds: float | None
+    parse_errors: int
+    anomalies: dict[str, dict[str, float]]  # field → kind → share of records, non-zero only
+    drift: list[DriftStat]
+
+
+@dataclass(frozen=True)
+class Episode:
+    """An alert that would have fired: from ``start`` (pending since ``pending_since``) to
+    ``end``, the first evaluation where its condition no longer held (None: still firing)."""
+
+    alert: str
+    severity: str
+    labels: dict[str, str]
+    pending_since: float
+    start: float
+    end: float | None
+
+
+def conditions(
+    rows: Sequence[Row],
+    thresholds: Thresholds,
+    slow: str,
+    fast: str,
+    source: str,
+) -> list[AlertKey]:
+    """The alerts whose expression holds on one step's rows; ``slow`` and ``fast`` name the 1h
+    and 5m windows the rules read (rate1h / window="1h", and rate5m)."""
+    found: list[AlertKey] = []
+    lines = parse_errors = 0
+    for row in rows:
+        mv = (("model", row.model), ("version", row.version))
+        if row.window == slow:
+            for d in row.drift:  # model_version_field:model_window_drift_threshold_ratio > 1
+                if d.exceeded:
+                    name = (
+                        "ModelPredictionDrift"
+                        if d.field in PREDICTION_FIELDS
+                        else "ModelFeatureDrift"
+                    )
+                    labels = (*mv, ("field", d.field), ("statistic", d.statistic))
+                    found.append((name, (*labels, ("window", row.window))))
+            if (
+                row.error_ratio_gap is not None
+                and row.error_ratio_gap > thresholds.error_factor
+                and row.labelled >= thresholds.error_min_labels
+            ):
+                found.append(("ModelErrorRateAboveDevelopment", mv))
+            if row.confidence_gap is not None and row.confidence_gap < thresholds.confidence_min:
+                found.append(("ModelConfidenceDrop", (*mv, ("window", row.window))))
+        if row.window == fast:
+            if row.latency_p99_seconds is not None and (
+                row.latency_p99_seconds > thresholds.latency_p99_max
+            ):
+                found.append(("ModelLatencyHigh", (*mv, ("quantile", "0.99"))))
+            for name, kinds in row.anomalies.items():
+                for kind, ratio in kinds.items():
+                    if ratio > thresholds.anomaly_max:
+                        labels = (*mv, ("field", name), ("kind", kind))
+                        found.append(("ModelAnomalyRatioHigh", labels))
+            lines += row.records + row.parse_errors
+            parse_errors += row.parse_errors
+    if lines and parse_errors / lines > thresholds.parse_error_max:
+        found.append(("ModelExporterParseErrorsHigh", (("source", source),)))
+    return found
+
+
+class AlertTracker:
+    """Prometheus' ``for:``: an alert fires at the first evaluation at least ``for`` after the
+    evaluation where its condition started holding, and resolves at the first where it fails."""
+
+    def __init__(self, for_seconds: Mapping[str, float]) -> None:
+        self._for = for_seconds
+        self._active: dict[AlertKey, float] = {}
+        self._firing: dict[AlertKey, float] = {}
+        self.episodes: list[Episode] = []
+
+    def observe(self, now: float, holding: Iterable[AlertKey]) -> None:
+        now_holding = set(holding)
+        for key in [k for k in self._active if k not in now_holding]:
+            since = self._active.pop(key)
+            fired = self._firing.pop(key, None)
+            if fired is not None:
+                self.episodes.append(_episode(key, since, fired, now))
+        for key in now_holding:
+            since = self._active.setdefault(key, now)
+            if key not in self._firing and now - since >= self._for[key[0]]:
+                self._firing[key] = now
+
+    def finish(self) -> list[Episode]:
+        """Every episode, those still firing at the end of the log with ``end=None``."""
+        ongoing = [_episode(k, self._active[k], t, None) for k, t in self._firing.items()]
+        return sorted(
+            [*self.episodes, *ongoing], key=lambda e: (e.start, e.alert, sorted(e.labels.items()))
+        )
+
+
+def _episode(key: AlertKey, since: float, fired: float, end: float | None) -> Episode:
+    name, labels = key
+    return Episode(name, RULES[name].severity, dict(labels), since, fired, end)
+
+
+def parse_for(items: Iterable[str]) -> dict[str, float]:
+    """``ALERT=DURATION`` overrides of the rules' ``for:`` durations."""
+    result = {name: rule.for_seconds for name, rule in RULES.items()}
+    problems = []
+    for item in items:
+        name, _, text = item.partition("=")
+        if name not in RULES:
+            problems.append(f"--for {item}: unknown alert (known: {', '.join(RULES)})")
+            continue
+        try:
+            result[name] = 0.0 if text.strip() == "0" else parse_duration(text)
+        except ValueError as exc:
+            problems.append(f"--for {item}: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return result
