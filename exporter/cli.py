@@ -23,6 +23,7 @@ from exporter.errors import ConfigError
 from exporter.offline import Progress, read_chunks
 from exporter.reference import ProfileBuilder
 from exporter.reference import load as load_reference
+from exporter.reload import ReferenceFile
 from exporter.replay import ReplayError, replay, with_alert_windows
 from exporter.report import render_text, to_json
 from exporter.sidecar import build, run_until
@@ -148,6 +149,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if config.reference is not None:
+        ReferenceFile(config.reference).load_now()
     fields = config.fields
     print(
         f"{args.config}: ok — {len(config.sources)} source(s), "

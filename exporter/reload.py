@@ -25,7 +25,10 @@ class ReferenceFile:
 
     def load_now(self) -> Reference:
         """The first load, at start: a missing or bad profile is a configuration error."""
-        reference = load(self.path)
+        try:
+            reference = load(self.path)
+        except ConfigError as exc:
+            raise ConfigError([f"reference: {problem}" for problem in exc.problems]) from exc
         self._seen = self._identity()
         self.outcomes["ok"] += 1
         return reference

@@ -170,3 +170,18 @@ def test_bad_config_is_refused_with_every_problem(tmp_path: Path) -> None:
             "listen_address:",
         ):
             assert expected in done.stderr, done.stderr
+
+
+def test_a_missing_reference_is_refused_at_start_naming_the_key(tmp_path: Path) -> None:
+    log = tmp_path / "predictions.jsonl"
+    config = write_config(tmp_path, example_config(log, reference=str(tmp_path / "absent.json")))
+    for argv in (["run", "--config", str(config)], ["check-config", str(config)]):
+        done = subprocess.run(
+            [sys.executable, "-m", "exporter", *argv],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert "reference: " in done.stderr and "absent.json: cannot read" in done.stderr
