@@ -129,10 +129,10 @@ def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) ->
     wrong = batch.wrong if rows is None else batch.wrong[rows]
     stamps = batch.timestamp if rows is None else batch.timestamp[rows]
     n = len(numeric)
-    summary = Summary.empty(shape, with_sketch=False)  # the sketch is set below
-    summary.records = n
     if n == 0:
-        return summary
+        return Summary.empty(shape)
+    summary = Summary.empty(shape, with_sketch=False)  # the sketch is computed below
+    summary.records = n
 
     valid = ~np.isnan(numeric)
     summary.count = valid.sum(axis=0)
