@@ -458,6 +458,9 @@ class Decoder:
             kind = flags[:, j]
             missing = np.isnan(column)
             kind[missing & (kind == 0)] = Kind.MISSING
+            infinite = np.isinf(column)  # 1e400 parses as infinity: no number to average
+            kind[infinite] = Kind.NOT_A_NUMBER
+            column[infinite] = np.nan
             bad = np.zeros(len(column), dtype=bool)
             with np.errstate(invalid="ignore"):
                 if spec.minimum is not None:

@@ -658,3 +658,15 @@ def test_random_mixes_match_an_independent_classification(lines: list[bytes], cr
             expected_wrong = int(_category_kind(truth)[0] != label)
         assert flag(d, batch, "ground_truth")[r] == truth_kind, obj
         assert batch.wrong[r] == expected_wrong, obj
+
+
+def test_numbers_beyond_float_range_are_not_a_number() -> None:
+    d = decoder()
+    batch = d.decode(
+        encode({"rid": 0, "p": 0.5}) + b'{"rid": 1, "p": 1e400}\n{"rid": 2, "p": -1e999}\n'
+    )
+    rows = by_rid(d, batch)
+    assert flag(d, batch, "prediction")[rows[0]] == Kind.OK
+    for rid in (1, 2):
+        assert flag(d, batch, "prediction")[rows[rid]] == Kind.NOT_A_NUMBER
+        assert np.isnan(num(d, batch, "prediction")[rows[rid]])
