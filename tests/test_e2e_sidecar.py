@@ -184,4 +184,5 @@ def test_a_missing_reference_is_refused_at_start_naming_the_key(tmp_path: Path) 
             check=False,
         )
         assert done.returncode == 2
-        assert "reference: " in done.stderr and "absent.json: cannot read" in done.stderr
+        assert "reference: " in done.stderr
+        assert "absent.json: cannot read" in done.stderr
