@@ -32,6 +32,7 @@ from exporter.backtest import AlertTracker, DriftStat, Row, Thresholds, conditio
 from exporter.compare import ReferenceChecks
 from exporter.config_types import Config, WindowSpec
 from exporter.errors import ConfigError
+from exporter.join import LabelJoin
 from exporter.records import Batch, Decoder
 from exporter.reference import Reference
 from exporter.report import Report
@@ -184,7 +185,9 @@ class Replayer:
             raise ConfigError(["--every: must be positive"])
         config = with_alert_windows(config)
         self._config = config
-        self._decoder = Decoder(config.fields, config.late_after, config.future_after)
+        self._decoder = Decoder(
+            config.fields, config.late_after, config.future_after, config.label_join
+        )
         self._layout = self._decoder.layout
         self._state = State(config, self._layout, [v.values for v in self._decoder.vocabularies])
         if reference is not None:
@@ -192,6 +195,12 @@ class Replayer:
         self._checks: ReferenceChecks | None = None
         self._checked: Reference | None = None
         self._install_checks()
+        self._join: LabelJoin | None = None
+        if config.label_join:  # late labels join as they would live, in log time
+            classes = self._decoder.vocabularies[0].values if config.fields.predicted_class else []
+            self._join = LabelJoin(
+                self._layout, classes, config.label_join_timeout, config.label_join_capacity
+            )
         self._every = every
         self._widths = [every, *(w.seconds / config.window_buckets for w in config.windows)]
         self._horizon = max(w.seconds for w in config.windows) + max(self._widths) + every
@@ -285,7 +294,13 @@ class Replayer:
         self._advance(math.floor(t / self._every))
         if self._checks is not None:
             self._checks.apply(batch)
-        self._state.ingest(batch, t)
+        if self._join is not None:
+            joined = self._join.process(batch, t)
+            self._records -= batch.size - joined.predictions.size  # a label is not a prediction
+            self._state.ingest(joined.predictions, t)
+            self._state.add_joined(joined.joined, joined.outcomes, t)
+        else:
+            self._state.ingest(batch, t)
         self._last_ingest = max(self._last_ingest, t)
         self._install_checks()
 

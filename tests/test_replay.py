@@ -475,3 +475,28 @@ def test_for_durations_behave_as_runs_of_consecutive_evaluations(
             expected.append((60.0 * i, 60.0 * (i + for_steps), end))
         i = j
     assert got == expected
+
+
+def test_late_labels_join_in_log_time() -> None:
+    """Predictions at t = 0..99 s, their labels 60 s later on their own lines: with the join on,
+    the labels count (in the window where they arrive) and are not predictions themselves."""
+    config = replace(load_config(ROOT / "config" / "exporter.yaml"), label_join=True)
+    lines = []
+    for i in range(100):
+        lines.append(
+            {
+                "ts": 1_000.0 + i,
+                "request_id": f"r{i}",
+                "predicted_class": "fraud",
+                "prediction": 0.9,
+            }
+        )
+    for i in range(100):
+        label = "legit" if i % 4 == 0 else "fraud"
+        lines.append({"ts": 1_060.0 + i, "request_id": f"r{i}", "ground_truth": label})
+    data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    report = replay([data], config, None, every=60.0)
+    assert report.records == 100
+    last = max(row.time for row in report.rows if row.window == "1h")
+    final = next(row for row in report.rows if row.window == "1h" and row.time == last)
+    assert (final.records, final.labelled, final.wrong) == (100, 100, 25)
