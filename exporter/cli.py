@@ -17,6 +17,7 @@ from types import FrameType
 
 from exporter import __version__
 from exporter.backtest import Thresholds, parse_for
+from exporter.clock import SystemClock
 from exporter.config import load_config, parse_duration
 from exporter.demo import run_demo
 from exporter.errors import ConfigError
@@ -175,7 +176,7 @@ def _baseline(args: argparse.Namespace) -> int:
     if builder.records == 0:
         log.error("%s holds no records: no profile written", args.input)
         return 1
-    created = datetime.now(UTC).isoformat(timespec="seconds")
+    created = datetime.fromtimestamp(SystemClock().now(), UTC).isoformat(timespec="seconds")
     source = {"path": str(Path(args.input).resolve()), "parse_errors": builder.parse_errors}
     reference = builder.build(created, source)
     output = Path(args.output)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -121,6 +122,16 @@ class ModelCollector(Collector):
         yield from _build_info()
         if self._health is not None:
             yield from _health_families(self._health())
+
+
+def registry(
+    snapshot: Callable[[], Snapshot], health: Callable[[], Health] | None
+) -> CollectorRegistry:
+    """A registry holding only this collector (no process or platform collectors: the
+    sidecar's own health metrics are the ones that say something about it)."""
+    result = CollectorRegistry(auto_describe=False)
+    result.register(ModelCollector(snapshot, health))
+    return result
 
 
 def _build_info() -> Iterator[Metric]:

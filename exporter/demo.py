@@ -52,7 +52,7 @@ def write_demo_reference(path: Path, config: Config) -> None:
     scenario = Scenario(seed=12345)
     for first in range(0, DEV_RECORDS, 10_000):
         builder.add(b"".join(generate(10_000, 1_764_000_000.0, 1000.0, scenario, first)))
-    created = datetime.now(UTC).isoformat(timespec="seconds")
+    created = datetime.fromtimestamp(SystemClock().now(), UTC).isoformat(timespec="seconds")
     path.write_text(builder.build(created, {"simulated_development_log": DEV_RECORDS}).to_json())
 
 

@@ -4,10 +4,11 @@ progress bar on a terminal."""
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
+
+from exporter.clock import SystemClock
 
 BLOCK_BYTES = 4 << 20
 
@@ -36,7 +37,8 @@ class Progress:
         self._stream = stream if stream is not None else sys.stderr
         self._enabled = self._stream.isatty()
         self._done = 0
-        self._started = time.monotonic()
+        self._clock = SystemClock()
+        self._started = self._clock.monotonic()
         self._shown = 0.0
 
     @classmethod
@@ -45,7 +47,7 @@ class Progress:
 
     def advance(self, nbytes: int) -> None:
         self._done += nbytes
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if self._enabled and (now - self._shown > 0.2 or self._done >= self._total):
             self._shown = now
             share = min(self._done / self._total, 1.0)

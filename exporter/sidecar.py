@@ -10,10 +10,8 @@ import logging
 import threading
 from dataclasses import dataclass, replace
 
-from prometheus_client import CollectorRegistry
-
 from exporter.clock import Clock, SystemClock
-from exporter.collector import ModelCollector
+from exporter.collector import registry
 from exporter.config import parse_listen_address
 from exporter.config_types import Config
 from exporter.pipeline import Pipeline
@@ -33,7 +31,6 @@ class Sidecar:
     pipeline: Pipeline
     server: MetricsServer
     state: State
-    registry: CollectorRegistry
     _stop_watch: object = None
 
     def start(self) -> None:
@@ -71,11 +68,10 @@ def build(config: Config, listen_address: str | None = None, clock: Clock | None
     pipeline = Pipeline(
         tailer, decoder, state, clock, config.tail, waker, reference_file, config.drift
     )
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ModelCollector(lambda: state.snapshot(clock.now()), pipeline.health))
+    metrics = registry(lambda: state.snapshot(clock.now()), pipeline.health)
     host, port = parse_listen_address(config.listen_address)
-    server = MetricsServer(host, port, registry, pipeline.healthy)
-    return Sidecar(config, pipeline, server, state, registry, stop_watch)
+    server = MetricsServer(host, port, metrics, pipeline.healthy)
+    return Sidecar(config, pipeline, server, state, stop_watch)
 
 
 def run_until(sidecar: Sidecar, stop: threading.Event) -> None:
