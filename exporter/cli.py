@@ -71,7 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="a simulated model writing a log, and the sidecar tailing it"
     )
-    demo.add_argument("--web.listen-address", dest="listen_address", default=":10027")
+    demo.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=":10027",
+        help="HOST:PORT for the sidecar's /metrics (default :10027)",
+    )
     demo.add_argument("--rate", type=float, default=200.0, help="records per second (default 200)")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     demo.add_argument(
