@@ -68,6 +68,7 @@ class SourceStats:
     read_errors: int = 0
     opens: int = 0
     checkpoint_resets: int = 0
+    bytes_dropped: int = 0  # unread bytes of rotated files given up (vanished or unreadable)
     files_present: int = 0
     open_files: int = 0
     lag_bytes: int = 0
@@ -162,15 +163,15 @@ class Tailer:
             if key not in matched and f.rotated_at is None:
                 self._mark_gone(src, f, now)
             elif key in matched:
-                f.rotated_at = None  # back under a matched name (or never left)
+                f.rotated_at = f.waiting_since = None  # back under a matched name (or never left)
         for key, f in list(files.items()):  # drain files that left their path, oldest first
             if f.rotated_at is None:
                 continue
-            if f.fd < 0 or now - f.rotated_at >= self._tail.rotate_wait:
+            if self._done_waiting(f, now):
                 self._retire(src, f)
                 del files[key]
             else:
-                budget = self._drain_gone(src, f, budget, out)
+                budget = self._drain_gone(src, f, budget, out, now)
         items = list(matched.items())
         if len(items) > 1:  # start at a different file each poll: a busy one cannot starve the rest
             k = self._turn % len(items)
@@ -356,6 +357,7 @@ class Tailer:
 
     def _mark_gone(self, src: SourceConfig, f: Tracked, now: float) -> None:
         f.rotated_at = now
+        f.waiting_since = None
         if f.fd < 0:
             return
         try:
@@ -367,18 +369,44 @@ class Tailer:
             with self._lock:
                 self._counters[src.path].rotations += 1
 
-    def _drain_gone(self, src: SourceConfig, f: Tracked, budget: int, out: list[Chunk]) -> int:
+    def _done_waiting(self, f: Tracked, now: float) -> bool:
+        """Whether to let go of a file that left its path.
+
+        Only once nothing we know of is left to read (or reading kept failing) and no late
+        write came for ``rotate_wait``: a backlog that outlasts the grace period because of
+        the byte budget is still read to its end. A dropped handle cannot be reopened by path.
+        """
+        if f.fd < 0:
+            return True
+        since = f.waiting_since
+        return since is not None and now - since >= self._tail.rotate_wait
+
+    def _drain_gone(
+        self, src: SourceConfig, f: Tracked, budget: int, out: list[Chunk], now: float
+    ) -> int:
         """Read a file that left its path through its fd, with the same truncation checks."""
         try:
             st = self._ops.fstat(f.fd)
         except OSError as e:
             self._pread_failed(src, f, e)
+            if f.waiting_since is None:
+                f.waiting_since = now
             return budget
         f.nlink = st.st_nlink
-        return self._advance(src, f, st, budget, out)
+        left = self._advance(src, f, st, budget, out)
+        if left <= 0 and f.read_off < st.st_size:
+            f.waiting_since = None  # the budget stopped us, not the file: keep reading
+        elif f.waiting_since is None:
+            f.waiting_since = now  # at its end (or failing): late writes get rotate_wait
+        return left
 
     def _retire(self, src: SourceConfig, f: Tracked) -> None:
         """Close a file whose grace period is over; keep its checkpoint only if it still exists."""
+        lost = max(0, f.size - f.read_off)
+        if lost:
+            log.warning("giving up %d unread bytes of %s (rotated, unreadable)", lost, f.path)
+            with self._lock:
+                self._counters[src.path].bytes_dropped += lost
         if f.nlink > 0:
             self._remember(src.path, f, self._clock.now())
         else:

@@ -16,6 +16,7 @@ class Counters:
     """Mutable twin of SourceStats, updated under the tailer's lock."""
 
     __slots__ = (
+        "bytes_dropped",
         "bytes_read",
         "checkpoint_resets",
         "files_present",
@@ -33,6 +34,7 @@ class Counters:
         self.lines = self.bytes_read = self.rotations = self.truncations = 0
         self.lines_too_long = self.read_errors = self.opens = self.checkpoint_resets = 0
         self.files_present = self.open_files = self.lag_bytes = 0
+        self.bytes_dropped = 0
 
 
 class Tracked:
@@ -49,6 +51,7 @@ class Tracked:
         "path",
         "rotated_at",
         "size",
+        "waiting_since",
     )
 
     def __init__(
@@ -64,6 +67,9 @@ class Tracked:
         self.mtime_ns = -1
         self.nlink = 1
         self.rotated_at: float | None = None  # monotonic time it left its path
+        # After it left its path: since when nothing known is left to read (at EOF, or every
+        # attempt failed). None while a backlog is being read: rotate_wait runs from here.
+        self.waiting_since: float | None = None
 
     @property
     def read_off(self) -> int:
