@@ -144,13 +144,14 @@ def _stop_on_signals() -> threading.Event:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    stop = _stop_on_signals()
     try:
-        sidecar = build(config, args.listen_address)
+        sidecar = build(config, args.listen_address, on_failure=stop.set)
     except OSError as exc:
         log.error("cannot listen on %s: %s", args.listen_address or config.listen_address, exc)
         return 1
-    run_until(sidecar, _stop_on_signals())
-    return 0
+    run_until(sidecar, stop)
+    return 1 if sidecar.pipeline.failed else 0
 
 
 def _check(args: argparse.Namespace) -> int:

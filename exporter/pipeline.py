@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
+from collections.abc import Callable
 
 from exporter.clock import Clock
-from exporter.collector import Health
 from exporter.compare import ReferenceChecks
 from exporter.config_types import DriftConfig, TailConfig
+from exporter.health import Health
 from exporter.join import LabelJoin
 from exporter.records import Decoder
 from exporter.reference import Reference
@@ -28,6 +28,7 @@ from exporter.watch import Waker
 log = logging.getLogger(__name__)
 
 POLL_BUDGET_BYTES = 8 << 20  # read at most this much per pass, then checkpoint and look again
+DRAIN_SECONDS = 20.0  # at stop, read what was written before the signal for at most this long
 
 
 class Pipeline:
@@ -42,8 +43,12 @@ class Pipeline:
         reference_file: ReferenceFile | None = None,
         drift: DriftConfig | None = None,
         join: LabelJoin | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
+        """``on_failure`` is called (from the ingest thread) if the loop dies, so the process
+        can exit non-zero instead of serving frozen numbers."""
         self._tailer = tailer
+        self._on_failure = on_failure
         self._decoder = decoder
         self._state = state
         self._clock = clock
@@ -84,9 +89,19 @@ class Pipeline:
 
     def _reload_reference(self) -> None:
         if self._reference_file is not None:
-            reference = self._reference_file.poll()
+            prepared: list[ReferenceChecks] = []
+
+            def accept(reference: Reference) -> None:
+                prepared.append(
+                    ReferenceChecks(
+                        reference, self._decoder.layout, self._decoder.vocabularies, self._drift
+                    )
+                )
+
+            reference = self._reference_file.poll(accept)
             if reference is not None:
                 self._state.set_reference(reference)
+                self._checks, self._checked = prepared[0], reference
         self._install_checks()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -101,9 +116,27 @@ class Pipeline:
         return lines
 
     def ingest(self, chunk: Chunk) -> None:
-        started = time.perf_counter()
+        started = self._clock.monotonic()
         now = self._clock.now()
-        batch = self._decoder.decode(chunk.data, now)
+        try:
+            errors = self._ingest_data(chunk.data, now)
+        except Exception:
+            # Malformed input is counted, never fatal: a chunk that trips an unexpected error is
+            # ingested line by line, and only the lines that still fail are lost (and counted).
+            log.exception(
+                "unexpected error ingesting %d lines of %s; retrying line by line",
+                chunk.lines,
+                chunk.source,
+            )
+            errors = self._ingest_lines(chunk.data, now)
+        with self._lock:
+            for reason, count in errors.items():
+                self._parse_errors[(chunk.source, reason)] += count
+            self._last_read[chunk.source] = now
+            self._ingest_seconds += self._clock.monotonic() - started
+
+    def _ingest_data(self, data: bytes, now: float) -> Counter[str]:
+        batch = self._decoder.decode(data, now)
         if self._checks is not None:
             self._checks.apply(batch)
         if self._join is not None:
@@ -114,11 +147,16 @@ class Pipeline:
             self._state.ingest(batch, now)
         if self._state.reference is not self._checked:
             self._install_checks()
-        with self._lock:
-            for reason, count in batch.parse_errors.items():
-                self._parse_errors[(chunk.source, reason)] += count
-            self._last_read[chunk.source] = now
-            self._ingest_seconds += time.perf_counter() - started
+        return batch.parse_errors
+
+    def _ingest_lines(self, data: bytes, now: float) -> Counter[str]:
+        errors: Counter[str] = Counter()
+        for line in data.splitlines(keepends=True):
+            try:
+                errors.update(self._ingest_data(line, now))
+            except Exception:
+                errors["unprocessable"] += 1
+        return errors
 
     def flush_positions_if_due(self) -> None:
         now = self._clock.monotonic()
@@ -127,7 +165,12 @@ class Pipeline:
             self._last_flush = now
 
     def run(self) -> None:
-        """Loop until ``stop()``; then drain what is already readable and save positions."""
+        """Loop until ``stop()``; then drain what is already readable and save positions.
+
+        If the loop dies, positions are *not* saved: chunks read but not ingested would be
+        skipped after a restart. The last periodic checkpoint stays, so a restart re-reads
+        (at most) what came after it, as after ``kill -9``.
+        """
         try:
             while not self._stop.is_set():
                 self.step()
@@ -135,19 +178,29 @@ class Pipeline:
                 if not self._tailer.more_pending:
                     self._waker.wait(self._tail.poll_interval)
             self._drain()
+            self._tailer.save_positions()
         except Exception as exc:
             self._failure = f"ingest loop failed: {exc!r}"
-            log.exception("ingest loop failed")
-            raise
+            log.critical(
+                "ingest loop failed; positions not saved past the last checkpoint", exc_info=True
+            )
+            if self._on_failure is not None:
+                self._on_failure()
         finally:
-            self._tailer.save_positions()
             self._tailer.close()
 
-    def _drain(self, max_passes: int = 1000) -> None:
-        """Lines written before the stop signal are counted before exit (then checkpointed)."""
-        for _ in range(max_passes):
+    def _drain(self) -> None:
+        """Lines written before the stop signal are counted before exit (then checkpointed),
+        within a deadline well inside the stop timeout; what is left is read after a restart."""
+        deadline = self._clock.monotonic() + DRAIN_SECONDS
+        while self._clock.monotonic() < deadline:
             if self.step() == 0 and not self._tailer.more_pending:
                 return
+            self.flush_positions_if_due()
+
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="ingest", daemon=True)

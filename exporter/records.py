@@ -33,7 +33,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 OTHER = "__other__"
-_MISS = -2  # a vocabulary lookup that found nothing
+MISS = -2  # a vocabulary lookup that found nothing
+MAX_TIMESTAMP = 95_617_584_000.0  # 5000-01-01 in epoch seconds
 PIECE_BYTES = 64 << 10  # cache-sized decode pieces: a failing piece is re-decoded line by line
 
 
@@ -58,7 +59,7 @@ class Vocabulary:
     def code(self, value: str) -> int:
         code = self._codes.get(value)
         if code is None:
-            if len(self.values) >= self.cap:
+            if len(self.values) >= self.cap or value == OTHER:  # never two __other__ series
                 return self.cap
             code = len(self.values)
             self._codes[value] = code
@@ -69,19 +70,27 @@ class Vocabulary:
         """Code → label value, ``__other__`` last."""
         return [*self.values, OTHER]
 
+    def lookup(self, values: list[Any]) -> IntArray:
+        """Codes of known strings, -1 for None, and ``MISS`` for anything else; adds nothing
+        (ground-truth labels must not use up the class vocabulary)."""
+        try:
+            return np.fromiter(
+                map(self._codes.get, values, repeat(MISS)), dtype=np.int64, count=len(values)
+            )
+        except TypeError:
+            return np.array(
+                [self._codes.get(v, MISS) if type(v) is str else MISS for v in values],
+                dtype=np.int64,
+            )
+
     def encode(self, values: list[Any]) -> IntArray:
         """Codes of a column; -1 for None.
 
         Known strings — nearly every value of a real log — cost one dict lookup in C; only
         misses (a new value, a number, a boolean) take the Python path.
         """
-        try:
-            codes = np.fromiter(
-                map(self._codes.get, values, repeat(_MISS)), dtype=np.int64, count=len(values)
-            )
-        except TypeError:  # an unhashable value: take the slow path for every row
-            codes = np.full(len(values), _MISS, dtype=np.int64)
-        for i in np.flatnonzero(codes == _MISS).tolist():
+        codes = self.lookup(values)
+        for i in np.flatnonzero(codes == MISS).tolist():
             value = values[i]
             codes[i] = self.code(value if type(value) is str else category_text(value))
         return codes
@@ -253,11 +262,14 @@ def _parse_timestamp(value: Any, scale: float) -> float:
     if isinstance(value, bool):
         return math.nan
     if isinstance(value, int | float):
-        return float(value) * scale
+        try:
+            return float(value) * scale
+        except OverflowError:
+            return math.nan
     if isinstance(value, str):
         try:
             return float(value) * scale
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
         try:
             parsed = datetime.fromisoformat(value)
@@ -334,7 +346,12 @@ class Decoder:
         for piece in _pieces(data, PIECE_BYTES):
             try:
                 typed.extend(self._typed.decode_lines(piece))
-            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            except (
+                msgspec.DecodeError,
+                msgspec.ValidationError,
+                UnicodeDecodeError,
+                RecursionError,
+            ):
                 self._decode_lines_one_by_one(piece, typed, lenient, errors)
         rows = self._rows(typed, lenient)
         batch = self._classify(rows, now)
@@ -350,7 +367,12 @@ class Decoder:
             try:
                 typed.append(self._typed.decode(line))
                 continue
-            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            except (
+                msgspec.DecodeError,
+                msgspec.ValidationError,
+                UnicodeDecodeError,
+                RecursionError,
+            ):
                 pass
             try:
                 text = line.decode("utf-8")
@@ -359,7 +381,7 @@ class Decoder:
                 continue
             try:
                 obj = self._generic.decode(text.strip().lstrip("\ufeff"))
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nesting deeper than any record
                 errors["invalid_json"] += 1
                 continue
             if not isinstance(obj, dict):
@@ -403,9 +425,9 @@ class Decoder:
                     stamp = None
                 rows.timestamp.append(stamp)
             if f.model_path is not None:
-                rows.models.append(_get_path(obj, f.model_path))
+                rows.models.append(_scalar(_get_path(obj, f.model_path)))
             if f.version_path is not None:
-                rows.versions.append(_get_path(obj, f.version_path))
+                rows.versions.append(_scalar(_get_path(obj, f.version_path)))
             if f.ground_truth is not None:
                 label = _get_path(obj, f.ground_truth)
                 if isinstance(label, dict | list):  # a structured label cannot be compared
@@ -485,17 +507,24 @@ class Decoder:
         scale = self.fields.timestamp_scale
         try:
             ts = np.array(values, dtype=np.float64) * scale
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             ts = np.array(
                 [_parse_timestamp(v, scale) if v is not None else math.nan for v in values]
             )
-            unparseable = np.isnan(ts) & np.array([v is not None for v in values], dtype=bool)
-            kind[unparseable & (kind == 0)] = Kind.TYPE_MISMATCH
+        # No log line comes from before 1970 or after the year 5000: such a value (or an
+        # infinity) is a broken field, and it must not drive time in a replay.
+        with np.errstate(invalid="ignore"):
+            implausible = ~((ts >= 0) & (ts < MAX_TIMESTAMP))
+        given = np.array([v is not None for v in values], dtype=bool)
+        kind[implausible & given & (kind == 0)] = Kind.TYPE_MISMATCH
+        ts[implausible] = np.nan
         kind[np.isnan(ts) & (kind == 0)] = Kind.MISSING
         if now is not None:
             with np.errstate(invalid="ignore"):
                 kind[(ts < now - self._late_after) & (kind == 0)] = Kind.LATE
-                kind[(ts > now + self._future_after) & (kind == 0)] = Kind.FUTURE
+                future = (ts > now + self._future_after) & (kind == 0)
+            kind[future] = Kind.FUTURE
+            ts[future] = np.nan  # a clock far ahead must not pin the last-record gauge
         return ts
 
     def _groups(self, rows: _Rows, n: int) -> tuple[list[tuple[str, str]], IntArray]:
@@ -527,15 +556,22 @@ class Decoder:
         if not rows.truth or self.fields.predicted_class is None:
             return wrong
         vocabulary = self.vocabularies[0]
-        labels = vocabulary.encode(rows.truth)
+        labels = vocabulary.lookup(rows.truth)
         guesses = categorical[:, 0]
         both = (labels >= 0) & (guesses >= 0)
         wrong[both] = labels[both] != guesses[both]
-        # Values past the cap share the __other__ code: compare those pairs as text.
-        capped = both & ((labels == vocabulary.other) | (guesses == vocabulary.other))
-        for i in np.flatnonzero(capped).tolist():
+        # A label the class vocabulary does not hold (a class never predicted, a number), or a
+        # class past the cap (__other__): compare those pairs as text.
+        unsure = (guesses >= 0) & ((labels == MISS) | (guesses == vocabulary.other))
+        unsure &= labels != -1
+        for i in np.flatnonzero(unsure).tolist():
             wrong[i] = category_text(rows.truth[i]) != category_text(rows.categorical[0][i])
         return wrong
+
+
+def _scalar(value: Any) -> Any:
+    """A model or version name must be a scalar; anything else names no model."""
+    return None if isinstance(value, dict | list) else value
 
 
 def _label_text(value: Any, default: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from exporter.errors import ConfigError
@@ -40,8 +41,11 @@ class ReferenceFile:
             return None
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def poll(self) -> Reference | None:
-        """A newly loaded profile when the file changed and is valid, else None."""
+    def poll(self, accept: Callable[[Reference], None] | None = None) -> Reference | None:
+        """A newly loaded profile when the file changed and is valid, else None.
+
+        ``accept`` may refuse a profile that parses but cannot be used here, by raising.
+        """
         identity = self._identity()
         if identity is None or identity == self._seen:
             if identity is None and self._seen is not None:
@@ -51,12 +55,15 @@ class ReferenceFile:
         self._seen = identity
         try:
             reference = load(self.path)
-        except ConfigError as exc:
+            if accept is not None:
+                accept(reference)
+        except Exception as exc:  # a bad profile is refused and counted, never fatal
             self.outcomes["error"] += 1
+            problems = exc.problems if isinstance(exc, ConfigError) else [repr(exc)]
             log.error(
                 "reference %s refused, keeping the profile in use: %s",
                 self.path,
-                "; ".join(exc.problems),
+                "; ".join(problems),
             )
             return None
         self.outcomes["ok"] += 1

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from exporter.clock import Clock, SystemClock
 from exporter.collector import registry
 from exporter.config import parse_listen_address
 from exporter.config_types import Config
+from exporter.errors import ConfigError
+from exporter.join import LabelJoin
 from exporter.pipeline import Pipeline
 from exporter.records import Decoder
 from exporter.reload import ReferenceFile
 from exporter.server import MetricsServer
 from exporter.source import Tailer
 from exporter.state import State
-from exporter.watch import Waker, start_watch
+from exporter.watch import Stopper, Waker, start_watch
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +34,14 @@ class Sidecar:
     pipeline: Pipeline
     server: MetricsServer
     state: State
-    _stop_watch: object = None
+    watched: list[str]
+    waker: Waker
+    _stop_watch: Stopper | None = None
 
     def start(self) -> None:
         self.server.start()
+        if self.config.tail.watch:
+            self._stop_watch = start_watch(self.watched, self.waker)
         self.pipeline.start()
         log.info(
             "serving metrics on %s (port %d); tailing %s",
@@ -46,13 +53,24 @@ class Sidecar:
     def stop(self) -> None:
         """Drain what was written, save positions, then close the port."""
         self.pipeline.stop()
-        if callable(self._stop_watch):
+        if self._stop_watch is not None:
             self._stop_watch()
         self.server.stop()
 
 
-def build(config: Config, listen_address: str | None = None, clock: Clock | None = None) -> Sidecar:
+def build(
+    config: Config,
+    listen_address: str | None = None,
+    clock: Clock | None = None,
+    on_failure: Callable[[], None] | None = None,
+) -> Sidecar:
+    """Everything wired and the port bound, nothing started: a bad address or a taken port
+    fails here, before any thread runs."""
     if listen_address is not None:
+        try:
+            parse_listen_address(listen_address)
+        except ValueError as exc:
+            raise ConfigError([f"--web.listen-address: {exc}"]) from exc
         config = replace(config, listen_address=listen_address)
     clock = clock if clock is not None else SystemClock()
     decoder = Decoder(config.fields, config.late_after, config.future_after, config.label_join)
@@ -61,17 +79,31 @@ def build(config: Config, listen_address: str | None = None, clock: Clock | None
     if config.reference is not None:
         reference_file = ReferenceFile(config.reference)
         state.set_reference(reference_file.load_now())
+    join = None
+    if config.label_join:
+        classes = decoder.vocabularies[0].values if config.fields.predicted_class else []
+        join = LabelJoin(
+            decoder.layout, classes, config.label_join_timeout, config.label_join_capacity
+        )
     tailer = Tailer(config.sources, config.tail, clock)
     waker = Waker()
-    watched = [s.path for s in config.sources] + ([config.reference] if config.reference else [])
-    stop_watch = start_watch(watched, waker) if config.tail.watch else None
     pipeline = Pipeline(
-        tailer, decoder, state, clock, config.tail, waker, reference_file, config.drift
+        tailer,
+        decoder,
+        state,
+        clock,
+        config.tail,
+        waker,
+        reference_file,
+        config.drift,
+        join,
+        on_failure,
     )
     metrics = registry(lambda: state.snapshot(clock.now()), pipeline.health)
     host, port = parse_listen_address(config.listen_address)
     server = MetricsServer(host, port, metrics, pipeline.healthy)
-    return Sidecar(config, pipeline, server, state, stop_watch)
+    watched = [s.path for s in config.sources] + ([config.reference] if config.reference else [])
+    return Sidecar(config, pipeline, server, state, watched, waker)
 
 
 def run_until(sidecar: Sidecar, stop: threading.Event) -> None:

@@ -271,7 +271,10 @@ def test_categories_beyond_the_cap_share_the_other_code() -> None:
 def test_late_and_future_relative_to_now(value: float, kind: Kind) -> None:
     d = decoder()
     batch = d.decode(encode({"rid": 0, "ts": value}), NOW)
-    assert batch.timestamp[0] == value
+    if kind == Kind.FUTURE:  # kept out of the last-record time: a clock ahead must not pin it
+        assert np.isnan(batch.timestamp[0])
+    else:
+        assert batch.timestamp[0] == value
     assert flag(d, batch, "timestamp")[0] == kind
     assert flag(d, d.decode(encode({"rid": 0, "ts": value})), "timestamp")[0] == Kind.OK
 
@@ -547,11 +550,16 @@ def _timestamp_kind(value: Any) -> tuple[float, Kind]:
                 return math.nan, Kind.TYPE_MISMATCH
             seconds = parsed.replace(tzinfo=parsed.tzinfo or UTC).timestamp()
     else:
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            return math.nan, Kind.TYPE_MISMATCH
+    if not 0 <= seconds < 95_617_584_000:  # before 1970 or after the year 5000
+        return math.nan, Kind.TYPE_MISMATCH
     if seconds < NOW - LATE_AFTER:
         return seconds, Kind.LATE
     if seconds > NOW + FUTURE_AFTER:
-        return seconds, Kind.FUTURE
+        return math.nan, Kind.FUTURE  # kept out of the last-record time
     return seconds, Kind.OK
 
 
@@ -567,6 +575,7 @@ classes = st.one_of(
 labels = st.sampled_from(['"a"', '"b"', "1", "true", "null", '{"l": "a"}'])
 stamps = st.one_of(
     st.floats(NOW - 1_000, NOW + 1_000).map(repr),
+    st.sampled_from(["-5", "1e400", "1" + "0" * 400, "1e12", '"inf"']),
     st.sampled_from(['"2024-05-29T16:26:40Z"', '"1717000000"', '"garbage"', '{"t": 1}', "null"]),
     st.sampled_from(["true", "[5]", "[1, 2]"]),
 )
@@ -670,3 +679,43 @@ def test_numbers_beyond_float_range_are_not_a_number() -> None:
     for rid in (1, 2):
         assert flag(d, batch, "prediction")[rows[rid]] == Kind.NOT_A_NUMBER
         assert np.isnan(num(d, batch, "prediction")[rows[rid]])
+
+
+def test_nesting_deeper_than_any_record_is_a_parse_error_not_a_crash() -> None:
+    d = decoder()
+    batch = d.decode(encode({"rid": 0, "p": 0.5}) + b"[" * 5000 + b"\n" + b'{"a":' * 5000 + b"\n")
+    assert batch.size == 1
+    assert batch.parse_errors == {"invalid_json": 2}
+
+
+def test_a_structured_model_or_version_names_no_model() -> None:
+    d = decoder()
+    batch = d.decode(
+        encode(
+            {"rid": 0, "model": {"a": 1}, "version": [1]}, {"rid": 1, "model": "m", "version": "v"}
+        )
+    )
+    assert batch.size == 2
+    assert sorted(batch.groups) == [("m", "v"), ("unknown", "unknown")]
+
+
+def test_a_literal_other_value_shares_the_overflow_code() -> None:
+    d = decoder()
+    batch = d.decode(
+        encode({"rid": 0, "f": {"country": "__other__"}}, {"rid": 1, "f": {"country": "US"}})
+    )
+    rows = by_rid(d, batch)
+    j = [s.name for s in d.layout.categorical].index("country")
+    assert batch.categorical[rows[0], j] == d.vocabularies[j].other
+    assert d.vocabularies[j].values == ["US"]
+
+
+def test_labels_do_not_use_up_the_class_vocabulary() -> None:
+    d = decoder()
+    cap = d.vocabularies[0].cap
+    labels = [{"rid": i, "truth": f"label-{i}"} for i in range(cap + 5)]
+    batch = d.decode(encode(*labels, {"rid": 999, "cls": "dog", "truth": "cat"}))
+    rows = by_rid(d, batch)
+    assert d.vocabularies[0].values == ["dog"]
+    assert batch.wrong[rows[999]] == 1
+    assert flag(d, batch, "predicted_class")[rows[999]] == Kind.OK
