@@ -97,6 +97,7 @@ class Tailer:
         self._lock = threading.Lock()
         self._limiter = LogLimiter(clock)
         self._missing_logged: set[str] = set()
+        self._overlap_logged: set[tuple[str, Key]] = set()
         self._first_poll = True
         self._closed = False
         self._rr = 0
@@ -178,6 +179,8 @@ class Tailer:
             items = items[k:] + items[:k]
         for key, (path, st) in items:
             known = files.get(key)
+            if known is None and self._followed_elsewhere(src, key, path):
+                continue
             cur = known if known is not None else self._open_new(src, path, key)
             if cur is None:
                 continue
@@ -209,6 +212,24 @@ class Tailer:
             self._missing_logged.add(src.path)  # once per absence, not once per poll
             log.info("no file matches %s yet; waiting for it", src.path)
         return matched
+
+    def _followed_elsewhere(self, src: SourceConfig, key: Key, path: str) -> bool:
+        """Whether another source already follows this file (overlapping patterns).
+
+        Two sources reading one file would count every line twice and overwrite each other's
+        checkpoint entry (keyed by the file). The first to track it keeps it; the other takes
+        over only once it lets go, and then resumes from its checkpoint entry.
+        """
+        for other, files in self._files.items():
+            if other != src.path and key in files:
+                if (src.path, key) not in self._overlap_logged:
+                    self._overlap_logged.add((src.path, key))
+                    log.info(
+                        "%s is already followed by source %s; %s skips it", path, other, src.path
+                    )
+                return True
+        self._overlap_logged.discard((src.path, key))
+        return False
 
     # ---- opening ----------------------------------------------------------------------
 
