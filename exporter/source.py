@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET_CHUNKS = 32  # poll_once(None) reads at most this many read_chunk_bytes pieces
 _REOPEN_ERRNOS = frozenset({errno.ESTALE, errno.EBADF})
+Matched = dict[Key, tuple[str, os.stat_result]]  # what one poll found: identity -> (path, stat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,10 @@ class Tailer:
         # A source tailed before (entries in the checkpoint) reads files new to it from 0:
         # they appeared while we were stopped. start_at only governs a first deployment.
         self._history = {s.path: self._pos.has_source(s.path) for s in self._sources}
+        # Files present at the first poll that start_at: end applies to, with their size then,
+        # until first opened: an open that fails at start-up (EACCES, EMFILE) must neither
+        # turn their history into news nor skip what was written while it kept failing.
+        self._at_start: dict[str, dict[Key, int]] = {s.path: {} for s in self._sources}
         self._lock = threading.Lock()
         self._limiter = LogLimiter(clock)
         self._missing_logged: set[str] = set()
@@ -160,6 +165,7 @@ class Tailer:
     def _poll_source(self, src: SourceConfig, now: float, budget: int, out: list[Chunk]) -> int:
         files = self._files[src.path]
         matched = self._match(src)
+        self._note_start_files(src, matched)
         for key, f in files.items():
             if key not in matched and f.rotated_at is None:
                 self._mark_gone(src, f, now)
@@ -191,9 +197,17 @@ class Tailer:
             budget = self._advance(src, cur, st, budget, out)
         return budget
 
-    def _match(self, src: SourceConfig) -> dict[Key, tuple[str, os.stat_result]]:
+    def _note_start_files(self, src: SourceConfig, matched: Matched) -> None:
+        at_start = self._at_start[src.path]
+        if self._first_poll and not self._history[src.path] and src.start_at == "end":
+            at_start.update((key, st.st_size) for key, (_, st) in matched.items())
+        elif at_start:
+            for key in at_start.keys() - matched.keys():
+                del at_start[key]  # it left its path; its inode number may be reused
+
+    def _match(self, src: SourceConfig) -> Matched:
         paths = self._ops.glob(src.path) if is_glob(src.path) else [src.path]
-        matched: dict[Key, tuple[str, os.stat_result]] = {}
+        matched: Matched = {}
         for p in paths:
             if p in self._own_files:
                 continue  # a broad glob must not tail our own checkpoint
@@ -252,6 +266,7 @@ class Tailer:
             if not isinstance(e, FileExistsError):
                 self._read_error(src, path, e, "read")
             return None
+        self._at_start[src.path].pop(key, None)
         with self._lock:
             self._counters[src.path].opens += 1
         asm = LineAssembler(self._tail.max_line_bytes, at_start=start == 0, skipping=skipping)
@@ -270,8 +285,10 @@ class Tailer:
                 self._counters[src.path].checkpoint_resets += 1
             self._pos.forget(key)
             return 0, False
-        if self._first_poll and not self._history[src.path] and src.start_at == "end":
-            return last_line_start(self._ops, fd, size, self._tail.max_line_bytes)
+        size_at_start = self._at_start[src.path].get(key)
+        if size_at_start is not None and size >= size_at_start:
+            # The end as of start-up: lines written while the first opens failed are news.
+            return last_line_start(self._ops, fd, size_at_start, self._tail.max_line_bytes)
         return 0, False
 
     def _entry_valid(self, fd: int, entry: Position, size: int) -> bool:

@@ -82,3 +82,36 @@ def test_busy_file_does_not_starve_the_others(tmp_path: Path) -> None:
         seen |= set(h.by_path)
     assert str(tmp_path / "b.jsonl") in seen
     h.close()
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EMFILE])
+def test_start_at_end_survives_a_failed_first_open(
+    tmp_path: Path, ops: FaultyOps, code: int
+) -> None:
+    """The file was there at start: its history is skipped even if the first open failed."""
+    (tmp_path / "p.jsonl").write_bytes(records(0, 5))
+    ops.fail["open"] = code
+    ops.fail_times["open"] = 2
+    h = Harness(tmp_path, ops=ops, create=False, start_at="end")
+    h.tick()
+    assert (h.records, h.stats().read_errors) == (0, 2)
+    h.write(records(5, 2))
+    h.tick()
+    assert h.records == 2
+    h.close()
+
+
+def test_a_file_that_appears_after_a_failed_first_open_is_read_from_zero(
+    tmp_path: Path, ops: FaultyOps
+) -> None:
+    """start_at covers the files present at start, not whatever is at their path later."""
+    (tmp_path / "p.jsonl").write_bytes(records(0, 5))
+    ops.fail["open"] = errno.EACCES
+    ops.fail_times["open"] = 1
+    h = Harness(tmp_path, ops=ops, create=False, start_at="end")
+    fresh = tmp_path / "fresh"
+    fresh.write_bytes(records(5, 2))  # created while the old one exists: another inode
+    fresh.rename(h.path)
+    h.tick()
+    assert h.records == 2
+    h.close()
