@@ -311,8 +311,9 @@ class Tailer:
             self._ops.close(fd)
             return False
         f.fd = fd
+        # Forces the head check on the next read. The assembler is kept: its partial line, or
+        # the over-long line it is skipping (already counted), continues where it stopped.
         f.size = f.mtime_ns = -1
-        f.asm = LineAssembler(self._tail.max_line_bytes, at_start=f.handed == 0)
         with self._lock:
             self._counters[src.path].opens += 1
         return True

@@ -115,3 +115,23 @@ def test_a_file_that_appears_after_a_failed_first_open_is_read_from_zero(
     h.tick()
     assert h.records == 2
     h.close()
+
+
+def test_over_long_line_is_counted_once_across_a_stale_handle(
+    tmp_path: Path, ops: FaultyOps
+) -> None:
+    h = Harness(tmp_path, ops=ops, tail={"max_line_bytes": 100})
+    h.write(record(0) + b'{"long": "' + b"y" * 300)
+    h.tick()
+    assert h.stats().lines_too_long == 1
+    h.write(b"y" * 300)
+    ops.fail["pread"] = errno.ESTALE
+    ops.fail_times["pread"] = 1
+    h.tick()
+    h.tick()  # reopened by path: the same file
+    h.write(b'"}\n' + record(1))
+    h.tick()
+    assert (h.records, h.parse_errors) == (2, 0)
+    assert h.stats().lines_too_long == 1
+    assert h.stats().opens == 2
+    h.close()
