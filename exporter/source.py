@@ -24,6 +24,7 @@ import stat as stat_mod
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from exporter.clock import Clock
 from exporter.config_types import SourceConfig, TailConfig
@@ -108,7 +109,7 @@ class Tailer:
         self._rr = 0
         self._turn = 0
         own = tail.positions_file
-        self._own_files = frozenset({own, own + ".tmp"} if own else ())
+        self._own_files = _own_files((own, own + ".tmp") if own else ())
         self.more_pending = False  # the last poll stopped on its byte budget: poll again soon
 
     # ---- public API -------------------------------------------------------------------
@@ -209,7 +210,7 @@ class Tailer:
         paths = self._ops.glob(src.path) if is_glob(src.path) else [src.path]
         matched: Matched = {}
         for p in paths:
-            if p in self._own_files:
+            if _is_own(p, self._own_files):
                 continue  # a broad glob must not tail our own checkpoint
             try:
                 st = self._ops.stat(p)
@@ -491,6 +492,24 @@ class Tailer:
                     1 for f in files.values() if f.fd >= 0 and f.rotated_at is None
                 )
                 c.lag_bytes = sum(max(0, f.size - f.handed) for f in files.values() if f.fd >= 0)
+
+
+def _own_files(paths: Sequence[str]) -> dict[str, frozenset[str]]:
+    """Base name -> real paths of the files we write, to recognise them however spelled."""
+    own: dict[str, set[str]] = {}
+    for p in paths:
+        own.setdefault(Path(p).name, set()).add(os.path.realpath(p))
+    return {name: frozenset(real) for name, real in own.items()}
+
+
+def _is_own(path: str, own: dict[str, frozenset[str]]) -> bool:
+    """Whether ``path`` is our checkpoint (or its temp file), however either is spelled.
+
+    Real paths are compared (a relative ``positions_file`` against an absolute glob, symlinks),
+    but only for a matching base name, so a poll still costs one stat per other file.
+    """
+    real = own.get(path.rpartition(os.sep)[2])  # Path(path).name, without building a Path
+    return real is not None and os.path.realpath(path) in real
 
 
 def _snapshot(c: Counters) -> SourceStats:

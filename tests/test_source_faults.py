@@ -69,6 +69,7 @@ def test_a_broad_glob_never_tails_the_checkpoint(tmp_path: Path) -> None:
     h.tick()
     assert (h.records, h.parse_errors) == (1, 0)
     assert set(h.by_path) == {str(h.path)}
+    assert (h.stats().files_present, h.stats().lag_bytes) == (1, 0)
     h.close()
 
 
@@ -134,4 +135,23 @@ def test_over_long_line_is_counted_once_across_a_stale_handle(
     assert (h.records, h.parse_errors) == (2, 0)
     assert h.stats().lines_too_long == 1
     assert h.stats().opens == 2
+    h.close()
+
+
+def test_a_relative_checkpoint_path_is_still_excluded_from_an_absolute_glob(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    h = Harness(tmp_path, pattern="*", start_at="beginning", tail={"positions_file": "pos"})
+    h.write(record(0))
+    h.tick()
+    h.tailer.save_positions()
+    h.write(record(1))  # a change, so the next save writes the checkpoint again
+    h.tick()
+    h.tailer.save_positions()
+    h.tick()
+    assert (h.records, h.parse_errors) == (2, 0)
+    assert set(h.by_path) == {str(h.path)}
+    # The checkpoint has no final newline, so only these show that it was being followed.
+    assert (h.stats().files_present, h.stats().lag_bytes) == (1, 0)
     h.close()
