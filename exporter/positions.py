@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,7 @@ class Positions:
         self.path = path
         self.errors = 0  # corrupt/unreadable loads and failed saves
         self._entries: dict[Key, Position] = {}
+        self._saved: dict[Key, Position] | None = None  # what the file holds, if known
 
     @classmethod
     def load(cls, path: str | None) -> Positions:
@@ -103,6 +104,7 @@ class Positions:
             log.warning("positions file %s is corrupt (%s); starting without it", path, e)
             return pos
         pos._entries = {p.key: p for p in entries}
+        pos._saved = dict(pos._entries)
         return pos
 
     def get(self, key: Key) -> Position | None:
@@ -128,9 +130,16 @@ class Positions:
             del self._entries[k]
         return len(stale)
 
-    def save(self) -> bool:
-        """Write atomically; on failure count it, keep the previous file and return False."""
+    def save(self, seen_slack: float = 0.0) -> bool:
+        """Write atomically; on failure count it, keep the previous file and return False.
+
+        A save costs two fsyncs, so it is skipped when the file already holds these entries.
+        ``seen`` moves on every save of a live file; a move of at most ``seen_slack`` seconds
+        alone is not worth a write (on disk an entry may then look that much older).
+        """
         if self.path is None:
+            return True
+        if self._unchanged(seen_slack):
             return True
         doc = {"version": FORMAT_VERSION, "files": [asdict(p) for p in self._entries.values()]}
         data = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
@@ -140,6 +149,17 @@ class Positions:
             self.errors += 1
             log.warning("cannot save positions to %s: %s", self.path, e)
             return False
+        self._saved = dict(self._entries)
+        return True
+
+    def _unchanged(self, seen_slack: float) -> bool:
+        saved = self._saved
+        if saved is None or saved.keys() != self._entries.keys():
+            return False
+        for key, p in self._entries.items():
+            old = saved[key]
+            if abs(p.seen - old.seen) > seen_slack or replace(p, seen=old.seen) != old:
+                return False
         return True
 
 

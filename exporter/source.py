@@ -145,8 +145,10 @@ class Tailer:
         for src in self._sources:
             for f in self._files[src.path].values():
                 self._remember(src.path, f, now)
-        self._pos.prune(now, self._tail.positions_ttl)
-        self._pos.save()
+        ttl = self._tail.positions_ttl
+        self._pos.prune(now, ttl)
+        # An idle file only moves its ``seen``: rewrite for that at most every 1 % of the TTL.
+        self._pos.save(seen_slack=ttl / 100)
 
     def close(self) -> None:
         if self._closed:

@@ -108,3 +108,74 @@ def test_without_a_path_nothing_is_written(tmp_path: Path) -> None:
     p.put(entry(1))
     assert p.save()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every checkpoint actually written (each costs two fsyncs)."""
+    done: list[bytes] = []
+    real = positions_mod._atomic_write
+
+    def counting(path: str, data: bytes) -> None:
+        real(path, data)
+        done.append(data)
+
+    monkeypatch.setattr(positions_mod, "_atomic_write", counting)
+    return done
+
+
+def test_an_unchanged_checkpoint_is_not_written_again(tmp_path: Path, writes: list[bytes]) -> None:
+    p = Positions(str(tmp_path / "pos.json"))
+    p.put(entry(1))
+    for _ in range(3):
+        assert p.save()
+    assert len(writes) == 1
+    p.put(entry(1, offset=20))
+    assert p.save()
+    assert len(writes) == 2
+    assert p.prune(now=1000.0, ttl=60.0) == 1
+    assert p.save()
+    assert len(writes) == 3, "a pruned entry is a change"
+
+
+def test_seen_alone_is_written_only_when_it_moved_more_than_the_slack(
+    tmp_path: Path, writes: list[bytes]
+) -> None:
+    p = Positions(str(tmp_path / "pos.json"))
+    p.put(entry(1, seen=100.0))
+    p.save(seen_slack=10.0)
+    p.put(entry(1, seen=110.0))
+    p.save(seen_slack=10.0)
+    assert len(writes) == 1
+    p.put(entry(1, seen=110.5))
+    p.save(seen_slack=10.0)
+    assert len(writes) == 2
+    assert Positions.load(p.path).entries() == [entry(1, seen=110.5)]
+
+
+def test_a_loaded_checkpoint_is_not_rewritten_until_it_changes(
+    tmp_path: Path, writes: list[bytes]
+) -> None:
+    path = str(tmp_path / "pos.json")
+    first = Positions(path)
+    first.put(entry(1))
+    first.save()
+    again = Positions.load(path)
+    again.save()
+    assert len(writes) == 1
+
+
+def test_a_failed_save_is_retried_even_without_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writes: list[bytes]
+) -> None:
+    p = Positions(str(tmp_path / "pos.json"))
+    p.put(entry(1))
+
+    def crash(*_: object) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(positions_mod.Path, "replace", crash)
+        assert not p.save()
+    assert p.save()
+    assert [e.ino for e in Positions.load(p.path).entries()] == [1]
