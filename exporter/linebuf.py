@@ -91,7 +91,11 @@ class LineAssembler:
         return b"".join(kept), first_kept
 
     def reset(self) -> None:
-        """Forget everything buffered (the file was truncated or replaced)."""
+        """Start over at offset 0 of a truncated or replaced file.
+
+        The buffered bytes belong to content that is gone (handing them out would glue them to
+        the new first line), and offset 0 may carry a BOM again.
+        """
         self._partial = b""
         self.pending = 0
         self.skipping = False

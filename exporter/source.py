@@ -6,8 +6,9 @@ starts a thread: the caller decides when to poll (a timer, or a watchdog wake-up
 
 Rotation, in the order a poll handles it:
 1. A tracked file that is no longer at a matched path was renamed away or deleted. It is
-   drained to EOF first (lines written just before the rename are not lost), then kept open for
-   ``rotate_wait`` to catch late writes of a writer that still holds it, then closed.
+   drained to EOF first, however many polls that takes (lines written before the rename are
+   not lost), then kept open for ``rotate_wait`` to catch late writes of a writer that still
+   holds it, then closed.
 2. A matched path whose (device, inode) is new to us is a new file. With a trusted checkpoint
    entry it resumes there; found at start-up it follows ``start_at``; found later it is read
    from 0 (it was created after we started, so all of it is news).
@@ -25,6 +26,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 from exporter.clock import Clock
 from exporter.config_types import SourceConfig, TailConfig
@@ -42,6 +44,7 @@ from exporter.positions import Key, Position, Positions
 from exporter.tailfile import Counters, LogLimiter, Tracked
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_BUDGET_CHUNKS = 32  # poll_once(None) reads at most this many read_chunk_bytes pieces
 _REOPEN_ERRNOS = frozenset({errno.ESTALE, errno.EBADF})
@@ -77,6 +80,13 @@ class SourceStats:
 
 
 class Tailer:
+    """Follows the files of the configured sources and hands out their new whole lines.
+
+    Files are tracked by identity, not by path, so a rename, a truncation or a restart neither
+    loses nor repeats a line. It never blocks or starts a thread: the ingest loop sets the pace
+    and tests drive it by hand. ``stats`` is read from other threads (scrapes), hence the lock.
+    """
+
     def __init__(
         self,
         sources: Sequence[SourceConfig],
@@ -106,8 +116,7 @@ class Tailer:
         self._overlap_logged: set[tuple[str, Key]] = set()
         self._first_poll = True
         self._closed = False
-        self._rr = 0
-        self._turn = 0
+        self._turn = 0  # polls so far: who goes first takes turns, so nobody starves
         own = tail.positions_file
         self._own_files = _own_files((own, own + ".tmp") if own else ())
         self.more_pending = False  # the last poll stopped on its byte budget: poll again soon
@@ -115,19 +124,21 @@ class Tailer:
     # ---- public API -------------------------------------------------------------------
 
     def poll_once(self, max_bytes: int | None = None) -> list[Chunk]:
-        """Stat every matched file once, read what is new (at most ``max_bytes``), return lines."""
+        """Bring every source up to date in one bounded step; return the new whole lines.
+
+        Every matched file is stat'ed on every call because file events can be missed: the poll
+        alone must be correct. Reading stops after ``max_bytes`` so a burst cannot hold off a
+        checkpoint or a shutdown; ``more_pending`` then asks the caller to poll again at once.
+        """
         if self._closed:
             return []
         budget = max_bytes if max_bytes is not None else self._budget_default()
         out: list[Chunk] = []
         now = self._clock.monotonic()
         self.more_pending = False
-        n = len(self._sources)
-        order = self._sources[self._rr :] + self._sources[: self._rr]  # no source starves
-        self._rr = (self._rr + 1) % n if n else 0
-        self._turn += 1
-        for src in order:
+        for src in _take_turns(self._sources, self._turn):
             budget = self._poll_source(src, now, budget, out)
+        self._turn += 1
         self._first_poll = False
         self._refresh_gauges()
         return out
@@ -182,11 +193,7 @@ class Tailer:
                 del files[key]
             else:
                 budget = self._drain_gone(src, f, budget, out, now)
-        items = list(matched.items())
-        if len(items) > 1:  # start at a different file each poll: a busy one cannot starve the rest
-            k = self._turn % len(items)
-            items = items[k:] + items[:k]
-        for key, (path, st) in items:
+        for key, (path, st) in _take_turns(list(matched.items()), self._turn):
             known = files.get(key)
             if known is None and self._followed_elsewhere(src, key, path):
                 continue
@@ -259,21 +266,28 @@ class Tailer:
             self._read_error(src, path, e, "open")
             return None
         try:
-            st = self._ops.fstat(fd)
-            if (st.st_dev, st.st_ino) != key:
-                raise FileExistsError  # replaced between stat and open; next poll sees which
-            head = read_head(self._ops, fd)
-            start, skipping = self._start_offset(src, fd, key, st.st_size, head)
+            begin = self._begin(src, fd, key)
         except OSError as e:
             self._ops.close(fd)
-            if not isinstance(e, FileExistsError):
-                self._read_error(src, path, e, "read")
+            self._read_error(src, path, e, "read")
             return None
+        if begin is None:  # replaced between stat and open; the next poll sees which
+            self._ops.close(fd)
+            return None
+        head, start, skipping = begin
         self._at_start[src.path].pop(key, None)
         with self._lock:
             self._counters[src.path].opens += 1
         asm = LineAssembler(self._tail.max_line_bytes, at_start=start == 0, skipping=skipping)
         return Tracked(path, fd, key, head, start, asm)
+
+    def _begin(self, src: SourceConfig, fd: int, key: Key) -> tuple[Head, int, bool] | None:
+        """Head and start of a just-opened file, or None if it is not the file we stat'ed."""
+        st = self._ops.fstat(fd)
+        if (st.st_dev, st.st_ino) != key:
+            return None
+        head = read_head(self._ops, fd)
+        return (head, *self._start_offset(src, fd, key, st.st_size, head))
 
     def _start_offset(
         self, src: SourceConfig, fd: int, key: Key, size: int, head: Head
@@ -494,6 +508,14 @@ class Tailer:
                     1 for f in files.values() if f.fd >= 0 and f.rotated_at is None
                 )
                 c.lag_bytes = sum(max(0, f.size - f.handed) for f in files.values() if f.fd >= 0)
+
+
+def _take_turns(items: list[T], turn: int) -> list[T]:
+    """Start at a different item each poll: whoever goes first cannot take the whole budget."""
+    if len(items) < 2:
+        return items
+    k = turn % len(items)
+    return items[k:] + items[:k]
 
 
 def _own_files(paths: Sequence[str]) -> dict[str, frozenset[str]]:
