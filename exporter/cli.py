@@ -23,7 +23,6 @@ from exporter.demo import run_demo
 from exporter.errors import ConfigError
 from exporter.offline import Progress, read_chunks
 from exporter.reference import ProfileBuilder
-from exporter.reference import load as load_reference
 from exporter.reload import ReferenceFile
 from exporter.replay import ReplayError, replay, with_alert_windows
 from exporter.report import render_text, to_json
@@ -157,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if config.reference is not None:
-        ReferenceFile(config.reference).load_now()
+        ReferenceFile(config.reference, config.sketch_relative_accuracy).load_now()
     fields = config.fields
     print(
         f"{args.config}: ok — {len(config.sources)} source(s), "
@@ -200,7 +199,7 @@ def _baseline(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     path = args.reference or config.reference
-    reference = load_reference(path) if path else None
+    reference = ReferenceFile(path, config.sketch_relative_accuracy).load_now() if path else None
     if reference is None and not config.drift.freeze_first:
         log.warning("no reference profile: drift, gaps and their alerts are not evaluated")
     thresholds = Thresholds(

@@ -30,6 +30,7 @@ from exporter.anomaly import (
     TIMESTAMP_KINDS,
     Kind,
 )
+from exporter.config import number_label
 from exporter.health import Health
 from exporter.records import Layout
 from exporter.state import GroupSnapshot, Snapshot, WindowView
@@ -53,11 +54,6 @@ def anomaly_pairs(layout: Layout) -> list[tuple[int, str, tuple[Kind, ...]]]:
         pairs.append((row, name, kinds))
     pairs.append((len(layout.anomaly_fields), "record", RECORD_KINDS))
     return pairs
-
-
-def _number(value: float) -> str:
-    """A label value for a configured number: ``0.5`` not ``0.50000``."""
-    return repr(float(value)).removesuffix(".0") if float(value).is_integer() else repr(value)
 
 
 class ModelCollector(Collector):
@@ -188,7 +184,7 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
         for h, (family, histogram) in enumerate(zip(histograms, snapshot.histograms, strict=True)):
             counts = group.histogram_counts[h, : len(histogram.bounds) + 1].cumsum()
             buckets = [
-                (_number(b), float(c)) for b, c in zip(histogram.bounds, counts, strict=False)
+                (number_label(b), float(c)) for b, c in zip(histogram.bounds, counts, strict=False)
             ]
             buckets.append(("+Inf", float(counts[-1])))
             family.add_metric(mv, buckets, float(group.histogram_sums[h]))
@@ -223,12 +219,16 @@ def _window_metrics(
         g["samples"].add_metric(labels, n)
         if n == 0:
             continue
-        g["mean"].add_metric(labels, s.mean(f))
-        g["stddev"].add_metric(labels, s.stddev(f))
         g["min"].add_metric(labels, s.low[f])
         g["max"].add_metric(labels, s.high[f])
+        mean, stddev = s.mean(f), s.stddev(f)
+        if math.isfinite(mean) and math.isfinite(stddev):  # sums of values near 1e308 overflow
+            g["mean"].add_metric(labels, mean)
+            g["stddev"].add_metric(labels, stddev)
         for q, value in zip(snapshot.quantiles, view.quantiles[f], strict=True):
-            g["quantile"].add_metric([*labels, _number(q)], float(value))
+            # Beyond the sketch's range values are clamped; the exact extremes still bound them.
+            bounded = min(max(float(value), s.low[f]), s.high[f])
+            g["quantile"].add_metric([*labels, number_label(q)], bounded)
     for c, spec in enumerate(layout.categorical):
         counts = s.categories[c]
         n = int(counts.sum())
@@ -237,11 +237,16 @@ def _window_metrics(
             continue
         for code, value in snapshot.categories[c]:
             g["category_ratio"].add_metric([*mv, spec.name, value, w], counts[code] / n)
-    if s.records:
-        for row, name, kinds in pairs:
-            for kind in kinds:
-                ratio = s.anomalies[row, kind] / s.records
-                g["anomaly_ratio"].add_metric([*mv, name, KIND_NAMES[kind], w], ratio)
+    unparsed = int(s.anomalies[-1, Kind.PARSE_ERROR])
+    for row, name, kinds in pairs:
+        # A record's fields are judged per record; an unparseable line is not a record, so
+        # its ratio is per line read (records + unparseable lines), never above 1.
+        lines = s.records + unparsed if name == "record" else s.records
+        if lines == 0:
+            continue
+        for kind in kinds:
+            ratio = s.anomalies[row, kind] / lines
+            g["anomaly_ratio"].add_metric([*mv, name, KIND_NAMES[kind], w], ratio)
     if layout.has_ground_truth:
         g["ground_truth"].add_metric([*mv, w], s.labelled)
         if s.labelled:

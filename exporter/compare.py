@@ -53,7 +53,8 @@ def compare(
         for c, spec in enumerate(layout.categorical)
         if spec.name in reference.categorical
     ]
-    tests = max(len(numeric) + len(categorical), 1)  # the Bonferroni divisor
+    # The Bonferroni divisor counts tests, not fields: each numeric field runs PSI and KS.
+    tests = max(2 * len(numeric) + len(categorical), 1)
     alpha, min_count = settings.alpha, settings.min_samples
     results: list[FieldDrift] = []
     for f, name in numeric:

@@ -64,6 +64,12 @@ DEFAULT_HISTOGRAMS: dict[str, tuple[float, ...]] = {
 }
 
 
+def number_label(value: float) -> str:
+    """A configured number as a label value: ``0.5``, ``0.99``, ``1`` (never ``0.50000``), the
+    same spelling wherever it appears (window and reference quantiles, histogram bounds)."""
+    return f"{float(value):.12g}"
+
+
 def parse_duration(text: str) -> float:
     """``"90s"``, ``"5m"``, ``"1h"``, ``"500ms"`` → seconds; raises ValueError otherwise."""
     match = _DURATION.match(text.strip())
@@ -117,6 +123,34 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError("must be a finite number")
     return float(value)
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("must be a whole number, 0 or more")
+    return value
+
+
+def _positive(value: Any) -> float:
+    number = _number(value)
+    if number <= 0:
+        raise ValueError("must be positive")
+    return number
+
+
+def _at_least_two(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ValueError("must be a whole number, 2 or more (one bucket would empty at every edge)")
+    return value
+
+
+def _accuracy(value: Any) -> float:
+    number = _number(value)
+    if not 0.001 <= number <= 0.1:
+        # Finer than 0.1% costs tens of thousands of buckets per sketch; coarser than 10% is
+        # not a quantile worth exporting.
+        raise ValueError("must be between 0.001 and 0.1")
+    return number
 
 
 def _positive_int(value: Any) -> int:
@@ -447,16 +481,15 @@ def _drift(c: _Checker, value: Any) -> DriftConfig:
         },
     )
     w = "drift."
-    non_negative = _nonneg
     return DriftConfig(
         alpha=c.get(data, "alpha", w, _probability, d.alpha),
         min_samples=c.get(data, "min_samples", w, _positive_int, d.min_samples),
-        psi_floor=c.get(data, "psi_floor", w, non_negative, d.psi_floor),
-        ks_floor=c.get(data, "ks_floor", w, non_negative, d.ks_floor),
-        js_floor=c.get(data, "js_floor", w, non_negative, d.js_floor),
-        outlier_z=c.get(data, "outlier_z", w, non_negative, d.outlier_z),
-        range_margin=c.get(data, "range_margin", w, non_negative, d.range_margin),
-        freeze_first=c.get(data, "freeze_first", w, _positive_int, d.freeze_first),
+        psi_floor=c.get(data, "psi_floor", w, _nonneg, d.psi_floor),
+        ks_floor=c.get(data, "ks_floor", w, _nonneg, d.ks_floor),
+        js_floor=c.get(data, "js_floor", w, _nonneg, d.js_floor),
+        outlier_z=c.get(data, "outlier_z", w, _positive, d.outlier_z),
+        range_margin=c.get(data, "range_margin", w, _nonneg, d.range_margin),
+        freeze_first=c.get(data, "freeze_first", w, _count, d.freeze_first),
     )
 
 
@@ -498,6 +531,7 @@ def _tail(c: _Checker, value: Any, positions_file: str | None) -> TailConfig:
 
 
 TOP_LEVEL_KEYS = {
+    "max_model_versions",
     "listen_address",
     "sources",
     "positions_file",
@@ -535,15 +569,18 @@ def parse_config(raw: Any) -> Config:
         tail=_tail(c, data.get("tail"), positions_file),
         fields=_fields(c, data.get("fields"), category_cap),
         windows=_windows(c, data.get("windows")),
-        window_buckets=c.get(data, "window_buckets", "", _positive_int, d.window_buckets),
+        window_buckets=c.get(data, "window_buckets", "", _at_least_two, d.window_buckets),
         quantiles=_quantiles(c, data.get("quantiles")),
         sketch_relative_accuracy=c.get(
-            data, "sketch_relative_accuracy", "", _probability, d.sketch_relative_accuracy
+            data, "sketch_relative_accuracy", "", _accuracy, d.sketch_relative_accuracy
         ),
         histograms=_histograms(c, data.get("histograms")),
         late_after=c.get(data, "late_after", "", _duration, d.late_after),
         future_after=c.get(data, "future_after", "", _duration, d.future_after),
         reference=c.get(data, "reference", "", _string, None),
+        max_model_versions=c.get(
+            data, "max_model_versions", "", _positive_int, d.max_model_versions
+        ),
         drift=_drift(c, data.get("drift")),
         label_join=c.get(join, "enabled", "ground_truth_join.", _bool, d.label_join),
         label_join_timeout=c.get(
@@ -554,6 +591,8 @@ def parse_config(raw: Any) -> Config:
         ),
     )
     _check_paths(c, config.fields)
+    if config.fields.ground_truth is not None and config.fields.predicted_class is None:
+        c.fail("fields.ground_truth", "needs fields.predicted_class: labels are compared with it")
     if config.label_join and (
         config.fields.request_id is None or config.fields.ground_truth is None
     ):

@@ -122,6 +122,7 @@ class Config:
     late_after: float = 300.0
     future_after: float = 60.0
     reference: str | None = None
+    max_model_versions: int = 16
     drift: DriftConfig = field(default_factory=DriftConfig)
     label_join: bool = False
     label_join_timeout: float = 3600.0

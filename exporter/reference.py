@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from exporter.config import number_label
 from exporter.config_types import FieldsConfig, FieldSpec
 from exporter.errors import ConfigError
 from exporter.records import OTHER, Decoder, Layout
@@ -147,7 +149,8 @@ def _numeric(
         min=float(summary.low[f]),
         max=float(summary.high[f]),
         quantiles={
-            _key(q): float(v) for q, v in zip(qs, quantiles(sketch, counts, qs), strict=True)
+            number_label(q): float(v)
+            for q, v in zip(qs, quantiles(sketch, counts, qs), strict=True)
         },
         bin_edges=edges,
         bin_shares=[float(s) for s in shares],
@@ -171,10 +174,6 @@ def _categorical(
     if other:
         shares[OTHER] = other / n
     return CategoricalReference(count=n, missing=records - n, shares=shares)
-
-
-def _key(q: float) -> str:
-    return f"{q:g}"
 
 
 def build(
@@ -215,11 +214,74 @@ def build(
 # -- loading ------------------------------------------------------------------------------------
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_share(value: Any) -> bool:
+    return _is_number(value) and 0.0 <= value <= 1.0
+
+
+def _check_numeric(body: Any, where: str) -> list[str]:
+    """Every value typed and finite: a profile that parses must never fail when used."""
+    if not isinstance(body, dict):
+        return [f"{where}: must be an object"]
+    problems = []
+    scalars = {"count": _is_count, "missing": _is_count, "mean": _is_number, "stddev": _is_number}
+    scalars |= {"min": _is_number, "max": _is_number}
+    for key, check in scalars.items():
+        if not check(body.get(key)):
+            problems.append(f"{where}.{key}: must be a finite number")
+    lists = {"bin_edges": _is_number, "bin_shares": _is_share, "cdf_points": _is_number}
+    lists["cdf_values"] = _is_share
+    for key, check in lists.items():
+        value = body.get(key)
+        if not isinstance(value, list) or not all(check(v) for v in value):
+            problems.append(f"{where}.{key}: must be a list of finite numbers")
+    quantiles = body.get("quantiles")
+    if not isinstance(quantiles, dict) or not all(_is_number(v) for v in quantiles.values()):
+        problems.append(f"{where}.quantiles: must map quantiles to finite numbers")
+    if problems:
+        return problems
+    if len(body["bin_shares"]) != len(body["bin_edges"]) + 1:
+        problems.append(f"{where}.bin_shares: needs one share more than bin_edges")
+    if len(body["cdf_points"]) != len(body["cdf_values"]):
+        problems.append(f"{where}.cdf_values: must match cdf_points")
+    if body["bin_edges"] != sorted(body["bin_edges"]):
+        problems.append(f"{where}.bin_edges: must increase")
+    unknown = sorted(set(body) - set(NumericReference.__dataclass_fields__))
+    if unknown:
+        problems.append(f"{where}: unknown keys {unknown}")
+    return problems
+
+
+def _check_categorical(body: Any, where: str) -> list[str]:
+    if not isinstance(body, dict):
+        return [f"{where}: must be an object"]
+    problems = [
+        f"{where}.{key}: must be a count"
+        for key in ("count", "missing")
+        if not _is_count(body.get(key))
+    ]
+    shares = body.get("shares")
+    if not isinstance(shares, dict) or not all(_is_share(v) for v in shares.values()):
+        problems.append(f"{where}.shares: must map categories to shares in [0, 1]")
+    if set(body) - {"count", "missing", "shares"}:
+        problems.append(
+            f"{where}: unknown keys {sorted(set(body) - {'count', 'missing', 'shares'})}"
+        )
+    return problems
+
+
 def parse(text: str, where: str = "reference") -> Reference:
     """JSON text → Reference, or ConfigError naming every problem."""
     try:
         raw = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ConfigError([f"{where}: not valid JSON ({exc})"]) from exc
     if not isinstance(raw, dict):
         raise ConfigError([f"{where}: must be a JSON object"])
@@ -232,38 +294,56 @@ def parse(text: str, where: str = "reference") -> Reference:
         )
     if problems:
         raise ConfigError(problems)
-    try:
-        numeric = {name: NumericReference(**body) for name, body in raw["numeric"].items()}
-        categorical = {
-            name: CategoricalReference(**body) for name, body in raw["categorical"].items()
-        }
-        reference = Reference(
-            created=str(raw["created"]),
-            records=int(raw["records"]),
-            numeric=numeric,
-            categorical=categorical,
-            labelled=int(raw.get("labelled", 0)),
-            error_ratio=raw.get("error_ratio"),
-            sketch_relative_accuracy=float(raw.get("sketch_relative_accuracy", 0.01)),
-            source=dict(raw.get("source", {})),
-            hash=str(raw.get("hash", "")),
-        )
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise ConfigError([f"{where}: missing or malformed entry ({exc!r})"]) from exc
-    for name, ref in numeric.items():
-        if len(ref.bin_shares) != len(ref.bin_edges) + 1:
-            problems.append(
-                f"{where}.numeric.{name}.bin_shares: needs one share more than bin_edges"
-            )
-        if len(ref.cdf_points) != len(ref.cdf_values):
-            problems.append(f"{where}.numeric.{name}.cdf_values: must match cdf_points")
-        if list(ref.bin_edges) != sorted(ref.bin_edges):
-            problems.append(f"{where}.numeric.{name}.bin_edges: must increase")
-    if reference.hash and reference.hash != reference.content_hash():
-        problems.append(f"{where}.hash: does not match the content (edited by hand? rebuild it)")
+    if not _is_count(raw.get("records")):
+        problems.append(f"{where}.records: must be a count")
+    if not _is_count(raw.get("labelled", 0)):
+        problems.append(f"{where}.labelled: must be a count")
+    if raw.get("error_ratio") is not None and not _is_share(raw["error_ratio"]):
+        problems.append(f"{where}.error_ratio: must be a share in [0, 1] or null")
+    accuracy = raw.get("sketch_relative_accuracy", 0.01)
+    if not (_is_number(accuracy) and 0 < accuracy < 1):
+        problems.append(f"{where}.sketch_relative_accuracy: must be in (0, 1)")
+    for kind, check_field in (("numeric", _check_numeric), ("categorical", _check_categorical)):
+        section = raw.get(kind)
+        if not isinstance(section, dict):
+            problems.append(f"{where}.{kind}: must be an object of fields")
+            continue
+        for name, body in section.items():
+            problems += check_field(body, f"{where}.{kind}.{name}")
+    if not isinstance(raw.get("created"), str):
+        problems.append(f"{where}.created: must be a string")
     if problems:
         raise ConfigError(problems)
+    reference = Reference(
+        created=raw["created"],
+        records=int(raw["records"]),
+        numeric={name: NumericReference(**body) for name, body in raw["numeric"].items()},
+        categorical={
+            name: CategoricalReference(**body) for name, body in raw["categorical"].items()
+        },
+        labelled=int(raw.get("labelled", 0)),
+        error_ratio=raw.get("error_ratio"),
+        sketch_relative_accuracy=float(accuracy),
+        source=dict(raw["source"]) if isinstance(raw.get("source"), dict) else {},
+        hash=str(raw.get("hash", "")),
+    )
+    if reference.hash and reference.hash != reference.content_hash():
+        raise ConfigError(
+            [f"{where}.hash: does not match the content (edited by hand? rebuild it)"]
+        )
     return reference
+
+
+def check_compatible(reference: Reference, relative_accuracy: float) -> None:
+    """Both sides must bucket values the same way, or equal data would look drifted."""
+    if not math.isclose(reference.sketch_relative_accuracy, relative_accuracy):
+        raise ConfigError(
+            [
+                f"sketch_relative_accuracy: the reference was built with "
+                f"{reference.sketch_relative_accuracy}, the sidecar uses {relative_accuracy}; "
+                "rebuild the reference with this config"
+            ]
+        )
 
 
 def load(path: str | Path) -> Reference:
@@ -271,6 +351,8 @@ def load(path: str | Path) -> Reference:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason})"]) from exc
     return parse(text, str(path))
 
 

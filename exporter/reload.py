@@ -13,14 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from exporter.errors import ConfigError
-from exporter.reference import Reference, load
+from exporter.reference import Reference, check_compatible, load
 
 log = logging.getLogger(__name__)
 
 
 class ReferenceFile:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, relative_accuracy: float = 0.01) -> None:
+        """``relative_accuracy`` is the sidecar's sketch accuracy, which a profile must share."""
         self.path = path
+        self._accuracy = relative_accuracy
         self.outcomes: Counter[str] = Counter()  # "ok" / "error"
         self._seen: tuple[int, int, int] | None = None
 
@@ -28,6 +30,7 @@ class ReferenceFile:
         """The first load, at start: a missing or bad profile is a configuration error."""
         try:
             reference = load(self.path)
+            check_compatible(reference, self._accuracy)
         except ConfigError as exc:
             raise ConfigError([f"reference: {problem}" for problem in exc.problems]) from exc
         self._seen = self._identity()
@@ -55,6 +58,7 @@ class ReferenceFile:
         self._seen = identity
         try:
             reference = load(self.path)
+            check_compatible(reference, self._accuracy)
             if accept is not None:
                 accept(reference)
         except Exception as exc:  # a bad profile is refused and counted, never fatal

@@ -77,7 +77,7 @@ def build(
     state = State(config, decoder.layout, [v.values for v in decoder.vocabularies])
     reference_file = None
     if config.reference is not None:
-        reference_file = ReferenceFile(config.reference)
+        reference_file = ReferenceFile(config.reference, config.sketch_relative_accuracy)
         state.set_reference(reference_file.load_now())
     join = None
     if config.label_join:

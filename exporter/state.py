@@ -29,7 +29,6 @@ from exporter.window import Ring, Shape, Summary, summarize
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-MAX_GROUPS = 64  # distinct (model, version) pairs kept; more fold into one overflow group
 OVERFLOW_GROUP = ("__other__", "__other__")
 
 
@@ -126,7 +125,9 @@ class State:
     def _group(self, key: tuple[str, str]) -> _Group:
         group = self._groups.get(key)
         if group is None:
-            if len(self._groups) >= MAX_GROUPS - 1 and key != OVERFLOW_GROUP:
+            # Each model version holds its own windows (megabytes): past the configured number,
+            # the rest share one overflow group rather than grow memory without bound.
+            if len(self._groups) >= self._config.max_model_versions - 1 and key != OVERFLOW_GROUP:
                 return self._group(OVERFLOW_GROUP)
             h = len(self._histograms)
             widest = max((len(x.bounds) for x in self._histograms), default=0) + 1

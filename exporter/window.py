@@ -88,14 +88,14 @@ class Summary:
         against the spread (timestamps, ids, amounts around 1e8); deviations do not.
         """
         n = self.count + other.count
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             delta = np.where(other.count > 0, other.total / other.count, 0.0) - np.where(
                 self.count > 0, self.total / self.count, 0.0
             )
             cross = np.where(n > 0, delta * delta * self.count * other.count / n, 0.0)
-        self.deviations += other.deviations + cross
+            self.deviations += other.deviations + cross
+            self.total += other.total
         self.count += other.count
-        self.total += other.total
 
     def mean(self, f: int) -> float:
         return float(self.total[f] / self.count[f])
@@ -137,11 +137,13 @@ def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) ->
     valid = ~np.isnan(numeric)
     summary.count = valid.sum(axis=0)
     zeroed = np.where(valid, numeric, 0.0)
-    summary.total = zeroed.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # Values near the float limit overflow the sums to inf: the collector then exports no
+    # mean or stddev for that window (min, max and quantiles stay exact).
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        summary.total = zeroed.sum(axis=0)
         means = np.where(summary.count > 0, summary.total / summary.count, 0.0)
-    centred = np.where(valid, numeric - means, 0.0)
-    summary.deviations = (centred * centred).sum(axis=0)
+        centred = np.where(valid, numeric - means, 0.0)
+        summary.deviations = (centred * centred).sum(axis=0)
     summary.low = np.where(valid, numeric, np.inf).min(axis=0)
     summary.high = np.where(valid, numeric, -np.inf).max(axis=0)
     by_field = numeric.T[valid.T]  # values grouped field by field

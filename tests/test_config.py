@@ -116,11 +116,11 @@ def test_every_problem_is_reported_at_once_with_its_key() -> None:
         "windows[0]: '5x' is not a duration",
         "windows[1]: must be positive",
         "windows: has duplicates",
-        "window_buckets: must be a positive integer",
+        "window_buckets: must be a whole number, 2 or more",
         "quantiles[0]: must be between 0 and 1 (exclusive)",
         "quantiles[1]: must be between 0 and 1 (exclusive)",
         "quantiles[2]: must be a finite number",
-        "sketch_relative_accuracy: must be between 0 and 1 (exclusive)",
+        "sketch_relative_accuracy: must be between 0.001 and 0.1",
         "histograms.other: unknown key",
         "histograms.latency_seconds: must be a non-empty, strictly increasing list",
         "late_after: must be positive",
@@ -282,3 +282,27 @@ def test_load_config_reports_unreadable_and_invalid_yaml(tmp_path: Path) -> None
 def test_a_path_that_is_also_a_parent_is_refused_by_validation() -> None:
     got = problems(with_(fields={"prediction": "a", "features": [{"name": "x", "path": "a.b"}]}))
     assert any("'a'" in p for p in got), got
+
+
+def test_a_label_needs_a_class_to_be_compared_with() -> None:
+    raw = {"sources": ["x.jsonl"], "fields": {"prediction": "p", "ground_truth": "y"}}
+    assert problems(raw) == [
+        "fields.ground_truth: needs fields.predicted_class: labels are compared with it"
+    ]
+
+
+def test_limits_that_keep_memory_and_windows_sane() -> None:
+    raw = {
+        "sources": ["x.jsonl"],
+        "fields": {"prediction": "p"},
+        "max_model_versions": 0,
+        "window_buckets": 1,
+        "sketch_relative_accuracy": 0.0001,
+        "drift": {"outlier_z": 0, "freeze_first": 0},
+    }
+    assert problems(raw) == [
+        "window_buckets: must be a whole number, 2 or more (one bucket would empty at every edge)",
+        "sketch_relative_accuracy: must be between 0.001 and 0.1",
+        "max_model_versions: must be a positive integer",
+        "drift.outlier_z: must be positive",
+    ]

@@ -23,6 +23,7 @@ from exporter.reference import (
     FORMAT_VERSION,
     ProfileBuilder,
     Reference,
+    check_compatible,
     load,
     parse,
 )
@@ -329,6 +330,14 @@ def _edited(ref: Reference, edit: Any) -> str:
         (lambda b: b["numeric"]["x"]["bin_edges"].reverse(), "reference.numeric.x.bin_edges"),
         (lambda b: b["numeric"]["x"].update(mean=123.0), "reference.hash"),
         (lambda b: b["categorical"]["c"].pop("shares"), "shares"),
+        # Wrong types are refused here, never found later by the code that uses them.
+        (lambda b: b["numeric"]["x"]["bin_edges"].append("x"), "reference.numeric.x.bin_edges"),
+        (lambda b: b["numeric"]["x"].update(min="abc"), "reference.numeric.x.min"),
+        (lambda b: b["numeric"]["x"].update(stddev=None), "reference.numeric.x.stddev"),
+        (lambda b: b["numeric"]["x"]["quantiles"].update(bad="q"), "reference.numeric.x.quantiles"),
+        (lambda b: b["categorical"]["c"]["shares"].update(z=7), "reference.categorical.c.shares"),
+        (lambda b: b.update(error_ratio="high"), "reference.error_ratio"),
+        (lambda b: b.update(numeric=[1]), "reference.numeric"),
     ],
 )
 def test_parse_refuses_bad_profiles_naming_the_key(
@@ -374,3 +383,12 @@ def test_freeze_first_turns_the_first_records_into_the_reference() -> None:
     assert reference.records == 300  # the whole batch that crossed the count
     x = np.array([r["x"] for r in records])
     assert reference.numeric["x"].mean == pytest.approx(x.mean(), rel=1e-9)
+
+
+def test_a_profile_built_at_another_sketch_accuracy_is_refused(
+    dev: tuple[list[dict[str, Any]], Reference],
+) -> None:
+    _, ref = dev
+    check_compatible(ref, ref.sketch_relative_accuracy)
+    with pytest.raises(ConfigError, match="sketch_relative_accuracy"):
+        check_compatible(ref, ref.sketch_relative_accuracy / 2)

@@ -15,7 +15,7 @@ from exporter.anomaly import Kind
 from exporter.config import parse_config
 from exporter.config_types import Config
 from exporter.records import OTHER, Decoder
-from exporter.state import MAX_GROUPS, OVERFLOW_GROUP, GroupSnapshot, Snapshot, State, WindowView
+from exporter.state import OVERFLOW_GROUP, GroupSnapshot, Snapshot, State, WindowView
 
 T0 = 1_717_000_000.0
 QUANTILES = [0.1, 0.5, 0.9, 0.99]
@@ -282,6 +282,7 @@ def test_parse_errors_are_charged_to_the_group_read_before_them() -> None:
 
 def test_groups_beyond_the_limit_fold_into_one_overflow_group() -> None:
     _, decoder, state = build()
+    MAX_GROUPS = Config().max_model_versions
     models = tuple(f"m{i:03d}" for i in range(MAX_GROUPS + 10))
     records = [{"model": m, "version": "v1", "p": 0.5} for m in models]
     state.ingest(decoder.decode(encode(records), T0), T0)
