@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import html
+import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
+
+log = logging.getLogger(__name__)
 
 
 class _Server(ThreadingHTTPServer):
@@ -38,6 +41,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = 30  # an idle keep-alive connection must not hold a thread forever
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -56,10 +60,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = encoder(self.server.registry)
         except Exception as exc:  # a scrape must get an answer, never a dropped connection
+            log.exception("error rendering metrics")
             self._send(
                 500, "text/plain; charset=utf-8", f"error rendering metrics: {exc}\n".encode()
             )
-            raise
+            return
         headers = {}
         if "gzip" in self.headers.get("Accept-Encoding", ""):
             body = gzip.compress(body, compresslevel=1)
@@ -117,6 +122,7 @@ class MetricsServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() would wait forever for a loop never started
+            self._server.shutdown()
+            self._thread.join(timeout=5.0)
         self._server.server_close()
-        self._thread.join(timeout=5.0)
