@@ -387,6 +387,12 @@ def _health_families(health: Health) -> Iterator[Metric]:
     yield per_source(
         f"{p}lines_too_long", "Lines over max_line_bytes, skipped.", "lines_too_long", True
     )
+    yield per_source(
+        f"{p}bytes_dropped",
+        "Unread bytes of rotated files given up (stale handle, or unreadable for rotate_wait).",
+        "bytes_dropped",
+        True,
+    )
     yield per_source(f"{p}read_errors", "Errors opening or reading log files.", "read_errors", True)
     yield per_source(f"{p}file_opens", "Log files opened.", "opens", True)
     yield per_source(

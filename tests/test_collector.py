@@ -49,6 +49,7 @@ class FakeSource:
     files_present: int = 1
     open_files: int = 1
     lag_bytes: int = 0
+    bytes_dropped: int = 0
 
 
 def health() -> Health:
