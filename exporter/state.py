@@ -104,6 +104,7 @@ class State:
         )
         self._groups: dict[tuple[str, str], _Group] = {}
         self._last_key = (config.fields.model_value, config.fields.version_value)
+        self._unattributed = 0  # parse errors seen before any record named its model
         self._lock = threading.Lock()
         self._reference: Reference | None = None
         freeze = config.drift.freeze_first
@@ -162,7 +163,8 @@ class State:
                     group, summary, batch.numeric if rows is None else batch.numeric[rows], now
                 )
                 self._last_key = key
-            errors = sum(batch.parse_errors.values())
+            errors = sum(batch.parse_errors.values()) + self._unattributed
+            self._unattributed = 0
             if errors:
                 self._add_parse_errors(errors, now)
 
@@ -227,7 +229,13 @@ class State:
 
     def _add_parse_errors(self, errors: int, now: float) -> None:
         """A line that is not a record names no model: it is charged to the group of the
-        record read just before it (usually the only group a sidecar sees)."""
+        record read just before it (usually the only group a sidecar sees). Before any record
+        has named a model, they wait for the first one rather than invent an "unknown" model
+        (the sidecar's own parse-error counter has them at once)."""
+        names_from_log = self._config.fields.model_path or self._config.fields.version_path
+        if not self._groups and names_from_log:
+            self._unattributed += errors
+            return
         summary = Summary.empty(self._shape)
         summary.anomalies[-1, Kind.PARSE_ERROR] = errors
         group = self._group(self._last_key)

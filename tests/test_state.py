@@ -271,12 +271,10 @@ def test_parse_errors_are_charged_to_the_group_read_before_them() -> None:
     state.ingest(decoder.decode(b"[1]\n{x\n", T0 + 1), T0 + 1)
     snapshot = state.snapshot(T0 + 1)
     record_row = len(snapshot.layout.anomaly_fields)
-    unknown = group(snapshot, "unknown", "unknown")
-    assert unknown.totals.anomalies[record_row, Kind.PARSE_ERROR] == 3
-    assert unknown.totals.records == 0
+    assert [(g.model, g.version) for g in snapshot.groups] == [("a", "v1")]  # no "unknown"
     a = group(snapshot, "a")
-    assert a.totals.anomalies[record_row, Kind.PARSE_ERROR] == 4
-    assert window(a, "1m").summary.anomalies[record_row, Kind.PARSE_ERROR] == 4
+    assert a.totals.anomalies[record_row, Kind.PARSE_ERROR] == 3 + 2 + 2  # waited for "a"
+    assert window(a, "1m").summary.anomalies[record_row, Kind.PARSE_ERROR] == 7
     assert a.totals.records == 10
 
 
@@ -312,3 +310,13 @@ def test_static_model_and_version_label_every_record() -> None:
     state.ingest(decoder.decode(encode(make_records(np.random.default_rng(8), 50, T0))), T0)
     snapshot = state.snapshot(T0)
     assert [(g.model, g.version) for g in snapshot.groups] == [("fraud", "v9")]
+
+
+def test_parse_errors_before_the_first_record_wait_for_its_model() -> None:
+    _, decoder, state = build()
+    state.ingest(decoder.decode(b"not json\n{bad\n", T0), T0)
+    assert state.snapshot(T0).groups == []  # no invented "unknown" model
+    state.ingest(decoder.decode(encode([{"ts": T0, "model": "m", "version": "v"}]), T0 + 1), T0 + 1)
+    (group,) = state.snapshot(T0 + 1).groups
+    assert (group.model, group.version) == ("m", "v")
+    assert group.totals.anomalies[-1, Kind.PARSE_ERROR] == 2
