@@ -164,6 +164,8 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
             ("ground_truth", "Records with a ground-truth label in the window.", wl),
             ("error_ratio", "Wrong predictions per labelled record in the window.", wl),
             ("label_delay_seconds", "Mean delay from a prediction to its joined label.", wl),
+            ("mae", "Regression: mean absolute error of labelled predictions.", wl),
+            ("rmse", "Regression: root mean squared error of labelled predictions.", wl),
         )
     }
 
@@ -249,7 +251,12 @@ def _window_metrics(
             g["anomaly_ratio"].add_metric([*mv, name, KIND_NAMES[kind], w], ratio)
     if layout.has_ground_truth:
         g["ground_truth"].add_metric([*mv, w], s.labelled)
-        if s.labelled:
+        if s.labelled and layout.regression:
+            mae, rmse = s.abs_error / s.labelled, math.sqrt(s.sq_error / s.labelled)
+            if math.isfinite(mae) and math.isfinite(rmse):
+                g["mae"].add_metric([*mv, w], mae)
+                g["rmse"].add_metric([*mv, w], rmse)
+        elif s.labelled:
             g["error_ratio"].add_metric([*mv, w], s.wrong / s.labelled)
         if s.joined:
             g["label_delay_seconds"].add_metric([*mv, w], s.delay_total / s.joined)
@@ -282,6 +289,11 @@ def _drift_families(snapshot: Snapshot) -> Iterator[Metric]:
         "Production error ratio divided by the development error ratio.",
         labels=[*MODEL_LABELS, "window"],
     )
+    mae_gap = GaugeMetricFamily(
+        "model_window_mae_gap",
+        "Regression: production MAE divided by the development MAE.",
+        labels=[*MODEL_LABELS, "window"],
+    )
     confidence_gap = GaugeMetricFamily(
         "model_window_confidence_gap",
         "Production mean confidence divided by the development mean confidence.",
@@ -303,9 +315,12 @@ def _drift_families(snapshot: Snapshot) -> Iterator[Metric]:
                     error_gap.add_metric([*mv, w], view.gaps.error_ratio)
                 if view.gaps.confidence is not None:
                     confidence_gap.add_metric([*mv, w], view.gaps.confidence)
+                if view.gaps.mae is not None:
+                    mae_gap.add_metric([*mv, w], view.gaps.mae)
     yield from families.values()
     yield detected
     yield error_gap
+    yield mae_gap
     yield confidence_gap
 
 
@@ -337,6 +352,14 @@ def _reference_families(snapshot: Snapshot) -> Iterator[Metric]:
     error = GaugeMetricFamily(
         "model_reference_error_ratio", "Development error ratio.", labels=MODEL_LABELS
     )
+    residuals = {
+        name: GaugeMetricFamily(
+            f"model_reference_{name}",
+            f"Regression: development {name.upper()}.",
+            labels=MODEL_LABELS,
+        )
+        for name in ("mae", "rmse")
+    }
     if reference is not None:
         for group in snapshot.groups:
             mv = [group.model, group.version]
@@ -352,12 +375,17 @@ def _reference_families(snapshot: Snapshot) -> Iterator[Metric]:
                     ratio.add_metric([*mv, name, category], share)
             if reference.error_ratio is not None:
                 error.add_metric(mv, reference.error_ratio)
+            for name, family in residuals.items():
+                value = getattr(reference, name)
+                if value is not None:
+                    family.add_metric(mv, value)
     yield info
     yield samples
     yield from moments.values()
     yield quantile
     yield ratio
     yield error
+    yield from residuals.values()
 
 
 def _histogram_name(field_name: str) -> str:

@@ -31,8 +31,9 @@ class FieldDrift:
 class Gaps:
     """Production ÷ development; None where either side has nothing to say."""
 
-    error_ratio: float | None
+    error_ratio: float | None  # classification
     confidence: float | None
+    mae: float | None = None  # regression
 
 
 def compare(
@@ -133,7 +134,10 @@ def gaps(summary: Summary, reference: Reference, layout: Layout) -> Gaps:
         ref_mean = reference.numeric["confidence"].mean
         if summary.count[f] and ref_mean:
             confidence = float(summary.total[f] / summary.count[f]) / ref_mean
-    return Gaps(error, confidence)
+    mae = None
+    if reference.mae and summary.labelled:
+        mae = (summary.abs_error / summary.labelled) / reference.mae
+    return Gaps(error, confidence, mae)
 
 
 class ReferenceChecks:

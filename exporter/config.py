@@ -591,8 +591,12 @@ def parse_config(raw: Any) -> Config:
         ),
     )
     _check_paths(c, config.fields)
-    if config.fields.ground_truth is not None and config.fields.predicted_class is None:
-        c.fail("fields.ground_truth", "needs fields.predicted_class: labels are compared with it")
+    f = config.fields
+    if f.ground_truth is not None and f.predicted_class is None and f.prediction is None:
+        c.fail(
+            "fields.ground_truth",
+            "needs fields.predicted_class (classification) or fields.prediction (regression)",
+        )
     if config.label_join and (
         config.fields.request_id is None or config.fields.ground_truth is None
     ):

@@ -71,6 +71,16 @@ class FieldsConfig:
     features: tuple[FieldSpec, ...] = ()
 
     @property
+    def regression(self) -> bool:
+        """A label beside a score and no class is a regression target: its errors are
+        residuals (MAE, RMSE), not right-or-wrong."""
+        return (
+            self.ground_truth is not None
+            and self.predicted_class is None
+            and self.prediction is not None
+        )
+
+    @property
     def numeric(self) -> tuple[FieldSpec, ...]:
         """Numeric fields in export order: built-in roles first, then features."""
         roles = (self.prediction, self.confidence, self.latency)

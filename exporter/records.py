@@ -104,6 +104,7 @@ class Layout:
     categorical: tuple[FieldSpec, ...]
     has_timestamp: bool
     has_ground_truth: bool
+    regression: bool = False
 
     @classmethod
     def from_fields(cls, fields: FieldsConfig) -> Layout:
@@ -112,6 +113,7 @@ class Layout:
             categorical=fields.categorical,
             has_timestamp=fields.timestamp is not None,
             has_ground_truth=fields.ground_truth is not None,
+            regression=fields.regression,
         )
 
     @property
@@ -145,6 +147,8 @@ class Batch:
     timestamp: FloatArray  # [n] seconds since the epoch, NaN where absent
     wrong: npt.NDArray[np.int8]  # [n] -1 no label, 0 correct, 1 wrong prediction
     parse_errors: Counter[str] = field(default_factory=Counter)
+    # Regression (a score and no class): prediction − label, NaN where there is no label.
+    residual: FloatArray | None = None
     # Only with ground_truth_join enabled: raw request ids and labels, for joining late labels.
     request_id: list[Any] | None = None
     label: list[Any] | None = None
@@ -166,6 +170,7 @@ class Batch:
             flags=self.flags[index],
             timestamp=self.timestamp[index],
             wrong=self.wrong[index],
+            residual=None if self.residual is None else self.residual[index],
             request_id=None if self.request_id is None else [self.request_id[i] for i in pick],
             label=None if self.label is None else [self.label[i] for i in pick],
         )
@@ -334,6 +339,7 @@ class Decoder:
         self._version_get = getter(fields.version_path)
         self._truth_get = getter(fields.ground_truth)
         self._keep_labels = keep_labels and fields.request_id is not None
+        self._regression = fields.regression
         self._request_get = getter(fields.request_id) if self._keep_labels else None
 
     # -- decoding -------------------------------------------------------------------------
@@ -467,6 +473,8 @@ class Decoder:
         groups, group = self._groups(rows, n)
         wrong = self._wrong(rows, categorical, n)
         batch = Batch(groups, group, numeric, categorical, flags, timestamp, wrong)
+        if self._regression:
+            batch.residual = self._residual(rows, numeric, flags[:, layout.ground_truth_column])
         if self._keep_labels:
             batch.request_id = rows.request_ids
             batch.label = rows.truth or [None] * n
@@ -548,6 +556,22 @@ class Decoder:
             for m, v in index
         ]
         return groups, codes
+
+    def _residual(self, rows: _Rows, numeric: FloatArray, kind: npt.NDArray[np.int8]) -> FloatArray:
+        """Prediction − label per record; a label that is not a number is a type_mismatch."""
+        try:
+            labels = np.array(rows.truth, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            parsed = [
+                _lenient_number(v) if v is not None else (math.nan, Kind.OK) for v in rows.truth
+            ]
+            labels = np.array([value for value, _ in parsed])
+            bad = np.array([k not in (Kind.OK, Kind.MISSING) for _, k in parsed], dtype=bool)
+            kind[bad & (kind == 0)] = Kind.TYPE_MISMATCH
+        infinite = np.isinf(labels)
+        kind[infinite & (kind == 0)] = Kind.TYPE_MISMATCH
+        labels[infinite] = np.nan
+        return numeric[:, 0] - labels  # prediction is the first numeric column when mapped
 
     def _wrong(self, rows: _Rows, categorical: IntArray, n: int) -> npt.NDArray[np.int8]:
         """Classification error per record: the label against the predicted class, compared

@@ -65,7 +65,9 @@ class Reference:
     numeric: dict[str, NumericReference]
     categorical: dict[str, CategoricalReference]
     labelled: int = 0
-    error_ratio: float | None = None
+    error_ratio: float | None = None  # classification
+    mae: float | None = None  # regression: mean absolute error
+    rmse: float | None = None  # regression: root mean squared error
     sketch_relative_accuracy: float = 0.01
     source: dict[str, Any] = field(default_factory=dict)
     hash: str = ""
@@ -184,6 +186,7 @@ def build(
     qs: tuple[float, ...],
     created: str,
     source: dict[str, Any] | None = None,
+    regression: bool = False,
 ) -> Reference:
     """A profile from the summary of every development record (one pass, bounded memory)."""
     numeric = {}
@@ -204,7 +207,13 @@ def build(
         numeric=numeric,
         categorical=categorical,
         labelled=summary.labelled,
-        error_ratio=summary.wrong / summary.labelled if summary.labelled else None,
+        error_ratio=summary.wrong / summary.labelled
+        if summary.labelled and not regression
+        else None,
+        mae=summary.abs_error / summary.labelled if summary.labelled and regression else None,
+        rmse=math.sqrt(summary.sq_error / summary.labelled)
+        if summary.labelled and regression
+        else None,
         sketch_relative_accuracy=sketch.relative_accuracy,
         source=source or {},
     )
@@ -300,6 +309,9 @@ def parse(text: str, where: str = "reference") -> Reference:
         problems.append(f"{where}.labelled: must be a count")
     if raw.get("error_ratio") is not None and not _is_share(raw["error_ratio"]):
         problems.append(f"{where}.error_ratio: must be a share in [0, 1] or null")
+    for key in ("mae", "rmse"):
+        if raw.get(key) is not None and not (_is_number(raw[key]) and raw[key] >= 0):
+            problems.append(f"{where}.{key}: must be a non-negative number or null")
     accuracy = raw.get("sketch_relative_accuracy", 0.01)
     if not (_is_number(accuracy) and 0 < accuracy < 1):
         problems.append(f"{where}.sketch_relative_accuracy: must be in (0, 1)")
@@ -323,6 +335,8 @@ def parse(text: str, where: str = "reference") -> Reference:
         },
         labelled=int(raw.get("labelled", 0)),
         error_ratio=raw.get("error_ratio"),
+        mae=raw.get("mae"),
+        rmse=raw.get("rmse"),
         sketch_relative_accuracy=float(accuracy),
         source=dict(raw["source"]) if isinstance(raw.get("source"), dict) else {},
         hash=str(raw.get("hash", "")),
@@ -385,6 +399,7 @@ class ProfileBuilder:
         self._summary = Summary.empty(self._shape)
         self._qs = qs
         self._layout = Layout.from_fields(fields)
+        self._regression = fields.regression
         self.parse_errors = 0
 
     def add(self, data: bytes) -> None:
@@ -399,7 +414,14 @@ class ProfileBuilder:
     def build(self, created: str, source: dict[str, Any] | None = None) -> Reference:
         names = [[*enumerate(v.values), (v.cap, OTHER)] for v in self._decoder.vocabularies]
         return build(
-            self._summary, self._layout, names, self._shape.sketch, self._qs, created, source
+            self._summary,
+            self._layout,
+            names,
+            self._shape.sketch,
+            self._qs,
+            created,
+            source,
+            regression=self._regression,
         )
 
 

@@ -218,6 +218,7 @@ class State:
             self._config.quantiles,
             created,
             {"frozen_first_records": self._freezing.records},
+            regression=self._config.fields.regression,
         )
         self._freezing = None
 

@@ -51,6 +51,8 @@ class Summary:
     latest: float  # largest record timestamp (-inf when none)
     joined: int = 0  # late labels joined to their prediction by request id
     delay_total: float = 0.0  # sum of their delays, seconds
+    abs_error: float = 0.0  # regression: sum of |prediction − label| over labelled records
+    sq_error: float = 0.0  # regression: sum of (prediction − label)²
 
     @classmethod
     def empty(cls, shape: Shape, with_sketch: bool = True) -> Summary:
@@ -73,7 +75,7 @@ class Summary:
     def clear(self) -> None:
         self.records = self.labelled = self.wrong = self.joined = 0
         self.latest = -math.inf
-        self.delay_total = 0.0
+        self.delay_total = self.abs_error = self.sq_error = 0.0
         for array in (self.count, self.total, self.deviations, self.categories, self.anomalies):
             array.fill(0)
         self.low.fill(np.inf)
@@ -112,6 +114,8 @@ class Summary:
         self.latest = max(self.latest, other.latest)
         self.joined += other.joined
         self.delay_total += other.delay_total
+        self.abs_error += other.abs_error
+        self.sq_error += other.sq_error
         self._merge_moments(other)
         np.minimum(self.low, other.low, out=self.low)
         np.maximum(self.high, other.high, out=self.high)
@@ -168,6 +172,13 @@ def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) ->
 
     summary.labelled = int((wrong >= 0).sum())
     summary.wrong = int((wrong == 1).sum())
+    if batch.residual is not None:
+        residual = batch.residual if rows is None else batch.residual[rows]
+        residual = residual[~np.isnan(residual)]
+        summary.labelled += len(residual)
+        with np.errstate(over="ignore"):
+            summary.abs_error = float(np.abs(residual).sum())
+            summary.sq_error = float((residual * residual).sum())
     if len(stamps) and not np.isnan(stamps).all():
         summary.latest = float(np.nanmax(stamps))
     return summary

@@ -284,10 +284,11 @@ def test_a_path_that_is_also_a_parent_is_refused_by_validation() -> None:
     assert any("'a'" in p for p in got), got
 
 
-def test_a_label_needs_a_class_to_be_compared_with() -> None:
-    raw = {"sources": ["x.jsonl"], "fields": {"prediction": "p", "ground_truth": "y"}}
+def test_a_label_needs_a_class_or_a_score_to_be_compared_with() -> None:
+    raw = {"sources": ["x.jsonl"], "fields": {"confidence": "c", "ground_truth": "y"}}
     assert problems(raw) == [
-        "fields.ground_truth: needs fields.predicted_class: labels are compared with it"
+        "fields.ground_truth: needs fields.predicted_class (classification) "
+        "or fields.prediction (regression)"
     ]
 
 

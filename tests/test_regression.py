@@ -1,0 +1,100 @@
+"""Regression models: a numeric label beside a score (no class) gives MAE and RMSE, checked
+against numpy on the same values, in windows, in the profile and as a gap."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.collector import registry
+from exporter.config import parse_config
+from exporter.records import Decoder
+from exporter.reference import ProfileBuilder
+from exporter.state import State
+
+T0 = 1_800_000_000.0
+CONFIG = parse_config(
+    {
+        "sources": ["/unused"],
+        "fields": {
+            "model_name": "m",
+            "model_version": "v",
+            "prediction": "y_hat",
+            "ground_truth": "y",
+        },
+    }
+)
+
+
+def _lines(predictions: np.ndarray, labels: list[object]) -> bytes:
+    return b"".join(
+        json.dumps({"ts": T0, "y_hat": float(p), "y": y}).encode() + b"\n"
+        for p, y in zip(predictions, labels, strict=True)
+    )
+
+
+def _scrape(state: State, now: float) -> dict[tuple[str, str], float]:
+    text = generate_latest(registry(lambda: state.snapshot(now), None)).decode()
+    return {
+        (s.name, s.labels.get("window", "")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.labels.get("field")
+    }
+
+
+def test_window_mae_and_rmse_match_numpy_and_bad_labels_are_counted() -> None:
+    rng = np.random.default_rng(3)
+    truth = rng.normal(100.0, 10.0, 500)
+    predictions = truth + rng.normal(0.0, 2.0, 500)
+    labels: list[object] = [float(v) for v in truth]
+    labels[:5] = ["n/a", None, [1], True, "12.5"]  # 3 not numbers; None is no label; "12.5" is
+    decoder = Decoder(CONFIG.fields)
+    state = State(CONFIG, decoder.layout, [v.values for v in decoder.vocabularies])
+    state.ingest(decoder.decode(_lines(predictions, labels), T0), T0)
+
+    used = np.array([v if isinstance(v, float) else math.nan for v in labels])
+    used[4] = 12.5
+    residual = predictions - used
+    residual = residual[~np.isnan(residual)]
+    metrics = _scrape(state, T0)
+    assert metrics[("model_window_ground_truth", "1m")] == len(residual) == 496
+    assert math.isclose(metrics[("model_window_mae", "1m")], np.abs(residual).mean(), rel_tol=1e-12)
+    assert math.isclose(
+        metrics[("model_window_rmse", "1m")], np.sqrt((residual**2).mean()), rel_tol=1e-12
+    )
+    assert ("model_window_error_ratio", "1m") not in metrics
+    flagged = state.snapshot(T0).groups[0].totals.anomalies[decoder.layout.ground_truth_column]
+    assert int(flagged.sum()) == 3  # "n/a", [1] and true
+
+
+def test_profile_mae_and_the_gap() -> None:
+    rng = np.random.default_rng(4)
+    dev_truth = rng.normal(0.0, 1.0, 2_000)
+    dev_predictions = dev_truth + rng.normal(0.0, 0.5, 2_000)
+    builder = ProfileBuilder(CONFIG.fields, CONFIG.quantiles, CONFIG.sketch_relative_accuracy)
+    builder.add(_lines(dev_predictions, [float(v) for v in dev_truth]))
+    reference = builder.build("now")
+    dev_residual = dev_predictions - dev_truth
+    assert reference.error_ratio is None
+    assert reference.mae is not None
+    assert reference.rmse is not None
+    assert math.isclose(reference.mae, np.abs(dev_residual).mean())
+    assert math.isclose(reference.rmse, np.sqrt((dev_residual**2).mean()))
+
+    decoder = Decoder(CONFIG.fields)
+    state = State(CONFIG, decoder.layout, [v.values for v in decoder.vocabularies])
+    state.set_reference(reference)
+    truth = rng.normal(0.0, 1.0, 1_000)
+    predictions = truth + rng.normal(0.0, 1.5, 1_000)  # three times the development noise
+    state.ingest(decoder.decode(_lines(predictions, [float(v) for v in truth]), T0), T0)
+    metrics = _scrape(state, T0)
+    live_mae = np.abs(predictions - truth).mean()
+    assert math.isclose(
+        metrics[("model_window_mae_gap", "1m")], live_mae / reference.mae, rel_tol=1e-9
+    )
+    assert metrics[("model_reference_mae", "")] == reference.mae
