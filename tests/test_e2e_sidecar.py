@@ -145,6 +145,20 @@ def test_garbage_log_is_counted_and_the_sidecar_keeps_running(
     sidecar.assert_running()
 
 
+def _refusals(config: Path) -> list[subprocess.CompletedProcess[str]]:
+    """`run` and `check-config` on the same file: both must refuse it the same way."""
+    return [
+        subprocess.run(
+            [sys.executable, "-m", "exporter", *argv],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        for argv in (["run", "--config", str(config)], ["check-config", str(config)])
+    ]
+
+
 def test_bad_config_is_refused_with_every_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -153,14 +167,7 @@ def test_bad_config_is_refused_with_every_problem(tmp_path: Path) -> None:
         "  features: [{name: amount, type: numeric, min: 5, max: 1}]\n"
         "windows: [5x]\nlisten_address: nowhere\n"
     )
-    for argv in (["run", "--config", str(bad)], ["check-config", str(bad)]):
-        done = subprocess.run(
-            [sys.executable, "-m", "exporter", *argv],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+    for done in _refusals(bad):
         assert done.returncode == 2
         for expected in (
             "sources[0].path: must be a non-empty string",
@@ -175,14 +182,7 @@ def test_bad_config_is_refused_with_every_problem(tmp_path: Path) -> None:
 def test_a_missing_reference_is_refused_at_start_naming_the_key(tmp_path: Path) -> None:
     log = tmp_path / "predictions.jsonl"
     config = write_config(tmp_path, example_config(log, reference=str(tmp_path / "absent.json")))
-    for argv in (["run", "--config", str(config)], ["check-config", str(config)]):
-        done = subprocess.run(
-            [sys.executable, "-m", "exporter", *argv],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+    for done in _refusals(config):
         assert done.returncode == 2
         assert "reference: " in done.stderr
         assert "absent.json: cannot read" in done.stderr
