@@ -15,8 +15,8 @@ from exporter import drift
 from exporter.anomaly import Kind
 from exporter.config_types import DriftConfig
 from exporter.records import OTHER, Batch, Layout, Vocabulary
-from exporter.reference import Reference, binned_counts, sketch_cdf
-from exporter.sketch import SketchLayout
+from exporter.reference import Reference, binned_counts
+from exporter.sketch import SketchLayout, cdf
 from exporter.window import Summary
 
 
@@ -75,7 +75,7 @@ def compare(
         )
         if verdict is not None:
             results.append(FieldDrift(name, "psi", verdict))
-        live_cdf = sketch_cdf(sketch, counts, ref.cdf_points)
+        live_cdf = cdf(sketch, counts, np.asarray(ref.cdf_points))
         verdict = drift.ks_verdict(
             ref.cdf_values,
             ref.count,

@@ -25,7 +25,7 @@ from exporter.config import number_label
 from exporter.config_types import FieldsConfig, FieldSpec
 from exporter.errors import ConfigError
 from exporter.records import OTHER, Decoder, Layout
-from exporter.sketch import SketchLayout, quantiles
+from exporter.sketch import SketchLayout, cdf, quantiles
 from exporter.window import Shape, Summary, summarize
 
 FORMAT = "model-exporter/reference"
@@ -90,10 +90,6 @@ class Reference:
 # -- building -----------------------------------------------------------------------------------
 
 
-def _bucket_bins(sketch: SketchLayout, edges: FloatArray) -> npt.NDArray[np.int64]:
-    return np.asarray(sketch.index(edges), dtype=np.int64)
-
-
 def binned_counts(
     sketch: SketchLayout, counts: npt.NDArray[np.integer], edges: list[float]
 ) -> FloatArray:
@@ -102,24 +98,11 @@ def binned_counts(
     A bin starts at the bucket holding its edge value, so bins are unions of whole buckets:
     the same for the reference and for every live window.
     """
-    starts = _bucket_bins(sketch, np.asarray(edges, dtype=np.float64))
+    starts = sketch.index(np.asarray(edges, dtype=np.float64))
     cumulative = np.concatenate([[0], np.cumsum(counts)])
     bounds = np.concatenate([[0], starts, [len(counts)]])
     result: FloatArray = np.diff(cumulative[bounds]).astype(np.float64)
     return result
-
-
-def sketch_cdf(
-    sketch: SketchLayout, counts: npt.NDArray[np.integer], points: list[float]
-) -> FloatArray:
-    """Share of values in buckets up to and including each point's bucket."""
-    total = float(counts.sum())
-    if total == 0:
-        return np.full(len(points), np.nan)
-    cumulative = np.cumsum(counts)
-    return np.asarray(
-        cumulative[_bucket_bins(sketch, np.asarray(points, dtype=np.float64))] / total
-    )
 
 
 def _numeric(
@@ -157,7 +140,7 @@ def _numeric(
         bin_edges=edges,
         bin_shares=[float(s) for s in shares],
         cdf_points=points,
-        cdf_values=[float(v) for v in sketch_cdf(sketch, counts, points)],
+        cdf_values=[float(v) for v in cdf(sketch, counts, np.asarray(points))],
     )
 
 
