@@ -5,6 +5,7 @@ Kept apart from the validator (``config.py``) so stages import plain types, not 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -108,7 +109,8 @@ class DriftConfig:
     min_samples: int = 100
     psi_floor: float = 0.1
     ks_floor: float = 0.05
-    js_floor: float = 0.134  # the JS distance of the same effect size as PSI 0.1
+    # The Jensen-Shannon distance of the same effect size as PSI 0.1 (docs/drift.md).
+    js_floor: float = math.sqrt(0.1 / (8 * math.log(2)))
     outlier_z: float = 4.0
     range_margin: float = 0.1
     freeze_first: int = 0
