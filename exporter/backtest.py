@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from exporter.config import parse_duration
+from exporter.checks import parse_duration
 from exporter.errors import ConfigError
 
 PREDICTION_FIELDS = ("prediction", "predicted_class")

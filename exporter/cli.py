@@ -17,8 +17,9 @@ from types import FrameType
 
 from exporter import __version__
 from exporter.backtest import Thresholds, parse_for
+from exporter.checks import parse_duration
 from exporter.clock import SystemClock
-from exporter.config import load_config, parse_duration
+from exporter.config import load_config
 from exporter.demo import run_demo
 from exporter.errors import ConfigError
 from exporter.offline import Progress, read_chunks

@@ -30,9 +30,9 @@ from exporter.anomaly import (
     TIMESTAMP_KINDS,
     Kind,
 )
-from exporter.config import number_label
+from exporter.batch import Layout
+from exporter.checks import number_label
 from exporter.health import Health
-from exporter.records import Layout
 from exporter.state import GroupSnapshot, Snapshot, WindowView
 
 MODEL_LABELS = ["model", "version"]

@@ -13,8 +13,8 @@ import numpy.typing as npt
 
 from exporter import drift
 from exporter.anomaly import Kind
+from exporter.batch import OTHER, Batch, Layout, Vocabulary
 from exporter.config_types import DriftConfig
-from exporter.records import OTHER, Batch, Layout, Vocabulary
 from exporter.reference import Reference, binned_counts
 from exporter.sketch import SketchLayout, cdf
 from exporter.window import Summary

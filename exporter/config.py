@@ -1,18 +1,35 @@
 """Validate a config once, on plain data, reporting every problem with the key it is about.
 
 The result is a tree of frozen dataclasses (``config_types``); no stage ever sees raw YAML.
+The checks for single values (durations, numbers, dotted paths) are in ``checks``.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
+from exporter.checks import (
+    Checker,
+    accuracy,
+    at_least_two,
+    boolean,
+    count,
+    dotted_path,
+    duration,
+    listen,
+    nonneg,
+    number,
+    one_of,
+    positive,
+    positive_int,
+    probability,
+    string,
+)
 from exporter.config_types import (
     Config,
     DriftConfig,
@@ -24,10 +41,6 @@ from exporter.config_types import (
 )
 from exporter.errors import ConfigError
 
-T = TypeVar("T")
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _LATENCY_UNITS = {"ms": 0.001, "s": 1.0, "us": 1e-6}
 _TIMESTAMP_UNITS = {"s": 1.0, "ms": 0.001, "us": 1e-6, "ns": 1e-9}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -64,158 +77,7 @@ DEFAULT_HISTOGRAMS: dict[str, tuple[float, ...]] = {
 }
 
 
-def number_label(value: float) -> str:
-    """A configured number as a label value: ``0.5``, ``0.99``, ``1`` (never ``0.50000``), the
-    same spelling wherever it appears (window and reference quantiles, histogram bounds)."""
-    return f"{float(value):.12g}"
-
-
-def parse_duration(text: str) -> float:
-    """``"90s"``, ``"5m"``, ``"1h"``, ``"500ms"`` → seconds; raises ValueError otherwise."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-
-
-class _Checker:
-    """Collects problems while reading a mapping, so one run reports all of them."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def fail(self, key: str, message: str) -> None:
-        self.problems.append(f"{key}: {message}")
-
-    def mapping(self, value: Any, key: str, allowed: set[str]) -> Mapping[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.fail(key, "must be a mapping")
-            return {}
-        for k in value:
-            if k not in allowed:
-                self.fail(
-                    f"{key}.{k}" if key else str(k),
-                    f"unknown key (allowed: {', '.join(sorted(allowed))})",
-                )
-        return value
-
-    def get(
-        self, data: Mapping[str, Any], key: str, where: str, check: Callable[[Any], T], default: T
-    ) -> T:
-        if key not in data or data[key] is None:
-            return default
-        try:
-            return check(data[key])
-        except ValueError as exc:
-            self.fail(f"{where}{key}", str(exc))
-            return default
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("must be a non-empty string")
-    return value
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return float(value)
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("must be a whole number, 0 or more")
-    return value
-
-
-def _positive(value: Any) -> float:
-    number = _number(value)
-    if number <= 0:
-        raise ValueError("must be positive")
-    return number
-
-
-def _at_least_two(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise ValueError("must be a whole number, 2 or more (one bucket would empty at every edge)")
-    return value
-
-
-def _accuracy(value: Any) -> float:
-    number = _number(value)
-    if not 0.001 <= number <= 0.1:
-        # Finer than 0.1% costs tens of thousands of buckets per sketch; coarser than 10% is
-        # not a quantile worth exporting.
-        raise ValueError("must be between 0.001 and 0.1")
-    return number
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _duration(value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        seconds = parse_duration(value)
-    else:
-        raise ValueError("must be a duration like 30s, 5m, 1h")
-    if seconds <= 0:
-        raise ValueError("must be positive")
-    return seconds
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
-
-
-def _probability(value: Any) -> float:
-    number = _number(value)
-    if not 0 < number < 1:
-        raise ValueError("must be between 0 and 1 (exclusive)")
-    return number
-
-
-def _one_of(*choices: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}")
-        return str(value)
-
-    return check
-
-
-def _path(value: Any) -> tuple[str, ...]:
-    text = _string(value)
-    parts = tuple(text.split("."))
-    if any(not p for p in parts):
-        raise ValueError(f"{text!r} is not a dotted path like features.amount")
-    return parts
-
-
-def parse_listen_address(text: str) -> tuple[str, int]:
-    """``":10027"`` → ("", 10027) (all interfaces); ``"127.0.0.1:9000"``; ``"[::1]:9000"``."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} is not HOST:PORT (e.g. :10027 or 127.0.0.1:10027)")
-    return host.strip("[]"), int(port)
-
-
-def _listen(value: Any) -> str:
-    text = _string(value)
-    parse_listen_address(text)
-    return text
-
-
-def _sources(c: _Checker, value: Any) -> tuple[SourceConfig, ...]:
+def _sources(c: Checker, value: Any) -> tuple[SourceConfig, ...]:
     if not isinstance(value, list) or not value:
         c.fail("sources", "must be a non-empty list of {path: ...}")
         return ()
@@ -228,16 +90,16 @@ def _sources(c: _Checker, value: Any) -> tuple[SourceConfig, ...]:
         if "path" not in data:
             c.fail(f"{where}.path", "is required")
             continue
-        path = c.get(data, "path", f"{where}.", _string, "")
-        fmt = c.get(data, "format", f"{where}.", _one_of("json"), "json")
-        start = c.get(data, "start_at", f"{where}.", _one_of("end", "beginning"), "end")
+        path = c.get(data, "path", f"{where}.", string, "")
+        fmt = c.get(data, "format", f"{where}.", one_of("json"), "json")
+        start = c.get(data, "start_at", f"{where}.", one_of("end", "beginning"), "end")
         if path:
             result.append(SourceConfig(path=path, format=fmt, start_at=start))  # type: ignore[arg-type]
     return tuple(result)
 
 
 def _field(
-    c: _Checker,
+    c: Checker,
     value: Any,
     where: str,
     name: str,
@@ -257,16 +119,16 @@ def _field(
     if "path" not in data:
         c.fail(f"{where}.path", "is required")
         return None
-    path = c.get(data, "path", f"{where}.", _path, None)
-    minimum = c.get(data, "min", f"{where}.", _number, None)
-    maximum = c.get(data, "max", f"{where}.", _number, None)
+    path = c.get(data, "path", f"{where}.", dotted_path, None)
+    minimum = c.get(data, "min", f"{where}.", number, None)
+    maximum = c.get(data, "max", f"{where}.", number, None)
     if minimum is not None and maximum is not None and minimum > maximum:
         c.fail(f"{where}.min", f"must not be greater than max ({minimum} > {maximum})")
     scale = 1.0
     if unit_key:
-        unit = c.get(data, "unit", f"{where}.", _one_of(*_LATENCY_UNITS), "s")
+        unit = c.get(data, "unit", f"{where}.", one_of(*_LATENCY_UNITS), "s")
         scale = _LATENCY_UNITS.get(unit, 1.0)
-    cap = c.get(data, "max_categories", f"{where}.", _positive_int, category_cap)
+    cap = c.get(data, "max_categories", f"{where}.", positive_int, category_cap)
     if not path:
         return None
     return FieldSpec(
@@ -280,7 +142,7 @@ def _field(
     )
 
 
-def _features(c: _Checker, value: Any, category_cap: int) -> tuple[FieldSpec, ...]:
+def _features(c: Checker, value: Any, category_cap: int) -> tuple[FieldSpec, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -291,7 +153,7 @@ def _features(c: _Checker, value: Any, category_cap: int) -> tuple[FieldSpec, ..
     for i, item in enumerate(value):
         where = f"fields.features[{i}]"
         data = c.mapping(item, where, {"name", "path", "type", "min", "max", "max_categories"})
-        name = c.get(data, "name", f"{where}.", _string, "")
+        name = c.get(data, "name", f"{where}.", string, "")
         if not name:
             c.fail(f"{where}.name", "is required")
             continue
@@ -305,7 +167,7 @@ def _features(c: _Checker, value: Any, category_cap: int) -> tuple[FieldSpec, ..
         if name in seen:
             c.fail(f"{where}.name", f"{name!r} is used twice")
         seen.add(name)
-        kind = c.get(data, "type", f"{where}.", _one_of("numeric", "categorical"), "numeric")
+        kind = c.get(data, "type", f"{where}.", one_of("numeric", "categorical"), "numeric")
         if kind == "categorical" and ("min" in data or "max" in data):
             c.fail(f"{where}.min", "bounds apply to numeric features only")
         options = {k: v for k, v in data.items() if k not in {"name", "type"}}
@@ -316,7 +178,7 @@ def _features(c: _Checker, value: Any, category_cap: int) -> tuple[FieldSpec, ..
     return tuple(result)
 
 
-def _fields(c: _Checker, value: Any, category_cap: int) -> FieldsConfig:
+def _fields(c: Checker, value: Any, category_cap: int) -> FieldsConfig:
     allowed = {
         "timestamp",
         "model",
@@ -344,18 +206,18 @@ def _fields(c: _Checker, value: Any, category_cap: int) -> FieldsConfig:
     ts_path: tuple[str, ...] | None = None
     if isinstance(ts_raw, Mapping):
         ts_data = c.mapping(ts_raw, "fields.timestamp", {"path", "unit"})
-        ts_path = c.get(ts_data, "path", "fields.timestamp.", _path, None)
-        unit = c.get(ts_data, "unit", "fields.timestamp.", _one_of(*_TIMESTAMP_UNITS), "s")
+        ts_path = c.get(ts_data, "path", "fields.timestamp.", dotted_path, None)
+        unit = c.get(ts_data, "unit", "fields.timestamp.", one_of(*_TIMESTAMP_UNITS), "s")
         ts_scale = _TIMESTAMP_UNITS.get(unit, 1.0)
     elif ts_raw is not None:
-        ts_path = c.get(data, "timestamp", w, _path, None) if "timestamp" in data else ("ts",)
+        ts_path = c.get(data, "timestamp", w, dotted_path, None) if "timestamp" in data else ("ts",)
     return FieldsConfig(
         timestamp=ts_path,
         timestamp_scale=ts_scale,
-        model_path=c.get(data, "model", w, _path, None),
-        model_value=c.get(data, "model_name", w, _string, "unknown"),
-        version_path=c.get(data, "version", w, _path, None),
-        version_value=c.get(data, "model_version", w, _string, "unknown"),
+        model_path=c.get(data, "model", w, dotted_path, None),
+        model_value=c.get(data, "model_name", w, string, "unknown"),
+        version_path=c.get(data, "version", w, dotted_path, None),
+        version_value=c.get(data, "model_version", w, string, "unknown"),
         prediction=_field(
             c, data.get("prediction"), "fields.prediction", "prediction", "numeric", category_cap
         ),
@@ -379,13 +241,13 @@ def _fields(c: _Checker, value: Any, category_cap: int) -> FieldsConfig:
             category_cap,
             unit_key="unit",
         ),
-        ground_truth=c.get(data, "ground_truth", w, _path, None),
-        request_id=c.get(data, "request_id", w, _path, None),
+        ground_truth=c.get(data, "ground_truth", w, dotted_path, None),
+        request_id=c.get(data, "request_id", w, dotted_path, None),
         features=_features(c, data.get("features"), category_cap),
     )
 
 
-def _check_paths(c: _Checker, fields: FieldsConfig) -> None:
+def _check_paths(c: Checker, fields: FieldsConfig) -> None:
     """Each path feeds one role, and no mapped value is also the parent of another: the
     decoder builds one typed structure from these paths."""
     mapped: list[tuple[str, tuple[str, ...]]] = [
@@ -417,7 +279,7 @@ def _check_paths(c: _Checker, fields: FieldsConfig) -> None:
                 )
 
 
-def _windows(c: _Checker, value: Any) -> tuple[WindowSpec, ...]:
+def _windows(c: Checker, value: Any) -> tuple[WindowSpec, ...]:
     if value is None:
         return Config().windows
     if not isinstance(value, list) or not value:
@@ -426,7 +288,7 @@ def _windows(c: _Checker, value: Any) -> tuple[WindowSpec, ...]:
     result = []
     for i, item in enumerate(value):
         try:
-            result.append(WindowSpec(str(item), _duration(item)))
+            result.append(WindowSpec(str(item), duration(item)))
         except ValueError as exc:
             c.fail(f"windows[{i}]", str(exc))
     names = [w.name for w in result]
@@ -435,7 +297,7 @@ def _windows(c: _Checker, value: Any) -> tuple[WindowSpec, ...]:
     return tuple(sorted(result, key=lambda w: w.seconds))
 
 
-def _quantiles(c: _Checker, value: Any) -> tuple[float, ...]:
+def _quantiles(c: Checker, value: Any) -> tuple[float, ...]:
     if value is None:
         return Config().quantiles
     if not isinstance(value, list) or not value:
@@ -444,13 +306,13 @@ def _quantiles(c: _Checker, value: Any) -> tuple[float, ...]:
     result = []
     for i, item in enumerate(value):
         try:
-            result.append(_probability(item))
+            result.append(probability(item))
         except ValueError as exc:
             c.fail(f"quantiles[{i}]", str(exc))
     return tuple(sorted(set(result)))
 
 
-def _histograms(c: _Checker, value: Any) -> tuple[tuple[str, tuple[float, ...]], ...]:
+def _histograms(c: Checker, value: Any) -> tuple[tuple[str, tuple[float, ...]], ...]:
     data = c.mapping(value, "histograms", set(DEFAULT_HISTOGRAMS))
     result = []
     for name, default in DEFAULT_HISTOGRAMS.items():
@@ -464,7 +326,7 @@ def _histograms(c: _Checker, value: Any) -> tuple[tuple[str, tuple[float, ...]],
     return tuple(result)
 
 
-def _drift(c: _Checker, value: Any) -> DriftConfig:
+def _drift(c: Checker, value: Any) -> DriftConfig:
     d = DriftConfig()
     data = c.mapping(
         value,
@@ -482,25 +344,18 @@ def _drift(c: _Checker, value: Any) -> DriftConfig:
     )
     w = "drift."
     return DriftConfig(
-        alpha=c.get(data, "alpha", w, _probability, d.alpha),
-        min_samples=c.get(data, "min_samples", w, _positive_int, d.min_samples),
-        psi_floor=c.get(data, "psi_floor", w, _nonneg, d.psi_floor),
-        ks_floor=c.get(data, "ks_floor", w, _nonneg, d.ks_floor),
-        js_floor=c.get(data, "js_floor", w, _nonneg, d.js_floor),
-        outlier_z=c.get(data, "outlier_z", w, _positive, d.outlier_z),
-        range_margin=c.get(data, "range_margin", w, _nonneg, d.range_margin),
-        freeze_first=c.get(data, "freeze_first", w, _count, d.freeze_first),
+        alpha=c.get(data, "alpha", w, probability, d.alpha),
+        min_samples=c.get(data, "min_samples", w, positive_int, d.min_samples),
+        psi_floor=c.get(data, "psi_floor", w, nonneg, d.psi_floor),
+        ks_floor=c.get(data, "ks_floor", w, nonneg, d.ks_floor),
+        js_floor=c.get(data, "js_floor", w, nonneg, d.js_floor),
+        outlier_z=c.get(data, "outlier_z", w, positive, d.outlier_z),
+        range_margin=c.get(data, "range_margin", w, nonneg, d.range_margin),
+        freeze_first=c.get(data, "freeze_first", w, count, d.freeze_first),
     )
 
 
-def _nonneg(value: Any) -> float:
-    number = _number(value)
-    if number < 0:
-        raise ValueError("must not be negative")
-    return number
-
-
-def _tail(c: _Checker, value: Any, positions_file: str | None) -> TailConfig:
+def _tail(c: Checker, value: Any, positions_file: str | None) -> TailConfig:
     d = TailConfig()
     data = c.mapping(
         value,
@@ -517,16 +372,16 @@ def _tail(c: _Checker, value: Any, positions_file: str | None) -> TailConfig:
     )
     w = "tail."
     return TailConfig(
-        poll_interval=c.get(data, "poll_interval", w, _duration, d.poll_interval),
-        rotate_wait=c.get(data, "rotate_wait", w, _duration, d.rotate_wait),
-        max_line_bytes=c.get(data, "max_line_bytes", w, _positive_int, d.max_line_bytes),
-        read_chunk_bytes=c.get(data, "read_chunk_bytes", w, _positive_int, d.read_chunk_bytes),
+        poll_interval=c.get(data, "poll_interval", w, duration, d.poll_interval),
+        rotate_wait=c.get(data, "rotate_wait", w, duration, d.rotate_wait),
+        max_line_bytes=c.get(data, "max_line_bytes", w, positive_int, d.max_line_bytes),
+        read_chunk_bytes=c.get(data, "read_chunk_bytes", w, positive_int, d.read_chunk_bytes),
         positions_file=positions_file,
         positions_flush_interval=c.get(
-            data, "positions_flush_interval", w, _duration, d.positions_flush_interval
+            data, "positions_flush_interval", w, duration, d.positions_flush_interval
         ),
-        positions_ttl=c.get(data, "positions_ttl", w, _duration, d.positions_ttl),
-        watch=c.get(data, "watch", w, _bool, d.watch),
+        positions_ttl=c.get(data, "positions_ttl", w, duration, d.positions_ttl),
+        watch=c.get(data, "watch", w, boolean, d.watch),
     )
 
 
@@ -553,41 +408,41 @@ TOP_LEVEL_KEYS = {
 
 def parse_config(raw: Any) -> Config:
     """Plain data (as loaded from YAML) → Config, or ConfigError listing every problem."""
-    c = _Checker()
+    c = Checker()
     if not isinstance(raw, Mapping):
         raise ConfigError(["(top level): must be a mapping of settings"])
     data = c.mapping(raw, "", TOP_LEVEL_KEYS)
     d = Config()
-    category_cap = c.get(data, "category_cap", "", _positive_int, 50)
-    positions_file = c.get(data, "positions_file", "", _string, None)
+    category_cap = c.get(data, "category_cap", "", positive_int, 50)
+    positions_file = c.get(data, "positions_file", "", string, None)
     join = c.mapping(
         data.get("ground_truth_join"), "ground_truth_join", {"enabled", "timeout", "capacity"}
     )
     config = Config(
-        listen_address=c.get(data, "listen_address", "", _listen, d.listen_address),
+        listen_address=c.get(data, "listen_address", "", listen, d.listen_address),
         sources=_sources(c, data.get("sources")),
         tail=_tail(c, data.get("tail"), positions_file),
         fields=_fields(c, data.get("fields"), category_cap),
         windows=_windows(c, data.get("windows")),
-        window_buckets=c.get(data, "window_buckets", "", _at_least_two, d.window_buckets),
+        window_buckets=c.get(data, "window_buckets", "", at_least_two, d.window_buckets),
         quantiles=_quantiles(c, data.get("quantiles")),
         sketch_relative_accuracy=c.get(
-            data, "sketch_relative_accuracy", "", _accuracy, d.sketch_relative_accuracy
+            data, "sketch_relative_accuracy", "", accuracy, d.sketch_relative_accuracy
         ),
         histograms=_histograms(c, data.get("histograms")),
-        late_after=c.get(data, "late_after", "", _duration, d.late_after),
-        future_after=c.get(data, "future_after", "", _duration, d.future_after),
-        reference=c.get(data, "reference", "", _string, None),
+        late_after=c.get(data, "late_after", "", duration, d.late_after),
+        future_after=c.get(data, "future_after", "", duration, d.future_after),
+        reference=c.get(data, "reference", "", string, None),
         max_model_versions=c.get(
-            data, "max_model_versions", "", _positive_int, d.max_model_versions
+            data, "max_model_versions", "", positive_int, d.max_model_versions
         ),
         drift=_drift(c, data.get("drift")),
-        label_join=c.get(join, "enabled", "ground_truth_join.", _bool, d.label_join),
+        label_join=c.get(join, "enabled", "ground_truth_join.", boolean, d.label_join),
         label_join_timeout=c.get(
-            join, "timeout", "ground_truth_join.", _duration, d.label_join_timeout
+            join, "timeout", "ground_truth_join.", duration, d.label_join_timeout
         ),
         label_join_capacity=c.get(
-            join, "capacity", "ground_truth_join.", _positive_int, d.label_join_capacity
+            join, "capacity", "ground_truth_join.", positive_int, d.label_join_capacity
         ),
     )
     _check_paths(c, config.fields)

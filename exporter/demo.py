@@ -18,8 +18,9 @@ from pathlib import Path
 
 import yaml
 
+from exporter.checks import parse_listen_address
 from exporter.clock import SystemClock
-from exporter.config import parse_config, parse_listen_address
+from exporter.config import parse_config
 from exporter.config_types import Config, SourceConfig
 from exporter.reference import ProfileBuilder
 from exporter.sidecar import Sidecar, build

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from exporter.records import Batch, Layout, category_text
+from exporter.batch import Batch, Layout, category_text
 
 GroupKey = tuple[str, str]
 

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from exporter.config import number_label
+from exporter.batch import OTHER, Layout
+from exporter.checks import number_label
 from exporter.config_types import FieldsConfig, FieldSpec
 from exporter.errors import ConfigError
-from exporter.records import OTHER, Decoder, Layout
+from exporter.records import Decoder
 from exporter.sketch import SketchLayout, cdf, quantiles
 from exporter.window import Shape, Summary, summarize
 

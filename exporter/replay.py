@@ -29,11 +29,12 @@ import numpy.typing as npt
 
 from exporter.anomaly import KIND_NAMES, Kind
 from exporter.backtest import AlertTracker, DriftStat, Row, Thresholds, conditions, parse_for
+from exporter.batch import Batch
 from exporter.compare import ReferenceChecks
 from exporter.config_types import Config, WindowSpec
 from exporter.errors import ConfigError
 from exporter.join import LabelJoin
-from exporter.records import Batch, Decoder
+from exporter.records import Decoder
 from exporter.reference import Reference
 from exporter.report import Report
 from exporter.sketch import SketchLayout, quantiles

@@ -11,9 +11,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from exporter.checks import parse_listen_address
 from exporter.clock import Clock, SystemClock
 from exporter.collector import registry
-from exporter.config import parse_listen_address
 from exporter.config_types import Config
 from exporter.errors import ConfigError
 from exporter.join import LabelJoin

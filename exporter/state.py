@@ -18,10 +18,10 @@ import numpy as np
 import numpy.typing as npt
 
 from exporter.anomaly import Kind
+from exporter.batch import OTHER, Batch, Layout
 from exporter.compare import FieldDrift, Gaps, compare, gaps
 from exporter.config_types import Config, WindowSpec
 from exporter.join import GroupKey, Joined
-from exporter.records import OTHER, Batch, Layout
 from exporter.reference import Reference, build
 from exporter.sketch import SketchLayout, quantiles
 from exporter.window import Ring, Shape, Summary, summarize

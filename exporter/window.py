@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from exporter.anomaly import N_KINDS, Kind
+from exporter.batch import Batch
 from exporter.config_types import WindowSpec
-from exporter.records import Batch
 from exporter.sketch import SketchLayout
 
 FloatArray = npt.NDArray[np.float64]

@@ -16,10 +16,11 @@ import pytest
 
 from exporter import drift
 from exporter.anomaly import Kind
+from exporter.batch import OTHER, Batch, Layout
 from exporter.compare import ReferenceChecks, align, compare, gaps
 from exporter.config import parse_config
 from exporter.config_types import DriftConfig
-from exporter.records import OTHER, Batch, Decoder, Layout
+from exporter.records import Decoder
 from exporter.reference import Reference, build
 from exporter.sketch import SketchLayout
 from exporter.window import Shape, Summary, summarize

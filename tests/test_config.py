@@ -8,13 +8,8 @@ from typing import Any
 
 import pytest
 
-from exporter.config import (
-    DEFAULT_HISTOGRAMS,
-    load_config,
-    parse_config,
-    parse_duration,
-    parse_listen_address,
-)
+from exporter.checks import parse_duration, parse_listen_address
+from exporter.config import DEFAULT_HISTOGRAMS, load_config, parse_config
 from exporter.config_types import Config, DriftConfig, TailConfig, WindowSpec
 from exporter.errors import ConfigError
 from exporter.records import Decoder

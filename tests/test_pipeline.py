@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from exporter.batch import Batch
 from exporter.clock import ManualClock
 from exporter.config import parse_config
 from exporter.config_types import Config, SourceConfig
 from exporter.pipeline import Pipeline
-from exporter.records import Batch, Decoder
+from exporter.records import Decoder
 from exporter.reload import ReferenceFile
 from exporter.source import Tailer
 from exporter.state import State

@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.anomaly import Kind
+from exporter.batch import OTHER, Batch
 from exporter.config import parse_config
 from exporter.errors import ConfigError
-from exporter.records import OTHER, PIECE_BYTES, Batch, Decoder
+from exporter.records import PIECE_BYTES, Decoder
 from exporter.sketch import SketchLayout
 from exporter.window import Shape, summarize
 

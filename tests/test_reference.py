@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from exporter.batch import OTHER
 from exporter.config import parse_config
 from exporter.config_types import Config
 from exporter.errors import ConfigError
-from exporter.records import OTHER, Decoder
+from exporter.records import Decoder
 from exporter.reference import (
     BIN_PROBS,
     FORMAT,

@@ -24,8 +24,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.backtest import RULES, AlertTracker, DriftStat, Row, Thresholds, conditions
+from exporter.checks import parse_duration
 from exporter.cli import main
-from exporter.config import load_config, parse_duration
+from exporter.config import load_config
 from exporter.config_types import Config
 from exporter.offline import read_chunks
 from exporter.reference import ProfileBuilder, Reference

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.anomaly import N_KINDS, Kind
+from exporter.batch import Batch
 from exporter.clock import ManualClock
 from exporter.config_types import WindowSpec
-from exporter.records import Batch
 from exporter.sketch import SketchLayout
 from exporter.window import Ring, Shape, Summary, summarize
 

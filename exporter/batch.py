@@ -1,0 +1,174 @@
+"""The value types every pipeline stage shares: a decoded ``Batch``, its column ``Layout``, and
+the capped category ``Vocabulary``.
+
+Kept apart from ``records`` (which builds batches from log bytes) so the stages that only read
+batches — windows, state, join, the collector, compare — depend on these small types and not on
+the decoder, msgspec and its parsing rules. Imports nothing from the package but config types.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from exporter.config_types import FieldsConfig, FieldSpec
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+OTHER = "__other__"
+MISS = -2  # a vocabulary lookup that found nothing
+
+
+class Vocabulary:
+    """Category value → code, capped: values past the cap share the ``__other__`` code.
+
+    Append-only and bounded by ``cap``, so memory and the series count stay fixed whatever
+    the log contains.
+    """
+
+    def __init__(self, cap: int, seed: Iterable[str] = ()) -> None:
+        self.cap = cap
+        self.values: list[str] = []
+        self._codes: dict[str | None, int] = {None: -1}  # None (missing) encodes as -1
+        for value in seed:
+            self.code(value)
+
+    @property
+    def other(self) -> int:
+        return self.cap
+
+    def code(self, value: str) -> int:
+        code = self._codes.get(value)
+        if code is None:
+            if len(self.values) >= self.cap or value == OTHER:  # never two __other__ series
+                return self.cap
+            code = len(self.values)
+            self._codes[value] = code
+            self.values.append(value)
+        return code
+
+    def names(self) -> list[str]:
+        """Code → label value, ``__other__`` last."""
+        return [*self.values, OTHER]
+
+    def lookup(self, values: list[Any]) -> IntArray:
+        """Codes of known strings, -1 for None, and ``MISS`` for anything else; adds nothing
+        (ground-truth labels must not use up the class vocabulary)."""
+        try:
+            return np.fromiter(
+                map(self._codes.get, values, repeat(MISS)), dtype=np.int64, count=len(values)
+            )
+        except TypeError:
+            return np.array(
+                [self._codes.get(v, MISS) if type(v) is str else MISS for v in values],
+                dtype=np.int64,
+            )
+
+    def encode(self, values: list[Any]) -> IntArray:
+        """Codes of a column; -1 for None.
+
+        Known strings — nearly every value of a real log — cost one dict lookup in C; only
+        misses (a new value, a number, a boolean) take the Python path.
+        """
+        codes = self.lookup(values)
+        for i in np.flatnonzero(codes == MISS).tolist():
+            value = values[i]
+            codes[i] = self.code(value if type(value) is str else category_text(value))
+        return codes
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which columns a batch has, in order; shared by records, state and collector."""
+
+    numeric: tuple[FieldSpec, ...]
+    categorical: tuple[FieldSpec, ...]
+    has_timestamp: bool
+    has_ground_truth: bool
+    regression: bool = False
+
+    @classmethod
+    def from_fields(cls, fields: FieldsConfig) -> Layout:
+        return cls(
+            numeric=fields.numeric,
+            categorical=fields.categorical,
+            has_timestamp=fields.timestamp is not None,
+            has_ground_truth=fields.ground_truth is not None,
+            regression=fields.regression,
+        )
+
+    @property
+    def anomaly_fields(self) -> tuple[str, ...]:
+        """Rows of the per-record anomaly matrix: numeric, categorical, then roles."""
+        names = [f.name for f in self.numeric] + [f.name for f in self.categorical]
+        if self.has_timestamp:
+            names.append("timestamp")
+        if self.has_ground_truth:
+            names.append("ground_truth")
+        return tuple(names)
+
+    @property
+    def timestamp_column(self) -> int:
+        return len(self.numeric) + len(self.categorical)
+
+    @property
+    def ground_truth_column(self) -> int:
+        return self.timestamp_column + (1 if self.has_timestamp else 0)
+
+
+@dataclass
+class Batch:
+    """The records of one chunk as columns. Row order is not meaningful."""
+
+    groups: list[tuple[str, str]]  # distinct (model, version) pairs present
+    group: IntArray  # [n] index into groups
+    numeric: FloatArray  # [n, F] NaN where there is no valid value
+    categorical: IntArray  # [n, C] category code, -1 where no valid value
+    flags: npt.NDArray[np.int8]  # [n, A] anomaly Kind per record and anomaly field
+    timestamp: FloatArray  # [n] seconds since the epoch, NaN where absent
+    wrong: npt.NDArray[np.int8]  # [n] -1 no label, 0 correct, 1 wrong prediction
+    parse_errors: Counter[str] = field(default_factory=Counter)
+    # Regression (a score and no class): prediction − label, NaN where there is no label.
+    residual: FloatArray | None = None
+    # Only with ground_truth_join enabled: raw request ids and labels, for joining late labels.
+    request_id: list[Any] | None = None
+    label: list[Any] | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.group)
+
+    def take(self, rows: npt.NDArray[np.bool_] | npt.NDArray[np.int64]) -> Batch:
+        """The records selected by a mask or an index array (parse errors stay with the
+        original batch: they belong to no record)."""
+        index = np.flatnonzero(rows) if rows.dtype == np.bool_ else rows
+        pick = index.tolist()
+        return Batch(
+            groups=self.groups,
+            group=self.group[index],
+            numeric=self.numeric[index],
+            categorical=self.categorical[index],
+            flags=self.flags[index],
+            timestamp=self.timestamp[index],
+            wrong=self.wrong[index],
+            residual=None if self.residual is None else self.residual[index],
+            request_id=None if self.request_id is None else [self.request_id[i] for i in pick],
+            label=None if self.label is None else [self.label[i] for i in pick],
+        )
+
+
+def category_text(value: Any) -> str:
+    """A category or label as text, spelled as in the log: ``1`` and ``1.0`` are one class,
+    and booleans read ``true``/``false`` as JSON writes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
