@@ -349,7 +349,7 @@ def test_production_drift_is_measured_against_the_development_profile(
     staged.write_text('{"format": "model-exporter/reference", "format_version": 1, "numer')
     staged.replace(profile_path)  # atomic, as a deploy tool would
     wait_until(
-        lambda: "refused" in sidecar.output(),
+        lambda: "refused, keeping the profile" in sidecar.output(),
         timeout=10,
         message="the sidecar to refuse the corrupt profile",
     )
@@ -410,7 +410,10 @@ def test_refused_profile_is_counted(
     staged = tmp_path / "staged.json"
     staged.write_text("{ this is not a profile")
     staged.replace(profile_path)  # atomic, as a deploy tool would
-    wait_until(lambda: "refused" in sidecar.output(), timeout=10, message="a refusal")
+    # Wait on the log line itself: "refused" alone also matches this test's own tmp_path.
+    wait_until(
+        lambda: "refused, keeping the profile" in sidecar.output(), timeout=10, message="a refusal"
+    )
     samples = _scrape(sidecar)
     assert _value(samples, "model_reference_info", hash=profile["hash"]) == 1.0
     assert _value(samples, "model_exporter_reference_reloads_total", outcome="error") == 1.0
