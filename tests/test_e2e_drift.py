@@ -252,15 +252,7 @@ def test_production_drift_is_measured_against_the_development_profile(
     start_prometheus: Callable[..., Prometheus],
 ) -> None:
     started = time.monotonic()
-    dev_log, log, profile_path = (
-        tmp_path / "dev.jsonl",
-        tmp_path / "prod.jsonl",
-        tmp_path / "reference.json",
-    )
-    dev_log.write_bytes(b"".join(scenario.dev.lines))
-    log.touch()
-    config = write_config(tmp_path, _config(log, profile_path))
-    profile = _baseline(config, dev_log, profile_path)
+    config, log, profile_path, profile = _with_profile(tmp_path, scenario)
     sidecar = start_sidecar(config)
     prometheus = start_prometheus([ScrapeTarget("model", f"127.0.0.1:{sidecar.port}")])
     prometheus.wait_for_target_up("model")
@@ -373,6 +365,20 @@ def _by_field_plain(result: list[dict[str, Any]], name: str) -> float:
     return values[0]
 
 
+def _with_profile(tmp_path: Path, scenario: Scenario) -> tuple[Path, Path, Path, dict[str, Any]]:
+    """A config whose reference is built (by the real `baseline` command) from the development
+    log; returns the config, the empty production log, the profile's path and its content."""
+    dev_log, log, profile_path = (
+        tmp_path / "dev.jsonl",
+        tmp_path / "prod.jsonl",
+        tmp_path / "reference.json",
+    )
+    dev_log.write_bytes(b"".join(scenario.dev.lines))
+    log.touch()
+    config = write_config(tmp_path, _config(log, profile_path))
+    return config, log, profile_path, _baseline(config, dev_log, profile_path)
+
+
 def _scrape(sidecar: SidecarProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     samples = {}
     for family in text_string_to_metric_families(sidecar.metrics_text()):
@@ -391,15 +397,7 @@ def _value(samples: dict[Any, float], name: str, **labels: str) -> float | None:
 def test_refused_profile_is_counted(
     tmp_path: Path, scenario: Scenario, start_sidecar: Callable[..., SidecarProcess]
 ) -> None:
-    dev_log, log, profile_path = (
-        tmp_path / "dev.jsonl",
-        tmp_path / "prod.jsonl",
-        tmp_path / "reference.json",
-    )
-    dev_log.write_bytes(b"".join(scenario.dev.lines))
-    log.touch()
-    config = write_config(tmp_path, _config(log, profile_path))
-    profile = _baseline(config, dev_log, profile_path)
+    config, log, profile_path, profile = _with_profile(tmp_path, scenario)
     sidecar = start_sidecar(config)
     _append(log, scenario.calm.lines[:10])  # a model series, so model_reference_info is labelled
     wait_until(
