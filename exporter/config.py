@@ -328,20 +328,7 @@ def _histograms(c: Checker, value: Any) -> tuple[tuple[str, tuple[float, ...]], 
 
 def _drift(c: Checker, value: Any) -> DriftConfig:
     d = DriftConfig()
-    data = c.mapping(
-        value,
-        "drift",
-        {
-            "alpha",
-            "min_samples",
-            "psi_floor",
-            "ks_floor",
-            "js_floor",
-            "outlier_z",
-            "range_margin",
-            "freeze_first",
-        },
-    )
+    data = c.mapping(value, "drift", set(DriftConfig.__dataclass_fields__))
     w = "drift."
     return DriftConfig(
         alpha=c.get(data, "alpha", w, probability, d.alpha),
@@ -357,19 +344,8 @@ def _drift(c: Checker, value: Any) -> DriftConfig:
 
 def _tail(c: Checker, value: Any, positions_file: str | None) -> TailConfig:
     d = TailConfig()
-    data = c.mapping(
-        value,
-        "tail",
-        {
-            "poll_interval",
-            "rotate_wait",
-            "max_line_bytes",
-            "read_chunk_bytes",
-            "positions_flush_interval",
-            "positions_ttl",
-            "watch",
-        },
-    )
+    # positions_file is a top-level key (DESIGN.md), everything else of TailConfig lives here
+    data = c.mapping(value, "tail", set(TailConfig.__dataclass_fields__) - {"positions_file"})
     w = "tail."
     return TailConfig(
         poll_interval=c.get(data, "poll_interval", w, duration, d.poll_interval),

@@ -214,30 +214,22 @@ def _window_set(prometheus: Prometheus, window: str, records: int) -> list[dict[
     return result
 
 
-def _assert_under(
-    result: list[dict[str, Any]], fields: tuple[str, ...], statistics: tuple[str, ...]
+def _assert_drift(
+    result: list[dict[str, Any]],
+    fields: tuple[str, ...],
+    statistics: tuple[str, ...],
+    drifted: bool,
 ) -> None:
+    """Each statistic of each field is over its threshold (and detected) or under it (and not)."""
     for statistic in statistics:
         values = _by_field(result, f"model_window_drift_{statistic}")
         thresholds = _by_field(result, f"model_window_drift_{statistic}_threshold")
         detected = _by_field(result, "model_window_drift_detected")
         for field in fields:
             key = (field, "")
-            assert values[key] <= thresholds[key], (field, statistic, values[key], thresholds[key])
-            assert detected[(field, statistic)] == 0.0, (field, statistic)
-
-
-def _assert_over(
-    result: list[dict[str, Any]], fields: tuple[str, ...], statistics: tuple[str, ...]
-) -> None:
-    for statistic in statistics:
-        values = _by_field(result, f"model_window_drift_{statistic}")
-        thresholds = _by_field(result, f"model_window_drift_{statistic}_threshold")
-        detected = _by_field(result, "model_window_drift_detected")
-        for field in fields:
-            key = (field, "")
-            assert values[key] > thresholds[key], (field, statistic, values[key], thresholds[key])
-            assert detected[(field, statistic)] == 1.0, (field, statistic)
+            over = values[key] > thresholds[key]
+            assert over == drifted, (field, statistic, values[key], thresholds[key])
+            assert detected[(field, statistic)] == (1.0 if drifted else 0.0), (field, statistic)
 
 
 @pytest.fixture(scope="module")
@@ -296,8 +288,8 @@ def test_production_drift_is_measured_against_the_development_profile(
     every = prometheus.query("model_window_drift_detected")  # all windows exported right now
     assert every
     assert {float(s["value"][1]) for s in every} == {0.0}, every
-    _assert_under(result, SHIFTED + UNSHIFTED_NUMERIC, ("psi", "ks"))
-    _assert_under(result, UNSHIFTED_CATEGORICAL, ("js",))
+    _assert_drift(result, SHIFTED + UNSHIFTED_NUMERIC, ("psi", "ks"), drifted=False)
+    _assert_drift(result, UNSHIFTED_CATEGORICAL, ("js",), drifted=False)
     checked = promtool("check", "metrics", input=sidecar.metrics_text())
     assert checked.returncode == 0, checked.stdout + checked.stderr
     calm_seen = time.monotonic() - started
@@ -315,9 +307,9 @@ def test_production_drift_is_measured_against_the_development_profile(
     result = wait_until(
         lambda: _window_set(prometheus, SHORT, shifted), timeout=10, message="shifted verdicts"
     )
-    _assert_over(result, SHIFTED, ("psi", "ks"))
-    _assert_under(result, UNSHIFTED_NUMERIC, ("psi", "ks"))
-    _assert_under(result, UNSHIFTED_CATEGORICAL, ("js",))
+    _assert_drift(result, SHIFTED, ("psi", "ks"), drifted=True)
+    _assert_drift(result, UNSHIFTED_NUMERIC, ("psi", "ks"), drifted=False)
+    _assert_drift(result, UNSHIFTED_CATEGORICAL, ("js",), drifted=False)
     gap = _by_field_plain(result, "model_window_error_ratio_gap")
     assert float(scenario.shifted.wrong.mean()) > float(scenario.calm.wrong.mean())
     assert gap == pytest.approx(float(scenario.shifted.wrong.mean()) / dev_error, rel=1e-9)
