@@ -19,11 +19,11 @@ from pathlib import Path
 from exporter.clock import ManualClock
 from exporter.config import load_config
 from exporter.config_types import SourceConfig
+from exporter.decode import Decoder
+from exporter.offline.simulate import Scenario, write_log
 from exporter.pipeline import Pipeline
-from exporter.records import Decoder
-from exporter.simulate import Scenario, write_log
-from exporter.source import Tailer
 from exporter.state import State
+from exporter.tail.tailer import Tailer
 
 ROOT = Path(__file__).resolve().parent.parent
 

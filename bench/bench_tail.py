@@ -19,7 +19,7 @@ from pathlib import Path
 
 from exporter.clock import SystemClock
 from exporter.config_types import SourceConfig, TailConfig
-from exporter.source import Tailer
+from exporter.tail.tailer import Tailer
 
 
 def make_log(path: Path, lines: int, line_bytes: int) -> int:

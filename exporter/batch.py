@@ -1,7 +1,7 @@
 """The value types every pipeline stage shares: a decoded ``Batch``, its column ``Layout``, and
 the capped category ``Vocabulary``.
 
-Kept apart from ``records`` (which builds batches from log bytes) so the stages that only read
+Kept apart from ``decode`` (which builds batches from log bytes) so the stages that only read
 batches — windows, state, join, the collector, compare — depend on these small types and not on
 the decoder, msgspec and its parsing rules. Imports nothing from the package but config types.
 """

@@ -1,6 +1,9 @@
 """``model-exporter``: argv, logging, signals and exit codes. Nothing imports this module.
 
 Exit codes: 0 clean stop, 1 runtime failure (e.g. the port is taken), 2 bad config or usage.
+
+Each sub-command imports what it runs when it runs, so ``run`` never loads the offline side
+(the simulator, replay, baseline building) and ``replay`` never binds a port.
 """
 
 from __future__ import annotations
@@ -16,18 +19,8 @@ from pathlib import Path
 from types import FrameType
 
 from exporter import __version__
-from exporter.backtest import Thresholds, parse_for
-from exporter.checks import parse_duration
-from exporter.clock import SystemClock
 from exporter.config import load_config
-from exporter.demo import run_demo
 from exporter.errors import ConfigError
-from exporter.offline import Progress, read_chunks
-from exporter.reference import ProfileBuilder
-from exporter.reload import ReferenceFile
-from exporter.replay import ReplayError, replay, with_alert_windows
-from exporter.report import render_text, to_json
-from exporter.sidecar import build, run_until
 
 log = logging.getLogger("model-exporter")
 
@@ -93,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from exporter.offline.backtest import Thresholds  # noqa: PLC0415  (small, pure: for defaults)
+
     defaults = Thresholds()
     replay = sub.add_parser(
         "replay",
@@ -143,6 +138,8 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from exporter.sidecar import build, run_until  # noqa: PLC0415
+
     config = load_config(args.config)
     stop = _stop_on_signals()
     try:
@@ -155,6 +152,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from exporter.reload import ReferenceFile  # noqa: PLC0415
+
     config = load_config(args.config)
     if config.reference is not None:
         ReferenceFile(config.reference, config.sketch_relative_accuracy).load_now()
@@ -168,6 +167,10 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _baseline(args: argparse.Namespace) -> int:
+    from exporter.clock import SystemClock  # noqa: PLC0415
+    from exporter.offline.baseline import ProfileBuilder  # noqa: PLC0415
+    from exporter.offline.read import Progress, read_chunks  # noqa: PLC0415
+
     config = load_config(args.config)
     builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
     try:
@@ -198,6 +201,13 @@ def _baseline(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from exporter.offline.backtest import Thresholds, parse_for  # noqa: PLC0415
+    from exporter.offline.read import Progress, read_chunks  # noqa: PLC0415
+    from exporter.offline.replay import ReplayError, replay, with_alert_windows  # noqa: PLC0415
+    from exporter.offline.report import render_text, to_json  # noqa: PLC0415
+    from exporter.reload import ReferenceFile  # noqa: PLC0415
+    from exporter.validate import parse_duration  # noqa: PLC0415
+
     config = load_config(args.config)
     path = args.reference or config.reference
     reference = ReferenceFile(path, config.sketch_relative_accuracy).load_now() if path else None
@@ -256,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "replay":
             return _replay(args)
         if args.command == "demo":
+            from exporter.offline.demo import run_demo  # noqa: PLC0415
+
             return run_demo(args, _stop_on_signals())
     except ConfigError as exc:
         print(

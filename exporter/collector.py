@@ -31,9 +31,9 @@ from exporter.anomaly import (
     Kind,
 )
 from exporter.batch import Layout
-from exporter.checks import number_label
 from exporter.health import Health
 from exporter.state import GroupSnapshot, Snapshot, WindowView
+from exporter.validate import number_label
 
 MODEL_LABELS = ["model", "version"]
 

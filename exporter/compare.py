@@ -11,13 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from exporter import drift
 from exporter.anomaly import Kind
 from exporter.batch import OTHER, Batch, Layout, Vocabulary
 from exporter.config_types import DriftConfig
-from exporter.reference import Reference, binned_counts
-from exporter.sketch import SketchLayout, cdf
-from exporter.window import Summary
+from exporter.reference import Reference
+from exporter.stats import drift
+from exporter.stats.sketch import SketchLayout, binned_counts, cdf
+from exporter.stats.window import Summary
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Validate a config once, on plain data, reporting every problem with the key it is about.
 
 The result is a tree of frozen dataclasses (``config_types``); no stage ever sees raw YAML.
-The checks for single values (durations, numbers, dotted paths) are in ``checks``.
+The checks for single values (durations, numbers, dotted paths) are in ``validate``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,17 @@ from typing import Any
 
 import yaml
 
-from exporter.checks import (
+from exporter.config_types import (
+    Config,
+    DriftConfig,
+    FieldsConfig,
+    FieldSpec,
+    SourceConfig,
+    TailConfig,
+    WindowSpec,
+)
+from exporter.errors import ConfigError
+from exporter.validate import (
     Checker,
     accuracy,
     at_least_two,
@@ -30,16 +40,6 @@ from exporter.checks import (
     probability,
     string,
 )
-from exporter.config_types import (
-    Config,
-    DriftConfig,
-    FieldsConfig,
-    FieldSpec,
-    SourceConfig,
-    TailConfig,
-    WindowSpec,
-)
-from exporter.errors import ConfigError
 
 _LATENCY_UNITS = {"ms": 0.001, "s": 1.0, "us": 1e-6}
 _TIMESTAMP_UNITS = {"s": 1.0, "ms": 0.001, "us": 1e-6, "ns": 1e-9}

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from exporter.clock import Clock
 from exporter.compare import ReferenceChecks
 from exporter.config_types import DriftConfig, TailConfig
+from exporter.decode import Decoder
 from exporter.health import Health
 from exporter.join import LabelJoin
-from exporter.records import Decoder
 from exporter.reference import Reference
 from exporter.reload import ReferenceFile
-from exporter.source import Chunk, Tailer
 from exporter.state import State
-from exporter.watch import Waker
+from exporter.tail.tailer import Chunk, Tailer
+from exporter.tail.watch import Waker
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,9 @@
-"""The development reference profile: what "normal" looked like when the model was built.
+"""The development reference profile as data: what "normal" looked like when the model was built.
 
-Built from a ``Summary`` of a development log (``model-exporter baseline``) or of the first N
-production records, saved as compact versioned JSON, and compared with live windows.
-
-Why everything goes through the sketch: the live side only has sketches (exact values are
-never kept), so the reference's bins and CDF are computed from a sketch of the development data
-with the same functions. Both sides then make the same bucket-resolution approximation, which
-cancels when the distributions are equal — the case a drift test must not alarm on.
+Saved as compact versioned JSON (built by ``profile.build`` from a development log through
+``model-exporter baseline``, or from the first N production records), loaded and validated here,
+and compared with live windows by ``compare``. This module holds no statistics and no decoder:
+the store, the comparison and the collector depend on it, so it stays a leaf.
 """
 
 from __future__ import annotations
@@ -14,27 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from exporter.batch import OTHER, Layout
-from exporter.checks import number_label
-from exporter.config_types import FieldsConfig, FieldSpec
 from exporter.errors import ConfigError
-from exporter.records import Decoder
-from exporter.sketch import SketchLayout, cdf, quantiles
-from exporter.window import Shape, Summary, summarize
 
 FORMAT = "model-exporter/reference"
 FORMAT_VERSION = 1
-BIN_PROBS = tuple(i / 10 for i in range(1, 10))  # deciles: 10 equal-frequency bins
-CDF_PROBS = tuple(i / 100 for i in range(1, 100))  # percentiles for the KS statistic
-
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -86,122 +70,6 @@ class Reference:
         body = {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
         body["hash"] = self.content_hash()
         return json.dumps(body, indent=1, allow_nan=False) + "\n"
-
-
-# -- building -----------------------------------------------------------------------------------
-
-
-def binned_counts(
-    sketch: SketchLayout, counts: npt.NDArray[np.integer], edges: list[float]
-) -> FloatArray:
-    """Counts per bin (underflow, …, overflow) from sketch bucket counts.
-
-    A bin starts at the bucket holding its edge value, so bins are unions of whole buckets:
-    the same for the reference and for every live window.
-    """
-    starts = sketch.index(np.asarray(edges, dtype=np.float64))
-    cumulative = np.concatenate([[0], np.cumsum(counts)])
-    bounds = np.concatenate([[0], starts, [len(counts)]])
-    result: FloatArray = np.diff(cumulative[bounds]).astype(np.float64)
-    return result
-
-
-def _numeric(
-    sketch: SketchLayout, summary: Summary, f: int, qs: tuple[float, ...]
-) -> NumericReference | None:
-    n = int(summary.count[f])
-    if n == 0 or summary.sketch is None:
-        return None
-    counts = summary.sketch[f]
-    mean = summary.mean(f)
-    values = sketch.bucket_values()
-    inner = quantiles(sketch, counts, BIN_PROBS)
-    top = int(sketch.index(np.asarray([summary.high[f]]))[0])
-    above_max = float(values[min(top + 1, len(values) - 1)])
-    edges = sorted({float(summary.low[f]), *map(float, inner)})
-    # Distinct buckets only (ties collapse bins); then one edge past the max, so a live value
-    # beyond anything seen in development lands in the overflow bin.
-    by_bucket: dict[int, float] = {}
-    for edge in [*edges, above_max]:
-        by_bucket.setdefault(int(sketch.index(np.asarray([edge]))[0]), edge)
-    edges = [by_bucket[k] for k in sorted(by_bucket)]
-    shares = binned_counts(sketch, counts, edges) / n
-    points = sorted({float(v) for v in quantiles(sketch, counts, CDF_PROBS)})
-    return NumericReference(
-        count=n,
-        missing=int(summary.records - n),
-        mean=mean,
-        stddev=summary.stddev(f),
-        min=float(summary.low[f]),
-        max=float(summary.high[f]),
-        quantiles={
-            number_label(q): float(v)
-            for q, v in zip(qs, quantiles(sketch, counts, qs), strict=True)
-        },
-        bin_edges=edges,
-        bin_shares=[float(s) for s in shares],
-        cdf_points=points,
-        cdf_values=[float(v) for v in cdf(sketch, counts, np.asarray(points))],
-    )
-
-
-def _categorical(
-    counts: npt.NDArray[np.integer], names: list[tuple[int, str]], top: int, records: int
-) -> CategoricalReference | None:
-    n = int(counts.sum())
-    if n == 0:
-        return None
-    named = sorted(
-        ((int(counts[code]), value) for code, value in names if value != OTHER), reverse=True
-    )
-    kept = [(c, v) for c, v in named[:top] if c > 0]
-    other = n - sum(c for c, _ in kept)
-    shares = {v: c / n for c, v in kept}
-    if other:
-        shares[OTHER] = other / n
-    return CategoricalReference(count=n, missing=records - n, shares=shares)
-
-
-def build(
-    summary: Summary,
-    layout: Layout,
-    categories: list[list[tuple[int, str]]],
-    sketch: SketchLayout,
-    qs: tuple[float, ...],
-    created: str,
-    source: dict[str, Any] | None = None,
-    regression: bool = False,
-) -> Reference:
-    """A profile from the summary of every development record (one pass, bounded memory)."""
-    numeric = {}
-    for f, spec in enumerate(layout.numeric):
-        ref = _numeric(sketch, summary, f, qs)
-        if ref is not None:
-            numeric[spec.name] = ref
-    categorical = {}
-    for c, spec in enumerate(layout.categorical):
-        cat = _categorical(
-            summary.categories[c], categories[c], spec.max_categories, summary.records
-        )
-        if cat is not None:
-            categorical[spec.name] = cat
-    reference = Reference(
-        created=created,
-        records=summary.records,
-        numeric=numeric,
-        categorical=categorical,
-        labelled=summary.labelled,
-        error_ratio=summary.wrong / summary.labelled
-        if summary.labelled and not regression
-        else None,
-        mae=summary.abs_error / summary.labelled if summary.labelled and regression else None,
-        rmse=math.sqrt(summary.sq_error / summary.labelled)
-        if summary.labelled and regression
-        else None,
-        sketch_relative_accuracy=sketch.relative_accuracy,
-        source=source or {},
-    )
-    return Reference(**{**reference.__dict__, "hash": reference.content_hash()})
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -352,64 +220,3 @@ def load(path: str | Path) -> Reference:
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text ({exc.reason})"]) from exc
     return parse(text, str(path))
-
-
-class ProfileBuilder:
-    """Streams a development log into one Summary, then builds the profile from it.
-
-    Categories are scanned with a wide vocabulary so the profile keeps the *most frequent*
-    values, not the first ones seen; the configured cap then picks the top of them.
-    """
-
-    SCAN_CATEGORIES = 10_000
-
-    def __init__(
-        self, fields: FieldsConfig, qs: tuple[float, ...], relative_accuracy: float
-    ) -> None:
-        wide = replace(
-            fields,
-            predicted_class=_widen(fields.predicted_class),
-            features=tuple(_widen(f) for f in fields.features),
-        )
-        self._decoder = Decoder(wide)
-        self._caps = [spec.max_categories for spec in fields.categorical]
-        self._shape = Shape(
-            numeric=len(self._decoder.layout.numeric),
-            categorical=len(self._decoder.layout.categorical),
-            categories=self.SCAN_CATEGORIES + 1,
-            anomaly_fields=len(self._decoder.layout.anomaly_fields) + 1,
-            sketch=SketchLayout(relative_accuracy=relative_accuracy),
-        )
-        self._summary = Summary.empty(self._shape)
-        self._qs = qs
-        self._layout = Layout.from_fields(fields)
-        self._regression = fields.regression
-        self.parse_errors = 0
-
-    def add(self, data: bytes) -> None:
-        batch = self._decoder.decode(data)
-        self._summary.add(summarize(batch, None, self._shape))
-        self.parse_errors += sum(batch.parse_errors.values())
-
-    @property
-    def records(self) -> int:
-        return self._summary.records
-
-    def build(self, created: str, source: dict[str, Any] | None = None) -> Reference:
-        names = [[*enumerate(v.values), (v.cap, OTHER)] for v in self._decoder.vocabularies]
-        return build(
-            self._summary,
-            self._layout,
-            names,
-            self._shape.sketch,
-            self._qs,
-            created,
-            source,
-            regression=self._regression,
-        )
-
-
-def _widen(spec: FieldSpec | None) -> Any:
-    if spec is None or spec.kind != "categorical":
-        return spec
-    return replace(spec, max_categories=ProfileBuilder.SCAN_CATEGORIES)

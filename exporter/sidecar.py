@@ -11,19 +11,19 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from exporter.checks import parse_listen_address
 from exporter.clock import Clock, SystemClock
 from exporter.collector import registry
 from exporter.config_types import Config
+from exporter.decode import Decoder
 from exporter.errors import ConfigError
 from exporter.join import LabelJoin
 from exporter.pipeline import Pipeline
-from exporter.records import Decoder
 from exporter.reload import ReferenceFile
 from exporter.server import MetricsServer
-from exporter.source import Tailer
 from exporter.state import State
-from exporter.watch import Stopper, Waker, start_watch
+from exporter.tail.tailer import Tailer
+from exporter.tail.watch import Stopper, Waker, start_watch
+from exporter.validate import parse_listen_address
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,10 @@ from exporter.batch import OTHER, Batch, Layout
 from exporter.compare import FieldDrift, Gaps, compare, gaps
 from exporter.config_types import Config, WindowSpec
 from exporter.join import GroupKey, Joined
-from exporter.reference import Reference, build
-from exporter.sketch import SketchLayout, quantiles
-from exporter.window import Ring, Shape, Summary, summarize
+from exporter.profile import build
+from exporter.reference import Reference
+from exporter.stats.sketch import SketchLayout, quantiles
+from exporter.stats.window import Ring, Shape, Summary, summarize
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: system deps, .venv, then lint, format, types and the test suite.
+# The project's test command: system deps, .venv, then lint, format, types, the import layering
+# contract and the test suite.
 # Extra arguments go to pytest (e.g. `scripts/test.sh -x -q -m "not e2e"`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,6 +27,7 @@ run() {
 run "ruff check" .venv/bin/ruff check .
 run "ruff format" .venv/bin/ruff format --check .
 run "mypy" .venv/bin/mypy
+run "import layers" .venv/bin/lint-imports --no-cache
 run "pytest" .venv/bin/python -m pytest "$@"
 
 if [ ${#failed[@]} -gt 0 ]; then

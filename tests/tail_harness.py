@@ -15,9 +15,9 @@ from typing import Any
 
 from exporter.clock import ManualClock
 from exporter.config_types import SourceConfig, StartAt, TailConfig
-from exporter.fileident import FileOps
-from exporter.source import Chunk, SourceStats, Tailer
-from exporter.watch import Waker, start_watch
+from exporter.tail.fileident import FileOps
+from exporter.tail.tailer import Chunk, SourceStats, Tailer
+from exporter.tail.watch import Waker, start_watch
 
 
 def record(i: int, pad: int = 0) -> bytes:

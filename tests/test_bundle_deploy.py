@@ -16,8 +16,8 @@ import pytest
 import yaml
 from test_bundle_rules import alerts
 
-from exporter.checks import parse_listen_address
 from exporter.config import load_config
+from exporter.validate import parse_listen_address
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"

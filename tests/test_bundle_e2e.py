@@ -35,7 +35,7 @@ from test_bundle_promql import (
     variable_query_expr,
 )
 
-from exporter.simulate import LineTruth, Scenario, generate_with_truth
+from exporter.offline.simulate import LineTruth, Scenario, generate_with_truth
 from tests.configs import example_config, write_config
 from tests.harness import (
     Alertmanager,

@@ -14,16 +14,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from exporter import drift
 from exporter.anomaly import Kind
 from exporter.batch import OTHER, Batch, Layout
 from exporter.compare import ReferenceChecks, align, compare, gaps
 from exporter.config import parse_config
 from exporter.config_types import DriftConfig
-from exporter.records import Decoder
-from exporter.reference import Reference, build
-from exporter.sketch import SketchLayout
-from exporter.window import Shape, Summary, summarize
+from exporter.decode import Decoder
+from exporter.profile import build
+from exporter.reference import Reference
+from exporter.stats import drift
+from exporter.stats.sketch import SketchLayout
+from exporter.stats.window import Shape, Summary, summarize
 
 CLASSES = ["yes", "no"]
 COLOURS = ["red", "green", "blue", "black", "white"]

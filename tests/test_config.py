@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from exporter.checks import parse_duration, parse_listen_address
 from exporter.config import DEFAULT_HISTOGRAMS, load_config, parse_config
 from exporter.config_types import Config, DriftConfig, TailConfig, WindowSpec
+from exporter.decode import Decoder
 from exporter.errors import ConfigError
-from exporter.records import Decoder
+from exporter.validate import parse_duration, parse_listen_address
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL: dict[str, Any] = {"sources": ["/var/log/p.jsonl"], "fields": {"prediction": "score"}}

@@ -16,8 +16,8 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from exporter import drift
-from exporter.stats import chi2_cdf, chi2_isf, chi2_ppf, chi2_sf
+from exporter.stats import drift
+from exporter.stats.chi2 import chi2_cdf, chi2_isf, chi2_ppf, chi2_sf
 
 FloatArray = np.ndarray
 DECILE_PROBS = np.arange(1, 10) / 10  # interior deciles: 9 edges, 10 bins

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporter.simulate import Malformed, Scenario, generate_with_truth
+from exporter.offline.simulate import Malformed, Scenario, generate_with_truth
 from tests.configs import example_config, write_config
 from tests.harness import Prometheus, ScrapeTarget, SidecarProcess, promtool, wait_until
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from exporter.config import parse_config
+from exporter.decode import Decoder
 from exporter.join import LabelJoin
-from exporter.records import Decoder
 
 CONFIG = {
     "sources": ["/unused"],

@@ -12,11 +12,11 @@ from exporter.batch import Batch
 from exporter.clock import ManualClock
 from exporter.config import parse_config
 from exporter.config_types import Config, SourceConfig
+from exporter.decode import Decoder
 from exporter.pipeline import Pipeline
-from exporter.records import Decoder
 from exporter.reload import ReferenceFile
-from exporter.source import Tailer
 from exporter.state import State
+from exporter.tail.tailer import Tailer
 
 
 def _config(tmp_path: Path, **extra: Any) -> Config:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter import positions as positions_mod
-from exporter.positions import FORMAT_VERSION, Position, Positions
+from exporter.tail import positions as positions_mod
+from exporter.tail.positions import FORMAT_VERSION, Position, Positions
 
 
 def entry(ino: int, *, offset: int = 10, seen: float = 100.0, source: str = "s") -> Position:

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from exporter.anomaly import Kind
 from exporter.batch import OTHER, Batch
 from exporter.config import parse_config
+from exporter.decode import PIECE_BYTES, Decoder
 from exporter.errors import ConfigError
-from exporter.records import PIECE_BYTES, Decoder
-from exporter.sketch import SketchLayout
-from exporter.window import Shape, summarize
+from exporter.stats.sketch import SketchLayout
+from exporter.stats.window import Shape, summarize
 
 NOW = 1_717_000_000.0
 LATE_AFTER, FUTURE_AFTER = 300.0, 60.0

@@ -16,20 +16,20 @@ import pytest
 from exporter.batch import OTHER
 from exporter.config import parse_config
 from exporter.config_types import Config
+from exporter.decode import Decoder
 from exporter.errors import ConfigError
-from exporter.records import Decoder
+from exporter.offline.baseline import ProfileBuilder
+from exporter.profile import BIN_PROBS
 from exporter.reference import (
-    BIN_PROBS,
     FORMAT,
     FORMAT_VERSION,
-    ProfileBuilder,
     Reference,
     check_compatible,
     load,
     parse,
 )
-from exporter.sketch import SketchLayout
 from exporter.state import State
+from exporter.stats.sketch import SketchLayout
 
 QUANTILES = [0.1, 0.5, 0.9, 0.99]
 CATEGORIES = ["rare1", "rare2", "a", "b", "c", "d", "e"]

@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collector import registry
 from exporter.config import parse_config
-from exporter.records import Decoder
-from exporter.reference import ProfileBuilder
+from exporter.decode import Decoder
+from exporter.offline.baseline import ProfileBuilder
 from exporter.state import State
 
 T0 = 1_800_000_000.0

@@ -23,16 +23,17 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.backtest import RULES, AlertTracker, DriftStat, Row, Thresholds, conditions
-from exporter.checks import parse_duration
 from exporter.cli import main
 from exporter.config import load_config
 from exporter.config_types import Config
-from exporter.offline import read_chunks
-from exporter.reference import ProfileBuilder, Reference
-from exporter.replay import Replayer, replay
-from exporter.report import Report, iso
-from exporter.simulate import LineTruth, Scenario, generate, generate_with_truth
+from exporter.offline.backtest import RULES, AlertTracker, DriftStat, Row, Thresholds, conditions
+from exporter.offline.baseline import ProfileBuilder
+from exporter.offline.read import read_chunks
+from exporter.offline.replay import Replayer, replay
+from exporter.offline.report import Report, iso
+from exporter.offline.simulate import LineTruth, Scenario, generate, generate_with_truth
+from exporter.reference import Reference
+from exporter.validate import parse_duration
 from tests.configs import ROOT, example_config, write_config
 
 START = 1_764_000_000.0  # a multiple of 3600: steps and buckets line up with the log's start

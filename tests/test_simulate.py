@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from exporter.clock import ManualClock
-from exporter.simulate import (
+from exporter.offline.simulate import (
     BLOCK,
     DRIFT_COUNTRY,
     FEATURES,

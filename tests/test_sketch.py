@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from exporter.sketch import SketchLayout, cdf, quantiles
+from exporter.stats.sketch import SketchLayout, cdf, quantiles
 
 FloatArray = npt.NDArray[np.float64]
 QS = (0.0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from exporter.simulate import Scenario, generate
+from exporter.offline.simulate import Scenario, generate
 from tests.configs import example_config, write_config
 from tests.harness import SidecarProcess, wait_until
 

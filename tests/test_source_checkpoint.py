@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tail_harness import Harness, records
 
-from exporter import positions as positions_mod
+from exporter.tail import positions as positions_mod
 
 
 def test_an_idle_tailer_does_not_rewrite_its_checkpoint(

@@ -39,7 +39,7 @@ def test_stat_error_on_the_directory_is_counted(
     for _ in range(3):
         h.tick()
     assert h.stats().read_errors == 4  # the start-up tick and three more
-    assert len([r for r in caplog.records if r.name == "exporter.source"]) == 1
+    assert len([r for r in caplog.records if r.name == "exporter.tail.tailer"]) == 1
     h.close()
 
 

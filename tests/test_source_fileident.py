@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.fileident import (
+from exporter.tail.fileident import (
     HEAD_BYTES,
     FileOps,
     Head,

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.linebuf import BOM, LineAssembler
+from exporter.tail.linebuf import BOM, LineAssembler
 
 
 def oracle(stream: bytes, max_line: int) -> tuple[list[bytes], int, int]:

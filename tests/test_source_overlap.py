@@ -10,7 +10,7 @@ from tail_harness import count_lines, records
 
 from exporter.clock import ManualClock
 from exporter.config_types import SourceConfig, TailConfig
-from exporter.source import Tailer
+from exporter.tail.tailer import Tailer
 
 
 def _tailer(paths: list[str], pos: Path, clock: ManualClock) -> Tailer:
@@ -30,7 +30,7 @@ def _poll(t: Tailer, times: int = 1) -> int:
 def test_a_file_matched_by_two_sources_is_read_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="exporter.source")
+    caplog.set_level(logging.INFO, logger="exporter.tail.tailer")
     logs = tmp_path / "d"
     logs.mkdir()
     a = logs / "a.jsonl"

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from tail_harness import SilentObserver
 
-from exporter.watch import Waker, start_watch, watch_dirs
+from exporter.tail.watch import Waker, start_watch, watch_dirs
 
 
 def test_waker_rings_once_and_clears() -> None:

@@ -15,7 +15,7 @@ from exporter.anomaly import Kind
 from exporter.batch import OTHER
 from exporter.config import parse_config
 from exporter.config_types import Config
-from exporter.records import Decoder
+from exporter.decode import Decoder
 from exporter.state import OVERFLOW_GROUP, GroupSnapshot, Snapshot, State, WindowView
 
 T0 = 1_717_000_000.0

@@ -23,7 +23,7 @@ from tail_harness import count_lines
 
 from exporter.clock import ManualClock
 from exporter.config_types import SourceConfig, TailConfig
-from exporter.source import Tailer
+from exporter.tail.tailer import Tailer
 
 
 class TailModel(RuleBasedStateMachine):

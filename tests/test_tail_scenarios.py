@@ -29,8 +29,8 @@ from tail_harness import (
     records,
 )
 
-from exporter import positions as positions_mod
-from exporter.watch import start_watch
+from exporter.tail import positions as positions_mod
+from exporter.tail.watch import start_watch
 
 Make = Callable[..., Harness]
 
@@ -79,7 +79,7 @@ def test_t2_start_at_end_waits_for_a_partial_last_line(make: Make, tmp_path: Pat
 def test_t3_file_absent_at_start_is_read_from_zero(
     make: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="exporter.source")
+    caplog.set_level(logging.INFO, logger="exporter.tail.tailer")
     h = make(create=False)
     for _ in range(3):
         h.tick()
@@ -497,7 +497,7 @@ def test_t29_unreadable_file_with_real_permissions(
     h.write(record(0))
     h.tick()
     assert h.records == 1
-    warned = [r for r in caplog.records if r.name == "exporter.source" and r.levelno >= 30]
+    warned = [r for r in caplog.records if r.name == "exporter.tail.tailer" and r.levelno >= 30]
     assert len(warned) == 1
 
 
@@ -571,7 +571,7 @@ def test_t29_open_refused_then_allowed(make: Make, caplog: pytest.LogCaptureFixt
         h.advance(1.0)
     assert h.stats().read_errors >= 1
     assert h.stats().files_present == 0
-    warned = [r for r in caplog.records if r.name == "exporter.source"]
+    warned = [r for r in caplog.records if r.name == "exporter.tail.tailer"]
     assert len(warned) == 1, "one warning per minute per file and error, not one per poll"
     del ops.fail["open"]
     h.write(record(0))

@@ -15,8 +15,8 @@ from exporter.anomaly import N_KINDS, Kind
 from exporter.batch import Batch
 from exporter.clock import ManualClock
 from exporter.config_types import WindowSpec
-from exporter.sketch import SketchLayout
-from exporter.window import Ring, Shape, Summary, summarize
+from exporter.stats.sketch import SketchLayout
+from exporter.stats.window import Ring, Shape, Summary, summarize
 
 FloatArray = npt.NDArray[np.float64]
 

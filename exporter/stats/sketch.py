@@ -106,3 +106,18 @@ def cdf(layout: SketchLayout, counts: npt.NDArray[np.integer], points: FloatArra
         return np.full(len(points), np.nan)
     cumulative = np.cumsum(counts)
     return cumulative[layout.index(np.asarray(points, dtype=np.float64))] / total
+
+
+def binned_counts(
+    layout: SketchLayout, counts: npt.NDArray[np.integer], edges: list[float]
+) -> FloatArray:
+    """Counts per bin (underflow, …, overflow) from sketch bucket counts.
+
+    A bin starts at the bucket holding its edge value, so bins are unions of whole buckets:
+    the same for the reference and for every live window.
+    """
+    starts = layout.index(np.asarray(edges, dtype=np.float64))
+    cumulative = np.concatenate([[0], np.cumsum(counts)])
+    bounds = np.concatenate([[0], starts, [len(counts)]])
+    result: FloatArray = np.diff(cumulative[bounds]).astype(np.float64)
+    return result

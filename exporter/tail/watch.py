@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from exporter.fileident import is_glob
+from exporter.tail.fileident import is_glob
 
 log = logging.getLogger(__name__)
 

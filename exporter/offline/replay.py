@@ -13,7 +13,7 @@ read (as a scrape would) and the bundled alert rules are evaluated on them, thei
 durations counted in log time.
 
 No I/O and no wall clock: bytes in, a ``Report`` out; the CLI reads the file and prints. The
-rules themselves are in ``exporter.backtest``, the report and its renderings in ``exporter.report``.
+rules themselves are in ``offline.backtest``, the report and its renderings in ``offline.report``.
 """
 
 from __future__ import annotations
@@ -28,17 +28,24 @@ import numpy as np
 import numpy.typing as npt
 
 from exporter.anomaly import KIND_NAMES, Kind
-from exporter.backtest import AlertTracker, DriftStat, Row, Thresholds, conditions, parse_for
 from exporter.batch import Batch
 from exporter.compare import ReferenceChecks
 from exporter.config_types import Config, WindowSpec
+from exporter.decode import Decoder
 from exporter.errors import ConfigError
 from exporter.join import LabelJoin
-from exporter.records import Decoder
+from exporter.offline.backtest import (
+    AlertTracker,
+    DriftStat,
+    Row,
+    Thresholds,
+    conditions,
+    parse_for,
+)
+from exporter.offline.report import Report
 from exporter.reference import Reference
-from exporter.report import Report
-from exporter.sketch import SketchLayout, quantiles
 from exporter.state import Snapshot, State, WindowView
+from exporter.stats.sketch import SketchLayout, quantiles
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 from exporter.clock import Clock
-from exporter.fileident import Head
-from exporter.linebuf import LineAssembler
-from exporter.positions import Key
+from exporter.tail.fileident import Head
+from exporter.tail.linebuf import LineAssembler
+from exporter.tail.positions import Key
 
-log = logging.getLogger("exporter.source")  # one logger for everything the tailer says
+log = logging.getLogger("exporter.tail.tailer")  # one logger for everything the tailer says
 
 
 class Counters:

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from exporter.backtest import Episode, Row, Thresholds
+from exporter.offline.backtest import Episode, Row, Thresholds
 
 
 @dataclass(frozen=True)

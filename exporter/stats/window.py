@@ -18,7 +18,7 @@ import numpy.typing as npt
 from exporter.anomaly import N_KINDS, Kind
 from exporter.batch import Batch
 from exporter.config_types import WindowSpec
-from exporter.sketch import SketchLayout
+from exporter.stats.sketch import SketchLayout
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

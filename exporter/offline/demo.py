@@ -18,14 +18,14 @@ from pathlib import Path
 
 import yaml
 
-from exporter.checks import parse_listen_address
 from exporter.clock import SystemClock
 from exporter.config import parse_config
 from exporter.config_types import Config, SourceConfig
-from exporter.reference import ProfileBuilder
+from exporter.offline.baseline import ProfileBuilder
+from exporter.offline.simulate import Scenario, Writer, generate
 from exporter.sidecar import Sidecar, build
-from exporter.simulate import Scenario, Writer, generate
 from exporter.state import Snapshot
+from exporter.validate import parse_listen_address
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from exporter.stats import chi2_isf
+from exporter.stats.chi2 import chi2_isf
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from exporter.checks import parse_duration
 from exporter.errors import ConfigError
+from exporter.validate import parse_duration
 
 PREDICTION_FIELDS = ("prediction", "predicted_class")
 

@@ -2,7 +2,7 @@
 
 One ``poll_once`` stats every matched file once and reads what is new. Nothing here sleeps or
 starts a thread: the caller decides when to poll (a timer, or a watchdog wake-up from
-``exporter.watch``), so tests drive it by hand with a ManualClock.
+``exporter.tail.watch``), so tests drive it by hand with a ManualClock.
 
 Rotation, in the order a poll handles it:
 1. A tracked file that is no longer at a matched path was renamed away or deleted. It is
@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from exporter.clock import Clock
 from exporter.config_types import SourceConfig, TailConfig
-from exporter.fileident import (
+from exporter.tail.fileident import (
     FileOps,
     Head,
     check_head,
@@ -39,9 +39,9 @@ from exporter.fileident import (
     read_head,
     read_marker,
 )
-from exporter.linebuf import LineAssembler
-from exporter.positions import Key, Position, Positions
-from exporter.tailfile import Counters, LogLimiter, Tracked
+from exporter.tail.linebuf import LineAssembler
+from exporter.tail.positions import Key, Position, Positions
+from exporter.tail.tracked import Counters, LogLimiter, Tracked
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

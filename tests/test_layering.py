@@ -1,0 +1,40 @@
+"""What each entry point loads: the sidecar never pulls in the offline side, and the store and
+the renderer never pull in the decoder (the import-linter contract in pyproject.toml checks the
+static graph; these check what a fresh interpreter actually imports)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"{statement}\nimport sys\nprint('\\n'.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    )
+    return set(out.stdout.split())
+
+
+@pytest.mark.parametrize(
+    "module", ["exporter.collector", "exporter.state", "exporter.compare", "exporter.server"]
+)
+def test_the_store_and_the_renderer_do_not_load_the_decoder(module: str) -> None:
+    loaded = _loaded_after(f"import {module}")
+    assert module in loaded
+    assert not {"exporter.decode", "msgspec", "watchdog"} & loaded
+    assert not [m for m in loaded if m.startswith(("exporter.tail", "exporter.offline"))]
+
+
+def test_the_sidecar_does_not_load_the_offline_side() -> None:
+    loaded = _loaded_after("import exporter.sidecar")
+    assert "exporter.pipeline" in loaded
+    assert not [m for m in loaded if m.startswith("exporter.offline")]
+
+
+def test_the_cli_loads_a_sub_command_only_when_it_runs() -> None:
+    loaded = _loaded_after("import exporter.cli; exporter.cli._parser()")
+    assert "exporter.cli" in loaded
+    assert not {"exporter.sidecar", "exporter.decode", "exporter.offline.simulate"} & loaded
