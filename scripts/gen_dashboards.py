@@ -28,6 +28,8 @@ GREEN, ORANGE, RED = "green", "orange", "red"
 SIDECAR = 'job=~"$job", instance=~"$instance"'
 FLEET_RAW = f'{SIDECAR}, model=~"$model", version=~"$version"'
 FLEET_REC = 'model=~"$model", version=~"$version"'
+# The resolved thresholds (model_alert:*:per_model) carry only model (and field), no version.
+FLEET_MODEL = 'model=~"$model"'
 ONE_RAW = f'{SIDECAR}, model="$model", version=~"$version"'
 ONE_REC = 'model="$model", version=~"$version"'
 # Pooling a per-replica window ratio weighted by its denominator gives the exact fleet ratio.
@@ -385,14 +387,18 @@ def fleet() -> Json:
         timeseries(
             "Worst anomaly ratio",
             "For each model version, the highest share of records with one kind of anomaly in one "
-            "field (missing, out_of_range, outlier...). Dashed: the ModelAnomalyRatioHigh threshold.",
+            "field (missing, out_of_range, outlier...). Dashed: the ModelAnomalyRatioHigh threshold "
+            "of each model (its lowest over fields, with per-field overrides).",
             targets(
                 (
                     "max by (model, version) (model_version_field_kind:model_anomalies:ratio_rate5m"
                     f'{{{FLEET_REC}, kind!="parse_error"}})',
                     "{{model}} {{version}}",
                 ),
-                ("model_alert:anomaly_ratio_max", "alert threshold"),
+                (
+                    f"min by (model) (model_alert:anomaly_ratio_max:per_model_field{{{FLEET_MODEL}}})",
+                    "alert threshold {{model}}",
+                ),
             ),
             "percentunit",
             w=8,
@@ -432,7 +438,10 @@ def fleet() -> Json:
                     f" / on (model, version) model_version:model_reference_error_ratio:max{{{FLEET_REC}}}",
                     "{{model}} {{version}}",
                 ),
-                ("model_alert:error_ratio_factor", "alert threshold"),
+                (
+                    f"model_alert:error_ratio_factor:per_model{{{FLEET_MODEL}}}",
+                    "alert threshold {{model}}",
+                ),
             ),
             "suffix:×",
             w=8,
@@ -446,7 +455,10 @@ def fleet() -> Json:
                     f'model_version_window:model_window_confidence_gap:median{{{FLEET_REC}, window="$window"}}',
                     "{{model}} {{version}}",
                 ),
-                ("model_alert:confidence_gap_min", "alert threshold"),
+                (
+                    f"model_alert:confidence_gap_min:per_model{{{FLEET_MODEL}}}",
+                    "alert threshold {{model}}",
+                ),
             ),
             "percentunit",
             w=8,
@@ -468,9 +480,45 @@ def fleet() -> Json:
                     f'model_version:model_latency_seconds:quantile_rate5m{{{FLEET_REC}, quantile="0.99"}}',
                     "{{model}} {{version}}",
                 ),
-                ("model_alert:latency_p99_slo_seconds", "SLO"),
+                (
+                    f"model_alert:latency_p99_slo_seconds:per_model{{{FLEET_MODEL}}}",
+                    "SLO {{model}}",
+                ),
             ),
             "s",
+        ),
+        row("Regression models: MAE and RMSE vs development"),
+        timeseries(
+            "MAE ÷ development",
+            "Regression models only (no data for classification models): mean absolute error of "
+            "the labelled predictions in the 1h window over all replicas, divided by the "
+            "development MAE (1 = as in validation). Dashed: the ModelMAEAboveDevelopment factor.",
+            targets(
+                (
+                    f'model_version_window:model_window_mae:pooled{{{FLEET_REC}, window="1h"}}'
+                    f" / on (model, version) model_version:model_reference_mae:max{{{FLEET_REC}}}",
+                    "{{model}} {{version}}",
+                ),
+                (f"model_alert:mae_factor:per_model{{{FLEET_MODEL}}}", "alert threshold {{model}}"),
+            ),
+            "suffix:×",
+        ),
+        timeseries(
+            "MAE and RMSE",
+            "Regression models only: MAE and RMSE of the labelled predictions in the selected "
+            "window over all replicas (each replica weighted by its labels). RMSE well above MAE "
+            "means a few large misses.",
+            targets(
+                (
+                    f'model_version_window:model_window_mae:pooled{{{FLEET_REC}, window="$window"}}',
+                    "MAE {{model}} {{version}}",
+                ),
+                (
+                    f'model_version_window:model_window_rmse:pooled{{{FLEET_REC}, window="$window"}}',
+                    "RMSE {{model}} {{version}}",
+                ),
+            ),
+            "short",
         ),
     ]
     return dashboard(
@@ -629,7 +677,7 @@ def model_detail() -> Json:
                 ),
                 (
                     f"max by (version) (model_reference_error_ratio{{{ONE_RAW}}})"
-                    " * scalar(model_alert:error_ratio_factor)",
+                    ' * on () group_left () model_alert:error_ratio_factor:per_model{model="$model"}',
                     "alert threshold {{version}}",
                 ),
             ),
@@ -676,9 +724,69 @@ def model_detail() -> Json:
                     f"model_version:model_latency_seconds:quantile_rate5m{{{ONE_REC}}}",
                     "p{{quantile}} {{version}}",
                 ),
-                ("model_alert:latency_p99_slo_seconds", "SLO"),
+                ('model_alert:latency_p99_slo_seconds:per_model{model="$model"}', "SLO"),
             ),
             "s",
+        ),
+        row("Regression: MAE and RMSE vs development (no data for classification models)"),
+        timeseries(
+            "MAE vs development",
+            "Mean absolute error of the labelled predictions over all replicas (each weighted by "
+            "its labels): in the selected window, in the 1h window the alert reads, in "
+            "development, and the alert threshold (development × model_alert:mae_factor).",
+            targets(
+                (
+                    f'model_version_window:model_window_mae:pooled{{{ONE_REC}, window="$window"}}',
+                    "production, window {{version}}",
+                ),
+                (
+                    f'model_version_window:model_window_mae:pooled{{{ONE_REC}, window="1h"}}',
+                    "production, 1h {{version}}",
+                ),
+                (
+                    f"max by (version) (model_reference_mae{{{ONE_RAW}}})",
+                    "development {{version}}",
+                ),
+                (
+                    f"max by (version) (model_reference_mae{{{ONE_RAW}}})"
+                    ' * on () group_left () model_alert:mae_factor:per_model{model="$model"}',
+                    "alert threshold {{version}}",
+                ),
+            ),
+            "short",
+            w=8,
+        ),
+        timeseries(
+            "RMSE vs development",
+            "Root mean squared error of the labelled predictions in the selected window over all "
+            "replicas (squares pooled), against development (dashed). RMSE grows faster than MAE "
+            "when a few predictions are far off.",
+            targets(
+                (
+                    f'model_version_window:model_window_rmse:pooled{{{ONE_REC}, window="$window"}}',
+                    "production {{version}}",
+                ),
+                (
+                    f"max by (version) (model_reference_rmse{{{ONE_RAW}}})",
+                    "development {{version}}",
+                ),
+            ),
+            "short",
+            w=8,
+        ),
+        timeseries(
+            "MAE ÷ development per replica",
+            "Each sidecar's own MAE in the selected window divided by the development MAE "
+            "(model_window_mae_gap): one replica far from the others points at that replica's "
+            "traffic or inputs rather than the model.",
+            targets(
+                (
+                    f"model_window_mae_gap{{{win}}}",
+                    "{{instance}} {{version}}",
+                ),
+            ),
+            "suffix:×",
+            w=8,
         ),
         row("Drift"),
         timeseries(

@@ -2,11 +2,14 @@
 evaluates the bundled rules, a real Alertmanager routes the alerts with the bundled routing to a
 webhook standing in for the pager and the chat channel.
 
-The log is scripted: a calm part identical to the development log the reference profile was
-built from (no alert may fire), then a drift episode from the simulator in which inputs and
-predictions drift and the model is wrong more often (the drift and error-rate alerts must
-arrive, the error one at the pager). Then every dashboard query must return data from that
-Prometheus, and every metric name the bundle reads must exist in the real scrape.
+Two models, each with its own sidecar: a classifier and a regression model. Each log is scripted:
+a calm part identical to the development log the reference profile was built from (no alert may
+fire), then a drift episode. The classifier's comes from the simulator: inputs and predictions
+drift and the model is wrong more often (the drift and error-rate alerts must arrive, the error
+one at the pager). The regression model's inputs stay put but its residuals double (the MAE
+alert must arrive at the pager). Then every dashboard query must return data from that
+Prometheus (the "Regression" rows for the regression model, the rest for the classifier), and
+every metric name the bundle reads must exist in the real scrape of one of the two sidecars.
 
 The only changes to the bundled files: `for:` durations shortened to seconds, and Alertmanager's
 receivers pointed at the webhook with short grouping delays.
@@ -14,6 +17,7 @@ receivers pointed at the webhook with short grouping delays.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from test_bundle_dashboards import SUBSTITUTIONS, substitute
@@ -31,7 +36,9 @@ from test_bundle_promql import (
     load_dashboards,
     load_rules,
     metric_names,
+    panels_with_row,
     recorded_names,
+    regression_panel,
     variable_query_expr,
 )
 
@@ -51,16 +58,22 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 JOB = "model-exporter"
 MODEL = {"model": "fraud-detector", "version": "v3"}
+REGRESSION = {"model": "house-prices", "version": "r1"}
+POOLED_MAE = (
+    f'model_version_window:model_window_mae:pooled{{model="{REGRESSION["model"]}", window="1h"}}'
+)
 SHORT_FOR = "2s"
 CALM, DRIFTED = 2_000, 8_000
 # Evaluations (1 s apart) the calm part must go through without an alert: several times the
 # shortened `for:`, so an alert that would fire on calm data has had every chance to.
 CALM_EVALUATIONS = 8
 ERROR_FACTOR = 1.15  # the default in thresholds.yml, checked below
+MAE_FACTOR = 1.2  # the default in thresholds.yml, checked below
 EXPECTED_ALERTS = {
     "ModelFeatureDrift": "ticket",
     "ModelPredictionDrift": "ticket",
     "ModelErrorRateAboveDevelopment": "pager",
+    "ModelMAEAboveDevelopment": "pager",
 }
 
 
@@ -98,6 +111,57 @@ def write(log: Path, lines: list[bytes]) -> None:
         f.write(b"".join(lines))
 
 
+def regression_log(n: int, seed: int, noise: float) -> tuple[list[bytes], np.ndarray]:
+    """A regression model's log: the price of a house from its size; the prediction is the
+    true relation, the label adds normal noise of the given spread. Every line is labelled.
+    Returns the lines and the absolute errors (for numpy's MAE)."""
+    rng = np.random.default_rng(seed)
+    size = rng.uniform(40.0, 200.0, n)
+    prediction = 3.0 * size
+    label = prediction + rng.normal(0.0, noise, n)
+    latency = rng.gamma(4.0, 5.0, n)
+    lines = [
+        json.dumps(
+            {
+                "ts": time.time(),
+                "prediction": round(float(p), 3),
+                "ground_truth": round(float(y), 3),
+                "latency_ms": round(float(ms), 2),
+                "features": {"size": round(float(s), 2)},
+            }
+        ).encode()
+        + b"\n"
+        for p, y, ms, s in zip(prediction, label, latency, size, strict=True)
+    ]
+    return lines, np.abs(np.round(prediction, 3) - np.round(label, 3))
+
+
+def regression_config(log: Path, positions: Path, reference: Path | None) -> dict[str, Any]:
+    """The example config reshaped for a regression model: a score and a numeric label, no
+    class and no confidence."""
+    config = example_config(log, positions, windows=["1m", "5m", "1h"])
+    config["fields"] = {
+        "timestamp": "ts",
+        "model_name": REGRESSION["model"],
+        "model_version": REGRESSION["version"],
+        "prediction": {"path": "prediction"},
+        "latency": {"path": "latency_ms", "unit": "ms", "min": 0},
+        "ground_truth": "ground_truth",
+        "features": [{"name": "size", "path": "features.size", "type": "numeric", "min": 0}],
+    }
+    config["reference"] = str(reference) if reference else None
+    return config
+
+
+def baseline(config: Path, development: Path, reference: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "baseline", "--config", str(config),
+         "--input", str(development), "--output", str(reference)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
 def error_ratio(truth: LineTruth) -> float:
     labelled = truth.has_ground_truth & truth.parses
     return float((truth.error & labelled).sum() / labelled.sum())
@@ -125,6 +189,7 @@ def test_bundle_alerts_and_dashboards_against_the_real_sidecar(
 ) -> None:
     thresholds = {r["record"]: r["expr"] for r in load_rules() if "record" in r}
     assert thresholds["model_alert:error_ratio_factor"] == f"vector({ERROR_FACTOR})"
+    assert thresholds["model_alert:mae_factor"] == f"vector({MAE_FACTOR})"
 
     # The development log is the calm part itself, so the calm part matches the reference.
     start = time.time()
@@ -147,22 +212,36 @@ def test_bundle_alerts_and_dashboards_against_the_real_sidecar(
     development.write_bytes(b"".join(calm))
     reference = tmp_path / "reference.json"
     base = example_config(tmp_path / "unused.jsonl")
-    baseline = subprocess.run(
-        [sys.executable, "-m", "exporter", "baseline", "--config",
-         str(write_config(tmp_path, base, "baseline.yaml")),
-         "--input", str(development), "--output", str(reference)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert baseline.returncode == 0, baseline.stderr
+    baseline(write_config(tmp_path, base, "baseline.yaml"), development, reference)
+
+    # The regression model: calm residuals of spread 1, then spread 2 (MAE doubles).
+    reg_calm, calm_errors = regression_log(CALM, seed=21, noise=1.0)
+    reg_drifted, drift_errors = regression_log(DRIFTED, seed=22, noise=2.0)
+    pooled_mae = float(np.concatenate([calm_errors, drift_errors]).mean())
+    assert pooled_mae > 1.3 * MAE_FACTOR * float(calm_errors.mean())
+    reg_development = tmp_path / "regression-development.jsonl"
+    reg_development.write_bytes(b"".join(reg_calm))
+    reg_reference = tmp_path / "regression-reference.json"
+    reg_base = regression_config(tmp_path / "unused.jsonl", tmp_path / "unused.json", None)
+    baseline(
+        write_config(tmp_path, reg_base, "regression-baseline.yaml"), reg_development, reg_reference
+    )
 
     log = tmp_path / "predictions.jsonl"
     log.touch()
     config = example_config(log, tmp_path / "positions.json", reference=str(reference))
     config["windows"] = ["1m", "5m", "1h"]
     sidecar = start_sidecar(write_config(tmp_path, config))
+    reg_log = tmp_path / "regression.jsonl"
+    reg_log.touch()
+    reg_config = regression_config(reg_log, tmp_path / "regression-positions.json", reg_reference)
+    reg_sidecar = start_sidecar(write_config(tmp_path, reg_config, "regression.yaml"))
     alertmanager = start_alertmanager(config_text=alertmanager_config(webhook))
     prometheus = start_prometheus(
-        [ScrapeTarget(JOB, f"127.0.0.1:{sidecar.port}")],
+        [
+            ScrapeTarget(JOB, f"127.0.0.1:{sidecar.port}"),
+            ScrapeTarget(JOB, f"127.0.0.1:{reg_sidecar.port}"),
+        ],
         rule_files=shortened_rules(tmp_path / "rules"),
         alertmanagers=[alertmanager.address],
     )
@@ -170,10 +249,17 @@ def test_bundle_alerts_and_dashboards_against_the_real_sidecar(
 
     # --- calm: a first slice so the counters exist at a low value, then the rest -----------
     write(log, calm[:50])
-    prometheus.wait_for_query(f'model_predictions_total{{model="{MODEL["model"]}"}}', 30)
+    write(reg_log, reg_calm[:50])
+    for model in (MODEL, REGRESSION):
+        prometheus.wait_for_query(f'model_predictions_total{{model="{model["model"]}"}}', 30)
     write(log, calm[50:])
+    write(reg_log, reg_calm[50:])
     drift_ratio = 'model_version_field:model_window_drift_threshold_ratio:median{window="1h"}'
-    for evaluated in (drift_ratio, "model_version:model_prediction_errors:ratio_rate1h"):
+    for evaluated in (
+        drift_ratio,
+        "model_version:model_prediction_errors:ratio_rate1h",
+        POOLED_MAE,
+    ):
         prometheus.wait_for_query(
             f"count_over_time(({evaluated})[1m:1s]) >= {CALM_EVALUATIONS}",
             timeout=60,
@@ -183,6 +269,7 @@ def test_bundle_alerts_and_dashboards_against_the_real_sidecar(
 
     # --- the drift episode ----------------------------------------------------------------------
     write(log, drifted)
+    write(reg_log, reg_drifted)
 
     def delivered() -> dict[str, set[str]] | None:
         got: dict[str, set[str]] = {}
@@ -198,21 +285,41 @@ def test_bundle_alerts_and_dashboards_against_the_real_sidecar(
     drifting = {
         a["labels"]["field"]
         for a in model_alerts(prometheus)
-        if a["labels"]["alertname"] == "ModelFeatureDrift" and a["state"] == "firing"
+        if a["labels"]["alertname"] == "ModelFeatureDrift"
+        and a["state"] == "firing"
+        and a["labels"]["model"] == MODEL["model"]
     }
     # The simulator drifts amount, merchant_risk and country; age and device are its controls.
     assert {"amount", "merchant_risk", "country"} <= drifting
     assert drifting <= {"amount", "age", "merchant_risk", "country", "device"}
     assert not drifting & {"age", "device"}
 
+    # The MAE alert fired for the regression model only, at Prometheus' pooled MAE, which is
+    # numpy's MAE over the same labelled records (1h window: every record written so far).
+    mae_alerts = [
+        a
+        for a in model_alerts(prometheus)
+        if a["labels"]["alertname"] == "ModelMAEAboveDevelopment"
+    ]
+    assert {a["labels"]["model"] for a in mae_alerts} == {REGRESSION["model"]}
+
+    def mae_settled() -> float | None:
+        mae = prometheus.query_value(POOLED_MAE)
+        return mae if mae is not None and abs(mae - pooled_mae) < 1e-6 * pooled_mae else None
+
+    wait_until(mae_settled, timeout=30, message=f"pooled MAE {pooled_mae} (numpy)")
+
     # --- every dashboard query and variable returns data ------------------------------------------
     values = {**SUBSTITUTIONS, "job": JOB, **MODEL}
+    regression_values = {**values, **REGRESSION}
     empty = []
     for name, dashboard in load_dashboards().items():
-        for expr in dashboard_exprs(dashboard):
-            query = substitute(expr, values)
-            if not prometheus.query(query):
-                empty.append(f"{name}: {query}")
+        for row, panel in panels_with_row(dashboard):
+            for target in panel["targets"]:
+                chosen = regression_values if regression_panel(row) else values
+                query = substitute(target["expr"], chosen)
+                if not prometheus.query(query):
+                    empty.append(f"{name}: {panel['title']}: {query}")
         for var in dashboard["templating"]["list"]:
             if var["type"] == "query":
                 label = var["query"]["query"].rsplit(",", 1)[1].strip(" )")
@@ -221,9 +328,10 @@ def test_bundle_alerts_and_dashboards_against_the_real_sidecar(
                     empty.append(f"{name}: variable {var['name']}")
     assert empty == []
 
-    # --- every metric name the bundle reads is in the real scrape --------------------------------
+    # --- every metric name the bundle reads is in the real scrape of one of the sidecars -------
     used = {n for r in load_rules() for n in metric_names(r["expr"])}
     for dashboard in load_dashboards().values():
         used |= {n for e in dashboard_exprs(dashboard) for n in metric_names(e)}
-    missing = used - recorded_names() - PROMETHEUS_SERIES - scraped_names(sidecar.metrics_text())
+    scraped = scraped_names(sidecar.metrics_text()) | scraped_names(reg_sidecar.metrics_text())
+    missing = used - recorded_names() - PROMETHEUS_SERIES - scraped
     assert missing == set()

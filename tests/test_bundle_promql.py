@@ -78,6 +78,27 @@ def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from panel.get("panels", [])
 
 
+REGRESSION_ROW = "Regression"
+
+
+def regression_panel(row_title: str) -> bool:
+    """Panels under a row titled "Regression..." show MAE/RMSE and have data only for
+    regression models; every other panel is checked against a classification model."""
+    return row_title.startswith(REGRESSION_ROW)
+
+
+def panels_with_row(dashboard: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(title of the row above it, panel) for every panel that is not a row."""
+    row = ""
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            row = panel["title"]
+            for nested in panel.get("panels", []):
+                yield row, nested
+        else:
+            yield row, panel
+
+
 def dashboard_exprs(dashboard: dict[str, Any]) -> list[str]:
     """Every PromQL expression: panel targets and variable queries."""
     exprs = [t["expr"] for p in panels(dashboard) for t in p.get("targets", [])]

@@ -11,12 +11,20 @@ from typing import Any
 
 import pytest
 import yaml
-from test_bundle_promql import RULE_FILES, RULES_DIR, load_rules, metric_names
+from test_bundle_promql import RULE_FILES, RULES_DIR, load_rules, metric_names, recorded_names
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMTOOL = "/usr/bin/promtool"
 AMTOOL = "/usr/bin/amtool"
 RULE_TESTS = sorted((ROOT / "config" / "prometheus" / "tests").glob("*.yaml"))
+# Overrides as a user adds them to thresholds.yml; only the override rule tests load them.
+OVERRIDES = ROOT / "config" / "prometheus" / "tests" / "threshold_overrides.yml"
+# Thresholds of the sidecar's own health: one value for every sidecar, no per-model override.
+GLOBAL_ONLY = {
+    "model_alert:parse_error_ratio_max",
+    "model_alert:source_lag_bytes_max",
+    "model_alert:log_stall_seconds",
+}
 ALERTMANAGER = ROOT / "config" / "alertmanager" / "alertmanager.yml"
 ALERTS_DOC = ROOT / "docs" / "alerts.md"
 RUNBOOK_BASE = "https://github.com/model-exporter/model-exporter/blob/main/docs/alerts.md#"
@@ -60,7 +68,7 @@ def test_rule_tests_load_every_rule_file() -> None:
         loaded = {
             (path.parent / f).resolve() for f in yaml.safe_load(path.read_text())["rule_files"]
         }
-        assert loaded <= {p.resolve() for p in RULE_FILES}, path.name
+        assert loaded <= {p.resolve() for p in RULE_FILES} | {OVERRIDES}, path.name
         assert RULES_DIR / "thresholds.yml" in loaded, f"{path.name}: alerts need thresholds"
 
 
@@ -117,32 +125,112 @@ def test_docs_alerts_documents_exactly_the_alerts() -> None:
     assert documented == {a["alert"] for a in alerts()}
 
 
-def test_alerts_take_tunable_thresholds_from_the_thresholds_file() -> None:
-    """One place to tune: every model_alert:* series an alert reads is recorded in
-    thresholds.yml, and every threshold recorded there is read by some alert."""
-    thresholds = {
-        r["record"]
-        for g in yaml.safe_load((RULES_DIR / "thresholds.yml").read_text())["groups"]
-        for r in g["rules"]
+def threshold_rules(path: Path = RULES_DIR / "thresholds.yml") -> list[dict[str, Any]]:
+    return [r for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
+
+
+def resolutions() -> dict[str, dict[str, Any]]:
+    """The per-model (and per-field) resolutions of the thresholds, by recorded name."""
+    return {
+        r["record"]: r
+        for r in load_rules()
+        if "record" in r and r["record"].startswith("model_alert:") and r["record"].count(":") == 2
     }
+
+
+def test_alerts_take_tunable_thresholds_from_the_thresholds_file() -> None:
+    """One place to tune: every threshold an alert reads is recorded in thresholds.yml, either
+    directly (the sidecar's own health) or through its per-model resolution, and every
+    threshold recorded there is read by some alert."""
+    defaults = {r["record"] for r in threshold_rules()}
     read = {n for a in alerts() for n in metric_names(a["expr"]) if n.startswith("model_alert:")}
-    assert read == thresholds
-    factor = next(
-        r
-        for g in yaml.safe_load((RULES_DIR / "thresholds.yml").read_text())["groups"]
-        for r in g["rules"]
-        if r["record"] == "model_alert:error_ratio_factor"
-    )
+    direct = {n for n in read if n.count(":") == 1}
+    resolved = {n.rsplit(":", 1)[0] for n in read if n.count(":") == 2}
+    assert direct == GLOBAL_ONLY
+    assert direct | resolved == defaults
+    assert read - direct == set(resolutions())
+    factor = next(r for r in threshold_rules() if r["record"] == "model_alert:error_ratio_factor")
     assert factor["expr"] == "vector(1.15)"
 
 
-def test_error_rate_alert_compares_with_the_development_ratio_times_the_factor() -> None:
-    rule = next(a for a in alerts() if a["alert"] == "ModelErrorRateAboveDevelopment")
-    names = metric_names(rule["expr"])
-    assert {
-        "model_version:model_reference_error_ratio:max",
-        "model_alert:error_ratio_factor",
-    } <= names
+def test_defaults_carry_no_labels() -> None:
+    """The resolutions select the default as the series without `model` and `field`."""
+    for rule in threshold_rules():
+        assert "labels" not in rule, rule["record"]
+        assert re.fullmatch(r"vector\([0-9.e+-]+\)", rule["expr"]), rule["record"]
+
+
+@pytest.mark.parametrize("name", sorted(resolutions()), ids=str)
+def test_each_resolution_prefers_the_override_and_falls_back_to_the_default(name: str) -> None:
+    """An override wins, the default fills the other models: the pattern docs/alerts.md shows."""
+    rule = resolutions()[name]
+    base = name.rsplit(":", 1)[0]
+    expr = rule["expr"]
+    assert metric_names(expr) - {base} <= recorded_names(), "reads only recorded series"
+    assert f'{base}{{model="", field=""}}' in expr, "the default"
+    if name.endswith(":per_model_field"):
+        overrides = [f'{base}{{model!="", field!=""}}', f'{base}{{model!="", field=""}}']
+        assert expr.count("or on (model, field)") == 2
+    else:
+        overrides = [f'{base}{{model!="", field=""}}']
+        assert "or on (model)" in expr
+    for selector in overrides:
+        assert selector in expr
+    # The most specific comes first: `or` keeps the left side where both exist.
+    positions = [expr.index(s) for s in [*overrides, f'{base}{{model="", field=""}}']]
+    assert positions == sorted(positions)
+
+
+def test_model_alerts_use_no_scalar_threshold() -> None:
+    """scalar() of a threshold with an override is NaN (two series): the alert would never
+    fire, silently. Model alerts join on the resolved per-model series instead."""
+    for alert in alerts():
+        if alert["alert"].startswith("Model") and not alert["alert"].startswith("ModelExporter"):
+            assert "scalar(" not in alert["expr"], alert["alert"]
+
+
+def test_override_tests_cover_every_overridable_threshold() -> None:
+    """threshold_overrides.yml overrides each threshold that has a per-model resolution, with
+    the labels users are told to use, and the override tests load it."""
+    defaults = {r["record"] for r in threshold_rules()}
+    overridden: dict[str, list[dict[str, str]]] = {}
+    for rule in threshold_rules(OVERRIDES):
+        assert rule["record"] in defaults, rule["record"]
+        assert rule["expr"].startswith("vector(")
+        overridden.setdefault(rule["record"], []).append(rule["labels"])
+    per_field = {n.rsplit(":", 1)[0] for n in resolutions() if n.endswith(":per_model_field")}
+    for name, label_sets in overridden.items():
+        for labels in label_sets:
+            assert "model" in labels, name
+            allowed = {"model", "field"} if name in per_field else {"model"}
+            assert set(labels) <= allowed, name
+    assert set(overridden) == {n.rsplit(":", 1)[0] for n in resolutions()}
+    for field_threshold in per_field:
+        assert any("field" in labels for labels in overridden[field_threshold]), field_threshold
+    users = [p for p in RULE_TESTS if "threshold_overrides.yml" in p.read_text()]
+    assert [p.name for p in users] == ["threshold_overrides_test.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("alert", "development", "factor"),
+    [
+        (
+            "ModelErrorRateAboveDevelopment",
+            "model_version:model_reference_error_ratio:max",
+            "model_alert:error_ratio_factor:per_model",
+        ),
+        (
+            "ModelMAEAboveDevelopment",
+            "model_version:model_reference_mae:max",
+            "model_alert:mae_factor:per_model",
+        ),
+    ],
+)
+def test_error_alerts_compare_with_development_times_the_factor(
+    alert: str, development: str, factor: str
+) -> None:
+    rule = next(a for a in alerts() if a["alert"] == alert)
+    assert {development, factor} <= metric_names(rule["expr"])
 
 
 # --- the PrometheusRule for Kubernetes -----------------------------------------------------------
