@@ -3,11 +3,17 @@
 
 The dashboards are written as code so that every panel gets the same datasource reference,
 a unit, thresholds and a description, and so that the many per-field panels stay consistent.
+They are built with Grafana's own typed SDK (grafana-foundation-sdk, the build for the Grafana
+version compose.yaml runs): every panel option, field config and query goes through a typed
+builder, so a misspelt option is an AttributeError and a wrong value a mypy error (mypy checks
+this file), in the test command rather than in a user's Grafana.
 Edit this file, then run ``python scripts/gen_dashboards.py``; ``--check`` exits 1 when the
 committed JSON differs from what this file generates (the test suite runs it).
 
 Threshold *values* that are tunable live in config/prometheus/rules/thresholds.yml and are drawn
-here as dashed series (``model_alert:*``), never copied into the dashboards.
+here as dashed series (``model_alert:*``, resolved per model), never copied into the dashboards.
+Panels that only a regression model fills (MAE, RMSE) go in rows whose title starts with
+"Regression"; the tests query those for a regression model and all others for a classifier.
 """
 
 from __future__ import annotations
@@ -15,13 +21,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from grafana_foundation_sdk.builders import common as common_b
+from grafana_foundation_sdk.builders import dashboard as dashboard_b
+from grafana_foundation_sdk.builders import prometheus as prometheus_b
+from grafana_foundation_sdk.builders import stat as stat_b
+from grafana_foundation_sdk.builders import table as table_b
+from grafana_foundation_sdk.builders import timeseries as timeseries_b
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.variants import Dataquery
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as dash
+from grafana_foundation_sdk.models import prometheus as prom
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "grafana" / "dashboards"
 
-DS = {"type": "prometheus", "uid": "${datasource}"}
+DS = dash.DataSourceRef(type_val="prometheus", uid="${datasource}")
 GREEN, ORANGE, RED = "green", "orange", "red"
 
 # Label matchers shared by the panels. Recording-rule series carry only model/version.
@@ -35,85 +54,109 @@ ONE_REC = 'model="$model", version=~"$version"'
 # Pooling a per-replica window ratio weighted by its denominator gives the exact fleet ratio.
 REPLICA = "job, instance, model, version, window"
 
-Json = dict[str, Any]
+Thresholds = dashboard_b.ThresholdsConfig
+Query = prometheus_b.Dataquery
+Panel = timeseries_b.Panel | stat_b.Panel | table_b.Panel
 
 
-def steps(*pairs: tuple[float | None, str]) -> Json:
-    return {
-        "mode": "absolute",
-        "steps": [{"color": color, "value": value} for value, color in pairs],
-    }
+@dataclass
+class Sized:
+    """A panel with its width and height on the 24-column grid (placed by ``layout``)."""
+
+    panel: Panel
+    w: int
+    h: int
+
+
+Item = Sized | dashboard_b.Row
+
+
+Steps = tuple[tuple[float | None, str], ...]
+
+
+def steps(*pairs: tuple[float | None, str]) -> Steps:
+    """Threshold steps as (from value, colour); the first starts at -infinity (None)."""
+    return pairs
+
+
+def thresholds_config(pairs: Steps) -> Thresholds:
+    return (
+        Thresholds()
+        .mode(dash.ThresholdsMode.ABSOLUTE)
+        .steps([dash.Threshold(value=value, color=color) for value, color in pairs])
+    )
 
 
 OK_ONLY = steps((None, GREEN))
 
 
-def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> Json:
-    return {
-        "datasource": DS,
-        "expr": expr,
-        "legendFormat": legend or "__auto",
-        "range": not instant,
-        "instant": instant,
-        "refId": ref,
-        **({"format": "table"} if instant else {}),
-    }
+def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> Query:
+    query = Query().datasource(DS).expr(expr).legend_format(legend or "__auto").ref_id(ref)
+    return query.instant().format(prom.PromQueryFormat.TABLE) if instant else query.range()
 
 
-def targets(*pairs: tuple[str, str]) -> list[Json]:
+def targets(*pairs: tuple[str, str]) -> list[Builder[Dataquery]]:
     return [target(expr, legend, chr(ord("A") + i)) for i, (expr, legend) in enumerate(pairs)]
 
 
-DASHED = {
-    "matcher": {"id": "byRegexp", "options": ".*(development|threshold|SLO).*"},
-    "properties": [
-        {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
-        {"id": "custom.fillOpacity", "value": 0},
-    ],
-}
+# Series whose legend names development values, thresholds or SLOs are drawn dashed, unfilled.
+DASHED_LEGEND = ".*(development|threshold|SLO).*"
+DASHED = [
+    dash.DynamicConfigValue(
+        id_val="custom.lineStyle", value=common.LineStyle(fill="dash", dash=[10, 10])
+    ),
+    dash.DynamicConfigValue(id_val="custom.fillOpacity", value=0),
+]
 
 
 def timeseries(
     title: str,
     description: str,
-    tgts: list[Json],
+    tgts: list[Builder[Dataquery]],
     unit: str,
-    thresholds: Json = OK_ONLY,
+    thresholds: Steps = OK_ONLY,
     threshold_line: bool = False,
     w: int = 12,
     h: int = 8,
     maximum: float | None = None,
-) -> Json:
-    custom: Json = {
-        "drawStyle": "line",
-        "lineWidth": 1,
-        "fillOpacity": 10,
-        "showPoints": "never",
-        "spanNulls": False,
-        "thresholdsStyle": {"mode": "line+area" if threshold_line else "off"},
-    }
-    defaults: Json = {
-        "unit": unit,
-        "color": {"mode": "palette-classic"},
-        "custom": custom,
-        "thresholds": thresholds,
-        "min": 0,
-    }
+) -> Sized:
+    style = (
+        common.GraphThresholdsStyleMode.LINE_AND_AREA
+        if threshold_line
+        else common.GraphThresholdsStyleMode.OFF
+    )
+    panel = (
+        timeseries_b.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DS)
+        .targets(tgts)
+        .unit(unit)
+        .min(0)
+        .color_scheme(dashboard_b.FieldColor().mode(dash.FieldColorModeId.PALETTE_CLASSIC))
+        .thresholds(thresholds_config(thresholds))
+        .draw_style(common.GraphDrawStyle.LINE)
+        .line_width(1)
+        .fill_opacity(10)
+        .show_points(common.VisibilityMode.NEVER)
+        .span_nulls(False)
+        .thresholds_style(common_b.GraphThresholdsStyleConfig().mode(style))
+        .override_by_regexp(DASHED_LEGEND, DASHED)
+        .legend(
+            common_b.VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
+        .tooltip(
+            common_b.VizTooltipOptions()
+            .mode(common.TooltipDisplayMode.MULTI)
+            .sort(common.SortOrder.DESCENDING)
+        )
+    )
     if maximum is not None:
-        defaults["max"] = maximum
-    return {
-        "type": "timeseries",
-        "title": title,
-        "description": description,
-        "datasource": DS,
-        "fieldConfig": {"defaults": defaults, "overrides": [DASHED]},
-        "options": {
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-        "targets": tgts,
-        "_size": (w, h),
-    }
+        panel = panel.max(maximum)
+    return Sized(panel, w, h)
 
 
 def stat(
@@ -121,129 +164,119 @@ def stat(
     description: str,
     expr: str,
     unit: str,
-    thresholds: Json = OK_ONLY,
+    thresholds: Steps = OK_ONLY,
     legend: str = "",
-    text_mode: str = "auto",
+    text_mode: common.BigValueTextMode = common.BigValueTextMode.AUTO,
     w: int = 4,
     h: int = 4,
-) -> Json:
-    return {
-        "type": "stat",
-        "title": title,
-        "description": description,
-        "datasource": DS,
-        "fieldConfig": {
-            "defaults": {"unit": unit, "color": {"mode": "thresholds"}, "thresholds": thresholds},
-            "overrides": [],
-        },
-        "options": {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "value",
-            "graphMode": "area",
-            "textMode": text_mode,
-            "justifyMode": "auto",
-            "orientation": "auto",
-        },
-        "targets": [target(expr, legend)],
-        "_size": (w, h),
-    }
+) -> Sized:
+    panel = (
+        stat_b.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DS)
+        .with_target(target(expr, legend))
+        .unit(unit)
+        .color_scheme(dashboard_b.FieldColor().mode(dash.FieldColorModeId.THRESHOLDS))
+        .thresholds(thresholds_config(thresholds))
+        .reduce_options(
+            common_b.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False)
+        )
+        .color_mode(common.BigValueColorMode.VALUE)
+        .graph_mode(common.BigValueGraphMode.AREA)
+        .text_mode(text_mode)
+        .justify_mode(common.BigValueJustifyMode.AUTO)
+        .orientation(common.VizOrientation.AUTO)
+    )
+    return Sized(panel, w, h)
 
 
 def table(
-    title: str, description: str, expr: str, unit: str, thresholds: Json, w: int = 12
-) -> Json:
-    return {
-        "type": "table",
-        "title": title,
-        "description": description,
-        "datasource": DS,
-        "fieldConfig": {
-            "defaults": {
-                "unit": unit,
-                "thresholds": thresholds,
-                "custom": {"cellOptions": {"type": "color-background"}},
-            },
-            "overrides": [],
-        },
-        "options": {"showHeader": True, "sortBy": [{"displayName": "Value", "desc": True}]},
-        "transformations": [
-            {"id": "organize", "options": {"excludeByName": {"Time": True}}},
-        ],
-        "targets": [target(expr, "", instant=True)],
-        "_size": (w, 8),
-    }
+    title: str,
+    description: str,
+    expr: str,
+    unit: str,
+    thresholds: Steps,
+    w: int = 12,
+) -> Sized:
+    panel = (
+        table_b.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DS)
+        .with_target(target(expr, "", instant=True))
+        .unit(unit)
+        .thresholds(thresholds_config(thresholds))
+        .cell_options(common.TableColoredBackgroundCellOptions())
+        .show_header(True)
+        .sort_by([common_b.TableSortByFieldState().display_name("Value").desc(True)])
+        .with_transformation(
+            dash.DataTransformerConfig(id_val="organize", options={"excludeByName": {"Time": True}})
+        )
+    )
+    return Sized(panel, w, 8)
 
 
-def row(title: str, repeat: str | None = None) -> Json:
-    panel: Json = {"type": "row", "title": title, "collapsed": False, "panels": []}
-    if repeat:
-        panel["repeat"] = repeat
-    return panel
+def row(title: str, repeat: str | None = None) -> dashboard_b.Row:
+    built = dashboard_b.Row(title).collapsed(False)
+    return built.repeat(repeat) if repeat else built
 
 
-def layout(items: list[Json]) -> list[Json]:
+def layout(board: dashboard_b.Dashboard, items: list[Item]) -> dashboard_b.Dashboard:
     """Assign ids and grid positions: panels flow left to right, rows start a new line."""
     x = y = line_h = 0
-    out = []
     for n, item in enumerate(items, start=1):
-        panel = {k: v for k, v in item.items() if k != "_size"}
-        panel["id"] = n
-        if panel["type"] == "row":
+        if isinstance(item, dashboard_b.Row):
             y += line_h
-            panel["gridPos"] = {"h": 1, "w": 24, "x": 0, "y": y}
+            board = board.with_row(item.id(n).grid_pos(dash.GridPos(h=1, w=24, x=0, y=y)))
             x, line_h = 0, 0
             y += 1
-        else:
-            w, h = item["_size"]
-            if x + w > 24:
-                x, y, line_h = 0, y + line_h, 0
-            panel["gridPos"] = {"h": h, "w": w, "x": x, "y": y}
-            x += w
-            line_h = max(line_h, h)
-        out.append(panel)
-    return out
+            continue
+        if x + item.w > 24:
+            x, y, line_h = 0, y + line_h, 0
+        position = dash.GridPos(h=item.h, w=item.w, x=x, y=y)
+        board = board.with_panel(item.panel.id(n).grid_pos(position))
+        x += item.w
+        line_h = max(line_h, item.h)
+    return board
 
 
 # --- template variables --------------------------------------------------------------------------
 
 
-def datasource_var() -> Json:
-    return {
-        "name": "datasource",
-        "label": "Data source",
-        "type": "datasource",
-        "query": "prometheus",
-        "current": {},
-        "hide": 0,
-        "includeAll": False,
-        "multi": False,
-        "options": [],
-        "refresh": 1,
-        "regex": "",
-    }
+def datasource_var() -> dashboard_b.DatasourceVariable:
+    return (
+        dashboard_b.DatasourceVariable("datasource")
+        .label("Data source")
+        .type("prometheus")
+        .hide(dash.VariableHide.DONT_HIDE)
+        .include_all(False)
+        .multi(False)
+    )
 
 
-def query_var(name: str, label: str, query: str, multi: bool = True, all_: bool = True) -> Json:
-    return {
-        "name": name,
-        "label": label,
-        "type": "query",
-        "datasource": DS,
-        "definition": query,
-        "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
-        "current": {},
-        "hide": 0,
-        "includeAll": all_,
-        "multi": multi,
-        "allValue": ".*" if all_ else None,
-        "options": [],
-        "refresh": 2,
-        "regex": "",
-        "sort": 1,
-    }
+def query_var(
+    name: str, label: str, query: str, multi: bool = True, all_: bool = True
+) -> dashboard_b.QueryVariable:
+    var = (
+        dashboard_b.QueryVariable(name)
+        .label(label)
+        .datasource(DS)
+        .query({"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"})
+        .hide(dash.VariableHide.DONT_HIDE)
+        .include_all(all_)
+        .multi(multi)
+        .refresh(dash.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .regex("")
+        .sort(dash.VariableSort.ALPHABETICAL_ASC)
+    )
+    return var.all_value(".*") if all_ else var
 
 
-def sidecar_vars() -> list[Json]:
+Variable = Builder[dash.VariableModel]
+
+
+def sidecar_vars() -> list[Variable]:
     return [
         datasource_var(),
         query_var("job", "Job", "label_values(model_exporter_build_info, job)"),
@@ -253,7 +286,7 @@ def sidecar_vars() -> list[Json]:
     ]
 
 
-def model_vars(single_model: bool) -> list[Json]:
+def model_vars(single_model: bool) -> list[Variable]:
     return [
         *sidecar_vars(),
         query_var(
@@ -279,58 +312,50 @@ def model_vars(single_model: bool) -> list[Json]:
 
 
 def dashboard(
-    uid: str, title: str, description: str, variables: list[Json], panels: list[Json]
-) -> Json:
-    return {
-        "annotations": {
-            "list": [
-                {
-                    "builtIn": 1,
-                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-                    "enable": True,
-                    "hide": True,
-                    "iconColor": "rgba(0, 211, 255, 1)",
-                    "name": "Annotations & Alerts",
-                    "type": "dashboard",
-                }
-            ]
-        },
-        "description": description,
-        "editable": True,
-        "fiscalYearStartMonth": 0,
-        "graphTooltip": 1,
-        "id": None,
-        "links": [
-            {
-                "asDropdown": True,
-                "includeVars": True,
-                "keepTime": True,
-                "tags": ["model-exporter"],
-                "title": "model-exporter",
-                "type": "dashboards",
-            }
-        ],
-        "panels": layout(panels),
-        "refresh": "30s",
-        "schemaVersion": 39,
-        "tags": ["model-exporter"],
-        "templating": {"list": variables},
-        "time": {"from": "now-3h", "to": "now"},
-        "timepicker": {},
-        "timezone": "",
-        "title": title,
-        "uid": uid,
-        "version": 1,
-        "weekStart": "",
-    }
+    uid: str, title: str, description: str, variables: list[Variable], panels: list[Item]
+) -> dashboard_b.Dashboard:
+    board = (
+        dashboard_b.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["model-exporter"])
+        .editable()
+        .tooltip(dash.DashboardCursorSync.CROSSHAIR)
+        .time("now-3h", "now")
+        .timezone("")
+        .week_start("")
+        .fiscal_year_start_month(0)
+        .refresh("30s")
+        .version(1)
+        .annotation(
+            dashboard_b.AnnotationQuery()
+            .name("Annotations & Alerts")
+            .datasource(dash.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+            .enable(True)
+            .hide(True)
+            .icon_color("rgba(0, 211, 255, 1)")
+            .type("dashboard")
+            .built_in(1)
+        )
+        .link(
+            dashboard_b.DashboardLink("model-exporter")
+            .type(dash.DashboardLinkType.DASHBOARDS)
+            .tags(["model-exporter"])
+            .as_dropdown(True)
+            .include_vars(True)
+            .keep_time(True)
+        )
+        .variables(variables)
+    )
+    return layout(board, panels)
 
 
 # --- fleet overview ------------------------------------------------------------------------------
 
 
-def fleet() -> Json:
+def fleet() -> dashboard_b.Dashboard:
     drift = f'model_version_field:model_window_drift_threshold_ratio:median{{{FLEET_REC}, window="$window"}}'
-    panels = [
+    panels: list[Item] = [
         row("Fleet"),
         stat(
             "Model versions reporting",
@@ -552,7 +577,7 @@ def field_pooled(metric: str, sel: str, by: str) -> str:
     return pooled(metric, sel, "model_window_samples", sel, by, on=f"{REPLICA}, field")
 
 
-def drift_panel(field_var: str, stats: tuple[str, ...], w: int) -> Json:
+def drift_panel(field_var: str, stats: tuple[str, ...], w: int) -> Sized:
     sel = f'{ONE_RAW}, field="${field_var}", window="$window"'
     pairs: list[tuple[str, str]] = []
     for s in stats:
@@ -580,7 +605,7 @@ def drift_panel(field_var: str, stats: tuple[str, ...], w: int) -> Json:
     )
 
 
-def anomaly_panel(field_var: str, w: int) -> Json:
+def anomaly_panel(field_var: str, w: int) -> Sized:
     sel = f'{ONE_RAW}, field="${field_var}", window="$window"'
     return timeseries(
         f"${field_var}: anomalies by kind",
@@ -603,7 +628,7 @@ def anomaly_panel(field_var: str, w: int) -> Json:
     )
 
 
-def model_detail() -> Json:
+def model_detail() -> dashboard_b.Dashboard:
     win = f'{ONE_RAW}, window="$window"'
     conf = f'{ONE_RAW}, field="confidence", window="$window"'
     cls = f'{ONE_RAW}, field="predicted_class", window="$window"'
@@ -613,7 +638,7 @@ def model_detail() -> Json:
     error_ratio = pooled(
         "model_window_error_ratio", win, "model_window_ground_truth", win, "version"
     )
-    panels = [
+    panels: list[Item] = [
         row("Summary"),
         stat(
             "Predictions per second",
@@ -657,7 +682,7 @@ def model_detail() -> Json:
             f"count by (hash) (model_reference_info{{{ONE_RAW}}})",
             "none",
             legend="{{hash}}",
-            text_mode="name",
+            text_mode=common.BigValueTextMode.NAME,
         ),
         row("Predictions vs development"),
         timeseries(
@@ -864,9 +889,9 @@ def model_detail() -> Json:
 # --- the sidecar's health ------------------------------------------------------------------------
 
 
-def sidecar() -> Json:
+def sidecar() -> dashboard_b.Dashboard:
     rate = "[$__rate_interval]"
-    panels = [
+    panels: list[Item] = [
         row("Status"),
         stat(
             "Sidecars up",
@@ -903,7 +928,7 @@ def sidecar() -> Json:
             f"count by (version) (model_exporter_build_info{{{SIDECAR}}})",
             "none",
             legend="{{version}}",
-            text_mode="name",
+            text_mode=common.BigValueTextMode.NAME,
         ),
         stat(
             "Ingest CPU",
@@ -1078,7 +1103,7 @@ DASHBOARDS = {
 
 def render() -> dict[str, str]:
     return {
-        name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+        name: json.dumps(build().build(), cls=JSONEncoder, indent=2, ensure_ascii=False) + "\n"
         for name, build in DASHBOARDS.items()
     }
 
