@@ -30,15 +30,39 @@ class Vocabulary:
     """Category value → code, capped: values past the cap share the ``__other__`` code.
 
     Append-only and bounded by ``cap``, so memory and the series count stay fixed whatever
-    the log contains.
+    the log contains. The cap bounds label values, it says nothing about a value: whether a
+    value is ``unseen_category`` is a question for the development vocabulary
+    (``set_development``), asked of the value itself, coded or past the cap.
     """
 
     def __init__(self, cap: int, seed: Iterable[str] = ()) -> None:
         self.cap = cap
         self.values: list[str] = []
         self._codes: dict[str | None, int] = {None: -1}  # None (missing) encodes as -1
+        self._development: frozenset[str] | None = None
+        self._known = np.zeros(cap + 1, dtype=bool)  # code → seen in development
         for value in seed:
             self.code(value)
+
+    def set_development(self, values: Iterable[str] | None) -> None:
+        """The values the reference saw in development; None (no reference, or one that could
+        not list them all) makes nothing unseen."""
+        self._development = None if values is None else frozenset(values)
+        self._known[:] = False
+        if self._development is not None:
+            for code, value in enumerate(self.values):
+                self._known[code] = value in self._development
+
+    def unseen(self, values: list[Any], codes: IntArray) -> npt.NDArray[np.bool_]:
+        """Which values of a column (with their ``codes``) development never saw."""
+        development = self._development
+        if development is None:
+            return np.zeros(len(codes), dtype=bool)
+        mask = (codes >= 0) & (codes < self.cap) & ~self._known[np.clip(codes, 0, self.cap)]
+        for i in np.flatnonzero(codes == self.cap).tolist():  # past the cap: ask the value
+            value = values[i]
+            mask[i] = (value if type(value) is str else category_text(value)) not in development
+        return mask
 
     @property
     def other(self) -> int:
@@ -52,6 +76,8 @@ class Vocabulary:
             code = len(self.values)
             self._codes[value] = code
             self.values.append(value)
+            if self._development is not None:
+                self._known[code] = value in self._development
         return code
 
     def names(self) -> list[str]:

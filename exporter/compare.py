@@ -16,7 +16,7 @@ from exporter.batch import OTHER, Batch, Layout, Vocabulary
 from exporter.config_types import DriftConfig
 from exporter.reference import Reference
 from exporter.stats import drift
-from exporter.stats.sketch import SketchLayout, binned_counts, cdf
+from exporter.stats.sketch import Sketches, binned_counts, cdf
 from exporter.stats.window import Summary
 
 
@@ -41,7 +41,7 @@ def compare(
     reference: Reference,
     layout: Layout,
     categories: list[list[tuple[int, str]]],
-    sketch: SketchLayout,
+    sketch: Sketches,
     settings: DriftConfig,
 ) -> list[FieldDrift]:
     """Every statistic for every field the reference knows; fields without a verdict (too few
@@ -63,7 +63,7 @@ def compare(
         if summary.sketch is None or summary.count[f] == 0:
             continue
         counts = summary.sketch[f]
-        live_bins = binned_counts(sketch, counts, ref.bin_edges)
+        live_bins = binned_counts(sketch[f], counts, ref.bin_edges)
         verdict = drift.psi_verdict(
             ref.bin_shares,
             ref.count,
@@ -75,7 +75,7 @@ def compare(
         )
         if verdict is not None:
             results.append(FieldDrift(name, "psi", verdict))
-        live_cdf = cdf(sketch, counts, np.asarray(ref.cdf_points))
+        live_cdf = cdf(sketch[f], counts, np.asarray(ref.cdf_points))
         verdict = drift.ks_verdict(
             ref.cdf_values,
             ref.count,
@@ -89,12 +89,11 @@ def compare(
         if verdict is not None:
             results.append(FieldDrift(name, "ks", verdict))
     for c, name in categorical:
-        ref_shares, live_counts = align(
-            reference.categorical[name].shares, summary.categories[c], categories[c]
-        )
+        ref_cat = reference.categorical[name]
+        ref_shares, live_counts = align(ref_cat.shares, summary.categories[c], categories[c])
         verdict = drift.js_verdict(
             ref_shares,
-            reference.categorical[name].count,
+            ref_cat.share_count,  # the held-out records the shares were measured on
             live_counts,
             floor=settings.js_floor,
             alpha=alpha,
@@ -109,10 +108,11 @@ def compare(
 def align(
     ref_shares: dict[str, float], live: npt.NDArray[np.integer], names: list[tuple[int, str]]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Vectors over the reference's categories plus one "other" cell.
+    """Vectors over the reference's categories plus one "other" cell, last.
 
     The other cell takes the reference's ``__other__`` share and every live value the
-    reference does not name (an unseen category counts as drift there, which is the point).
+    reference does not name: folded development values, values past the live cap and values
+    never seen (those are also counted one by one as ``unseen_category``).
     """
     known = [value for value in ref_shares if value != OTHER]
     position = {value: i for i, value in enumerate(known)}
@@ -142,10 +142,18 @@ def gaps(summary: Summary, reference: Reference, layout: Layout) -> Gaps:
 
 class ReferenceChecks:
     """Per-record anomalies judged against the reference: values outside its range (plus a
-    margin), z-score outliers, and categories it never saw.
+    margin), outliers, and categories it never saw.
 
-    Unlike configured bounds, these values stay in the statistics: they are surprising, not
-    invalid, and hiding them would hide the drift they are evidence of.
+    An ``outlier`` is more than ``outlier_z`` reference standard deviations from the reference
+    mean *and* outside the range of development values: a value the reference itself holds is
+    not surprising, however many σ away — every 1 of a rare 0/1 flag, the long tail of a
+    lognormal. So on calm data only values beyond everything seen in development can be
+    outliers, at most about 1/(m+1) of them for a reference of m values.
+
+    ``unseen_category`` is a value absent from the development vocabulary (the reference's
+    ``vocabulary``), installed on the decoder's vocabularies here; without one nothing is
+    unseen. Unlike configured bounds, flagged values stay in the statistics: they are
+    surprising, not invalid, and hiding them would hide the drift they are evidence of.
     """
 
     def __init__(
@@ -158,6 +166,8 @@ class ReferenceChecks:
         n = len(layout.numeric)
         self._low = np.full(n, -np.inf)
         self._high = np.full(n, np.inf)
+        self._seen_low = np.full(n, np.inf)  # no reference: nothing is outside its range
+        self._seen_high = np.full(n, -np.inf)
         self._mean = np.zeros(n)
         self._std = np.full(n, np.inf)
         self._z = settings.outlier_z
@@ -170,18 +180,14 @@ class ReferenceChecks:
                 self._low[f], self._high[f] = ref.min - margin, ref.max + margin
             if ref.stddev > 0:
                 self._mean[f], self._std[f] = ref.mean, ref.stddev
-        self._known: list[npt.NDArray[np.bool_] | None] = []
+                self._seen_low[f], self._seen_high[f] = ref.min, ref.max
         for spec, vocabulary in zip(layout.categorical, vocabularies, strict=True):
             ref_cat = reference.categorical.get(spec.name)
-            if ref_cat is None:
-                self._known.append(None)
-                continue
-            known = np.zeros(vocabulary.cap + 1, dtype=bool)
-            for value in ref_cat.shares:
-                if value != OTHER:
-                    code = vocabulary.code(value)  # reference values get codes first
-                    known[code] = code != vocabulary.other
-            self._known.append(known)
+            if ref_cat is not None:
+                for value in ref_cat.shares:  # kept categories get codes first, for JS
+                    if value != OTHER:
+                        vocabulary.code(value)
+            vocabulary.set_development(None if ref_cat is None else ref_cat.vocabulary)
         self._n_numeric = n
 
     def apply(self, batch: Batch) -> None:
@@ -191,13 +197,8 @@ class ReferenceChecks:
             clean = batch.flags[:, : self._n_numeric] == 0
             with np.errstate(invalid="ignore"):
                 outside = clean & ((values < self._low) | (values > self._high))
-                far = clean & ~outside & (np.abs(values - self._mean) > self._z * self._std)
+                beyond = (values < self._seen_low) | (values > self._seen_high)
+                far = np.abs(values - self._mean) > self._z * self._std
+                outlier = clean & ~outside & beyond & far
             batch.flags[:, : self._n_numeric][outside] = Kind.OUT_OF_RANGE
-            batch.flags[:, : self._n_numeric][far] = Kind.OUTLIER
-        for c, known in enumerate(self._known):
-            if known is None:
-                continue
-            column = self._n_numeric + c
-            codes = batch.categorical[:, c]
-            unseen = (batch.flags[:, column] == 0) & (codes >= 0) & ~known[np.maximum(codes, 0)]
-            batch.flags[unseen, column] = Kind.UNSEEN_CATEGORY
+            batch.flags[:, : self._n_numeric][outlier] = Kind.OUTLIER

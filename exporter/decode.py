@@ -357,7 +357,7 @@ class Decoder:
         vocabulary = self.vocabularies[j]
         codes = vocabulary.encode(values)
         kinds = np.where(codes < 0, Kind.MISSING, 0).astype(np.int8)
-        kinds[codes == vocabulary.other] = Kind.UNSEEN_CATEGORY
+        kinds[vocabulary.unseen(values, codes)] = Kind.UNSEEN_CATEGORY
         return codes, kinds
 
     def _timestamps(

@@ -13,17 +13,53 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from exporter.batch import OTHER, Layout
-from exporter.reference import CategoricalReference, NumericReference, Reference
-from exporter.stats.sketch import SketchLayout, binned_counts, cdf, quantiles
+from exporter.reference import VOCABULARY_CAP, CategoricalReference, NumericReference, Reference
+from exporter.stats.sketch import Sketches, SketchLayout, binned_counts, cdf, quantiles
 from exporter.stats.window import Summary
 from exporter.validate import number_label
 
-BIN_PROBS = tuple(i / 10 for i in range(1, 10))  # deciles: 10 equal-frequency bins
+BINS = 10  # equal-frequency bins of a continuous field; a point mass takes ≥ 1/BINS of the data
 CDF_PROBS = tuple(i / 100 for i in range(1, 100))  # percentiles for the KS statistic
+# A category is kept (a cell of its own) when the selection half holds it this often: fewer, and
+# its held-out share is mostly noise (Cochran's 5 expected per cell for the χ² approximation).
+MIN_CATEGORY_COUNT = 5
+
+
+def bin_starts(counts: npt.NDArray[np.integer], bins: int = BINS) -> list[int]:
+    """Sketch buckets where the profile's bins start, the last one just past the highest value.
+
+    A bucket holding at least 1/``bins`` of the values is a point mass and a bin of its own (the
+    zeros of a zero-inflated count, each level of a flag or a small integer): equal-frequency
+    edges would otherwise collapse onto it and leave one bin. The remaining mass gets
+    equal-frequency bins of its own, ⌈bins · its share⌉ of them, so every bin holds about
+    1/``bins`` or less. A bin starts at its first filled bucket (empty buckets join the bin on
+    their left), so the profile has more than one bin whenever the values fill more than one
+    bucket.
+    """
+    filled = np.flatnonzero(counts)
+    n = int(counts.sum())
+    low, high = int(filled[0]), int(filled[-1])
+    heavy = filled[counts[filled] * bins >= n]
+    starts = {low, high + 1}
+    starts.update(int(b) for b in heavy)
+    starts.update(int(b) + 1 for b in heavy)
+    rest = np.array(counts, dtype=np.int64)
+    rest[heavy] = 0
+    remaining = int(rest.sum())
+    if remaining:
+        k = math.ceil(bins * remaining / n)
+        ranks = np.floor(np.arange(1, k) / k * (remaining - 1))
+        starts.update(int(b) for b in np.searchsorted(np.cumsum(rest), ranks, side="right"))
+    # Each bin starts at its first filled bucket, so every edge is a development value (to the
+    # sketch's accuracy) and no bin is empty; the last start is the bucket past the highest.
+    ordered = sorted(s for s in starts if low <= s <= high)
+    first_filled = sorted({int(filled[np.searchsorted(filled, s)]) for s in ordered})
+    return [*first_filled, *([high + 1] if high + 1 < len(counts) else [])]
 
 
 def _numeric(
@@ -33,24 +69,13 @@ def _numeric(
     if n == 0 or summary.sketch is None:
         return None
     counts = summary.sketch[f]
-    mean = summary.mean(f)
-    values = sketch.bucket_values()
-    inner = quantiles(sketch, counts, BIN_PROBS)
-    top = int(sketch.index(np.asarray([summary.high[f]]))[0])
-    above_max = float(values[min(top + 1, len(values) - 1)])
-    edges = sorted({float(summary.low[f]), *map(float, inner)})
-    # Distinct buckets only (ties collapse bins); then one edge past the max, so a live value
-    # beyond anything seen in development lands in the overflow bin.
-    by_bucket: dict[int, float] = {}
-    for edge in [*edges, above_max]:
-        by_bucket.setdefault(int(sketch.index(np.asarray([edge]))[0]), edge)
-    edges = [by_bucket[k] for k in sorted(by_bucket)]
+    edges = [float(v) for v in sketch.bucket_values()[bin_starts(counts)]]
     shares = binned_counts(sketch, counts, edges) / n
     points = sorted({float(v) for v in quantiles(sketch, counts, CDF_PROBS)})
     return NumericReference(
         count=n,
         missing=int(summary.records - n),
-        mean=mean,
+        mean=summary.mean(f),
         stddev=summary.stddev(f),
         min=float(summary.low[f]),
         max=float(summary.high[f]),
@@ -66,42 +91,74 @@ def _numeric(
 
 
 def _categorical(
-    counts: npt.NDArray[np.integer], names: list[tuple[int, str]], top: int, records: int
+    counts: npt.NDArray[np.integer],
+    held_out: npt.NDArray[np.integer] | None,
+    names: list[tuple[int, str]],
+    top: int,
+    records: int,
 ) -> CategoricalReference | None:
+    """Keep the categories frequent in the selection half (all records but the held-out ones)
+    and measure every share on the held-out half: choosing the top categories from the very
+    counts their shares come from over-states them (the winner's curse), and with a small
+    reference that alone made JS flag calm windows several times too often."""
     n = int(counts.sum())
     if n == 0:
         return None
-    named = sorted(
-        ((int(counts[code]), value) for code, value in names if value != OTHER), reverse=True
+    selection = counts if held_out is None else counts - held_out
+    measured = counts if held_out is None else held_out
+    ranked = sorted(
+        ((int(selection[code]), code, value) for code, value in names if value != OTHER),
+        reverse=True,
     )
-    kept = [(c, v) for c, v in named[:top] if c > 0]
-    other = n - sum(c for c, _ in kept)
-    shares = {v: c / n for c, v in kept}
-    if other:
-        shares[OTHER] = other / n
-    return CategoricalReference(count=n, missing=records - n, shares=shares)
+    kept = [(code, value) for count, code, value in ranked[:top] if count >= MIN_CATEGORY_COUNT]
+    share_count = int(measured.sum())
+    shares: dict[str, float] = {}
+    if share_count:
+        shares = {value: int(measured[code]) / share_count for code, value in kept}
+        other = share_count - sum(int(measured[code]) for code, _ in kept)
+        if other:
+            shares[OTHER] = other / share_count
+    seen = [value for code, value in names if value != OTHER and counts[code] > 0]
+    folded_unknown = any(value == OTHER and counts[code] > 0 for code, value in names)
+    complete = not folded_unknown and len(seen) <= VOCABULARY_CAP
+    return CategoricalReference(
+        count=n,
+        missing=records - n,
+        shares=shares,
+        share_count=share_count,
+        vocabulary=sorted(seen) if complete else None,
+    )
 
 
 def build(
     summary: Summary,
     layout: Layout,
     categories: list[list[tuple[int, str]]],
-    sketch: SketchLayout,
+    sketch: Sketches,
     qs: tuple[float, ...],
     created: str,
     source: dict[str, Any] | None = None,
     regression: bool = False,
+    held_out: npt.NDArray[np.integer] | None = None,
 ) -> Reference:
-    """A profile from the summary of every development record (one pass, bounded memory)."""
+    """A profile from the summary of every development record (one pass, bounded memory).
+
+    ``held_out`` [C, V] are the category counts of a random half of the records (see
+    ``_categorical``); without it the shares come from the same counts as the choice.
+    """
     numeric = {}
     for f, spec in enumerate(layout.numeric):
-        ref = _numeric(sketch, summary, f, qs)
+        ref = _numeric(sketch[f], summary, f, qs)
         if ref is not None:
             numeric[spec.name] = ref
     categorical = {}
     for c, spec in enumerate(layout.categorical):
         cat = _categorical(
-            summary.categories[c], categories[c], spec.max_categories, summary.records
+            summary.categories[c],
+            None if held_out is None else held_out[c],
+            categories[c],
+            spec.max_categories,
+            summary.records,
         )
         if cat is not None:
             categorical[spec.name] = cat
@@ -121,4 +178,4 @@ def build(
         sketch_relative_accuracy=sketch.relative_accuracy,
         source=source or {},
     )
-    return Reference(**{**reference.__dict__, "hash": reference.content_hash()})
+    return msgspec.structs.replace(reference, hash=reference.content_hash())

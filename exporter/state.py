@@ -24,8 +24,8 @@ from exporter.config_types import Config, WindowSpec
 from exporter.join import GroupKey, Joined
 from exporter.profile import build
 from exporter.reference import Reference
-from exporter.stats.sketch import SketchLayout, quantiles
-from exporter.stats.window import Ring, Shape, Summary, summarize
+from exporter.stats.sketch import Sketches, quantiles
+from exporter.stats.window import Ring, Shape, Summary, category_counts, summarize
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -95,7 +95,7 @@ class State:
             categorical=len(layout.categorical),
             categories=max(caps, default=0) + 1,
             anomaly_fields=len(layout.anomaly_fields) + 1,
-            sketch=SketchLayout(relative_accuracy=config.sketch_relative_accuracy),
+            sketch=Sketches.unanchored(len(layout.numeric), config.sketch_relative_accuracy),
         )
         columns = {spec.name: i for i, spec in enumerate(layout.numeric)}
         self._histograms = tuple(
@@ -110,6 +110,9 @@ class State:
         self._reference: Reference | None = None
         freeze = config.drift.freeze_first
         self._freezing = Summary.empty(self._shape) if freeze > 0 else None
+        # Category counts of a seeded random half of the frozen records (see profile.build).
+        self._held_out = np.zeros((self._shape.categorical, self._shape.categories), np.int64)
+        self._split = np.random.default_rng(0)
 
     @property
     def reference(self) -> Reference | None:
@@ -119,6 +122,14 @@ class State:
         with self._lock:
             self._reference = reference
             self._freezing = None  # a profile from a file wins over freezing the first records
+            if reference is not None:  # fields with no value yet are anchored on the profile
+                self._anchor([_reference_values(reference, s.name) for s in self._layout.numeric])
+
+    def _anchor(self, columns: list[FloatArray]) -> None:
+        """Place the sketch window of each field not anchored yet (see ``stats.sketch``)."""
+        sketch = self._shape.sketch.anchored_on(columns)
+        if sketch is not self._shape.sketch:
+            self._shape = replace(self._shape, sketch=sketch)
 
     @property
     def shape(self) -> Shape:
@@ -147,6 +158,9 @@ class State:
     def ingest(self, batch: Batch, now: float) -> None:
         """Add a batch whose records all arrived at ``now``."""
         parts: list[tuple[tuple[str, str], Summary, npt.NDArray[np.bool_] | None]] = []
+        if any(layout.offset is None for layout in self._shape.sketch.fields):
+            with self._lock:
+                self._anchor(list(batch.numeric.T))
         if len(batch.groups) == 1:
             parts.append((batch.groups[0], summarize(batch, None, self._shape), None))
         else:
@@ -159,7 +173,8 @@ class State:
                     continue
                 group = self._group(key)
                 if self._freezing is not None and self._reference is None:
-                    self._freeze(summary, now)
+                    codes = batch.categorical if rows is None else batch.categorical[rows]
+                    self._freeze(summary, codes, now)
                 self._add(
                     group, summary, batch.numeric if rows is None else batch.numeric[rows], now
                 )
@@ -203,11 +218,13 @@ class State:
             for (key, outcome), count in outcomes.items():
                 self._group(key).join_outcomes[outcome] += count
 
-    def _freeze(self, summary: Summary, now: float) -> None:
+    def _freeze(self, summary: Summary, codes: IntArray, now: float) -> None:
         """Without a profile, the first ``freeze_first`` production records become the
         reference (the whole batch that crosses the count, so it may hold a few more)."""
         assert self._freezing is not None
         self._freezing.add(summary)
+        half = self._split.random(len(codes)) < 0.5
+        self._held_out += category_counts(codes[half], self._shape)
         if self._freezing.records < self._config.drift.freeze_first:
             return
         created = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
@@ -220,6 +237,7 @@ class State:
             created,
             {"frozen_first_records": self._freezing.records},
             regression=self._config.fields.regression,
+            held_out=self._held_out,
         )
         self._freezing = None
 
@@ -250,6 +268,7 @@ class State:
         with self._lock:
             names = self._names()
             reference = self._reference
+            sketch = self._shape.sketch
             copied = [
                 (
                     key,
@@ -271,23 +290,30 @@ class State:
                 found: list[FieldDrift] = []
                 window_gaps = None
                 if reference is not None:
-                    found = compare(view, reference, self._layout, names, self._shape.sketch, drift)
+                    found = compare(view, reference, self._layout, names, sketch, drift)
                     window_gaps = gaps(view, reference, self._layout)
-                windows.append(WindowView(spec, view, self._quantiles(view), found, window_gaps))
+                qs = _quantiles(sketch, view, self._config.quantiles)
+                windows.append(WindowView(spec, view, qs, found, window_gaps))
             snapshot.groups.append(
                 GroupSnapshot(model, version, totals, counts, sums, windows, outcomes)
             )
         return snapshot
 
-    def _quantiles(self, summary: Summary) -> FloatArray:
-        qs = self._config.quantiles
-        result = np.full((self._shape.numeric, len(qs)), math.nan)
-        if summary.sketch is None:
-            return result
-        for f in range(self._shape.numeric):
-            if summary.count[f]:
-                result[f] = quantiles(self._shape.sketch, summary.sketch[f], qs)
+
+def _quantiles(sketch: Sketches, summary: Summary, qs: tuple[float, ...]) -> FloatArray:
+    result = np.full((len(sketch), len(qs)), math.nan)
+    if summary.sketch is None:
         return result
+    for f in range(len(sketch)):
+        if summary.count[f]:
+            result[f] = quantiles(sketch[f], summary.sketch[f], qs)
+    return result
+
+
+def _reference_values(reference: Reference, name: str) -> FloatArray:
+    """The profile's percentiles of a field: where its live values are expected to lie."""
+    ref = reference.numeric.get(name)
+    return np.asarray(ref.cdf_points if ref is not None else [], dtype=np.float64)
 
 
 def _copy(summary: Summary) -> Summary:
@@ -302,4 +328,5 @@ def _copy(summary: Summary) -> Summary:
         sketch=None,
         categories=summary.categories.copy(),
         anomalies=summary.anomalies.copy(),
+        clamped=summary.clamped.copy(),
     )

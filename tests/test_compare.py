@@ -8,11 +8,11 @@ both samples), through the same sketch path the sidecar uses.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytest
+from msgspec.structs import replace
 
 from exporter.anomaly import Kind
 from exporter.batch import OTHER, Batch, Layout
@@ -23,7 +23,7 @@ from exporter.decode import Decoder
 from exporter.profile import build
 from exporter.reference import Reference
 from exporter.stats import drift
-from exporter.stats.sketch import SketchLayout
+from exporter.stats.sketch import Sketches
 from exporter.stats.window import Shape, Summary, summarize
 
 CLASSES = ["yes", "no"]
@@ -52,7 +52,7 @@ LAYOUT = Layout.from_fields(CONFIG.fields)
 NUMERIC = [spec.name for spec in LAYOUT.numeric]  # confidence, x, y, z
 # The Bonferroni divisor d counts tests: PSI and KS per numeric field, JS per categorical one.
 TESTS = 2 * len(LAYOUT.numeric) + len(LAYOUT.categorical)
-SKETCH = SketchLayout(CONFIG.sketch_relative_accuracy)
+SKETCH = Sketches.unanchored(len(LAYOUT.numeric), CONFIG.sketch_relative_accuracy)
 SHAPE = Shape(
     numeric=len(LAYOUT.numeric),
     categorical=len(LAYOUT.categorical),
@@ -303,7 +303,8 @@ def _expected_numeric_flags(
         if bounded
         else ((values < ref.min - margin) | (values > ref.max + margin))
     )
-    far = ~outside & (np.abs(values - ref.mean) > settings.outlier_z * ref.stddev)
+    beyond = (values < ref.min) | (values > ref.max)  # only values development never reached
+    far = ~outside & beyond & (np.abs(values - ref.mean) > settings.outlier_z * ref.stddev)
     expected[outside] = Kind.OUT_OF_RANGE
     expected[far] = Kind.OUTLIER
     expected[np.isnan(values)] = Kind.MISSING

@@ -432,16 +432,23 @@ def test_window_below_the_minimum_count_gives_no_verdict() -> None:
     assert drift.js_verdict(many, REF_COUNT, np.full(40, 5)) is not None
 
 
-def test_unseen_category_gives_finite_statistics_and_fires_when_large() -> None:
-    ref = np.array([0.5, 0.5, 0.0])  # the third category never appeared in development
-    few, many = np.array([500, 499, 1]), np.array([350, 350, 300])
+def test_cells_without_reference_support_are_pooled_with_their_neighbour() -> None:
+    """A cell the reference never filled (an unseen category, the bins beyond its range) is
+    pooled into the supported cell on its left before PSI and JS: its calm share ~1/(m+1)
+    must not weigh like evidence. A large share still moves its neighbour and fires."""
+    ref = np.array([0.0, 0.5, 0.5, 0.0])
+    live = np.array([10, 300, 290, 400])
+    q, c = drift.pool_unsupported(ref, live)
+    np.testing.assert_array_equal(q, [0.5, 0.5])
+    np.testing.assert_array_equal(c, [310, 690])  # the leading cell goes to the first supported
+    few, many = np.array([1, 500, 498, 1]), np.array([5, 195, 200, 600])
     for live in (few, many):
-        assert math.isfinite(drift.psi(ref, live))
         assert drift.js_distance(ref, live) == pytest.approx(jensenshannon(ref, live, base=2))
     quiet, loud = drift.psi_verdict(ref, REF_COUNT, few), drift.psi_verdict(ref, REF_COUNT, many)
     assert quiet is not None
     assert not quiet.drifted
     assert loud is not None
+    assert loud.statistic == pytest.approx(drift.psi(*drift.pool_unsupported(ref, many)))
     assert loud.drifted
     loud_js = drift.js_verdict(ref, REF_COUNT, many)
     assert loud_js is not None
@@ -476,11 +483,13 @@ def test_constant_data_compares_by_the_observed_cdf() -> None:
     np.testing.assert_array_equal(shares, [0.0, 1.0, 0.0])  # below, at, above the constant
     assert drift.psi(shares, drift.bin_counts(np.full(300, 7.0), edges)) == 0.0
     for moved_to in (6.0, 8.0):
+        # One supported cell: PSI has nothing to test (the empty cells are pooled into it);
+        # the move is KS's to see, and out_of_range's, value by value.
         shifted = drift.psi_verdict(
             shares, REF_COUNT, drift.bin_counts(np.full(300, moved_to), edges)
         )
         assert shifted is not None
-        assert shifted.drifted
+        assert (shifted.statistic, shifted.drifted) == (0.0, False)
 
 
 def test_quantile_edges_are_the_distinct_quantiles_below_the_maximum() -> None:

@@ -24,7 +24,8 @@ def _loaded_after(statement: str) -> set[str]:
 def test_the_store_and_the_renderer_do_not_load_the_decoder(module: str) -> None:
     loaded = _loaded_after(f"import {module}")
     assert module in loaded
-    assert not {"exporter.decode", "msgspec", "watchdog"} & loaded
+    # msgspec itself may load: the reference profile's types are msgspec Structs.
+    assert not {"exporter.decode", "watchdog"} & loaded
     assert not [m for m in loaded if m.startswith(("exporter.tail", "exporter.offline"))]
 
 

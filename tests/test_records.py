@@ -21,7 +21,7 @@ from exporter.batch import OTHER, Batch
 from exporter.config import parse_config
 from exporter.decode import PIECE_BYTES, Decoder
 from exporter.errors import ConfigError
-from exporter.stats.sketch import SketchLayout
+from exporter.stats.sketch import Sketches
 from exporter.stats.window import Shape, summarize
 
 NOW = 1_717_000_000.0
@@ -198,7 +198,7 @@ def test_out_of_range_values_are_kept_out_of_statistics() -> None:
         categorical=len(layout.categorical),
         categories=4,
         anomaly_fields=len(layout.anomaly_fields) + 1,
-        sketch=SketchLayout(),
+        sketch=Sketches.unanchored(len(layout.numeric)),
     )
     summary = summarize(batch, None, shape)
     f = [s.name for s in layout.numeric].index("amount")
@@ -236,9 +236,13 @@ def test_categorical_values_and_kinds(text: str | None, label: str | None, kind:
     assert flag(d, batch, "country")[0] == kind
 
 
-def test_categories_beyond_the_cap_share_the_other_code() -> None:
+@pytest.mark.parametrize("development", [None, ["a", "b", "d"]])
+def test_categories_beyond_the_cap_share_the_other_code(development: list[str] | None) -> None:
+    """The cap bounds label values and says nothing about a value: without a reference nothing
+    is unseen; with one, only a value development never saw is, coded or past the cap."""
     d = decoder()  # country: max_categories 3
-    values = ["a", "b", "a", "c", "d", "e", "b"]
+    d.vocabularies[1].set_development(development)
+    values = ["a", "b", "a", "c", "d", "e", "b", "c"]
     batch = d.decode(encode(*({"rid": i, "f": {"country": v}} for i, v in enumerate(values))))
     rows = by_rid(d, batch)
     labels = category(d, batch, "country")
@@ -249,7 +253,8 @@ def test_categories_beyond_the_cap_share_the_other_code() -> None:
             seen.append(value)
         expected = value if value in seen else OTHER
         assert labels[rows[i]] == expected
-        assert kinds[rows[i]] == (Kind.OK if value in seen else Kind.UNSEEN_CATEGORY)
+        unseen = development is not None and value not in development
+        assert kinds[rows[i]] == (Kind.UNSEEN_CATEGORY if unseen else Kind.OK), value
     assert d.vocabularies[1].names() == [*seen, OTHER]
     later = d.decode(encode({"rid": 0, "f": {"country": "e"}}, {"rid": 1, "f": {"country": "c"}}))
     assert category(d, later, "country") == [OTHER, "c"]

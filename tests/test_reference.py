@@ -19,7 +19,7 @@ from exporter.config_types import Config
 from exporter.decode import Decoder
 from exporter.errors import ConfigError
 from exporter.offline.baseline import ProfileBuilder
-from exporter.profile import BIN_PROBS
+from exporter.profile import BINS
 from exporter.reference import (
     FORMAT,
     FORMAT_VERSION,
@@ -161,11 +161,11 @@ def test_bins_are_equal_frequency_on_continuous_data(
     records, ref = dev
     x = np.array([r["x"] for r in records])
     got = ref.numeric["x"]
-    sketch = SketchLayout(ref.sketch_relative_accuracy)
+    sketch = SketchLayout(ref.sketch_relative_accuracy).anchored_on(x)
     shares = np.asarray(got.bin_shares)
     assert shares.sum() == pytest.approx(1.0, abs=1e-12)
     assert len(shares) == len(got.bin_edges) + 1
-    assert len(shares) == len(BIN_PROBS) + 3  # underflow, 10 bins, overflow
+    assert len(shares) == BINS + 2  # underflow, 10 bins, overflow
     assert shares[0] == 0.0  # nothing below the development minimum
     assert shares[-1] == 0.0  # nothing beyond it: the overflow bin is for live surprises
     worst_bucket = max(bucket_mass(x, sketch, e) for e in got.bin_edges)
@@ -183,7 +183,7 @@ def test_cdf_matches_the_empirical_cdf(dev: tuple[list[dict[str, Any]], Referenc
     records, ref = dev
     x = np.sort(np.array([r["x"] for r in records]))
     got = ref.numeric["x"]
-    sketch = SketchLayout(ref.sketch_relative_accuracy)
+    sketch = SketchLayout(ref.sketch_relative_accuracy).anchored_on(x)
     assert got.cdf_points == sorted(set(got.cdf_points))
     assert len(got.cdf_points) >= 95  # 99 percentiles, barely any tie on continuous data
     ecdf = np.searchsorted(x, got.cdf_points, side="right") / x.size
@@ -207,7 +207,7 @@ def test_tied_values_collapse_bins_to_the_distinct_values(
     assert shares[0] == 0.0
     assert shares[-1] == 0.0
     assert np.all(shares[1:-1] > 0)
-    assert len(got.bin_edges) - 1 <= min(distinct.size, len(BIN_PROBS) + 1)
+    assert len(got.bin_edges) - 1 <= min(distinct.size, BINS + 1)
     # Bins are unions of whole values: every cumulative share is the exact share of values
     # below one of the distinct values (or of all of them).
     below = {0.0, 1.0} | {float(np.mean(k < v)) for v in distinct}
@@ -229,7 +229,8 @@ def test_constant_data_gives_one_bin_and_a_point_mass() -> None:
     assert got.stddev == 0.0
     assert got.min == got.max == 7.25
     assert got.bin_shares == [0.0, 1.0, 0.0]
-    assert got.bin_edges[0] == 7.25 < got.bin_edges[1]
+    assert abs(got.bin_edges[0] - 7.25) <= 0.01 * 7.25
+    assert got.bin_edges[0] < 7.25 * 1.01 < got.bin_edges[1]
     assert got.cdf_values == [1.0] * len(got.cdf_points)
     for value in got.quantiles.values():
         assert abs(value - 7.25) <= 0.01 * 7.25
@@ -241,7 +242,7 @@ def test_zeros_and_negatives_are_binned_like_numpy() -> None:
     rng.shuffle(x)
     ref = profile(dev_records(rng, x.size, x=x))
     got = ref.numeric["x"]
-    sketch = SketchLayout(ref.sketch_relative_accuracy)
+    sketch = SketchLayout(ref.sketch_relative_accuracy).anchored_on(x)
     shares = np.asarray(got.bin_shares)
     assert shares.sum() == pytest.approx(1.0, abs=1e-12)
     raw = np.histogram(x, bins=[-np.inf, *got.bin_edges, np.inf])[0] / x.size
@@ -263,18 +264,23 @@ def test_zeros_and_negatives_are_binned_like_numpy() -> None:
 def test_categories_keep_the_most_frequent_and_fold_the_rest(
     dev: tuple[list[dict[str, Any]], Reference],
 ) -> None:
+    """The kept set is chosen on one random half and the shares measured on the other: each
+    share is a half-sample estimate of the full-data share."""
     records, ref = dev
     values, counts = np.unique([r["c"] for r in records], return_counts=True)
     order = np.argsort(-counts)
     top = [str(values[i]) for i in order[:3]]
     got = ref.categorical["c"]
     assert got.count == len(records)
+    assert abs(got.share_count - len(records) / 2) <= 4 * np.sqrt(len(records) / 4)
     assert set(got.shares) == {*top, OTHER}
-    for i in order[:3]:
-        assert got.shares[str(values[i])] == pytest.approx(counts[i] / len(records))
+    full = {str(v): c / len(records) for v, c in zip(values, counts, strict=True)}
     rest = counts[order[3:]].sum() / len(records)
-    assert got.shares[OTHER] == pytest.approx(rest)
+    for value, share in [*((v, full[v]) for v in top), (OTHER, rest)]:
+        tolerance = 4 * np.sqrt(share * (1 - share) / got.share_count)
+        assert abs(got.shares[value] - share) <= tolerance, (value, got.shares[value], share)
     assert sum(got.shares.values()) == pytest.approx(1.0)
+    assert got.vocabulary == sorted(full)  # every development value, for unseen_category
 
 
 def test_predicted_class_shares_match_the_records(
@@ -283,8 +289,9 @@ def test_predicted_class_shares_match_the_records(
     records, ref = dev
     got = ref.categorical["predicted_class"]
     yes = sum(r["cls"] == "yes" for r in records) / len(records)
-    assert got.shares == pytest.approx({"yes": yes, "no": 1 - yes})
+    assert got.shares == pytest.approx({"yes": yes, "no": 1 - yes}, abs=0.02)
     assert OTHER not in got.shares
+    assert got.vocabulary == ["no", "yes"]
 
 
 # --- serialisation and hash --------------------------------------------------------------------
@@ -339,6 +346,11 @@ def _edited(ref: Reference, edit: Any) -> str:
         (lambda b: b["categorical"]["c"]["shares"].update(z=7), "reference.categorical.c.shares"),
         (lambda b: b.update(error_ratio="high"), "reference.error_ratio"),
         (lambda b: b.update(numeric=[1]), "reference.numeric"),
+        (lambda b: b["numeric"]["x"]["bin_shares"].__setitem__(0, 1.5), "numeric.x.bin_shares"),
+        (lambda b: b["numeric"]["x"].update(count=-1), "reference.numeric.x.count"),
+        (lambda b: b["numeric"]["x"].update(surprise=1), "reference.numeric.x: Object contains"),
+        (lambda b: b["categorical"]["c"].update(vocabulary=[1]), "categorical.c.vocabulary"),
+        (lambda b: b.update(labelled=2.5), "reference.labelled"),
     ],
 )
 def test_parse_refuses_bad_profiles_naming_the_key(
@@ -359,6 +371,19 @@ def test_parse_refuses_what_is_not_a_profile(text: str, expected: str) -> None:
         parse(text, "ref.json")
     assert raised.value.problems[0].startswith("ref.json")
     assert expected in raised.value.problems[0]
+
+
+def test_a_profile_of_the_previous_format_is_refused_with_the_way_out(
+    dev: tuple[list[dict[str, Any]], Reference],
+) -> None:
+    _, ref = dev
+    old = _edited(ref, lambda b: b.update(format_version=1))
+    with pytest.raises(ConfigError) as raised:
+        parse(old, "ref.json")
+    assert raised.value.problems == [
+        "ref.json.format_version: is 1, this sidecar reads 2 "
+        "(rebuild the profile with `model-exporter baseline`)"
+    ]
 
 
 def test_load_names_an_unreadable_file(tmp_path: Any) -> None:

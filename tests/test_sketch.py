@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from exporter.stats.sketch import SketchLayout, cdf, quantiles
+from exporter.stats.sketch import SPAN_DECADES, SketchLayout, Sketches, cdf, quantiles
 
 FloatArray = npt.NDArray[np.float64]
 QS = (0.0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
@@ -45,29 +45,53 @@ DISTRIBUTIONS: dict[str, Callable[[np.random.Generator], FloatArray]] = {
     "huge_n": lambda r: r.lognormal(1.0, 2.0, 1_000_000),
     "integers": lambda r: r.integers(0, 50, 10_000).astype(np.float64),
     "wide_range": lambda r: 10.0 ** r.uniform(-8.0, 8.5, 20_000),
+    # Beyond the old fixed window of 1e-9 .. 1e9: each field's window sits where its values are.
+    "epoch_seconds": lambda r: r.normal(1.7e9, 1e6, 20_000),
+    "epoch_nanoseconds": lambda r: r.normal(1.7e18, 1e15, 20_000),
+    "around_1e10": lambda r: r.lognormal(math.log(1e10), 1.0, 20_000),
+    "around_1e-10": lambda r: r.lognormal(math.log(1e-10), 1.0, 20_000),
+    "tiny_probabilities": lambda r: 10.0 ** r.uniform(-15.0, -1.0, 20_000),
+    "near_the_largest_double": lambda r: r.uniform(1e307, 1.7e308, 2_000),
+    "near_the_smallest_double": lambda r: r.uniform(1e-320, 1e-300, 2_000),
 }
+
+
+def outside_window(
+    layout: SketchLayout, values: FloatArray, slack: float = -SLACK
+) -> npt.NDArray[np.bool_]:
+    """Independent of the sketch's own bookkeeping: non-zero magnitudes outside the window
+    (``slack`` > 0: only those clearly outside; < 0: also those within rounding of an end)."""
+    magnitude = np.abs(values)
+    low, high = layout.min_value * (1 - slack), layout.max_value * (1 + slack)
+    return (magnitude > 0) & ((magnitude < low) | (magnitude > high))
 
 
 def assert_within_bound(
     layout: SketchLayout, values: FloatArray, qs: tuple[float, ...] = QS
 ) -> None:
+    """The bound holds for every quantile whose exact value the window holds; the rest are
+    counted as clamped."""
+    layout = layout.anchored_on(values)
     counts = layout.counts(values)
     estimates = quantiles(layout, counts, qs)
     truth = np.quantile(values, qs, method="lower")
+    assert layout.clamped(values) >= int(outside_window(layout, values, SLACK).sum())
     for q, estimate, exact in zip(qs, estimates, truth, strict=True):
-        if abs(exact) < layout.min_value:
-            assert estimate == 0.0, (q, exact, estimate)
-        else:
-            error = abs(estimate - exact)
-            bound = layout.relative_accuracy * abs(exact) * (1 + SLACK)
-            assert error <= bound, f"q={q}: exact {exact!r}, estimate {estimate!r}"
+        if outside_window(layout, np.asarray([exact]))[0]:
+            continue
+        error = abs(estimate - exact)
+        bound = layout.relative_accuracy * abs(exact) * (1 + SLACK)
+        assert error <= bound, f"q={q}: exact {exact!r}, estimate {estimate!r}"
 
 
 @pytest.mark.parametrize("name", sorted(DISTRIBUTIONS))
 @pytest.mark.parametrize("accuracy", [0.01, 0.001, 0.05])
 def test_quantiles_within_relative_accuracy(name: str, accuracy: float) -> None:
+    """Every named distribution spans less than the window, so nothing may be clamped."""
     values = DISTRIBUTIONS[name](_rng())
-    assert_within_bound(SketchLayout(relative_accuracy=accuracy), values)
+    layout = SketchLayout(relative_accuracy=accuracy).anchored_on(values)
+    assert layout.clamped(values) == 0
+    assert_within_bound(layout, values)
 
 
 @settings(max_examples=200, deadline=None)
@@ -75,7 +99,7 @@ def test_quantiles_within_relative_accuracy(name: str, accuracy: float) -> None:
     values=arrays(
         np.float64,
         st.integers(1, 300),
-        elements=st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False),
+        elements=st.floats(allow_nan=False, allow_infinity=False),
     ),
     q=st.floats(0.0, 1.0),
 )
@@ -89,7 +113,7 @@ def test_counts_hold_every_value() -> None:
     counts = layout.counts(values)
     assert counts.shape == (layout.size,)
     assert int(counts.sum()) == len(values)
-    assert counts[layout.zero_index] == np.count_nonzero(np.abs(values) < layout.min_value)
+    assert counts[layout.zero_index] == np.count_nonzero(values == 0)
 
 
 def test_buckets_are_ordered_like_the_values() -> None:
@@ -115,15 +139,30 @@ def test_merge_is_exact(a: FloatArray, b: FloatArray) -> None:
     )
 
 
-def test_counts_per_row_equal_separate_sketches() -> None:
+def test_sketches_of_columns_equal_separate_sketches() -> None:
     rng = _rng()
-    layout = SketchLayout()
-    rows = [rng.normal(i * 10.0, 1.0 + i, 500 + 100 * i) for i in range(4)]
-    index = np.concatenate([layout.index(r) for r in rows])
-    row = np.repeat(np.arange(4), [len(r) for r in rows])
-    per_row = layout.counts_per_row(index, row, 4)
-    for i, values in enumerate(rows):
-        np.testing.assert_array_equal(per_row[i], layout.counts(values))
+    columns = [rng.normal(i * 10.0, 1.0 + i, 500) for i in range(3)] + [
+        rng.normal(1.7e9, 1e6, 500)
+    ]
+    values = np.column_stack(columns)
+    values[::7, 1] = np.nan  # no value
+    sketches = Sketches.unanchored(4).anchored_on(list(values.T))
+    counts, clamped = sketches.counts(values)
+    for f, column in enumerate(values.T):
+        present = column[~np.isnan(column)]
+        np.testing.assert_array_equal(counts[f], sketches[f].counts(present))
+        assert clamped[f] == sketches[f].clamped(present) == 0
+
+
+def test_a_window_is_anchored_once_and_never_moves() -> None:
+    sketches = Sketches.unanchored(2)
+    zeros_only = sketches.anchored_on([np.zeros(5), np.array([np.nan])])
+    assert zeros_only is sketches  # nothing to anchor on yet
+    first = sketches.anchored_on([np.array([1.7e9]), np.array([0.0])])
+    assert first[0].offset is not None and first[1].offset is None
+    again = first.anchored_on([np.array([1e-12]), np.array([3.0])])
+    assert again[0] == first[0]
+    assert again[1].offset is not None
 
 
 @pytest.mark.parametrize("name", ["normal", "lognormal_sigma_4", "mixture_with_zeros", "pareto"])
@@ -152,25 +191,29 @@ def test_empty_sketch_gives_nan() -> None:
     assert np.isnan(cdf(layout, empty, np.array([0.0, 1.0]))).all()
 
 
-def test_magnitudes_below_min_value_are_zero() -> None:
-    layout = SketchLayout(min_value=1e-6)
-    values = np.array([1e-9, -1e-8, 5e-7])
-    estimates = quantiles(layout, layout.counts(values), (0.0, 0.5, 1.0))
-    np.testing.assert_array_equal(estimates, np.zeros(3))
+def test_values_outside_the_window_are_counted_and_saturate() -> None:
+    """Documented: outside a field's window (≈ 9 decades either side of its anchor) the bound
+    does not hold; such values land in the window's end bucket (they neither wrap nor overflow
+    into another bucket) and are counted."""
+    layout = SketchLayout().anchored_on(np.array([1.7e9]))
+    inside = np.array([2.0, 1e9, 1.7e9, 1e17, -5e3])
+    beyond = np.array([1e-12, -1e-300, 1e20, -1e300])
+    assert layout.clamped(inside) == 0
+    assert layout.clamped(beyond) == len(beyond)
+    assert layout.clamped(np.zeros(3)) == 0  # zeros have their own bucket
+    for value, sign in ((1e300, 1.0), (-1e300, -1.0)):
+        estimate = quantiles(layout, layout.counts(np.array([value])), (0.5,))[0]
+        assert np.sign(estimate) == sign
+        assert abs(abs(estimate) - layout.max_value) <= 0.02 * layout.max_value
 
 
-@pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_values_beyond_max_value_are_clamped_to_the_last_bucket(sign: float) -> None:
-    """Documented: above max_value the bound does not hold; the estimate saturates near
-    max_value (it neither wraps nor overflows into another bucket)."""
-    layout = SketchLayout(max_value=1e6)
-    huge = sign * np.array([1e7, 1e12, 1e300])
-    counts = layout.counts(huge)
-    edge = 0 if sign < 0 else layout.size - 1
-    assert counts[edge] == len(huge)
-    estimate = quantiles(layout, counts, (0.5,))[0]
-    assert abs(abs(estimate) - 1e6) <= 2 * layout.relative_accuracy * 1e6 * (1 + SLACK)
-    assert np.sign(estimate) == sign
+def test_the_window_stays_inside_the_doubles() -> None:
+    """Anchored on the largest or the smallest magnitudes, the window is moved inward: every
+    bucket value is a finite double."""
+    for value in (1.5e308, 5e-324):
+        layout = SketchLayout().anchored_on(np.array([value]))
+        assert np.isfinite(layout.bucket_values()).all()
+        assert layout.clamped(np.array([value])) == 0
 
 
 @pytest.mark.parametrize("accuracy", [0.0, 1.0, -0.1, 1.5])
@@ -180,9 +223,11 @@ def test_layout_refuses_accuracy_outside_open_unit_interval(accuracy: float) -> 
 
 
 def test_layout_size_is_fixed_by_its_parameters() -> None:
-    """Memory per sketch depends on the layout only: γ-buckets spanning min..max per sign."""
-    layout = SketchLayout(relative_accuracy=0.01, min_value=1e-9, max_value=1e9)
+    """Memory per sketch depends on the layout only: γ-buckets spanning SPAN_DECADES per sign,
+    wherever the window is anchored."""
     gamma = (1 + 0.01) / (1 - 0.01)
-    per_sign = math.ceil(math.log(1e9, gamma)) - math.floor(math.log(1e-9, gamma)) + 1
-    assert layout.size == 2 * per_sign + 1
-    assert len(layout.bucket_values()) == layout.size
+    per_sign = math.ceil(SPAN_DECADES * math.log(10) / math.log(gamma)) + 1
+    for layout in (SketchLayout(0.01), SketchLayout(0.01).anchored_on(np.array([1e12]))):
+        assert layout.size == 2 * per_sign + 1
+        assert len(layout.bucket_values()) == layout.size
+        assert layout.max_value / layout.min_value >= 10**SPAN_DECADES

@@ -15,12 +15,14 @@ from exporter.anomaly import N_KINDS, Kind
 from exporter.batch import Batch
 from exporter.clock import ManualClock
 from exporter.config_types import WindowSpec
-from exporter.stats.sketch import SketchLayout
+from exporter.stats.sketch import Sketches
 from exporter.stats.window import Ring, Shape, Summary, summarize
 
 FloatArray = npt.NDArray[np.float64]
 
-SHAPE = Shape(numeric=2, categorical=1, categories=4, anomaly_fields=4, sketch=SketchLayout())
+SHAPE = Shape(
+    numeric=2, categorical=1, categories=4, anomaly_fields=4, sketch=Sketches.unanchored(2)
+)
 MINUTE = WindowSpec("1m", 60.0)
 K = 12
 WIDTH = 60.0 / K
@@ -77,7 +79,7 @@ def assert_summary_matches(summary: Summary, batch: Batch) -> None:
             assert summary.low[f] == np.inf
             assert summary.high[f] == -np.inf
         assert summary.sketch is not None
-        np.testing.assert_array_equal(summary.sketch[f], SHAPE.sketch.counts(valid))
+        np.testing.assert_array_equal(summary.sketch[f], SHAPE.sketch[f].counts(valid))
     codes = batch.categorical[:, 0]
     expected = np.bincount(codes[codes >= 0], minlength=SHAPE.categories)
     np.testing.assert_array_equal(summary.categories[0], expected)

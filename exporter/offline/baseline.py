@@ -10,23 +10,28 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from exporter.batch import OTHER, Layout
 from exporter.config_types import FieldsConfig, FieldSpec
 from exporter.decode import Decoder
 from exporter.profile import build
-from exporter.reference import Reference
-from exporter.stats.sketch import SketchLayout
-from exporter.stats.window import Shape, Summary, summarize
+from exporter.reference import VOCABULARY_CAP, Reference
+from exporter.stats.sketch import Sketches
+from exporter.stats.window import Shape, Summary, category_counts, summarize
 
 
 class ProfileBuilder:
     """Streams a development log into one Summary, then builds the profile from it.
 
     Categories are scanned with a wide vocabulary so the profile keeps the *most frequent*
-    values, not the first ones seen; the configured cap then picks the top of them.
+    values, not the first ones seen, and knows every development value (up to
+    ``VOCABULARY_CAP``); the configured cap then picks the top of them. A seeded random half of
+    the records is counted apart: the kept categories are chosen on one half and their shares
+    measured on the other (``profile._categorical``), reproducibly for the same log.
     """
 
-    SCAN_CATEGORIES = 10_000
+    SCAN_CATEGORIES = VOCABULARY_CAP
 
     def __init__(
         self, fields: FieldsConfig, qs: tuple[float, ...], relative_accuracy: float
@@ -43,9 +48,11 @@ class ProfileBuilder:
             categorical=len(self._decoder.layout.categorical),
             categories=self.SCAN_CATEGORIES + 1,
             anomaly_fields=len(self._decoder.layout.anomaly_fields) + 1,
-            sketch=SketchLayout(relative_accuracy=relative_accuracy),
+            sketch=Sketches.unanchored(len(self._decoder.layout.numeric), relative_accuracy),
         )
         self._summary = Summary.empty(self._shape)
+        self._held_out = np.zeros((self._shape.categorical, self._shape.categories), np.int64)
+        self._split = np.random.default_rng(0)
         self._qs = qs
         self._layout = Layout.from_fields(fields)
         self._regression = fields.regression
@@ -53,7 +60,12 @@ class ProfileBuilder:
 
     def add(self, data: bytes) -> None:
         batch = self._decoder.decode(data)
+        sketch = self._shape.sketch.anchored_on(list(batch.numeric.T))
+        if sketch is not self._shape.sketch:  # fields are anchored by their first values
+            self._shape = replace(self._shape, sketch=sketch)
         self._summary.add(summarize(batch, None, self._shape))
+        half = self._split.random(batch.size) < 0.5
+        self._held_out += category_counts(batch.categorical[half], self._shape)
         self.parse_errors += sum(batch.parse_errors.values())
 
     @property
@@ -71,6 +83,7 @@ class ProfileBuilder:
             created,
             source,
             regression=self._regression,
+            held_out=self._held_out,
         )
 
 

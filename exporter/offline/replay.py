@@ -45,7 +45,7 @@ from exporter.offline.backtest import (
 from exporter.offline.report import Report
 from exporter.reference import Reference
 from exporter.state import Snapshot, State, WindowView
-from exporter.stats.sketch import SketchLayout, quantiles
+from exporter.stats.sketch import Sketches, quantiles
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -62,7 +62,7 @@ class ReplayError(Exception):
 # -- reading windows into rows ------------------------------------------------------------------
 
 
-def _rows(snapshot: Snapshot, time: float, latency: int | None, sketch: SketchLayout) -> list[Row]:
+def _rows(snapshot: Snapshot, time: float, latency: int | None, sketch: Sketches) -> list[Row]:
     names = snapshot.layout.anomaly_fields
     rows = []
     for group in snapshot.groups:
@@ -77,7 +77,7 @@ def _row(
     version: str,
     time: float,
     names: tuple[str, ...],
-    latency_sketch: tuple[int | None, SketchLayout],
+    latency_sketch: tuple[int | None, Sketches],
 ) -> Row:
     s = view.summary
     anomalies: dict[str, dict[str, float]] = {}
@@ -89,7 +89,7 @@ def _row(
     p99 = None
     latency, sketch = latency_sketch
     if latency is not None and s.sketch is not None and s.count[latency]:
-        p99 = float(quantiles(sketch, s.sketch[latency], (0.99,))[0])
+        p99 = float(quantiles(sketch[latency], s.sketch[latency], (0.99,))[0])
     gaps = view.gaps
     return Row(
         time=time,

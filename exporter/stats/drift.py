@@ -113,6 +113,35 @@ def cdf_at(points: ArrayLike, bin_edges: ArrayLike, bin_counts: ArrayLike) -> Fl
     return np.interp(x, e, below_edge, left=0.0, right=total) / total
 
 
+def pool_unsupported(
+    ref_shares: ArrayLike, live_counts: ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """Merge every cell the reference gives no share into its nearest supported neighbour on
+    the left (the first supported cell for leading ones); cells stay in their order.
+
+    Why: a cell with reference share exactly 0 (the underflow and overflow bins, an "other"
+    category nothing was folded into) is not evidence that the value is impossible, only that
+    a sample of m records did not hold it — under the null such a cell still receives about
+    n/(m+1) live values. Any smoothing makes ln(p/q) there depend on the smoothing and not on
+    the data, and in live units it made calm 10 000-record windows against a 500-row reference
+    alarm six times too often. Pooled, every cell is estimated by both samples and the χ²
+    approximation behind the critical values holds. Values beyond the reference's range and
+    categories it never saw are still counted, record by record, by the ``out_of_range`` and
+    ``unseen_category`` anomalies: that is their separate test.
+    """
+    q, c = _pair(ref_shares, live_counts, ("ref_shares", "live_counts"))
+    supported = q > 0
+    if supported.all() or not supported.any():
+        return q, c
+    positions = np.arange(q.size)
+    target = np.maximum.accumulate(np.where(supported, positions, -1))
+    target[target < 0] = int(np.flatnonzero(supported)[0])
+    keep = np.flatnonzero(supported)
+    pooled_q = np.bincount(target, weights=q, minlength=q.size)[keep].astype(np.float64)
+    pooled_c = np.bincount(target, weights=c, minlength=q.size)[keep].astype(np.float64)
+    return pooled_q, pooled_c
+
+
 # --- statistics ------------------------------------------------------------------------------
 
 
@@ -276,8 +305,9 @@ def psi_verdict(
     min_count: int = DEFAULT_MIN_COUNT,
     pseudo_count: float = DEFAULT_PSEUDO_COUNT,
 ) -> Verdict | None:
-    """PSI with its threshold, or None when either side has too little data to judge."""
-    q, c = _pair(ref_shares, live_counts, ("ref_shares", "live_counts"))
+    """PSI with its threshold, or None when either side has too little data to judge. Cells
+    without reference support are pooled first (:func:`pool_unsupported`)."""
+    q, c = pool_unsupported(ref_shares, live_counts)
     n = float(c.sum())
     if ref_count <= 0 or n <= 0 or n < required_count(min_count, int(np.count_nonzero(q))):
         return None
@@ -322,8 +352,9 @@ def js_verdict(
 
     Smoothed because unsmoothed JS exceeds its χ² approximation when cells empty out: at 100
     records in 10 cells its false-positive rate is 1.6 % for α = 1 %; smoothed, 0.6 %.
+    Cells without reference support are pooled first (:func:`pool_unsupported`).
     """
-    q, c = _pair(ref_shares, live_counts, ("ref_shares", "live_counts"))
+    q, c = pool_unsupported(ref_shares, live_counts)
     n = float(c.sum())
     if ref_count <= 0 or n <= 0 or n < required_count(min_count, int(np.count_nonzero(q))):
         return None

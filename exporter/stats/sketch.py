@@ -1,13 +1,23 @@
 """A mergeable quantile sketch with a relative-error guarantee (DDSketch-style log buckets).
 
 Why this shape: a window is a ring of buckets, and a scrape merges the buckets of a window.
-Dense, fixed-layout count arrays make "merge" a plain numpy sum and "insert a batch" one
+Dense, fixed-size count arrays make "merge" a plain numpy sum and "insert a batch" one
 ``np.bincount``, with memory fixed by the layout rather than by the event rate.
 
-Guarantee: for values whose magnitude lies in ``[min_value, max_value]``, a quantile estimate
-``x̂`` of the true order statistic ``x`` satisfies ``|x̂ - x| <= relative_accuracy * |x|``.
-Magnitudes below ``min_value`` are stored as 0; above ``max_value`` they are clamped into the
-last bucket (the bound does not hold for them; the window min/max still show them exactly).
+Bucket keys are global: key ``k`` holds magnitudes in (γ^(k−1), γ^k], whatever the field, so any
+two sketches of the same accuracy agree on where a value falls. A dense array over every key a
+double can reach (≈ 71 000 per sign at 1 %) would cost over a megabyte per field and window
+bucket, so each field keeps a *window* of ``SPAN`` consecutive keys per sign (18 decades at 1 %),
+placed where its values are: the window is anchored, once, on the median magnitude of the first
+non-zero values the field sees (or on the reference profile's values). So epoch-sized numbers
+(1.7e9), amounts in micro-units (1e13) and tiny probabilities (1e-12) all keep the bound, and the
+memory is what the fixed 1e-9..1e9 window used to cost.
+
+Guarantee: for a value whose magnitude lies inside its field's window, a quantile estimate ``x̂``
+of the true order statistic ``x`` satisfies ``|x̂ - x| <= relative_accuracy * |x|``; exact zeros
+have a bucket of their own. A non-zero value outside the window (more than ~9 decades from the
+anchor) is clamped into the window's end bucket and *counted* (``clamped``): the bound does not
+hold for it, the window min/max still show it exactly.
 """
 
 from __future__ import annotations
@@ -22,28 +32,46 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+_LARGEST = float(np.finfo(np.float64).max)
+_SMALLEST = 5e-324  # the smallest positive (subnormal) double
+SPAN_DECADES = 18.0  # magnitudes one field's sketch resolves: anchor / 1e9 .. anchor * 1e9
+
+
+def _log_gamma(relative_accuracy: float) -> float:
+    if not 0 < relative_accuracy < 1:
+        raise ValueError("relative_accuracy must be in (0, 1)")
+    return math.log((1 + relative_accuracy) / (1 - relative_accuracy))
+
+
+def keys(values: FloatArray, log_gamma: float) -> IntArray:
+    """Global bucket key of each non-zero magnitude (0 for zeros; callers mask them)."""
+    magnitude = np.abs(values)
+    with np.errstate(divide="ignore"):
+        k = np.ceil(np.log(np.where(magnitude > 0, magnitude, 1.0)) / log_gamma)
+    return k.astype(np.int64)
+
 
 @dataclass(frozen=True)
 class SketchLayout:
-    """The bucket layout shared by every sketch of a field, so any two can be added."""
+    """The bucket layout of one field, shared by every sketch of that field so any two add up.
+
+    ``offset`` is the key of the lowest bucket of each sign; None centres the window on 1
+    (1e-9 .. 1e9), the layout of a field that has not seen a non-zero value yet.
+    """
 
     relative_accuracy: float = 0.01
-    min_value: float = 1e-9
-    max_value: float = 1e9
+    offset: int | None = None
     log_gamma: float = field(init=False)
-    k_min: int = field(init=False)
     per_sign: int = field(init=False)
+    k_min: int = field(init=False)
 
     def __post_init__(self) -> None:
-        if not 0 < self.relative_accuracy < 1:
-            raise ValueError("relative_accuracy must be in (0, 1)")
-        gamma = (1 + self.relative_accuracy) / (1 - self.relative_accuracy)
-        log_gamma = math.log(gamma)
-        k_min = math.floor(math.log(self.min_value) / log_gamma)
-        k_max = math.ceil(math.log(self.max_value) / log_gamma)
+        log_gamma = _log_gamma(self.relative_accuracy)
+        per_sign = math.ceil(SPAN_DECADES * math.log(10) / log_gamma) + 1
+        k_min = -(per_sign // 2) if self.offset is None else self.offset
         object.__setattr__(self, "log_gamma", log_gamma)
+        object.__setattr__(self, "per_sign", per_sign)
         object.__setattr__(self, "k_min", k_min)
-        object.__setattr__(self, "per_sign", k_max - k_min + 1)
 
     @property
     def size(self) -> int:
@@ -54,32 +82,112 @@ class SketchLayout:
     def zero_index(self) -> int:
         return self.per_sign
 
+    @property
+    def min_value(self) -> float:
+        """The smallest magnitude inside the window (the lower end of its first bucket)."""
+        return math.exp((self.k_min - 1) * self.log_gamma)
+
+    @property
+    def max_value(self) -> float:
+        """The largest magnitude inside the window (at most the largest double)."""
+        try:
+            return min(math.exp((self.k_min + self.per_sign - 1) * self.log_gamma), _LARGEST)
+        except OverflowError:
+            return _LARGEST
+
+    def anchored_on(self, values: FloatArray) -> SketchLayout:
+        """This layout with its window centred on the median magnitude of the non-zero finite
+        ``values``; itself when already anchored or when there is no such value."""
+        if self.offset is not None:
+            return self
+        magnitude = np.abs(values[np.isfinite(values)])
+        magnitude = magnitude[magnitude > 0]
+        if magnitude.size == 0:
+            return self
+        median = np.quantile(magnitude, 0.5, method="lower")  # a sample value: no overflow
+        centre = int(keys(np.asarray([median]), self.log_gamma)[0])
+        # Kept inside what a double can hold, so no bucket lies beyond the largest float.
+        top = int(keys(np.asarray([_LARGEST]), self.log_gamma)[0])
+        bottom = int(keys(np.asarray([_SMALLEST]), self.log_gamma)[0])
+        offset = min(max(centre - self.per_sign // 2, bottom), top - self.per_sign + 1)
+        return SketchLayout(self.relative_accuracy, offset)
+
+    def _offsets(self, values: FloatArray) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+        """Offset of each value inside its sign's window (clipped), and which were clipped."""
+        raw = keys(values, self.log_gamma) - self.k_min
+        outside = (values != 0) & ((raw < 0) | (raw >= self.per_sign))
+        return np.clip(raw, 0, self.per_sign - 1), outside
+
     def index(self, values: FloatArray) -> IntArray:
-        """Bucket of each value. Bucket k of a sign holds magnitudes in (γ^(k-1), γ^k]."""
-        magnitude = np.abs(values)
-        small = magnitude < self.min_value
-        with np.errstate(divide="ignore"):
-            k = np.ceil(np.log(np.where(small, 1.0, magnitude)) / self.log_gamma)
-        offset = np.clip(k.astype(np.int64) - self.k_min, 0, self.per_sign - 1)
+        """Bucket of each value; non-zero magnitudes outside the window land in its end bucket."""
+        offset, _ = self._offsets(values)
         idx = np.where(values > 0, self.zero_index + 1 + offset, self.zero_index - 1 - offset)
-        return np.where(small, self.zero_index, idx).astype(np.int64)
+        return np.where(values == 0, self.zero_index, idx).astype(np.int64)
+
+    def clamped(self, values: FloatArray) -> int:
+        """How many of ``values`` lie outside the window (their bucket is not within bound)."""
+        return int(np.count_nonzero(self._offsets(values)[1]))
 
     def bucket_values(self) -> FloatArray:
         """The estimate reported for each bucket: 2γ^k/(γ+1), within the relative error of any
         magnitude in (γ^(k-1), γ^k]."""
         k = np.arange(self.per_sign, dtype=np.float64) + self.k_min
         gamma = math.exp(self.log_gamma)
-        positive = 2.0 * np.exp(k * self.log_gamma) / (gamma + 1.0)
+        with np.errstate(over="ignore"):  # the top bucket may reach past the largest double
+            positive = np.exp(k * self.log_gamma + math.log(2.0 / (gamma + 1.0)))
+        positive = np.minimum(positive, _LARGEST)  # still closer to any value it holds
         return np.concatenate([-positive[::-1], [0.0], positive])
 
     def counts(self, values: FloatArray) -> IntArray:
         """A sketch (bucket counts) of finite ``values``."""
         return np.bincount(self.index(values), minlength=self.size).astype(np.int64)
 
-    def counts_per_row(self, index: IntArray, row: IntArray, rows: int) -> IntArray:
-        """Sketches of several fields at once: ``index[i]`` lands in the sketch ``row[i]``."""
-        flat = np.bincount(row * self.size + index, minlength=rows * self.size)
-        return flat.reshape(rows, self.size).astype(np.int64)
+
+@dataclass(frozen=True)
+class Sketches:
+    """The layouts of every numeric field of a pipeline: one accuracy and one size (so a
+    summary's sketches are one [F, S] array), each field with its own window."""
+
+    relative_accuracy: float
+    fields: tuple[SketchLayout, ...]
+
+    @classmethod
+    def unanchored(cls, n_fields: int, relative_accuracy: float = 0.01) -> Sketches:
+        layout = SketchLayout(relative_accuracy)
+        return cls(relative_accuracy, (layout,) * n_fields)
+
+    @property
+    def size(self) -> int:
+        return SketchLayout(self.relative_accuracy).size
+
+    def __getitem__(self, f: int) -> SketchLayout:
+        return self.fields[f]
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def anchored_on(self, columns: Sequence[FloatArray]) -> Sketches:
+        """Anchor every field not anchored yet on its column's values (itself if none changes).
+
+        Anchors never move once set: the arrays already hold counts in that window."""
+        layouts = tuple(
+            layout.anchored_on(column) for layout, column in zip(self.fields, columns, strict=True)
+        )
+        return self if layouts == self.fields else Sketches(self.relative_accuracy, layouts)
+
+    def counts(self, values: FloatArray) -> tuple[IntArray, IntArray]:
+        """Sketches of the columns of ``values`` [n, F] (NaN = no value) as one [F, S] array,
+        and the number of clamped values per field."""
+        n_fields, size = len(self.fields), self.size
+        flat = np.zeros(n_fields * size, dtype=np.int64)
+        clamped = np.zeros(n_fields, dtype=np.int64)
+        for f, layout in enumerate(self.fields):
+            column = values[:, f]
+            column = column[~np.isnan(column)]
+            if column.size:
+                flat[f * size : (f + 1) * size] = np.bincount(layout.index(column), minlength=size)
+                clamped[f] = layout.clamped(column)
+        return flat.reshape(n_fields, size), clamped
 
 
 def quantiles(

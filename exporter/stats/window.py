@@ -10,7 +10,7 @@ merge of its live buckets. Nothing here reads the clock: ``now`` is always an ar
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +18,7 @@ import numpy.typing as npt
 from exporter.anomaly import N_KINDS, Kind
 from exporter.batch import Batch
 from exporter.config_types import WindowSpec
-from exporter.stats.sketch import SketchLayout
+from exporter.stats.sketch import Sketches
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -32,7 +32,7 @@ class Shape:
     categorical: int  # C
     categories: int  # widest vocabulary + 1 (the __other__ slot)
     anomaly_fields: int  # A, the last row is the whole record (parse errors)
-    sketch: SketchLayout
+    sketch: Sketches  # one layout per numeric field
 
 
 @dataclass
@@ -53,6 +53,8 @@ class Summary:
     delay_total: float = 0.0  # sum of their delays, seconds
     abs_error: float = 0.0  # regression: sum of |prediction − label| over labelled records
     sq_error: float = 0.0  # regression: sum of (prediction − label)²
+    # [F] values outside their field's sketch window (quantiles of those are not within bound)
+    clamped: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @classmethod
     def empty(cls, shape: Shape, with_sketch: bool = True) -> Summary:
@@ -70,13 +72,21 @@ class Summary:
             labelled=0,
             wrong=0,
             latest=-math.inf,
+            clamped=np.zeros(f, dtype=np.int64),
         )
 
     def clear(self) -> None:
         self.records = self.labelled = self.wrong = self.joined = 0
         self.latest = -math.inf
         self.delay_total = self.abs_error = self.sq_error = 0.0
-        for array in (self.count, self.total, self.deviations, self.categories, self.anomalies):
+        for array in (
+            self.count,
+            self.total,
+            self.deviations,
+            self.categories,
+            self.anomalies,
+            self.clamped,
+        ):
             array.fill(0)
         self.low.fill(np.inf)
         self.high.fill(-np.inf)
@@ -121,8 +131,17 @@ class Summary:
         np.maximum(self.high, other.high, out=self.high)
         self.categories += other.categories
         self.anomalies += other.anomalies
+        self.clamped += other.clamped
         if self.sketch is not None and other.sketch is not None:
             self.sketch += other.sketch
+
+
+def category_counts(codes: IntArray, shape: Shape) -> IntArray:
+    """Counts per category code [C, V] of a [n, C] code matrix (-1, no value, not counted)."""
+    offsets = np.arange(shape.categorical, dtype=np.int64)[None, :] * shape.categories
+    present = codes >= 0
+    flat = np.bincount((codes + offsets)[present], minlength=shape.categorical * shape.categories)
+    return flat.reshape(shape.categorical, shape.categories)
 
 
 def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) -> Summary:
@@ -150,19 +169,10 @@ def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) ->
         summary.deviations = (centred * centred).sum(axis=0)
     summary.low = np.where(valid, numeric, np.inf).min(axis=0)
     summary.high = np.where(valid, numeric, -np.inf).max(axis=0)
-    by_field = numeric.T[valid.T]  # values grouped field by field
-    field_of = np.repeat(np.arange(shape.numeric), summary.count)
-    summary.sketch = shape.sketch.counts_per_row(
-        shape.sketch.index(by_field), field_of, shape.numeric
-    )
+    summary.sketch, summary.clamped = shape.sketch.counts(numeric)
 
     if shape.categorical:
-        offsets = np.arange(shape.categorical, dtype=np.int64)[None, :] * shape.categories
-        present = codes >= 0
-        flat = np.bincount(
-            (codes + offsets)[present], minlength=shape.categorical * shape.categories
-        )
-        summary.categories = flat.reshape(shape.categorical, shape.categories)
+        summary.categories = category_counts(codes, shape)
 
     width = flags.shape[1]
     offsets = np.arange(width, dtype=np.int64)[None, :] * N_KINDS
