@@ -119,6 +119,16 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
     errors = CounterMetricFamily(
         "model_prediction_errors", "Labelled predictions that were wrong.", labels=MODEL_LABELS
     )
+    overflow = CounterMetricFamily(
+        "model_category_overflow",
+        "Categorical values past the field's category cap, exported as __other__.",
+        labels=fl,
+    )
+    clamped = CounterMetricFamily(
+        "model_sketch_clamped",
+        "Numeric values outside the field's sketch range: their quantiles are not within bound.",
+        labels=fl,
+    )
     join = CounterMetricFamily(
         "model_ground_truth_join",
         "Predictions waiting for a late label, by how they left the join buffer.",
@@ -183,6 +193,11 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
         for row, name, kinds in pairs:
             for kind in kinds:
                 anomalies.add_metric([*mv, name, KIND_NAMES[kind]], int(t.anomalies[row, kind]))
+        for c, spec in enumerate(layout.categorical):
+            other_code = snapshot.categories[c][-1][0]  # __other__ is last
+            overflow.add_metric([*mv, spec.name], int(t.categories[c, other_code]))
+        for f, spec in enumerate(layout.numeric):
+            clamped.add_metric([*mv, spec.name], int(t.clamped[f]))
         for h, (family, histogram) in enumerate(zip(histograms, snapshot.histograms, strict=True)):
             counts = group.histogram_counts[h, : len(histogram.bounds) + 1].cumsum()
             buckets = [
@@ -195,6 +210,8 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
 
     yield predictions
     yield anomalies
+    yield overflow
+    yield clamped
     yield labelled
     yield errors
     yield join
