@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.batch import OTHER, Layout
+from exporter.batch import OTHER, Batch, Layout, Vocabulary
 from exporter.config_types import FieldsConfig, FieldSpec
 from exporter.decode import Decoder
 from exporter.profile import build
@@ -60,13 +60,22 @@ class ProfileBuilder:
 
     def add(self, data: bytes) -> None:
         batch = self._decoder.decode(data)
+        self.parse_errors += sum(batch.parse_errors.values())
+        self.add_batch(batch)
+
+    @property
+    def vocabularies(self) -> list[Vocabulary]:
+        """The wide scan vocabularies, for callers that build batches themselves."""
+        return self._decoder.vocabularies
+
+    def add_batch(self, batch: Batch) -> None:
+        """Add decoded records (coded with ``vocabularies``)."""
         sketch = self._shape.sketch.anchored_on(list(batch.numeric.T))
         if sketch is not self._shape.sketch:  # fields are anchored by their first values
             self._shape = replace(self._shape, sketch=sketch)
         self._summary.add(summarize(batch, None, self._shape))
         half = self._split.random(batch.size) < 0.5
         self._held_out += category_counts(batch.categorical[half], self._shape)
-        self.parse_errors += sum(batch.parse_errors.values())
 
     @property
     def records(self) -> int:
