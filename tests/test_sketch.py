@@ -141,9 +141,7 @@ def test_merge_is_exact(a: FloatArray, b: FloatArray) -> None:
 
 def test_sketches_of_columns_equal_separate_sketches() -> None:
     rng = _rng()
-    columns = [rng.normal(i * 10.0, 1.0 + i, 500) for i in range(3)] + [
-        rng.normal(1.7e9, 1e6, 500)
-    ]
+    columns = [rng.normal(i * 10.0, 1.0 + i, 500) for i in range(3)] + [rng.normal(1.7e9, 1e6, 500)]
     values = np.column_stack(columns)
     values[::7, 1] = np.nan  # no value
     sketches = Sketches.unanchored(4).anchored_on(list(values.T))

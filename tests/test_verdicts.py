@@ -177,12 +177,12 @@ def test_a_45_level_category_with_the_default_config_stays_quiet() -> None:
 
 def test_choosing_the_kept_categories_does_not_bias_js() -> None:
     """A small reference of a long-tailed category, the top categories kept: JS at 5 %."""
-    seeds = 80
+    seeds = 60
     alarms = calm_alarms(
         "categorical",
         lambda r, n: zipf_names(r, n, 200),
         500,
-        500,
+        2_000,
         seeds,
         alpha=0.05,
         **PER_TEST_5,
