@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from exporter.stats.sketch import SPAN_DECADES, SketchLayout, Sketches, cdf, quantiles
+from exporter.stats.sketch import SPAN_DECADES, Sketches, SketchLayout, cdf, quantiles
 
 FloatArray = npt.NDArray[np.float64]
 QS = (0.0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
@@ -157,7 +157,8 @@ def test_a_window_is_anchored_once_and_never_moves() -> None:
     zeros_only = sketches.anchored_on([np.zeros(5), np.array([np.nan])])
     assert zeros_only is sketches  # nothing to anchor on yet
     first = sketches.anchored_on([np.array([1.7e9]), np.array([0.0])])
-    assert first[0].offset is not None and first[1].offset is None
+    assert first[0].offset is not None
+    assert first[1].offset is None
     again = first.anchored_on([np.array([1e-12]), np.array([3.0])])
     assert again[0] == first[0]
     assert again[1].offset is not None
