@@ -105,12 +105,14 @@ def _categorical(
     if n == 0:
         return None
     selection = counts if held_out is None else counts - held_out
-    measured = counts if held_out is None else held_out
     ranked = sorted(
         ((int(selection[code]), code, value) for code, value in names if value != OTHER),
         reverse=True,
     )
     kept = [(code, value) for count, code, value in ranked[:top] if count >= MIN_CATEGORY_COUNT]
+    # When nothing was left out, nothing was chosen: every record can measure the shares.
+    chose = sum(int(counts[code]) for code, _ in kept) < n
+    measured = held_out if held_out is not None and chose else counts
     share_count = int(measured.sum())
     shares: dict[str, float] = {}
     if share_count:
