@@ -93,7 +93,7 @@ def compare(
         ref_shares, live_counts = align(ref_cat.shares, summary.categories[c], categories[c])
         verdict = drift.js_verdict(
             ref_shares,
-            ref_cat.share_count,  # the held-out records the shares were measured on
+            ref_cat.share_count,  # the records the shares were measured on
             live_counts,
             floor=settings.js_floor,
             alpha=alpha,
@@ -166,7 +166,7 @@ class ReferenceChecks:
         n = len(layout.numeric)
         self._low = np.full(n, -np.inf)
         self._high = np.full(n, np.inf)
-        self._seen_low = np.full(n, np.inf)  # no reference: nothing is outside its range
+        self._seen_low = np.full(n, np.inf)  # the development range; moot while std is inf
         self._seen_high = np.full(n, -np.inf)
         self._mean = np.zeros(n)
         self._std = np.full(n, np.inf)
