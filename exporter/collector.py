@@ -31,7 +31,7 @@ from exporter.anomaly import (
     Kind,
 )
 from exporter.batch import Layout
-from exporter.health import Health
+from exporter.health import PREFIX, SOURCE_METRICS, Health
 from exporter.state import GroupSnapshot, Snapshot, WindowView
 from exporter.validate import number_label
 
@@ -417,37 +417,13 @@ _HISTOGRAM_HELP = {
 
 
 def _health_families(health: Health) -> Iterator[Metric]:
-    def per_source(name: str, help_text: str, attr: str, counter: bool) -> Metric:
-        family_type = CounterMetricFamily if counter else GaugeMetricFamily
-        family = family_type(name, help_text, labels=["source"])
+    p = PREFIX
+    for metric in SOURCE_METRICS:
+        family_type = CounterMetricFamily if metric.type == "counter" else GaugeMetricFamily
+        family = family_type(p + metric.name, metric.help, labels=["source"])
         for source, stats in health.sources.items():
-            family.add_metric([source], float(getattr(stats, attr)))
-        return family
-
-    p = "model_exporter_"
-    yield per_source(f"{p}lines", "Complete lines read from log files.", "lines", True)
-    yield per_source(f"{p}bytes_read", "Bytes read from log files.", "bytes_read", True)
-    yield per_source(f"{p}rotations", "Rename rotations followed.", "rotations", True)
-    yield per_source(f"{p}truncations", "Truncations detected.", "truncations", True)
-    yield per_source(
-        f"{p}lines_too_long", "Lines over max_line_bytes, skipped.", "lines_too_long", True
-    )
-    yield per_source(
-        f"{p}bytes_dropped",
-        "Unread bytes of rotated files given up (stale handle, or unreadable for rotate_wait).",
-        "bytes_dropped",
-        True,
-    )
-    yield per_source(f"{p}read_errors", "Errors opening or reading log files.", "read_errors", True)
-    yield per_source(f"{p}file_opens", "Log files opened.", "opens", True)
-    yield per_source(
-        f"{p}checkpoint_resets",
-        "Saved positions not trusted (file changed).",
-        "checkpoint_resets",
-        True,
-    )
-    yield per_source(f"{p}open_files", "File descriptors held.", "open_files", False)
-    yield per_source(f"{p}source_lag_bytes", "Bytes written but not yet read.", "lag_bytes", False)
+            family.add_metric([source], float(getattr(stats, metric.attribute)))
+        yield family
     up = GaugeMetricFamily(
         f"{p}source_up", "1 when a file of the source is present and readable.", labels=["source"]
     )

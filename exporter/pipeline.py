@@ -27,7 +27,6 @@ from exporter.tail.watch import Waker
 
 log = logging.getLogger(__name__)
 
-POLL_BUDGET_BYTES = 8 << 20  # read at most this much per pass, then checkpoint and look again
 DRAIN_SECONDS = 20.0  # at stop, read what was written before the signal for at most this long
 
 
@@ -110,7 +109,7 @@ class Pipeline:
         """One pass: read what is new, ingest it. Returns the number of lines handled."""
         self._reload_reference()
         lines = 0
-        for chunk in self._tailer.poll_once(POLL_BUDGET_BYTES):
+        for chunk in self._tailer.poll_once():
             self.ingest(chunk)
             lines += chunk.lines
         return lines

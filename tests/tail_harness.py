@@ -15,8 +15,9 @@ from typing import Any
 
 from exporter.clock import ManualClock
 from exporter.config_types import SourceConfig, StartAt, TailConfig
+from exporter.health import SourceStats
 from exporter.tail.fileident import FileOps
-from exporter.tail.tailer import Chunk, SourceStats, Tailer
+from exporter.tail.tailer import Chunk, Tailer
 from exporter.tail.watch import Waker, start_watch
 
 

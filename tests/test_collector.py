@@ -11,7 +11,7 @@ import math
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from exporter.anomaly import (
     TIMESTAMP_KINDS,
 )
 from exporter.collector import Health, ModelCollector
+from exporter.health import SOURCE_METRICS, SourceStats
 from exporter.state import Snapshot, State
 
 PROMTOOL = "/usr/bin/promtool"
@@ -36,25 +37,13 @@ GOLDEN = Path(__file__).parent / "golden" / "metrics_shape.txt"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-@dataclass(frozen=True)
-class FakeSource:
-    lines: int = 10
-    bytes_read: int = 1000
-    rotations: int = 1
-    truncations: int = 0
-    lines_too_long: int = 0
-    read_errors: int = 0
-    opens: int = 2
-    checkpoint_resets: int = 0
-    files_present: int = 1
-    open_files: int = 1
-    lag_bytes: int = 0
-    bytes_dropped: int = 0
+# Every counter a different value, so a field rendered under another's name shows.
+SOURCE = SourceStats(*range(10, 10 + len(fields(SourceStats))))
 
 
 def health() -> Health:
     return Health(
-        sources={"/var/log/*.jsonl": FakeSource()},
+        sources={"/var/log/*.jsonl": SOURCE},
         parse_errors={("/var/log/*.jsonl", "invalid_json"): 3},
         last_read={"/var/log/*.jsonl": T0},
         checkpoint_errors=0,
@@ -287,11 +276,15 @@ def test_health_families(ingested: tuple[State, list[dict[str, Any]]]) -> None:
     state, _ = ingested
     samples = parse(scrape(lambda: state.snapshot(T0)))
     src = {"source": "/var/log/*.jsonl"}
-    source = FakeSource()
-    assert one(samples, "model_exporter_lines_total", **src) == source.lines
-    assert one(samples, "model_exporter_bytes_read_total", **src) == source.bytes_read
-    assert one(samples, "model_exporter_file_opens_total", **src) == source.opens
+    assert one(samples, "model_exporter_lines_total", **src) == SOURCE.lines
+    assert one(samples, "model_exporter_bytes_read_total", **src) == SOURCE.bytes_read
+    assert one(samples, "model_exporter_file_opens_total", **src) == SOURCE.opens
+    assert one(samples, "model_exporter_source_lag_bytes", **src) == SOURCE.lag_bytes
     assert one(samples, "model_exporter_source_up", **src) == 1
+    for metric in SOURCE_METRICS:  # each family shows its own field
+        suffix = "_total" if metric.type == "counter" else ""
+        name = f"model_exporter_{metric.name}{suffix}"
+        assert one(samples, name, **src) == getattr(SOURCE, metric.attribute), name
     assert one(samples, "model_exporter_parse_errors_total", reason="invalid_json", **src) == 3
     assert one(samples, "model_exporter_last_read_timestamp_seconds", **src) == T0
     assert one(samples, "model_exporter_ingest_seconds_total") == 0.25

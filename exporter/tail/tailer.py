@@ -24,12 +24,13 @@ import os
 import stat as stat_mod
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from exporter.clock import Clock
 from exporter.config_types import SourceConfig, TailConfig
+from exporter.health import SourceStats
 from exporter.tail.fileident import (
     FileOps,
     Head,
@@ -41,12 +42,14 @@ from exporter.tail.fileident import (
 )
 from exporter.tail.linebuf import LineAssembler
 from exporter.tail.positions import Key, Position, Positions
-from exporter.tail.tracked import Counters, LogLimiter, Tracked
+from exporter.tail.tracked import LogLimiter, Tracked
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEFAULT_BUDGET_CHUNKS = 32  # poll_once(None) reads at most this many read_chunk_bytes pieces
+# Read at most this much per poll, then let the caller checkpoint and look again: bounds how long
+# a burst can hold off a checkpoint or a shutdown. The ingest loop and the tests both use it.
+POLL_BUDGET_BYTES = 8 << 20
 _REOPEN_ERRNOS = frozenset({errno.ESTALE, errno.EBADF})
 Matched = dict[Key, tuple[str, os.stat_result]]  # what one poll found: identity -> (path, stat)
 
@@ -59,24 +62,6 @@ class Chunk:
     path: str
     data: bytes
     lines: int
-
-
-@dataclass(frozen=True)
-class SourceStats:
-    """Counters are cumulative since start and never decrease; the last three are gauges."""
-
-    lines: int = 0
-    bytes_read: int = 0
-    rotations: int = 0
-    truncations: int = 0
-    lines_too_long: int = 0
-    read_errors: int = 0
-    opens: int = 0
-    checkpoint_resets: int = 0
-    bytes_dropped: int = 0  # unread bytes of rotated files given up (vanished or unreadable)
-    files_present: int = 0
-    open_files: int = 0
-    lag_bytes: int = 0
 
 
 class Tailer:
@@ -102,7 +87,7 @@ class Tailer:
         self._pos = positions if positions is not None else Positions.load(tail.positions_file)
         self._ops = ops if ops is not None else FileOps()
         self._files: dict[str, dict[Key, Tracked]] = {s.path: {} for s in self._sources}
-        self._counters = {s.path: Counters() for s in self._sources}
+        self._counters = {s.path: SourceStats() for s in self._sources}
         # A source tailed before (entries in the checkpoint) reads files new to it from 0:
         # they appeared while we were stopped. start_at only governs a first deployment.
         self._history = {s.path: self._pos.has_source(s.path) for s in self._sources}
@@ -127,12 +112,13 @@ class Tailer:
         """Bring every source up to date in one bounded step; return the new whole lines.
 
         Every matched file is stat'ed on every call because file events can be missed: the poll
-        alone must be correct. Reading stops after ``max_bytes`` so a burst cannot hold off a
-        checkpoint or a shutdown; ``more_pending`` then asks the caller to poll again at once.
+        alone must be correct. Reading stops after ``max_bytes`` (``POLL_BUDGET_BYTES`` unless
+        given) so a burst cannot hold off a checkpoint or a shutdown; ``more_pending`` then asks
+        the caller to poll again at once.
         """
         if self._closed:
             return []
-        budget = max_bytes if max_bytes is not None else self._budget_default()
+        budget = max_bytes if max_bytes is not None else POLL_BUDGET_BYTES
         out: list[Chunk] = []
         now = self._clock.monotonic()
         self.more_pending = False
@@ -145,7 +131,7 @@ class Tailer:
 
     def stats(self) -> dict[str, SourceStats]:
         with self._lock:
-            return {path: _snapshot(c) for path, c in self._counters.items()}
+            return {path: c.copy() for path, c in self._counters.items()}
 
     def checkpoint_errors(self) -> int:
         return self._pos.errors
@@ -172,9 +158,6 @@ class Tailer:
         self._refresh_gauges()
 
     # ---- one source -------------------------------------------------------------------
-
-    def _budget_default(self) -> int:
-        return self._tail.read_chunk_bytes * DEFAULT_BUDGET_CHUNKS
 
     def _poll_source(self, src: SourceConfig, now: float, budget: int, out: list[Chunk]) -> int:
         files = self._files[src.path]
@@ -534,7 +517,3 @@ def _is_own(path: str, own: dict[str, frozenset[str]]) -> bool:
     """
     real = own.get(path.rpartition(os.sep)[2])  # Path(path).name, without building a Path
     return real is not None and os.path.realpath(path) in real
-
-
-def _snapshot(c: Counters) -> SourceStats:
-    return SourceStats(**{f.name: getattr(c, f.name) for f in fields(SourceStats)})

@@ -1,4 +1,4 @@
-"""Per-file and per-source bookkeeping of the tailer (kept apart so source.py stays readable)."""
+"""Per-file bookkeeping of the tailer (kept apart so tailer.py stays readable)."""
 
 from __future__ import annotations
 
@@ -10,31 +10,6 @@ from exporter.tail.linebuf import LineAssembler
 from exporter.tail.positions import Key
 
 log = logging.getLogger("exporter.tail.tailer")  # one logger for everything the tailer says
-
-
-class Counters:
-    """Mutable twin of SourceStats, updated under the tailer's lock."""
-
-    __slots__ = (
-        "bytes_dropped",
-        "bytes_read",
-        "checkpoint_resets",
-        "files_present",
-        "lag_bytes",
-        "lines",
-        "lines_too_long",
-        "open_files",
-        "opens",
-        "read_errors",
-        "rotations",
-        "truncations",
-    )
-
-    def __init__(self) -> None:
-        self.lines = self.bytes_read = self.rotations = self.truncations = 0
-        self.lines_too_long = self.read_errors = self.opens = self.checkpoint_resets = 0
-        self.files_present = self.open_files = self.lag_bytes = 0
-        self.bytes_dropped = 0
 
 
 class Tracked:
