@@ -167,6 +167,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _baseline(args: argparse.Namespace) -> int:
+    from exporter.atomic import write_atomic  # noqa: PLC0415
     from exporter.clock import SystemClock  # noqa: PLC0415
     from exporter.offline.baseline import ProfileBuilder  # noqa: PLC0415
     from exporter.offline.read import Progress, read_chunks  # noqa: PLC0415
@@ -188,10 +189,11 @@ def _baseline(args: argparse.Namespace) -> int:
     created = datetime.fromtimestamp(SystemClock().now(), UTC).isoformat(timespec="seconds")
     source = {"path": str(Path(args.input).resolve()), "parse_errors": builder.parse_errors}
     reference = builder.build(created, source)
-    output = Path(args.output)
-    temporary = output.with_name(f".{output.name}.tmp")
-    temporary.write_text(reference.to_json(), encoding="utf-8")
-    temporary.replace(output)  # a watching sidecar never sees half a profile
+    try:  # a watching sidecar never sees half a profile, nor an empty one after a crash
+        write_atomic(args.output, reference.to_json().encode())
+    except OSError as exc:
+        log.error("cannot write %s: %s", args.output, exc.strerror or exc)
+        return 1
     print(
         f"{args.output}: {reference.records} records, {len(reference.numeric)} numeric and "
         f"{len(reference.categorical)} categorical fields, hash {reference.hash}"

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from exporter import atomic
 from exporter.tail import positions as positions_mod
 from exporter.tail.positions import FORMAT_VERSION, Position, Positions
+
+ONE = (
+    b'{"dev": 1, "ino": 2, "offset": 3, "head_len": 0,'
+    b' "head": "", "marker": "", "source": "", "path": "", "seen": 0}'
+)
+ENTRY = b'{"version": 1, "files": [' + ONE + b"]}"
 
 
 def entry(ino: int, *, offset: int = 10, seen: float = 100.0, source: str = "s") -> Position:
@@ -38,6 +45,15 @@ def test_round_trip(tmp_path: Path) -> None:
     assert json.loads(Path(path).read_bytes())["version"] == FORMAT_VERSION
 
 
+def test_a_well_formed_entry_loads(tmp_path: Path) -> None:
+    """The damaged variants below differ from this one in one place each."""
+    path = tmp_path / "pos.json"
+    path.write_bytes(ENTRY)
+    p = Positions.load(str(path))
+    assert p.errors == 0
+    assert [(e.key, e.offset, e.seen) for e in p.entries()] == [((1, 2), 3, 0.0)]
+
+
 def test_missing_file_is_a_first_run_not_an_error(tmp_path: Path) -> None:
     p = Positions.load(str(tmp_path / "absent.json"))
     assert (p.errors, p.entries()) == (0, [])
@@ -57,6 +73,14 @@ def test_missing_file_is_a_first_run_not_an_error(tmp_path: Path) -> None:
         b'{"version": 1, "files": [{"dev": 1, "ino": 2, "offset": -3, "head_len": 0,'
         b' "head": "", "marker": "", "source": "", "path": "", "seen": 0}]}',
         b"[" * 100_000,
+        b'{"version": true, "files": []}',
+        b'{"version": 1, "files": [], "written_by": "someone else"}',
+        b'{"version": 2, "files": [{"fingerprint": "abc"}]}',
+        ENTRY.replace(b'"dev": 1', b'"dev": true'),
+        ENTRY.replace(b'"seen": 0', b'"seen": "yesterday"'),
+        ENTRY.replace(b'"head_len": 0', b'"head_len": -1'),
+        ENTRY.replace(b'"path": ""', b'"path": "", "inode_generation": 7'),
+        b'{"version": 1, "files": [' + ONE + b", " + ONE + b"]}",  # two entries for one file
     ],
 )
 def test_damaged_checkpoint_is_counted_and_ignored(tmp_path: Path, content: bytes) -> None:
@@ -78,7 +102,7 @@ def test_crash_during_save_keeps_the_previous_checkpoint(
     def crash(*_: object) -> None:
         raise OSError("killed before the rename")
 
-    monkeypatch.setattr(positions_mod.Path, "replace", crash)
+    monkeypatch.setattr(atomic.Path, "replace", crash)
     assert not p.save()
     assert p.errors == 1
     monkeypatch.undo()
@@ -114,13 +138,13 @@ def test_without_a_path_nothing_is_written(tmp_path: Path) -> None:
 def writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """Every checkpoint actually written (each costs two fsyncs)."""
     done: list[bytes] = []
-    real = positions_mod._atomic_write
+    real = positions_mod.write_atomic
 
     def counting(path: str, data: bytes) -> None:
         real(path, data)
         done.append(data)
 
-    monkeypatch.setattr(positions_mod, "_atomic_write", counting)
+    monkeypatch.setattr(positions_mod, "write_atomic", counting)
     return done
 
 
@@ -175,7 +199,7 @@ def test_a_failed_save_is_retried_even_without_a_change(
         raise OSError("disk full")
 
     with monkeypatch.context() as m:
-        m.setattr(positions_mod.Path, "replace", crash)
+        m.setattr(atomic.Path, "replace", crash)
         assert not p.save()
     assert p.save()
     assert [e.ino for e in Positions.load(p.path).entries()] == [1]

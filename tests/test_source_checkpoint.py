@@ -14,13 +14,13 @@ def test_an_idle_tailer_does_not_rewrite_its_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written: list[bytes] = []
-    real = positions_mod._atomic_write
+    real = positions_mod.write_atomic
 
     def counting(path: str, data: bytes) -> None:
         real(path, data)
         written.append(data)
 
-    monkeypatch.setattr(positions_mod, "_atomic_write", counting)
+    monkeypatch.setattr(positions_mod, "write_atomic", counting)
     h = Harness(tmp_path)
     h.write(records(0, 3))
     h.tick()

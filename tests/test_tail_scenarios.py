@@ -29,7 +29,7 @@ from tail_harness import (
     records,
 )
 
-from exporter.tail import positions as positions_mod
+from exporter import atomic
 from exporter.tail.watch import start_watch
 
 Make = Callable[..., Harness]
@@ -327,7 +327,7 @@ def test_t20_kill_during_a_save_keeps_the_previous_checkpoint(
     def killed(*_: object) -> None:
         raise OSError("killed between the temp file and the rename")
 
-    monkeypatch.setattr(positions_mod.Path, "replace", killed)
+    monkeypatch.setattr(atomic.Path, "replace", killed)
     h.tailer.save_positions()
     monkeypatch.undo()
     h.tailer.close()  # the process dies here: no further save

@@ -2,32 +2,36 @@
 
 Entries are keyed by file identity (device, inode) and carry the head and marker hashes that
 let the tailer refuse a stale offset (inode reuse, copytruncate while stopped). The file is
-versioned JSON, replaced atomically (temp file in the same directory, fsync, rename, fsync of
-the directory), so a crash during a save leaves the previous checkpoint intact. A corrupt or
-unreadable checkpoint is counted and ignored: the configured ``start_at`` applies instead.
+versioned JSON, decoded into the same msgspec Structs it is written from, and replaced with
+``exporter.atomic.write_atomic`` (temp file, fsync, rename, fsync of the directory), so a crash
+during a save leaves the previous checkpoint intact. A corrupt or unreadable checkpoint is
+counted and ignored: the configured ``start_at`` applies instead.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import Any
+from typing import Annotated
+
+import msgspec
+from msgspec.structs import replace
+
+from exporter.atomic import write_atomic
 
 FORMAT_VERSION = 1
 log = logging.getLogger(__name__)
 
 Key = tuple[int, int]
+_NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    dev: int
-    ino: int
-    offset: int  # end of the last whole line handed out
-    head_len: int
+class Position(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One tracked file; also the schema of an entry on disk (types and bounds checked there)."""
+
+    dev: _NonNegative
+    ino: _NonNegative
+    offset: _NonNegative  # end of the last whole line handed out
+    head_len: _NonNegative
     head: str
     marker: str  # hash of the bytes just before ``offset``
     source: str  # the configured source path (glob or file) that tracked it
@@ -39,39 +43,34 @@ class Position:
         return (self.dev, self.ino)
 
 
-_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "dev": int,
-    "ino": int,
-    "offset": int,
-    "head_len": int,
-    "head": str,
-    "marker": str,
-    "source": str,
-    "path": str,
-    "seen": (int, float),
-}
+class _Version(msgspec.Struct):
+    """Read first, so a file of another version is refused as such, whatever its entries hold."""
+
+    version: int
+
+
+class _Checkpoint(msgspec.Struct, forbid_unknown_fields=True):
+    version: int
+    files: list[Position]
 
 
 def _decode(raw: bytes) -> list[Position]:
-    """Parse a checkpoint; any structural problem raises ValueError (the whole file is refused)."""
-    doc = json.loads(raw)
-    if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
-        raise ValueError("unknown checkpoint format")
-    files = doc.get("files")
-    if not isinstance(files, list):
-        raise ValueError("files: must be a list")
-    out: list[Position] = []
-    for item in files:
-        if not isinstance(item, dict) or set(item) != set(_FIELDS):
-            raise ValueError("malformed entry")
-        for name, kind in _FIELDS.items():
-            value: Any = item[name]
-            if isinstance(value, bool) or not isinstance(value, kind):
-                raise ValueError(f"{name}: wrong type")
-        if item["offset"] < 0 or item["head_len"] < 0:
-            raise ValueError("negative offset")
-        out.append(Position(**{**item, "seen": float(item["seen"])}))
-    return out
+    """Parse a checkpoint; any problem raises ValueError (the whole file is refused).
+
+    msgspec checks every type and bound (``msgspec.ValidationError`` is a ValueError); what is
+    left by hand is what spans entries.
+    """
+    version = msgspec.json.decode(raw, type=_Version).version
+    if version != FORMAT_VERSION:
+        raise ValueError(f"unknown checkpoint format version {version}")
+    files = msgspec.json.decode(raw, type=_Checkpoint).files
+    if len({p.key for p in files}) != len(files):
+        raise ValueError("two entries for one file (device, inode)")
+    return files
+
+
+def _encode(entries: list[Position]) -> bytes:
+    return msgspec.json.encode(_Checkpoint(FORMAT_VERSION, entries))
 
 
 class Positions:
@@ -141,10 +140,8 @@ class Positions:
             return True
         if self._unchanged(seen_slack):
             return True
-        doc = {"version": FORMAT_VERSION, "files": [asdict(p) for p in self._entries.values()]}
-        data = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
         try:
-            _atomic_write(self.path, data)
+            write_atomic(self.path, _encode(list(self._entries.values())))
         except OSError as e:
             self.errors += 1
             log.warning("cannot save positions to %s: %s", self.path, e)
@@ -161,22 +158,3 @@ class Positions:
             if abs(p.seen - old.seen) > seen_slack or replace(p, seen=old.seen) != old:
                 return False
         return True
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    directory = Path(path).resolve().parent
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    Path(tmp).replace(path)
-    dfd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from exporter.atomic import temporary_path
 from exporter.clock import Clock
 from exporter.config_types import SourceConfig, TailConfig
 from exporter.health import SourceStats
@@ -103,7 +104,7 @@ class Tailer:
         self._closed = False
         self._turn = 0  # polls so far: who goes first takes turns, so nobody starves
         own = tail.positions_file
-        self._own_files = _own_files((own, own + ".tmp") if own else ())
+        self._own_files = _own_files((own, temporary_path(own)) if own else ())
         self.more_pending = False  # the last poll stopped on its byte budget: poll again soon
 
     # ---- public API -------------------------------------------------------------------
