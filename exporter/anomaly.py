@@ -37,5 +37,12 @@ TIMESTAMP_KINDS = (Kind.MISSING, Kind.TYPE_MISMATCH, Kind.LATE, Kind.FUTURE)
 LABEL_KINDS = (Kind.TYPE_MISMATCH,)
 RECORD_KINDS = (Kind.PARSE_ERROR,)
 
-# Whole lines that are not a JSON object; counted per source with one of these reasons.
-PARSE_ERROR_REASONS = ("invalid_json", "not_an_object", "invalid_utf8")
+# Whole lines that are not a record, counted per source by reason (the ``reason`` label of
+# model_exporter_parse_errors_total, documented in docs/metrics.md). The decoder finds the
+# first three; the ingest loop counts a line that still fails with an unexpected error, after
+# the line-by-line retry, as unprocessable.
+INVALID_JSON = "invalid_json"
+NOT_AN_OBJECT = "not_an_object"
+INVALID_UTF8 = "invalid_utf8"
+UNPROCESSABLE = "unprocessable"
+PARSE_ERROR_REASONS = (INVALID_JSON, NOT_AN_OBJECT, INVALID_UTF8, UNPROCESSABLE)

@@ -26,7 +26,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from exporter.anomaly import Kind
+from exporter.anomaly import INVALID_JSON, INVALID_UTF8, NOT_AN_OBJECT, Kind
 from exporter.batch import MISS, Batch, FloatArray, IntArray, Layout, Vocabulary, category_text
 from exporter.config_types import FieldsConfig
 from exporter.errors import ConfigError
@@ -234,15 +234,15 @@ class Decoder:
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError:
-                errors["invalid_utf8"] += 1
+                errors[INVALID_UTF8] += 1
                 continue
             try:
                 obj = self._generic.decode(text.strip().lstrip("\ufeff"))
             except (ValueError, RecursionError):  # RecursionError: nesting deeper than any record
-                errors["invalid_json"] += 1
+                errors[INVALID_JSON] += 1
                 continue
             if not isinstance(obj, dict):
-                errors["not_an_object"] += 1
+                errors[NOT_AN_OBJECT] += 1
                 continue
             lenient.append(obj)
 

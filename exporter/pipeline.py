@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
+from exporter.anomaly import UNPROCESSABLE
 from exporter.clock import Clock
 from exporter.compare import ReferenceChecks
 from exporter.config_types import DriftConfig, TailConfig
@@ -154,7 +155,7 @@ class Pipeline:
             try:
                 errors.update(self._ingest_data(line, now))
             except Exception:
-                errors["unprocessable"] += 1
+                errors[UNPROCESSABLE] += 1
         return errors
 
     def flush_positions_if_due(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import fields
@@ -26,6 +27,7 @@ from exporter.anomaly import (
     KIND_NAMES,
     LABEL_KINDS,
     NUMERIC_KINDS,
+    PARSE_ERROR_REASONS,
     TIMESTAMP_KINDS,
 )
 from exporter.collector import Health, ModelCollector
@@ -324,6 +326,18 @@ def test_metric_shape_matches_the_golden_file(
     assert got == GOLDEN.read_text(encoding="utf-8"), (
         "metric shape changed; if intended, regenerate with UPDATE_GOLDEN=1"
     )
+
+
+def test_the_parse_error_reasons_are_documented() -> None:
+    """docs/metrics.md lists exactly the reasons the decoder and the ingest loop count."""
+    docs = (Path(__file__).parent.parent / "docs" / "metrics.md").read_text(encoding="utf-8")
+    row = next(
+        line
+        for line in docs.splitlines()
+        if line.startswith("| `model_exporter_parse_errors_total` |")
+    )
+    described = row.split("|")[4]
+    assert set(re.findall(r"`([a-z0-9_]+)`", described)) == set(PARSE_ERROR_REASONS)
 
 
 def test_golden_file_names_only_documented_families() -> None:

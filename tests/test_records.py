@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.anomaly import Kind
+from exporter.anomaly import PARSE_ERROR_REASONS, Kind
 from exporter.batch import OTHER, Batch
 from exporter.config import parse_config
 from exporter.decode import PIECE_BYTES, Decoder
@@ -371,6 +371,7 @@ def test_parse_errors_by_reason(line: bytes, reason: str) -> None:
     d = decoder()
     batch = d.decode(encode({"rid": 0, "p": 0.5}) + line + b"\n" + encode({"rid": 1}))
     assert dict(batch.parse_errors) == {reason: 1}
+    assert reason in PARSE_ERROR_REASONS  # the documented list
     assert sorted(num(d, batch, "rid").tolist()) == [0.0, 1.0]
 
 
