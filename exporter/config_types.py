@@ -109,8 +109,9 @@ class DriftConfig:
     min_samples: int = 100
     psi_floor: float = 0.1
     ks_floor: float = 0.05
-    # The Jensen-Shannon distance of the same effect size as PSI 0.1 (docs/drift.md).
-    js_floor: float = math.sqrt(0.1 / (8 * math.log(2)))
+    # The Jensen-Shannon distance of the same practical effect size as the PSI floor: for small
+    # changes PSI ≈ 8·ln2·JSD_bits (docs/drift.md).
+    js_floor: float = math.sqrt(psi_floor / (8 * math.log(2)))
     outlier_z: float = 4.0
     range_margin: float = 0.1
     freeze_first: int = 0

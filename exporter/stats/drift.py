@@ -17,17 +17,20 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from exporter.config_types import DriftConfig
 from exporter.stats.chi2 import chi2_isf
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike
 
-DEFAULT_ALPHA = 0.01
-DEFAULT_PSI_FLOOR = 0.1
-DEFAULT_KS_FLOOR = 0.05
-# The same practical effect size as the PSI floor: for small changes PSI ≈ 8·ln2·JSD_bits.
-DEFAULT_JS_FLOOR = math.sqrt(DEFAULT_PSI_FLOOR / (8.0 * math.log(2.0)))
-DEFAULT_MIN_COUNT = 100
+# The defaults are the config's (``drift:`` keys), so a caller that passes none judges as the
+# sidecar does; DriftConfig says why each value.
+_CONFIGURED = DriftConfig()
+DEFAULT_ALPHA = _CONFIGURED.alpha
+DEFAULT_PSI_FLOOR = _CONFIGURED.psi_floor
+DEFAULT_KS_FLOOR = _CONFIGURED.ks_floor
+DEFAULT_JS_FLOOR = _CONFIGURED.js_floor
+DEFAULT_MIN_COUNT = _CONFIGURED.min_samples
 MIN_MEAN_PER_CELL = 5.0
 DEFAULT_PSEUDO_COUNT = 0.5
 
