@@ -112,22 +112,36 @@ class Vocabulary:
 
 @dataclass(frozen=True)
 class Layout:
-    """Which columns a batch has, in order; shared by records, state and collector."""
+    """Which columns a batch has, in order; shared by records, state and collector.
+
+    A role (the score, the predicted class, ...) is found through its column index here, never
+    by position or by name: the column order is the mapping's business, and a reorder must not
+    silently compute residuals or errors from another field. ``None``: the log has no such role.
+    """
 
     numeric: tuple[FieldSpec, ...]
     categorical: tuple[FieldSpec, ...]
     has_timestamp: bool
     has_ground_truth: bool
-    regression: bool = False
+    regression: bool
+    prediction_column: int | None  # into ``numeric``
+    confidence_column: int | None  # into ``numeric``
+    latency_column: int | None  # into ``numeric``
+    predicted_class_column: int | None  # into ``categorical`` (and the decoder's vocabularies)
 
     @classmethod
     def from_fields(cls, fields: FieldsConfig) -> Layout:
+        numeric, categorical = fields.numeric, fields.categorical
         return cls(
-            numeric=fields.numeric,
-            categorical=fields.categorical,
+            numeric=numeric,
+            categorical=categorical,
             has_timestamp=fields.timestamp is not None,
             has_ground_truth=fields.ground_truth is not None,
             regression=fields.regression,
+            prediction_column=_column(numeric, fields.prediction),
+            confidence_column=_column(numeric, fields.confidence),
+            latency_column=_column(numeric, fields.latency),
+            predicted_class_column=_column(categorical, fields.predicted_class),
         )
 
     @property
@@ -188,6 +202,10 @@ class Batch:
             request_id=None if self.request_id is None else [self.request_id[i] for i in pick],
             label=None if self.label is None else [self.label[i] for i in pick],
         )
+
+
+def _column(columns: tuple[FieldSpec, ...], role: FieldSpec | None) -> int | None:
+    return None if role is None else columns.index(role)
 
 
 def category_text(value: Any) -> str:

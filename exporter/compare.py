@@ -128,9 +128,8 @@ def gaps(summary: Summary, reference: Reference, layout: Layout) -> Gaps:
     if summary.labelled and reference.error_ratio:
         error = (summary.wrong / summary.labelled) / reference.error_ratio
     confidence = None
-    names = [spec.name for spec in layout.numeric]
-    if "confidence" in names and "confidence" in reference.numeric:
-        f = names.index("confidence")
+    f = layout.confidence_column
+    if f is not None and "confidence" in reference.numeric:
         ref_mean = reference.numeric["confidence"].mean
         if summary.count[f] and ref_mean:
             confidence = float(summary.total[f] / summary.count[f]) / ref_mean

@@ -193,6 +193,13 @@ class Decoder:
         self._regression = fields.regression
         self._request_get = getter(fields.request_id) if self._keep_labels else None
 
+    @property
+    def class_names(self) -> list[str]:
+        """The predicted-class vocabulary (append-only, owned by the ingest thread), or an
+        empty list when the log carries no class."""
+        column = self.layout.predicted_class_column
+        return [] if column is None else self.vocabularies[column].values
+
     # -- decoding -------------------------------------------------------------------------
 
     def decode(self, data: bytes, now: float | None = None) -> Batch:
@@ -422,17 +429,19 @@ class Decoder:
         infinite = np.isinf(labels)
         kind[infinite & (kind == 0)] = Kind.TYPE_MISMATCH
         labels[infinite] = np.nan
-        return numeric[:, 0] - labels  # prediction is the first numeric column when mapped
+        assert self.layout.prediction_column is not None  # regression means a score is mapped
+        return numeric[:, self.layout.prediction_column] - labels
 
     def _wrong(self, rows: _Rows, categorical: IntArray, n: int) -> npt.NDArray[np.int8]:
         """Classification error per record: the label against the predicted class, compared
         as vocabulary codes (both are class names)."""
         wrong = np.full(n, -1, dtype=np.int8)
-        if not rows.truth or self.fields.predicted_class is None:
+        column = self.layout.predicted_class_column
+        if not rows.truth or column is None:
             return wrong
-        vocabulary = self.vocabularies[0]
+        vocabulary = self.vocabularies[column]
         labels = vocabulary.lookup(rows.truth)
-        guesses = categorical[:, 0]
+        guesses = categorical[:, column]
         both = (labels >= 0) & (guesses >= 0)
         wrong[both] = labels[both] != guesses[both]
         # A label the class vocabulary does not hold (a class never predicted, a number), or a
@@ -440,7 +449,7 @@ class Decoder:
         unsure = (guesses >= 0) & ((labels == MISS) | (guesses == vocabulary.other))
         unsure &= labels != -1
         for i in np.flatnonzero(unsure).tolist():
-            wrong[i] = category_text(rows.truth[i]) != category_text(rows.categorical[0][i])
+            wrong[i] = category_text(rows.truth[i]) != category_text(rows.categorical[column][i])
         return wrong
 
 

@@ -46,13 +46,10 @@ class LabelJoin:
         self._capacity = capacity
         self._class_names = class_names
         self._pending: OrderedDict[str, tuple[float, str | None, GroupKey]] = OrderedDict()
-        names = [spec.name for spec in layout.numeric]
         self._prediction_columns = [
-            names.index(n) for n in ("prediction", "confidence") if n in names
+            c for c in (layout.prediction_column, layout.confidence_column) if c is not None
         ]
-        self._has_class = (
-            bool(layout.categorical) and layout.categorical[0].name == "predicted_class"
-        )
+        self._class_column = layout.predicted_class_column
 
     @property
     def pending(self) -> int:
@@ -74,8 +71,9 @@ class LabelJoin:
         has_prediction = np.zeros(batch.size, dtype=bool)
         for column in self._prediction_columns:
             has_prediction |= ~np.isnan(batch.numeric[:, column])
-        if self._has_class:
-            has_prediction |= batch.categorical[:, 0] >= 0
+        classes = None if self._class_column is None else batch.categorical[:, self._class_column]
+        if classes is not None:
+            has_prediction |= classes >= 0
         label_only = ~has_prediction & np.array([v is not None for v in batch.label], dtype=bool)
         label_only &= np.array([r is not None for r in batch.request_id], dtype=bool)
 
@@ -83,7 +81,7 @@ class LabelJoin:
             request = batch.request_id[i]
             if request is None:
                 continue
-            code = int(batch.categorical[i, 0]) if self._has_class else -1
+            code = -1 if classes is None else int(classes[i])
             guess = self._class_names[code] if 0 <= code < len(self._class_names) else None
             self._pending[category_text(request)] = (now, guess, batch.groups[batch.group[i]])
             self._pending.move_to_end(category_text(request))

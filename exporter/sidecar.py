@@ -81,9 +81,11 @@ def build(
         state.set_reference(reference_file.load_now())
     join = None
     if config.label_join:
-        classes = decoder.vocabularies[0].values if config.fields.predicted_class else []
         join = LabelJoin(
-            decoder.layout, classes, config.label_join_timeout, config.label_join_capacity
+            decoder.layout,
+            decoder.class_names,
+            config.label_join_timeout,
+            config.label_join_capacity,
         )
     tailer = Tailer(config.sources, config.tail, clock)
     waker = Waker()

@@ -205,17 +205,18 @@ class Replayer:
         self._install_checks()
         self._join: LabelJoin | None = None
         if config.label_join:  # late labels join as they would live, in log time
-            classes = self._decoder.vocabularies[0].values if config.fields.predicted_class else []
             self._join = LabelJoin(
-                self._layout, classes, config.label_join_timeout, config.label_join_capacity
+                self._layout,
+                self._decoder.class_names,
+                config.label_join_timeout,
+                config.label_join_capacity,
             )
         self._every = every
         self._widths = [every, *(w.seconds / config.window_buckets for w in config.windows)]
         self._horizon = max(w.seconds for w in config.windows) + max(self._widths) + every
         self._slow = _window_named(config, 3600.0)
         self._fast = _window_named(config, 300.0)
-        names = [spec.name for spec in self._layout.numeric]
-        self._latency = names.index("latency_seconds") if "latency_seconds" in names else None
+        self._latency = self._layout.latency_column
         self._thresholds = thresholds if thresholds is not None else Thresholds()
         self._for = dict(for_seconds) if for_seconds is not None else parse_for(())
         self._tracker = AlertTracker(self._for)
