@@ -1,7 +1,8 @@
 """The only place that reads wall time.
 
 Everything that decides something takes ``now`` as an argument; the shell passes
-``SystemClock().now()``, tests and ``replay`` pass a ``ManualClock`` they drive themselves.
+``SystemClock().now()``, tests pass a ``ManualClock`` they drive themselves, and ``replay``
+passes times taken from the records' own timestamps.
 """
 
 from __future__ import annotations

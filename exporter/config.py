@@ -344,7 +344,7 @@ def _drift(c: Checker, value: Any) -> DriftConfig:
 
 def _tail(c: Checker, value: Any, positions_file: str | None) -> TailConfig:
     d = TailConfig()
-    # positions_file is a top-level key (DESIGN.md), everything else of TailConfig lives here
+    # positions_file is a top-level key (docs/configuration.md); the rest of TailConfig is here
     data = c.mapping(value, "tail", set(TailConfig.__dataclass_fields__) - {"positions_file"})
     w = "tail."
     return TailConfig(

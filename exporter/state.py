@@ -84,11 +84,19 @@ class Snapshot:
 
 class State:
     def __init__(self, config: Config, layout: Layout, category_names: list[list[str]]) -> None:
-        """``category_names`` are the decoder's vocabularies (append-only lists, read under
-        the lock), so a code always maps to the value it was given for."""
+        """``category_names`` are the decoder's vocabularies, so a code always maps to the
+        value it was given for.
+
+        The ingest thread appends to them while decoding, outside this lock, and a scrape reads
+        them from another thread. So ``ingest`` records under the lock how many names each
+        held once the batch's codes were assigned, and a snapshot copies exactly that prefix
+        (one slice: atomic under the GIL, never a half-read list). Every code a window counted
+        has its name, and a name decoded for a batch not yet ingested is not shown.
+        """
         self._config = config
         self._layout = layout
         self._category_lists = category_names
+        self._named = [0] * len(category_names)  # names the ingested codes may refer to
         caps = [spec.max_categories for spec in layout.categorical]
         self._shape = Shape(
             numeric=len(layout.numeric),
@@ -168,6 +176,7 @@ class State:
                 rows = batch.group == code
                 parts.append((key, summarize(batch, rows, self._shape), rows))
         with self._lock:
+            self._named = [len(names) for names in self._category_lists]
             for key, summary, rows in parts:
                 if summary.records == 0:
                     continue
@@ -243,8 +252,10 @@ class State:
 
     def _names(self) -> list[list[tuple[int, str]]]:
         return [
-            [*enumerate(values), (spec.max_categories, OTHER)]
-            for values, spec in zip(self._category_lists, self._layout.categorical, strict=True)
+            [*enumerate(values[:named]), (spec.max_categories, OTHER)]
+            for values, named, spec in zip(
+                self._category_lists, self._named, self._layout.categorical, strict=True
+            )
         ]
 
     def _add_parse_errors(self, errors: int, now: float) -> None:

@@ -264,6 +264,22 @@ def test_category_names_follow_the_decoder_vocabulary_and_cap() -> None:
         assert named[value] == seen.count(value)
 
 
+def test_a_snapshot_names_only_the_categories_of_ingested_records() -> None:
+    """The decoder grows its vocabularies outside the state's lock (on the ingest thread, while
+    a scrape may be reading): a snapshot shows the names of what was ingested, no more."""
+    _, decoder, state = build()
+    first = make_records(np.random.default_rng(6), 50, T0)
+    for r in first:
+        r["f"]["country"] = "DE"
+    state.ingest(decoder.decode(encode(first), T0), T0)
+    later = [{**first[0], "f": {"amount": 1.0, "country": "FR"}}]
+    batch = decoder.decode(encode(later), T0)  # "FR" has a code now ...
+    assert decoder.vocabularies[1].values == ["DE", "FR"]
+    assert state.snapshot(T0).categories[1] == [(0, "DE"), (2, OTHER)]  # ... but no record yet
+    state.ingest(batch, T0)
+    assert state.snapshot(T0).categories[1] == [(0, "DE"), (1, "FR"), (2, OTHER)]
+
+
 def test_parse_errors_are_charged_to_the_group_read_before_them() -> None:
     _, decoder, state = build()
     rng = np.random.default_rng(6)

@@ -42,7 +42,6 @@ class ProfileBuilder:
             features=tuple(_widen(f) for f in fields.features),
         )
         self._decoder = Decoder(wide)
-        self._caps = [spec.max_categories for spec in fields.categorical]
         self._shape = Shape(
             numeric=len(self._decoder.layout.numeric),
             categorical=len(self._decoder.layout.categorical),

@@ -52,7 +52,6 @@ from exporter.clock import Clock
 
 BLOCK = 8192
 NUMERIC_FEATURES = ("amount", "age", "merchant_risk")
-CATEGORICAL_FEATURES = ("country", "device")
 FEATURES = ("amount", "age", "country", "device", "merchant_risk")
 COUNTRIES = ("US", "GB", "DE", "FR", "IN")
 COUNTRY_SHARES = (0.40, 0.15, 0.15, 0.10, 0.20)

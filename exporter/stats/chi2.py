@@ -69,16 +69,6 @@ def gamma_tails(a: float, x: float) -> tuple[float, float]:
     return 1.0 - q, q
 
 
-def chi2_sf(x: float, df: float) -> float:
-    """Upper-tail probability of χ²_df at x."""
-    return gamma_tails(df / 2.0, x / 2.0)[1]
-
-
-def chi2_cdf(x: float, df: float) -> float:
-    """Lower-tail probability of χ²_df at x."""
-    return gamma_tails(df / 2.0, x / 2.0)[0]
-
-
 def _start(q: float, a: float) -> float:
     """Starting y for Γ(a) with upper tail q.
 
@@ -147,8 +137,3 @@ def chi2_isf(q: float, df: float) -> float:
             break
         u = nxt
     return 2.0 * math.exp(u)
-
-
-def chi2_ppf(p: float, df: float) -> float:
-    """x with P(χ²_df <= x) = p; prefer :func:`chi2_isf` when 1 − p is tiny."""
-    return chi2_isf(1.0 - p, df)

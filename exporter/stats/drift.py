@@ -61,24 +61,6 @@ def bin_counts(values: ArrayLike, edges: ArrayLike) -> npt.NDArray[np.int64]:
     return np.bincount(idx, minlength=e.size + 1).astype(np.int64)
 
 
-def quantile_edges(values: ArrayLike, probs: ArrayLike) -> FloatArray:
-    """Bin edges for a reference profile: the values' distinct quantiles at ``probs``.
-
-    When the top edge is the reference's maximum (constant or heavily tied data), an edge just
-    above it is added, so live values beyond anything seen in development land in an overflow bin
-    of their own (reference share 0) instead of sharing the top bin with the tie.
-    """
-    v = _as_float(values, "values")
-    v = v[~np.isnan(v)]
-    if v.size == 0:
-        return np.empty(0)
-    edges = np.unique(np.quantile(v, _as_float(probs, "probs")))
-    top = float(v.max())
-    if edges.size and edges[-1] >= top:
-        edges = np.append(edges, np.nextafter(top, math.inf))
-    return edges
-
-
 def cdf_points(values: ArrayLike, probs: ArrayLike) -> tuple[FloatArray, FloatArray]:
     """Points (the values' quantiles at ``probs``, deduplicated) and the exact ECDF there.
 
@@ -92,28 +74,6 @@ def cdf_points(values: ArrayLike, probs: ArrayLike) -> tuple[FloatArray, FloatAr
         return np.empty(0), np.empty(0)
     points = np.unique(np.quantile(v, _as_float(probs, "probs")))
     return points, np.searchsorted(v, points, side="right") / v.size
-
-
-def cdf_at(points: ArrayLike, bin_edges: ArrayLike, bin_counts: ArrayLike) -> FloatArray:
-    """The binned data's CDF at ``points``, linear inside each finite bin.
-
-    ``bin_counts`` has ``len(bin_edges) + 1`` entries (underflow, finite bins, overflow). The
-    underflow mass sits at e_0 and the overflow mass just above e_K, since their spread is
-    unknown. The error at a point is at most the share of the bin that contains it, which is
-    what the KS tolerance in the tests is built from.
-    """
-    x = _as_float(points, "points")
-    e = _as_float(bin_edges, "bin_edges")
-    c = _as_float(bin_counts, "bin_counts")
-    if c.size != e.size + 1:
-        raise ValueError(
-            f"bin_counts needs len(bin_edges) + 1 = {e.size + 1} entries, got {c.size}"
-        )
-    total = float(c.sum())
-    if total <= 0.0:
-        return np.full(x.shape, math.nan)
-    below_edge = np.cumsum(c[:-1])  # count below e_i, i = 0..K
-    return np.interp(x, e, below_edge, left=0.0, right=total) / total
 
 
 def pool_unsupported(

@@ -271,11 +271,9 @@ class Tailer:
         if (st.st_dev, st.st_ino) != key:
             return None
         head = read_head(self._ops, fd)
-        return (head, *self._start_offset(src, fd, key, st.st_size, head))
+        return (head, *self._start_offset(src, fd, key, st.st_size))
 
-    def _start_offset(
-        self, src: SourceConfig, fd: int, key: Key, size: int, head: Head
-    ) -> tuple[int, bool]:
+    def _start_offset(self, src: SourceConfig, fd: int, key: Key, size: int) -> tuple[int, bool]:
         entry = self._pos.get(key)
         if entry is not None:
             if self._entry_valid(fd, entry, size):
