@@ -5,13 +5,14 @@
 #   docker run --rm -v /path/to/logs:/var/log/model:ro \
 #     -v $PWD/config/exporter.yaml:/etc/model-exporter/exporter.yaml:ro -p 10027:10027 model-exporter
 
-# --- build: a wheel of the package and of every dependency --------------------------------------
+# --- build: a wheel of the package and of every dependency, at the locked versions ---------------
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements/lock.txt ./requirements/
 COPY exporter ./exporter
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --wheel-dir /wheels --constraint requirements/lock.txt .
 
 # --- runtime: the wheels installed, nothing else --------------------------------------------------
 FROM python:3.11-slim

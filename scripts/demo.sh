@@ -9,6 +9,7 @@ bash scripts/install-system-deps.sh --python
 if ! .venv/bin/python -c '' >/dev/null 2>&1; then
   python3 -m venv --clear .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+  --constraint requirements/lock.txt -e .
 
 exec .venv/bin/model-exporter demo "$@"

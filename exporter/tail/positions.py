@@ -57,13 +57,15 @@ class _Checkpoint(msgspec.Struct, forbid_unknown_fields=True):
 def _decode(raw: bytes) -> list[Position]:
     """Parse a checkpoint; any problem raises ValueError (the whole file is refused).
 
-    msgspec checks every type and bound (``msgspec.ValidationError`` is a ValueError); what is
-    left by hand is what spans entries.
+    msgspec checks every type and bound; what is left by hand is what spans entries.
     """
-    version = msgspec.json.decode(raw, type=_Version).version
-    if version != FORMAT_VERSION:
-        raise ValueError(f"unknown checkpoint format version {version}")
-    files = msgspec.json.decode(raw, type=_Checkpoint).files
+    try:
+        version = msgspec.json.decode(raw, type=_Version).version
+        if version != FORMAT_VERSION:
+            raise ValueError(f"unknown checkpoint format version {version}")
+        files = msgspec.json.decode(raw, type=_Checkpoint).files
+    except msgspec.DecodeError as e:  # not a ValueError before msgspec 0.19
+        raise ValueError(str(e)) from e
     if len({p.key for p in files}) != len(files):
         raise ValueError("two entries for one file (device, inode)")
     return files
