@@ -4,7 +4,7 @@ The checkpoint (``tail/positions.py``) and the reference profile (``baseline``) 
 a process that may start, or reload, at any moment: a half-written file must never be there.
 The bytes go to a temp file beside the target (same file system, so the rename is atomic), are
 fsynced, renamed over the target, and the directory is fsynced so the rename itself survives a
-power cut. Nothing else in the package writes files.
+power cut.
 """
 
 from __future__ import annotations

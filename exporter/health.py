@@ -9,7 +9,7 @@ carries the metric it is exported as (name, help, counter or gauge), and the col
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
 PREFIX = "model_exporter_"
@@ -62,7 +62,7 @@ class SourceStats:
     lag_bytes: int = _gauge("source_lag_bytes", "Bytes written but not yet read.")
 
     def copy(self) -> SourceStats:
-        return SourceStats(*(getattr(self, f.name) for f in fields(self)))
+        return replace(self)
 
 
 SOURCE_METRICS: tuple[SourceMetric, ...] = tuple(

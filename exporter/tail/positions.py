@@ -64,7 +64,7 @@ def _decode(raw: bytes) -> list[Position]:
         if version != FORMAT_VERSION:
             raise ValueError(f"unknown checkpoint format version {version}")
         files = msgspec.json.decode(raw, type=_Checkpoint).files
-    except msgspec.DecodeError as e:  # not a ValueError before msgspec 0.19
+    except msgspec.DecodeError as e:  # not a ValueError in older msgspec (0.18, the floor)
         raise ValueError(str(e)) from e
     if len({p.key for p in files}) != len(files):
         raise ValueError("two entries for one file (device, inode)")
