@@ -576,8 +576,11 @@ def start_sidecar(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = START_TIMEOUT,
+    ready: Callable[[SidecarProcess], bool] | None = None,
 ) -> SidecarProcess:
-    """Start the real sidecar and wait until /healthz answers 200."""
+    """Start the real sidecar and wait until it is ready: /readyz answers 200 once every source
+    was polled, so lines a test writes afterwards are counted even with ``start_at: end``.
+    ``ready`` replaces that check (e.g. over TLS)."""
     port = port if port is not None else free_port()
     argv = [
         sys.executable,
@@ -600,5 +603,6 @@ def start_sidecar(
     proc.port = port
     proc.url = f"http://127.0.0.1:{port}"
     processes.adopt(proc)
-    proc.wait_ready(lambda: http_status(f"{proc.url}/healthz") == 200, timeout, "/healthz")
+    check = ready if ready is not None else lambda p: http_status(f"{p.url}/readyz") == 200
+    proc.wait_ready(lambda: check(proc), timeout, "ready")
     return proc
