@@ -139,7 +139,7 @@ class _Problems:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            self.fail(key, "must be a mapping")
+            self.fail(key or "(top level)", "must be a mapping")
             return {}
         for k in value:
             if not isinstance(k, str):

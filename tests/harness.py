@@ -256,6 +256,8 @@ class ScrapeTarget:
     address: str  # host:port
     metrics_path: str = "/metrics"
     labels: Mapping[str, str] = field(default_factory=dict)
+    # More scrape_config keys for the job, e.g. scheme, tls_config, basic_auth.
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 def prometheus_config(
@@ -274,10 +276,13 @@ def prometheus_config(
         paths = {t.metrics_path for t in ts}
         if len(paths) != 1:
             raise ValueError(f"job {job}: all targets of a job share one metrics_path")
+        if any(t.settings != ts[0].settings for t in ts):
+            raise ValueError(f"job {job}: all targets of a job share one set of settings")
         scrape_configs.append(
             {
                 "job_name": job,
                 "metrics_path": paths.pop(),
+                **ts[0].settings,
                 "static_configs": [{"targets": [t.address], "labels": dict(t.labels)} for t in ts],
             }
         )
