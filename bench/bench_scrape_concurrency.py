@@ -204,10 +204,13 @@ def main() -> int:
     print(f"  errors: {total_errors:,} {dict(sorted(errors.items())) if errors else ''}")
     print(f"  sidecar CPU {cpu:.0%} of a core, peak RSS {rss:.0f} MiB "
           f"(the scrapers and the writer: {own:.0%})")  # fmt: skip
+    after = (
+        f"all {writer.written:,} counted {caught_up:.1f} s after the writer stopped"
+        if caught_up is not None
+        else "not caught up 60 s after the writer stopped"
+    )
     print(f"  ingestion: {counted_at_end:,} of {written_at_end:,} lines counted when the "
-          f"scrapers stopped ({counted_at_end / max(written_at_end, 1):.1%}); "
-          + (f"all {writer.written:,} counted {caught_up:.1f} s after the writer stopped"
-             if caught_up is not None else "not caught up 60 s after the writer stopped"))  # fmt: skip
+          f"scrapers stopped ({counted_at_end / max(written_at_end, 1):.1%}); {after}")  # fmt: skip
     return 0
 
 

@@ -194,8 +194,9 @@ class ConnectionServer:
         self._wake()
         for _ in range(self.limits.workers):
             self._work.put(None)
+        deadline = self._clock.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - self._clock.monotonic()))
         self._threads = []
         with self._lock:
             leftovers = [*self._returned, *self._fresh, *self._idle]
@@ -240,8 +241,7 @@ class ConnectionServer:
                     elif key.fileobj is self._wake_r:
                         with contextlib.suppress(OSError):
                             self._wake_r.recv(4096)
-                    else:
-                        self._unpark(key.data)
+                    elif self._unpark(key.data):  # not already evicted or dispatched
                         self._dispatch(key.data)
                 self._take_returned()
                 self._expire()
@@ -318,10 +318,12 @@ class ConnectionServer:
             return
         where[conn] = self._clock.monotonic() + wait
 
-    def _unpark(self, conn: Connection) -> None:
+    def _unpark(self, conn: Connection) -> bool:
+        """Take a connection out of the selector; False if it was not parked (any more)."""
+        if self._fresh.pop(conn, None) is None and self._idle.pop(conn, None) is None:
+            return False
         self._selector.unregister(conn.sock)
-        self._fresh.pop(conn, None)
-        self._idle.pop(conn, None)
+        return True
 
     def _dispatch(self, conn: Connection) -> None:
         self._work.put(conn)

@@ -166,6 +166,7 @@ class MetricsServer:
         self._bucket = _TokenBucket(self._clock)
         self._web_error_logged: object = None
         self._stopping = False
+        self._draining = False
         registry.register(ServerCollector(self._stats, reloads))
         self._connections = ConnectionServer(host, port, self._serve, limits, self._clock)
 
@@ -193,8 +194,8 @@ class MetricsServer:
         self._connections.stop()
 
     def draining(self) -> None:
-        """From now on /readyz says 503 (the process is stopping)."""
-        self._stopping = True
+        """From now on /readyz says 503: the process is stopping (and still serving)."""
+        self._draining = True
 
     def count(self, path: str, code: int) -> None:
         self._stats.count(path if path in ROUTES else "other", code)
@@ -211,7 +212,7 @@ class MetricsServer:
         ok, detail = self.live()
         if not ok:
             return ok, detail
-        if self._stopping:
+        if self._draining or self._stopping:
             return False, "stopping"
         return self._ready() if self._ready is not None else (True, "ok")
 

@@ -111,6 +111,14 @@ def test_readyz_waits_for_the_first_poll_and_follows_liveness(served: _Served) -
     assert _get(served.port, "/readyz")[:2] == (503, b"loop died\n")
 
 
+def test_readyz_says_stopping_while_draining_and_scrapes_still_work(served: _Served) -> None:
+    served.ready[0] = True
+    served.server.draining()
+    assert _get(served.port, "/readyz")[:2] == (503, b"stopping\n")
+    assert _get(served.port, "/metrics")[0] == 200
+    assert _get(served.port, "/healthz")[0] == 200
+
+
 def test_a_failing_scrape_gets_a_500_and_the_server_keeps_serving(
     served: _Served, caplog: pytest.LogCaptureFixture
 ) -> None:
