@@ -27,11 +27,14 @@ def ssl_context(tls: TLSSettings) -> ssl.SSLContext:
     context.minimum_version = tls.min_version
     context.maximum_version = tls.max_version
     context.set_alpn_protocols(["http/1.1"])
+    for key, name in (("cert_file", tls.cert_file), ("key_file", tls.key_file)):
+        try:  # ssl does not say which of the two it could not open
+            with Path(name).open("rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError([f"{k}{key}: cannot read {name} ({exc.strerror})"]) from exc
     try:
         context.load_cert_chain(tls.cert_file, tls.key_file)
-    except FileNotFoundError as exc:
-        key = "cert_file" if exc.filename in (None, tls.cert_file) else "key_file"
-        raise ConfigError([f"{k}{key}: cannot read {exc.filename or tls.cert_file}"]) from exc
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(
             [f"{k}cert_file/key_file: not a usable certificate and key ({_reason(exc)})"]

@@ -190,6 +190,41 @@ def test_min_version(serve: Callable[[dict[str, Any]], MetricsServer], certs: Ce
     assert _refused(server.port, old)
 
 
+def test_cipher_suites_are_the_servers_choice(
+    serve: Callable[[dict[str, Any]], MetricsServer], certs: Certificates
+) -> None:
+    chosen = "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+    server = serve({"tls_server_config": _tls(certs, max_version="TLS12", cipher_suites=[chosen])})
+    context = _client_context(certs)
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        assert tls.version() == "TLSv1.2"
+        assert tls.cipher()[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
+
+
+def test_rate_limit_and_headers_without_tls(
+    serve: Callable[[dict[str, Any]], MetricsServer],
+) -> None:
+    server = serve(
+        {
+            "rate_limit": {"interval": "1h", "burst": 2},
+            "http_server_config": {"headers": {"X-Frame-Options": "deny"}},
+        }
+    )
+    statuses = []
+    for _ in range(3):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        response.read()
+        statuses.append(response.status)
+        assert response.getheader("X-Frame-Options") == "deny"
+        conn.close()
+    assert statuses == [200, 200, 429]
+
+
 def _served_certificate(port: int, certs: Certificates) -> bytes:
     context = _client_context(certs)
     with (

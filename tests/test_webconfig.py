@@ -183,6 +183,9 @@ def test_tls_files_are_checked_when_loading(tmp_path: Path, certs: Certificates)
     web.write_text(yaml.safe_dump({"tls_server_config": {**good, "cert_file": "nope.crt"}}))
     with pytest.raises(ConfigError, match=r"tls_server_config\.cert_file: cannot read"):
         load_web_config(str(web))
+    web.write_text(yaml.safe_dump({"tls_server_config": {**good, "key_file": "nope.key"}}))
+    with pytest.raises(ConfigError, match=r"tls_server_config\.key_file: cannot read .*nope.key"):
+        load_web_config(str(web))
     mismatched = {**good, "key_file": str(certs.client.key)}
     web.write_text(yaml.safe_dump({"tls_server_config": mismatched}))
     with pytest.raises(ConfigError, match=r"cert_file/key_file: not a usable"):
