@@ -194,11 +194,12 @@ def main() -> int:
 
     ms = np.asarray(latencies) * 1000
     total_errors = sum(errors.values())
-    print(f"source {args.source.resolve()}: {args.scrapers} scrapers for {args.seconds:g} s, "
+    # A request stuck past the end keeps its scraper (and the phase) going: rates use the wall.
+    print(f"source {args.source.resolve()}: {args.scrapers} scrapers for {wall:.0f} s, "
           f"log at {args.rate:g} lines/s")  # fmt: skip
     if len(ms):
         p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-        print(f"  scrapes answered 200: {len(ms):,} ({len(ms) / args.seconds:,.0f}/s); "
+        print(f"  scrapes answered 200: {len(ms):,} ({len(ms) / wall:,.0f}/s); "
               f"latency p50 {p50:,.0f} ms, p90 {p90:,.0f} ms, p99 {p99:,.0f} ms, "
               f"max {ms.max():,.0f} ms")  # fmt: skip
     print(f"  errors: {total_errors:,} {dict(sorted(errors.items())) if errors else ''}")
