@@ -2,10 +2,10 @@
 ``Accept-Encoding`` negotiated by q-values.
 
 Rendering is CPU work under the interpreter lock, competing with ingestion. With a render per
-request, 200 concurrent scrapers mean 200 renders fighting over one core and ingestion falling
-behind; with ``Renders``, scrapes that arrive while a render runs share the *next* one (it
-starts after they arrived, so none gets older numbers than it asked for), and the cost of a
-crowd of scrapers is one render at a time.
+request, 200 concurrent scrapers mean 200 renders competing for one core; with ``Renders``,
+scrapes that arrive while a render runs share the *next* one (it starts after they arrived, so
+none gets older numbers than it asked for), and a crowd of scrapers costs one render at a time
+(each shared by as many scrapes as there are HTTP workers waiting for it).
 """
 
 from __future__ import annotations
