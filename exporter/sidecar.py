@@ -134,9 +134,10 @@ class Sidecar:
             self._stop_watch = start_watch(self.watched, self.waker)
         self.pipeline.start()
         log.info(
-            "serving metrics on %s (port %d); tailing %s",
+            "serving metrics on %s (port %d, %s); tailing %s",
             self.config.listen_address,
             self.server.port,
+            "HTTPS" if self.server.tls else "HTTP",
             ", ".join(s.path for s in self.config.sources),
         )
 
