@@ -33,7 +33,8 @@ USER 10001:10001
 # The positions file lives here; mount a volume to keep positions across container restarts.
 VOLUME ["/var/lib/model-exporter"]
 EXPOSE 10027
-# No curl in the slim image: ask /healthz with the interpreter that is already there.
+# Liveness (/healthz: ingestion runs and /metrics renders; /readyz is for load balancers and
+# Kubernetes readiness). No curl in the slim image: ask with the interpreter already there.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:10027/healthz', timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["model-exporter"]

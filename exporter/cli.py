@@ -17,12 +17,22 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from exporter import __version__
 from exporter.config import load_config
 from exporter.errors import ConfigError
 
+if TYPE_CHECKING:
+    from exporter.sidecar import Control
+
 log = logging.getLogger("model-exporter")
+
+
+_WEB_CONFIG_HELP = (
+    "exporter-toolkit web config (TLS, mTLS, basic auth, headers); read again per connection "
+    "(docs/deploy.md)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,9 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         dest="listen_address",
         help="HOST:PORT to serve /metrics on (overrides listen_address; default :10027)",
     )
+    run.add_argument("--web.config.file", dest="web_config_file", help=_WEB_CONFIG_HELP)
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("config", help="path to the YAML config")
+    check.add_argument("--web.config.file", dest="web_config_file", help=_WEB_CONFIG_HELP)
 
     baseline = sub.add_parser(
         "baseline", help="build the reference profile from a development (validation) log"
@@ -137,17 +149,37 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+def _control_by_signals() -> Control:
+    """SIGTERM and SIGINT stop (drain, checkpoint, exit); SIGHUP reloads and never exits."""
+    from exporter.sidecar import Control  # noqa: PLC0415
+
+    control = Control()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        # Only set a flag: the main thread logs and acts (a handler must not take locks).
+        if signum == signal.SIGHUP:
+            control.reload()
+        else:
+            control.stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, handle)
+    return control
+
+
 def _run(args: argparse.Namespace) -> int:
     from exporter.sidecar import build, run_until  # noqa: PLC0415
+    from exporter.webfile import WebConfigFile  # noqa: PLC0415
 
     config = load_config(args.config)
-    stop = _stop_on_signals()
+    web = WebConfigFile(args.web_config_file) if args.web_config_file else None
+    control = _control_by_signals()
     try:
-        sidecar = build(config, args.listen_address, on_failure=stop.set)
+        sidecar = build(config, args.listen_address, on_failure=control.stop, web_config=web)
     except OSError as exc:
         log.error("cannot listen on %s: %s", args.listen_address or config.listen_address, exc)
         return 1
-    run_until(sidecar, stop)
+    run_until(sidecar, control, lambda: load_config(args.config))
     return 1 if sidecar.pipeline.failed else 0
 
 
@@ -157,6 +189,10 @@ def _check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if config.reference is not None:
         ReferenceFile(config.reference, config.sketch_relative_accuracy).load_now()
+    if args.web_config_file:
+        from exporter.webfile import load_web_config  # noqa: PLC0415
+
+        load_web_config(args.web_config_file)
     fields = config.fields
     print(
         f"{args.config}: ok — {len(config.sources)} source(s), "

@@ -67,6 +67,9 @@ class Pipeline:
         self._checks: ReferenceChecks | None = None
         self._checked: Reference | None = None
         self._join = join
+        self._polled = threading.Event()  # every source polled once: /readyz
+        self._reload_asked = False  # SIGHUP: read the reference again at the next pass ...
+        self._new_drift: DriftConfig | None = None  # ... and use these thresholds
         self._install_checks()
 
     def _install_checks(self) -> None:
@@ -108,12 +111,36 @@ class Pipeline:
 
     def step(self) -> int:
         """One pass: read what is new, ingest it. Returns the number of lines handled."""
+        self._apply_reload()
         self._reload_reference()
         lines = 0
         for chunk in self._tailer.poll_once():
             self.ingest(chunk)
             lines += chunk.lines
+        self._polled.set()
         return lines
+
+    def reload(self, drift: DriftConfig | None = None) -> None:
+        """SIGHUP, from another thread: at the start of the next pass, read the reference
+        profile again (even if its file looks unchanged) and use ``drift``'s thresholds."""
+        with self._lock:
+            self._reload_asked = True
+            self._new_drift = drift
+        self._waker.wake()
+
+    def _apply_reload(self) -> None:
+        with self._lock:
+            asked, drift = self._reload_asked, self._new_drift
+            self._reload_asked, self._new_drift = False, None
+        if not asked:
+            return
+        if drift is not None:
+            self._drift = drift
+            self._state.set_drift(drift)
+            self._checked = None  # rebuild the per-record checks with the new thresholds
+            self._install_checks()
+        if self._reference_file is not None:
+            self._reference_file.invalidate()
 
     def ingest(self, chunk: Chunk) -> None:
         started = self._clock.monotonic()
@@ -226,6 +253,16 @@ class Pipeline:
                 if self._reference_file
                 else {},
             )
+
+    def ready(self) -> tuple[bool, str]:
+        """Readiness: every source polled once (``start_at: end`` is fixed then, so a line
+        written after this is counted) and the reference profile, if one is configured, in
+        use."""
+        if not self._polled.is_set():
+            return False, "waiting for the first poll of the sources"
+        if self._reference_file is not None and self._state.reference is None:
+            return False, "reference profile not loaded"
+        return True, "ok"
 
     def healthy(self) -> tuple[bool, str]:
         if self._failure is not None:

@@ -44,6 +44,10 @@ class ReferenceFile:
             return None
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
+    def invalidate(self) -> None:
+        """Make the next ``poll`` read the file whether or not it looks changed (SIGHUP)."""
+        self._seen = None
+
     def poll(self, accept: Callable[[Reference], None] | None = None) -> Reference | None:
         """A newly loaded profile when the file changed and is valid, else None.
 

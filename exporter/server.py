@@ -1,89 +1,106 @@
-"""HTTP: ``/metrics`` (Prometheus text or OpenMetrics), ``/healthz`` and a landing page.
+"""HTTP: ``/metrics``, ``/healthz`` (liveness), ``/readyz`` (readiness) and a landing page.
 
-Our own small handler instead of prometheus_client's ``start_http_server``: it compresses with
+Our own small server instead of prometheus_client's ``start_http_server``: it compresses with
 gzip level 1 (level 9 costs ~16× the CPU for 1.7× fewer bytes, and rendering competes with
-ingestion for the interpreter) and serves the health and landing pages from the same port.
+ingestion for the interpreter), shares renders between concurrent scrapes and negotiates
+``Accept-Encoding`` by q-values (``exporter.scrape``), answers HEAD and bounds request heads
+(``exporter.request``), speaks TLS, mTLS and basic auth from an exporter-toolkit web config
+(``exporter.webconfig``, ``exporter.webfile``, ``exporter.basicauth``), and runs on a bounded
+pool of workers (``exporter.connections``). This module routes, and does the TLS handshake.
 """
 
 from __future__ import annotations
 
-import gzip
+import contextlib
 import html
+import ipaddress
 import logging
+import socket
 import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 from exporter import __version__
+from exporter.basicauth import BasicAuth
+from exporter.clock import Clock, SystemClock
+from exporter.connections import Connection, ConnectionServer, Limits
+from exporter.errors import ConfigError
+from exporter.request import ROUTES, Handler, SocketWriter
+from exporter.scrape import Renders, accepts_gzip
+from exporter.webconfig import RateLimit
+from exporter.webfile import Loaded, WebConfigFile
 
 log = logging.getLogger(__name__)
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        registry: CollectorRegistry,
-        healthy: Callable[[], tuple[bool, str]],
-    ) -> None:
-        self.registry = registry
-        self.healthy = healthy
-        super().__init__(address, _Handler)
+Check = Callable[[], tuple[bool, str]]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    timeout = 30  # an idle keep-alive connection must not hold a thread forever
+# -- the sidecar's own HTTP and reload counters ------------------------------------------------
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            self._metrics()
-        elif path == "/healthz":
-            ok, detail = self.server.healthy()
-            self._send(200 if ok else 503, "text/plain; charset=utf-8", f"{detail}\n".encode())
-        elif path == "/":
-            self._send(200, "text/html; charset=utf-8", _LANDING.encode())
-        else:
-            self._send(404, "text/plain; charset=utf-8", b"not found\n")
 
-    def _metrics(self) -> None:
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        try:
-            body = encoder(self.server.registry)
-        except Exception as exc:  # a scrape must get an answer, never a dropped connection
-            log.exception("error rendering metrics")
-            self._send(
-                500, "text/plain; charset=utf-8", f"error rendering metrics: {exc}\n".encode()
-            )
+@dataclass(frozen=True)
+class ReloadCounts:
+    """Config reloads (SIGHUP) by outcome, for ``model_exporter_config_reloads_total``."""
+
+    ok: int = 0
+    error: int = 0
+    last_successful: bool = True
+
+
+class _Stats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: Counter[tuple[str, str]] = Counter()
+
+    def count(self, handler: str, code: int) -> None:
+        with self._lock:
+            self.requests[(handler, str(code))] += 1
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.requests)
+
+
+class ServerCollector(Collector):
+    def __init__(self, stats: _Stats, reloads: Callable[[], ReloadCounts] | None) -> None:
+        self._stats = stats
+        self._reloads = reloads
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "model_exporter_http_requests",
+            "HTTP requests answered, by handler (path) and status code.",
+            labels=["handler", "code"],
+        )
+        for (handler, code), count in sorted(self._stats.snapshot().items()):
+            requests.add_metric([handler, code], count)
+        yield requests
+        if self._reloads is None:
             return
-        headers = {}
-        if "gzip" in self.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(body, compresslevel=1)
-            headers["Content-Encoding"] = "gzip"
-        self._send(200, content_type, body, headers)
-
-    def _send(
-        self, code: int, content_type: str, body: bytes, headers: dict[str, str] | None = None
-    ) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Scrapes are frequent and unremarkable: no per-request log lines."""
+        counts = self._reloads()
+        reloads = CounterMetricFamily(
+            "model_exporter_config_reloads",
+            "Config reloads (SIGHUP) by outcome; a refused config leaves the running one.",
+            labels=["outcome"],
+        )
+        reloads.add_metric(["ok"], counts.ok)
+        reloads.add_metric(["error"], counts.error)
+        yield reloads
+        yield GaugeMetricFamily(
+            "model_exporter_config_last_reload_successful",
+            "1 unless the last config reload (SIGHUP) was refused.",
+            value=1.0 if counts.last_successful else 0.0,
+        )
 
 
 _LANDING = f"""<!doctype html>
@@ -93,36 +110,231 @@ _LANDING = f"""<!doctype html>
 <p>A Prometheus exporter sidecar for ML models.</p>
 <ul>
 <li><a href="/metrics">/metrics</a> — model and sidecar metrics</li>
-<li><a href="/healthz">/healthz</a> — liveness of the ingest loop</li>
+<li><a href="/healthz">/healthz</a> — liveness: ingestion and rendering work</li>
+<li><a href="/readyz">/readyz</a> — readiness: every source polled once</li>
 </ul>
 </body></html>
 """
 
 
+class _TokenBucket:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens = 0.0
+        self._at = clock.monotonic()
+        self._limit: RateLimit | None = None
+
+    def allow(self, limit: RateLimit) -> bool:
+        with self._lock:
+            now = self._clock.monotonic()
+            if limit != self._limit:
+                self._limit, self._tokens = limit, float(limit.burst)
+            self._tokens = min(limit.burst, self._tokens + (now - self._at) / limit.interval)
+            self._at = now
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
+
+
 class MetricsServer:
-    """The HTTP server in a daemon thread; ``stop()`` closes the socket."""
+    """The HTTP server: routes, auth and TLS here, connections in ``ConnectionServer``."""
 
     def __init__(
         self,
         host: str,
         port: int,
         registry: CollectorRegistry,
-        healthy: Callable[[], tuple[bool, str]],
+        healthy: Check,
+        ready: Check | None = None,
+        web_config: WebConfigFile | None = None,
+        limits: Limits | None = None,
+        reloads: Callable[[], ReloadCounts] | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        self._server = _Server((host, port), registry, healthy)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="metrics-http", daemon=True
-        )
+        """``healthy``: is ingestion alive; ``ready``: has every source been polled once.
+        Binds the port at once (a taken port fails here)."""
+        self._registry = registry
+        self._healthy = healthy
+        self._ready = ready
+        self._web = web_config
+        self._stats = _Stats()
+        self._renders = Renders()
+        self._auth = BasicAuth()
+        self._clock = clock if clock is not None else SystemClock()
+        self._bucket = _TokenBucket(self._clock)
+        self._web_error_logged: object = None
+        self._stopping = False
+        self._draining = False
+        registry.register(ServerCollector(self._stats, reloads))
+        self._connections = ConnectionServer(host, port, self._serve, limits, self._clock)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._connections.port
+
+    @property
+    def tls(self) -> bool:
+        return self._web is not None and self._web.tls
+
+    @property
+    def evicted(self) -> int:
+        """Idle connections closed to make room (max_connections reached)."""
+        return self._connections.evicted
+
+    def waiting_scrapes(self) -> int:
+        return self._renders.waiting
 
     def start(self) -> None:
-        self._thread.start()
+        self._connections.start()
 
     def stop(self) -> None:
-        if self._thread.is_alive():  # shutdown() would wait forever for a loop never started
-            self._server.shutdown()
-            self._thread.join(timeout=5.0)
-        self._server.server_close()
+        self._stopping = True
+        self._connections.stop()
+
+    def draining(self) -> None:
+        """From now on /readyz says 503: the process is stopping (and still serving)."""
+        self._draining = True
+
+    def count(self, path: str, code: int) -> None:
+        self._stats.count(path if path in ROUTES else "other", code)
+
+    # -- health ----------------------------------------------------------------------------
+
+    def live(self) -> tuple[bool, str]:
+        ok, detail = self._healthy()
+        if not ok:
+            return ok, detail
+        return self._renders.healthy()
+
+    def readiness(self) -> tuple[bool, str]:
+        ok, detail = self.live()
+        if not ok:
+            return ok, detail
+        if self._draining or self._stopping:
+            return False, "stopping"
+        return self._ready() if self._ready is not None else (True, "ok")
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _serve(self, conn: Connection) -> bool:
+        if self.tls and not conn.tls and not self._handshake(conn):
+            return False
+        if conn.rfile is None:
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.rfile = conn.sock.makefile("rb")
+            conn.wfile = SocketWriter(conn.sock)
+        handler = Handler(conn, self)
+        try:
+            handler.handle_one_request()
+        except TimeoutError:
+            return False
+        finally:
+            if handler.code:
+                self.count(handler.handler_label, handler.code)
+        conn.requests += 1
+        return not handler.close_connection and not self._stopping
+
+    def _web_now(self) -> Loaded | None:
+        """The web config as of now; None if it is broken (logged by WebConfigFile)."""
+        assert self._web is not None
+        try:
+            return self._web.current()
+        except ConfigError:
+            return None
+
+    def _handshake(self, conn: Connection) -> bool:
+        first = conn.sock.recv(1, socket.MSG_PEEK)
+        if not first:
+            return False
+        if first[0] != 0x16:  # not a TLS handshake record: a plain-HTTP client
+            conn.sock.sendall(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+            )
+            self.count("other", 400)
+            conn.linger = True
+            return False
+        loaded = self._web_now()
+        if loaded is None:
+            return False
+        if loaded.context is None:
+            if self._web_error_logged is not loaded:
+                self._web_error_logged = loaded
+                log.error("the web config no longer has tls_server_config: restart to serve HTTP")
+            return False
+        tls_sock = loaded.context.wrap_socket(
+            conn.sock, server_side=True, do_handshake_on_connect=False
+        )
+        conn.sock = tls_sock
+        try:
+            tls_sock.do_handshake()
+        except OSError as exc:
+            log.debug("TLS handshake with %s failed: %s", conn.address[0], exc)
+            return False
+        sans = loaded.config.tls.client_allowed_sans if loaded.config.tls else ()
+        if sans and not _san_allowed(tls_sock.getpeercert(), sans):
+            log.info("client certificate of %s has none of client_allowed_sans", conn.address[0])
+            return False
+        conn.tls = True
+        return True
+
+    # -- requests --------------------------------------------------------------------------
+
+    def route(self, handler: Handler, head: bool) -> None:
+        path = handler.route_path
+        if self._web is not None:
+            loaded = self._web_now()
+            if loaded is None:
+                handler.close_connection = True
+                handler.reply(500, b"web config error: see the sidecar's log\n", head=head)
+                return
+            web = loaded.config
+            handler.extra_headers = web.headers
+            if web.rate_limit is not None and not self._bucket.allow(web.rate_limit):
+                handler.reply(429, b"too many requests\n", head=head)
+                return
+            if web.users and path not in web.auth_excluded_paths:
+                header = handler.headers.get("Authorization")
+                if not self._auth.allowed(web.users, header):
+                    handler.reply(401, b"unauthorized\n", {"WWW-Authenticate": "Basic"}, head=head)
+                    return
+        if path == "/metrics":
+            self._metrics(handler, head)
+        elif path in ("/healthz", "/readyz"):
+            ok, detail = self.live() if path == "/healthz" else self.readiness()
+            handler.reply(200 if ok else 503, f"{detail}\n".encode(), head=head)
+        elif path == "/":
+            landing = _LANDING.encode()
+            handler.reply(200, landing, content_type="text/html; charset=utf-8", head=head)
+        else:
+            handler.reply(404, b"not found\n", head=head)
+
+    def _metrics(self, handler: Handler, head: bool) -> None:
+        encoder, content_type = choose_encoder(handler.headers.get("Accept", ""))
+        result = self._renders.get(content_type, lambda: encoder(self._registry))
+        if result.error is not None:
+            handler.reply(500, f"error rendering metrics: {result.error}\n".encode(), head=head)
+            return
+        headers = {"Vary": "Accept, Accept-Encoding"}
+        body = result.body
+        assert body is not None
+        if accepts_gzip(handler.headers.get_all("Accept-Encoding") or []):
+            body = result.gzipped()
+            headers["Content-Encoding"] = "gzip"
+        handler.reply(200, body, headers, content_type, head=head)
+
+
+def _san_allowed(cert: Any, allowed: Sequence[str]) -> bool:
+    """Whether a verified client certificate has a subjectAltName in ``allowed`` (exact match;
+    IP addresses compared as addresses)."""
+
+    def normal(value: str) -> str:
+        with contextlib.suppress(ValueError):
+            return ipaddress.ip_address(value.strip()).compressed
+        return value.strip()
+
+    wanted = {normal(v) for v in allowed}
+    names = cert.get("subjectAltName", ()) if isinstance(cert, dict) else ()
+    return any(normal(str(value)) in wanted for _, value in names)

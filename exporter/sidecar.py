@@ -2,6 +2,12 @@
 
 The only place that builds the real clock, threads and sockets together; the CLI parses
 arguments and calls this, tests call it with their own settings.
+
+It also owns what a running sidecar is asked to do (``Control``): stop (SIGTERM, SIGINT, or the
+ingest loop died) or reload (SIGHUP). A reload follows the Prometheus convention: read the
+config file again; a config that fails validation is logged and counted, and the running one
+stays; the drift thresholds (``RELOADABLE``) take effect at once, the reference profile is read
+again, and any other changed key is named in a warning: it needs a restart.
 """
 
 from __future__ import annotations
@@ -9,23 +15,105 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 
 from exporter.clock import Clock, SystemClock
 from exporter.collector import registry
-from exporter.config_types import Config
+from exporter.config_types import Config, DriftConfig
 from exporter.decode import Decoder
 from exporter.errors import ConfigError
 from exporter.join import LabelJoin
 from exporter.pipeline import Pipeline
 from exporter.reload import ReferenceFile
-from exporter.server import MetricsServer
+from exporter.server import MetricsServer, ReloadCounts
 from exporter.state import State
 from exporter.tail.tailer import Tailer
 from exporter.tail.watch import Stopper, Waker, start_watch
 from exporter.validate import parse_listen_address
+from exporter.webfile import WebConfigFile
 
 log = logging.getLogger(__name__)
+
+# Config keys a reload applies to a running sidecar: every drift threshold. ``freeze_first`` is
+# not one (the frozen reference is taken once), and the rest shape the state (fields, windows)
+# or the I/O (sources, listen address) the sidecar was built with.
+RELOADABLE = frozenset(f"drift.{f.name}" for f in fields(DriftConfig) if f.name != "freeze_first")
+# Where a Config attribute's name differs from its key in the YAML file.
+_YAML_KEYS = {
+    "tail.positions_file": "positions_file",
+    "label_join": "ground_truth_join.enabled",
+    "label_join_timeout": "ground_truth_join.timeout",
+    "label_join_capacity": "ground_truth_join.capacity",
+}
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """The config keys whose values differ, named as in the file (one level into ``tail`` and
+    ``drift``; ``fields`` as a whole, which also covers ``category_cap``)."""
+    names = []
+    for f in fields(Config):
+        before, after = getattr(old, f.name), getattr(new, f.name)
+        if before == after:
+            continue
+        if f.name in ("tail", "drift"):
+            names += [
+                f"{f.name}.{g.name}"
+                for g in fields(before)
+                if getattr(before, g.name) != getattr(after, g.name)
+            ]
+        else:
+            names.append(f.name)
+    return [_YAML_KEYS.get(name, name) for name in names]
+
+
+class Reloads:
+    """Outcomes of config reloads, read by the HTTP server's collector at scrape time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = ReloadCounts()
+
+    def counts(self) -> ReloadCounts:
+        with self._lock:
+            return self._counts
+
+    def record(self, ok: bool) -> None:
+        with self._lock:
+            c = self._counts
+            self._counts = (
+                ReloadCounts(c.ok + 1, c.error, True)
+                if ok
+                else ReloadCounts(c.ok, c.error + 1, False)
+            )
+
+
+class Control:
+    """What the process is asked to do next. ``stop`` and ``reload`` are called from signal
+    handlers (so they only set flags) and from the ingest thread (``stop``, when it dies)."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._stop = False
+        self._reload = False
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+
+    def reload(self) -> None:
+        self._reload = True
+        self._wake.set()
+
+    def next(self) -> str:
+        """Block until asked; ``"stop"`` wins over ``"reload"``."""
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop:
+                return "stop"
+            if self._reload:
+                self._reload = False
+                return "reload"
 
 
 @dataclass
@@ -36,6 +124,8 @@ class Sidecar:
     state: State
     watched: list[str]
     waker: Waker
+    listen_override: str | None = None
+    reloads: Reloads = field(default_factory=Reloads)
     _stop_watch: Stopper | None = None
 
     def start(self) -> None:
@@ -44,18 +134,48 @@ class Sidecar:
             self._stop_watch = start_watch(self.watched, self.waker)
         self.pipeline.start()
         log.info(
-            "serving metrics on %s (port %d); tailing %s",
+            "serving metrics on %s (port %d, %s); tailing %s",
             self.config.listen_address,
             self.server.port,
+            "HTTPS" if self.server.tls else "HTTP",
             ", ".join(s.path for s in self.config.sources),
         )
 
     def stop(self) -> None:
         """Drain what was written, save positions, then close the port."""
+        self.server.draining()
         self.pipeline.stop()
         if self._stop_watch is not None:
             self._stop_watch()
         self.server.stop()
+
+    def reload(self, load: Callable[[], Config]) -> bool:
+        """Apply a new version of the config file (SIGHUP); False if it was refused."""
+        try:
+            new = load()
+        except ConfigError as exc:
+            log.error(
+                "config reload refused, the running config stays: %s", "; ".join(exc.problems)
+            )
+            self.reloads.record(ok=False)
+            return False
+        if self.listen_override is not None:
+            new = replace(new, listen_address=self.listen_override)
+        changed = changed_keys(self.config, new)
+        later = [key for key in changed if key not in RELOADABLE]
+        if later:
+            log.warning("config reload: %s changed; restart to apply", ", ".join(later))
+        drift = replace(new.drift, freeze_first=self.config.drift.freeze_first)
+        self.config = replace(self.config, drift=drift)
+        self.pipeline.reload(drift)
+        applied = [key for key in changed if key in RELOADABLE]
+        log.info(
+            "config reloaded: %s%s",
+            f"applied {', '.join(applied)}" if applied else "no change that applies while running",
+            "; reading the reference profile again" if self.config.reference else "",
+        )
+        self.reloads.record(ok=True)
+        return True
 
 
 def build(
@@ -63,6 +183,7 @@ def build(
     listen_address: str | None = None,
     clock: Clock | None = None,
     on_failure: Callable[[], None] | None = None,
+    web_config: WebConfigFile | None = None,
 ) -> Sidecar:
     """Everything wired and the port bound, nothing started: a bad address or a taken port
     fails here, before any thread runs."""
@@ -103,14 +224,28 @@ def build(
     )
     metrics = registry(lambda: state.snapshot(clock.now()), pipeline.health)
     host, port = parse_listen_address(config.listen_address)
-    server = MetricsServer(host, port, metrics, pipeline.healthy)
+    reloads = Reloads()
+    server = MetricsServer(
+        host,
+        port,
+        metrics,
+        pipeline.healthy,
+        ready=pipeline.ready,
+        web_config=web_config,
+        reloads=reloads.counts,
+    )
     watched = [s.path for s in config.sources] + ([config.reference] if config.reference else [])
-    return Sidecar(config, pipeline, server, state, watched, waker)
+    return Sidecar(config, pipeline, server, state, watched, waker, listen_address, reloads)
 
 
-def run_until(sidecar: Sidecar, stop: threading.Event) -> None:
+def run_until(sidecar: Sidecar, control: Control, load: Callable[[], Config] | None = None) -> None:
+    """Serve until asked to stop; reload the config from ``load`` when asked (SIGHUP)."""
     sidecar.start()
     try:
-        stop.wait()
+        while control.next() == "reload":
+            if load is None:
+                log.info("reload asked, but this sidecar has no config file to read again")
+                continue
+            sidecar.reload(load)
     finally:
         sidecar.stop()

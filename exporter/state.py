@@ -20,7 +20,7 @@ import numpy.typing as npt
 from exporter.anomaly import Kind
 from exporter.batch import OTHER, Batch, Layout
 from exporter.compare import FieldDrift, Gaps, compare, gaps
-from exporter.config_types import Config, WindowSpec
+from exporter.config_types import Config, DriftConfig, WindowSpec
 from exporter.join import GroupKey, Joined
 from exporter.profile import build
 from exporter.reference import Reference
@@ -138,6 +138,12 @@ class State:
         sketch = self._shape.sketch.anchored_on(columns)
         if sketch is not self._shape.sketch:
             self._shape = replace(self._shape, sketch=sketch)
+
+    def set_drift(self, drift: DriftConfig) -> None:
+        """New drift thresholds (a config reload); ``freeze_first`` keeps its value from start."""
+        with self._lock:
+            kept = replace(drift, freeze_first=self._config.drift.freeze_first)
+            self._config = replace(self._config, drift=kept)
 
     @property
     def shape(self) -> Shape:

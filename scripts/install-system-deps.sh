@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests run against: Debian's real Prometheus (with promtool) and
-# Alertmanager, plus python3-venv where the system Python cannot create a virtualenv.
+# Alertmanager, the openssl CLI (the TLS tests make throwaway certificates with it), plus
+# python3-venv where the system Python cannot create a virtualenv.
 #
 #   scripts/install-system-deps.sh            everything the test suite needs
 #   scripts/install-system-deps.sh --python   only what creating .venv needs (for the demo)
@@ -28,6 +29,9 @@ if [ "$python_only" = false ]; then
   fi
   if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
     packages+=(prometheus-alertmanager)
+  fi
+  if ! command -v openssl >/dev/null 2>&1; then
+    packages+=(openssl)
   fi
 fi
 if [ ${#packages[@]} -eq 0 ]; then
@@ -73,7 +77,7 @@ for service in prometheus prometheus-alertmanager; do
   fi
 done
 
-for cmd in prometheus promtool prometheus-alertmanager; do
+for cmd in prometheus promtool prometheus-alertmanager openssl; do
   if [ "$python_only" = false ] && ! command -v "$cmd" >/dev/null 2>&1; then
     echo "error: $cmd is still missing after the install" >&2
     exit 1

@@ -96,8 +96,8 @@ def start_alertmanager(processes: ProcessGroup, tmp_path: Path) -> Callable[...,
 
 @pytest.fixture
 def start_sidecar(processes: ProcessGroup) -> Callable[..., SidecarProcess]:
-    """``start_sidecar(config_path, port=None, extra_args=(), env=None, cwd=None)``: the real
-    sidecar, returned once its /healthz answers."""
+    """``start_sidecar(config_path, port=None, extra_args=(), env=None, cwd=None, ready=None)``:
+    the real sidecar, returned once its /readyz answers 200."""
 
     def start(config_path: Path, port: int | None = None, **kwargs: Any) -> SidecarProcess:
         return harness.start_sidecar(processes, config_path, port, **kwargs)

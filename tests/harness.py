@@ -256,6 +256,8 @@ class ScrapeTarget:
     address: str  # host:port
     metrics_path: str = "/metrics"
     labels: Mapping[str, str] = field(default_factory=dict)
+    # More scrape_config keys for the job, e.g. scheme, tls_config, basic_auth.
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 def prometheus_config(
@@ -274,10 +276,13 @@ def prometheus_config(
         paths = {t.metrics_path for t in ts}
         if len(paths) != 1:
             raise ValueError(f"job {job}: all targets of a job share one metrics_path")
+        if any(t.settings != ts[0].settings for t in ts):
+            raise ValueError(f"job {job}: all targets of a job share one set of settings")
         scrape_configs.append(
             {
                 "job_name": job,
                 "metrics_path": paths.pop(),
+                **ts[0].settings,
                 "static_configs": [{"targets": [t.address], "labels": dict(t.labels)} for t in ts],
             }
         )
@@ -576,8 +581,11 @@ def start_sidecar(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = START_TIMEOUT,
+    ready: Callable[[SidecarProcess], bool] | None = None,
 ) -> SidecarProcess:
-    """Start the real sidecar and wait until /healthz answers 200."""
+    """Start the real sidecar and wait until it is ready: /readyz answers 200 once every source
+    was polled, so lines a test writes afterwards are counted even with ``start_at: end``.
+    ``ready`` replaces that check (e.g. over TLS)."""
     port = port if port is not None else free_port()
     argv = [
         sys.executable,
@@ -600,5 +608,6 @@ def start_sidecar(
     proc.port = port
     proc.url = f"http://127.0.0.1:{port}"
     processes.adopt(proc)
-    proc.wait_ready(lambda: http_status(f"{proc.url}/healthz") == 200, timeout, "/healthz")
+    check = ready if ready is not None else lambda p: http_status(f"{p.url}/readyz") == 200
+    proc.wait_ready(lambda: check(proc), timeout, "ready")
     return proc

@@ -334,8 +334,8 @@ def test_sidecar_port_probes_and_user(tmp_path: Path) -> None:
     port = parse_listen_address(sidecar_config(tmp_path).listen_address)[1]
     (metrics,) = sidecar["ports"]
     assert (metrics["name"], metrics["containerPort"]) == ("metrics", port)
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert sidecar[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert sidecar["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert sidecar["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     pod = k8s_objects()["Deployment"]["spec"]["template"]["spec"]["securityContext"]
     assert pod["runAsUser"] == SIDECAR_UID
     assert pod["runAsNonRoot"] is True

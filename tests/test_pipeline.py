@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from exporter.clock import ManualClock
 from exporter.config import parse_config
 from exporter.config_types import Config, SourceConfig
 from exporter.decode import Decoder
+from exporter.offline.baseline import ProfileBuilder
+from exporter.offline.read import read_chunks
 from exporter.pipeline import Pipeline
 from exporter.reload import ReferenceFile
 from exporter.state import State
@@ -105,3 +108,63 @@ def test_a_profile_that_parses_but_cannot_be_used_is_refused(
     pipeline.step()
     assert state.reference is None
     assert pipeline.health().reference_reloads == {"error": 1}
+
+
+def test_ready_once_every_source_was_polled(tmp_path: Path) -> None:
+    """Readiness waits for the first pass (start_at: end is fixed then), a missing file
+    included: polled is polled, whether or not the file exists yet."""
+    config = _config(
+        tmp_path,
+        sources=[
+            {"path": str(tmp_path / "p.jsonl"), "start_at": "end"},
+            {"path": str(tmp_path / "not-yet.jsonl")},
+        ],
+    )
+    (tmp_path / "p.jsonl").touch()
+    pipeline, _ = _pipeline(config)
+    assert pipeline.ready() == (False, "waiting for the first poll of the sources")
+    pipeline.step()
+    assert pipeline.ready() == (True, "ok")
+
+
+def test_not_ready_while_a_configured_reference_is_not_in_use(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    (tmp_path / "p.jsonl").touch()
+    reference = ReferenceFile(str(tmp_path / "missing.json"), config.sketch_relative_accuracy)
+    pipeline, _ = _pipeline(config, reference)
+    pipeline.step()
+    assert pipeline.ready() == (False, "reference profile not loaded")
+
+
+def test_reload_reads_the_reference_again_even_when_its_file_looks_unchanged(
+    tmp_path: Path,
+) -> None:
+    """SIGHUP's contract: the profile is read again, not only when (inode, size, mtime) moved."""
+    config = _config(tmp_path)
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps({"p": i / 100}) + "\n" for i in range(100)))
+    builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+    for chunk in read_chunks(str(dev)):
+        builder.add(chunk)
+    path = tmp_path / "ref.json"
+    path.write_text(builder.build("2026-01-01T00:00:00+00:00", {}).to_json())
+    reference = ReferenceFile(str(path), config.sketch_relative_accuracy)
+    (tmp_path / "p.jsonl").touch()
+    pipeline, state = _pipeline(config, reference)
+    state.set_reference(reference.load_now())
+
+    # Same size, same inode, same mtime: only the creation time differs (not hashed).
+    before = path.stat()
+    text = path.read_text().replace("2026-01-01T00:00:00", "2026-01-02T00:00:00")
+    with path.open("r+") as f:
+        f.write(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_ino, path.stat().st_size) == (before.st_ino, before.st_size)
+
+    pipeline.step()
+    assert state.reference is not None
+    assert state.reference.created.startswith("2026-01-01")  # the hot reload sees no change
+    pipeline.reload(config.drift)
+    pipeline.step()
+    assert state.reference.created.startswith("2026-01-02")
+    assert pipeline.health().reference_reloads == {"ok": 2}

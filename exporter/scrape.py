@@ -1,0 +1,140 @@
+"""Serving scrapes: one render at a time per format, shared by the scrapes that wait for it, and
+``Accept-Encoding`` negotiated by q-values.
+
+Rendering is CPU work under the interpreter lock, competing with ingestion. With a render per
+request, 200 concurrent scrapers mean 200 renders competing for one core; with ``Renders``,
+scrapes that arrive while a render runs share the *next* one (it starts after they arrived, so
+none gets older numbers than it asked for), and a crowd of scrapers costs one render at a time
+(each shared by as many scrapes as there are HTTP workers waiting for it).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger(__name__)
+
+RENDER_FAILURES_UNHEALTHY = 3  # this many failed renders in a row fail /healthz
+
+
+def accepts_gzip(values: Sequence[str]) -> bool:
+    """Whether to gzip, from the ``Accept-Encoding`` header(s), by RFC 9110 q-values.
+
+    gzip is used when its weight (its own, else that of ``*``) is above zero and not below the
+    weight the client gave the uncompressed body (``identity``'s, else ``*``'s; unweighted, it
+    loses to any acceptable coding). So ``gzip;q=0``, ``identity`` alone, ``*;q=0`` or
+    ``identity;q=1, gzip;q=0.5`` get the body as it is. (prometheus_client's ``gzip_accepted``
+    ignores q-values.)
+    """
+    weights: dict[str, float] = {}
+    for value in values:
+        for item in value.split(","):
+            coding, *params = (part.strip() for part in item.split(";"))
+            if not coding:
+                continue
+            q = 1.0
+            for param in params:
+                name, _, number = param.partition("=")
+                if name.strip().lower() == "q":
+                    try:
+                        q = float(number)
+                    except ValueError:
+                        q = 0.0
+                    q = min(q, 1.0) if q >= 0.0 else 0.0  # NaN too
+            weights[coding.lower()] = q
+    star = weights.get("*")
+    gzip_q = weights.get("gzip", weights.get("x-gzip", star if star is not None else 0.0))
+    identity_q = weights.get("identity", star if star is not None else 0.0)
+    return gzip_q > 0.0 and gzip_q >= identity_q
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+class Result:
+    """One render, shared by the scrapes that waited for it; gzipped at most once."""
+
+    def __init__(self, body: bytes | None, error: Exception | None) -> None:
+        self.body = body
+        self.error = error
+        self._gzipped: bytes | None = None
+        self._lock = threading.Lock()
+
+    def gzipped(self) -> bytes:
+        assert self.body is not None
+        with self._lock:
+            if self._gzipped is None:
+                self._gzipped = gzip.compress(self.body, compresslevel=1)
+            return self._gzipped
+
+
+class Renders:
+    """One render at a time per format; scrapes that arrive during one share the next.
+
+    A scrape waits for a render that *starts* after it arrived (never an older one), so its
+    numbers are as fresh as with a render of its own. Failed renders in a row are counted for
+    /healthz: a registry that raises on every scrape is a dead exporter even if ingestion runs.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._started: Counter[str] = Counter()
+        self._done: Counter[str] = Counter()
+        self._running: set[str] = set()
+        self._last: dict[str, Result] = {}
+        self.failures_in_a_row = 0
+        self.last_error = ""
+        self.renders = 0
+        self.waiting = 0  # scrapes waiting for a render
+
+    def get(self, key: str, render: Callable[[], bytes]) -> Result:
+        with self._cond:
+            wanted = self._started[key] + 1
+            while self._done[key] < wanted:
+                if key not in self._running:
+                    return self._render(key, render)
+                self.waiting += 1
+                try:
+                    self._cond.wait()
+                finally:
+                    self.waiting -= 1
+            return self._last[key]
+
+    def _render(self, key: str, render: Callable[[], bytes]) -> Result:
+        """Called with the condition held; renders without it."""
+        self._started[key] += 1
+        number = self._started[key]
+        self._running.add(key)
+        self._cond.release()
+        try:
+            try:
+                result = Result(render(), None)
+            except Exception as exc:  # a scrape must get an answer, never a dropped connection
+                log.exception("error rendering metrics")
+                result = Result(None, exc)
+        finally:
+            self._cond.acquire()
+        self._running.discard(key)
+        self._done[key] = number
+        self._last[key] = result
+        self.renders += 1
+        if result.error is None:
+            self.failures_in_a_row = 0
+        else:
+            self.failures_in_a_row += 1
+            self.last_error = repr(result.error)
+        self._cond.notify_all()
+        return result
+
+    def healthy(self) -> tuple[bool, str]:
+        with self._cond:
+            if self.failures_in_a_row >= RENDER_FAILURES_UNHEALTHY:
+                return False, (
+                    f"the last {self.failures_in_a_row} renders of /metrics failed: "
+                    f"{self.last_error}"
+                )
+        return True, "ok"
