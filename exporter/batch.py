@@ -203,6 +203,47 @@ class Batch:
             label=None if self.label is None else [self.label[i] for i in pick],
         )
 
+    @classmethod
+    def empty(cls, layout: Layout) -> Batch:
+        """No records (a chunk whose every line was unprocessable)."""
+        return cls(
+            groups=[],
+            group=np.zeros(0, dtype=np.int64),
+            numeric=np.zeros((0, len(layout.numeric))),
+            categorical=np.zeros((0, len(layout.categorical)), dtype=np.int64),
+            flags=np.zeros((0, len(layout.anomaly_fields)), dtype=np.int8),
+            timestamp=np.zeros(0),
+            wrong=np.zeros(0, dtype=np.int8),
+        )
+
+    @classmethod
+    def concat(cls, batches: list[Batch]) -> Batch:
+        """One batch of the records and parse errors of several (at least one) from the same
+        decoder, e.g. the lines of a chunk decoded one by one."""
+        index: dict[tuple[str, str], int] = {}
+        codes = []
+        errors: Counter[str] = Counter()
+        for batch in batches:
+            remap = np.array([index.setdefault(k, len(index)) for k in batch.groups], np.int64)
+            codes.append(remap[batch.group] if batch.size else batch.group)
+            errors.update(batch.parse_errors)
+        residuals = [b.residual for b in batches if b.residual is not None]
+        requests = [b.request_id for b in batches if b.request_id is not None]
+        labels = [b.label for b in batches if b.label is not None]
+        return cls(
+            groups=list(index),
+            group=np.concatenate(codes),
+            numeric=np.concatenate([b.numeric for b in batches]),
+            categorical=np.concatenate([b.categorical for b in batches]),
+            flags=np.concatenate([b.flags for b in batches]),
+            timestamp=np.concatenate([b.timestamp for b in batches]),
+            wrong=np.concatenate([b.wrong for b in batches]),
+            parse_errors=errors,
+            residual=np.concatenate(residuals) if residuals else None,
+            request_id=[r for part in requests for r in part] if requests else None,
+            label=[v for part in labels for v in part] if labels else None,
+        )
+
 
 def _column(columns: tuple[FieldSpec, ...], role: FieldSpec | None) -> int | None:
     return None if role is None else columns.index(role)

@@ -1,8 +1,8 @@
 """Render the state as Prometheus metric families, fresh at every scrape.
 
 Follows prometheus_client's custom-collector pattern: the store knows nothing of Prometheus;
-this module walks one ``Snapshot`` and builds families from it. Only this module and
-``server`` import prometheus_client.
+this module walks one ``Snapshot`` (and the latest drift ``Assessment``) and builds families
+from them, computing nothing. Only this module and ``server`` import prometheus_client.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from exporter.anomaly import (
     TIMESTAMP_KINDS,
     Kind,
 )
+from exporter.assess import Assessment
 from exporter.batch import Layout
 from exporter.health import PREFIX, SOURCE_METRICS, Health
 from exporter.state import GroupSnapshot, Snapshot, WindowView
@@ -61,9 +62,11 @@ class ModelCollector(Collector):
         self,
         snapshot: Callable[[], Snapshot],
         health: Callable[[], Health] | None = None,
+        assessment: Callable[[], Assessment] | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._health = health
+        self._assessment = assessment
 
     def describe(self) -> list[Metric]:
         # Returning nothing keeps registration from calling collect() (which would take a
@@ -73,7 +76,8 @@ class ModelCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snapshot = self._snapshot()
         yield from _model_families(snapshot)
-        yield from _drift_families(snapshot)
+        if self._assessment is not None:
+            yield from _drift_families(self._assessment())
         yield from _reference_families(snapshot)
         yield from _build_info()
         if self._health is not None:
@@ -81,12 +85,14 @@ class ModelCollector(Collector):
 
 
 def registry(
-    snapshot: Callable[[], Snapshot], health: Callable[[], Health] | None
+    snapshot: Callable[[], Snapshot],
+    health: Callable[[], Health] | None,
+    assessment: Callable[[], Assessment] | None = None,
 ) -> CollectorRegistry:
     """A registry holding only this collector (no process or platform collectors: the
     sidecar's own health metrics are the ones that say something about it)."""
     result = CollectorRegistry(auto_describe=False)
-    result.register(ModelCollector(snapshot, health))
+    result.register(ModelCollector(snapshot, health, assessment))
     return result
 
 
@@ -279,8 +285,9 @@ def _window_metrics(
             g["label_delay_seconds"].add_metric([*mv, w], s.delay_total / s.joined)
 
 
-def _drift_families(snapshot: Snapshot) -> Iterator[Metric]:
-    """Drift statistics beside their thresholds, so alerts compare the two series directly."""
+def _drift_families(assessment: Assessment) -> Iterator[Metric]:
+    """Drift statistics beside their thresholds, so alerts compare the two series directly;
+    as assessed at the last step (``assess``), not recomputed per scrape."""
     fwl = [*MODEL_LABELS, "field", "window"]
     families: dict[str, GaugeMetricFamily] = {}
     for statistic, help_text in (
@@ -311,33 +318,36 @@ def _drift_families(snapshot: Snapshot) -> Iterator[Metric]:
         "Regression: production MAE divided by the development MAE.",
         labels=[*MODEL_LABELS, "window"],
     )
+    rmse_gap = GaugeMetricFamily(
+        "model_window_rmse_gap",
+        "Regression: production RMSE divided by the development RMSE.",
+        labels=[*MODEL_LABELS, "window"],
+    )
     confidence_gap = GaugeMetricFamily(
         "model_window_confidence_gap",
         "Production mean confidence divided by the development mean confidence.",
         labels=[*MODEL_LABELS, "window"],
     )
-    for group in snapshot.groups:
-        mv = [group.model, group.version]
-        for view in group.windows:
-            w = view.spec.name
-            for found in view.drift:
-                labels = [*mv, found.field, w]
-                families[found.statistic].add_metric(labels, found.verdict.statistic)
-                families[f"{found.statistic}_threshold"].add_metric(labels, found.verdict.threshold)
-                detected.add_metric(
-                    [*labels, found.statistic], 1.0 if found.verdict.drifted else 0.0
-                )
-            if view.gaps is not None:
-                if view.gaps.error_ratio is not None:
-                    error_gap.add_metric([*mv, w], view.gaps.error_ratio)
-                if view.gaps.confidence is not None:
-                    confidence_gap.add_metric([*mv, w], view.gaps.confidence)
-                if view.gaps.mae is not None:
-                    mae_gap.add_metric([*mv, w], view.gaps.mae)
+    for window in assessment.windows.values():
+        mvw = [window.model, window.version, window.window]
+        for found in window.drift:
+            labels = [window.model, window.version, found.field, window.window]
+            families[found.statistic].add_metric(labels, found.verdict.statistic)
+            families[f"{found.statistic}_threshold"].add_metric(labels, found.verdict.threshold)
+            detected.add_metric([*labels, found.statistic], 1.0 if found.verdict.drifted else 0.0)
+        for family, value in (
+            (error_gap, window.gaps.error_ratio),
+            (confidence_gap, window.gaps.confidence),
+            (mae_gap, window.gaps.mae),
+            (rmse_gap, window.gaps.rmse),
+        ):
+            if value is not None:
+                family.add_metric(mvw, value)
     yield from families.values()
     yield detected
     yield error_gap
     yield mae_gap
+    yield rmse_gap
     yield confidence_gap
 
 

@@ -6,6 +6,7 @@ thresholds are ``drift``'s; this module only lines the two sides up.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,7 @@ class Gaps:
     error_ratio: float | None  # classification
     confidence: float | None
     mae: float | None = None  # regression
+    rmse: float | None = None  # regression
 
 
 def compare(
@@ -133,10 +135,12 @@ def gaps(summary: Summary, reference: Reference, layout: Layout) -> Gaps:
         ref_mean = reference.numeric["confidence"].mean
         if summary.count[f] and ref_mean:
             confidence = float(summary.total[f] / summary.count[f]) / ref_mean
-    mae = None
+    mae = rmse = None
     if reference.mae and summary.labelled:
         mae = (summary.abs_error / summary.labelled) / reference.mae
-    return Gaps(error, confidence, mae)
+    if reference.rmse and summary.labelled:
+        rmse = math.sqrt(summary.sq_error / summary.labelled) / reference.rmse
+    return Gaps(error, confidence, mae, rmse)
 
 
 class ReferenceChecks:

@@ -9,6 +9,7 @@ prediction leaves it one way — matched, or expired — so the outcome counters
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
@@ -29,11 +30,22 @@ class Joined:
     delay_total: float = 0.0
 
 
+Waiting = tuple[float, str | None, GroupKey]  # arrival time, predicted class, model version
+
+
 @dataclass
 class JoinResult:
+    """What one batch does to the buffer, worked out by ``match`` without changing it;
+    ``commit`` then applies it with plain dictionary operations."""
+
     predictions: Batch  # the batch without its label-only records
     joined: dict[GroupKey, Joined] = field(default_factory=dict)
     outcomes: Counter[tuple[GroupKey, str]] = field(default_factory=Counter)
+    labels: int = 0  # label-only records (matched or not): not predictions
+    expired: int = 0  # waiting predictions dropped from the front first (too old, or over capacity)
+    added: list[tuple[str, Waiting]] = field(default_factory=list)  # in batch order
+    removed: list[str] = field(default_factory=list)  # requests whose label arrived
+    evicted: int = 0  # dropped from the front last (over capacity)
 
 
 class LabelJoin:
@@ -55,19 +67,25 @@ class LabelJoin:
     def pending(self) -> int:
         return len(self._pending)
 
-    def _expire(self, now: float, outcomes: Counter[tuple[GroupKey, str]]) -> None:
-        while self._pending:
-            request, (arrived, _, key) = next(iter(self._pending.items()))
-            if arrived >= now - self._timeout and len(self._pending) <= self._capacity:
-                break
-            del self._pending[request]
-            outcomes[(key, "expired")] += 1
-
     def process(self, batch: Batch, now: float) -> JoinResult:
-        if batch.request_id is None or batch.label is None:
-            return JoinResult(batch)
+        """Match a batch whose records arrived at ``now`` and apply the result."""
+        result = self.match(batch, now)
+        self.commit(result)
+        return result
+
+    def match(self, batch: Batch, now: float) -> JoinResult:
+        """Pure: what the batch does to the buffer, as ``process`` would, leaving it unchanged.
+
+        The buffer is in arrival order, so what expires is always at its front: first the
+        predictions older than ``timeout`` (or past ``capacity``), then, after this batch's
+        predictions are added at the end and its labels have taken theirs, whatever is still
+        past ``capacity``.
+        """
         result = JoinResult(batch)
-        self._expire(now, result.outcomes)
+        if batch.request_id is None or batch.label is None:
+            return result
+        expired = self._expiring(now, len(self._pending), result.outcomes)
+        result.expired = len(expired)
         has_prediction = np.zeros(batch.size, dtype=bool)
         for column in self._prediction_columns:
             has_prediction |= ~np.isnan(batch.numeric[:, column])
@@ -77,19 +95,28 @@ class LabelJoin:
         label_only = ~has_prediction & np.array([v is not None for v in batch.label], dtype=bool)
         label_only &= np.array([r is not None for r in batch.request_id], dtype=bool)
 
+        added: dict[str, Waiting] = {}  # the buffer's new end, in order (a repeated id moves)
         for i in np.flatnonzero(has_prediction & (batch.wrong < 0)).tolist():
             request = batch.request_id[i]
             if request is None:
                 continue
             code = -1 if classes is None else int(classes[i])
             guess = self._class_names[code] if 0 <= code < len(self._class_names) else None
-            self._pending[category_text(request)] = (now, guess, batch.groups[batch.group[i]])
-            self._pending.move_to_end(category_text(request))
+            entry = (now, guess, batch.groups[batch.group[i]])
+            result.added.append((category_text(request), entry))
+            added.pop(category_text(request), None)
+            added[category_text(request)] = entry
+        removed: set[str] = set()
         for i in np.flatnonzero(label_only).tolist():
-            waiting = self._pending.pop(category_text(batch.request_id[i]), None)
-            if waiting is None:
+            request = category_text(batch.request_id[i])
+            waiting = added.get(request)
+            if waiting is None and request not in expired:
+                waiting = self._pending.get(request)
+            if waiting is None or request in removed:
                 result.outcomes[(batch.groups[batch.group[i]], "unmatched")] += 1
                 continue
+            removed.add(request)
+            result.removed.append(request)
             arrived, guess, key = waiting
             result.outcomes[(key, "matched")] += 1
             joined = result.joined.setdefault(key, Joined())
@@ -98,8 +125,57 @@ class LabelJoin:
             if guess is not None:
                 joined.labelled += 1
                 joined.wrong += int(category_text(batch.label[i]) != guess)
-        self._expire(now, result.outcomes)
+        result.labels = int(label_only.sum())
+        result.evicted = self._evicting(now, expired, added, removed, result.outcomes)
         if label_only.any():
             result.predictions = batch.take(~label_only)
             result.predictions.parse_errors = batch.parse_errors
         return result
+
+    def _expiring(self, now: float, size: int, outcomes: Counter[tuple[GroupKey, str]]) -> set[str]:
+        """The requests at the front that expire before the batch is added."""
+        gone: set[str] = set()
+        for request, (arrived, _, key) in self._pending.items():
+            if arrived >= now - self._timeout and size - len(gone) <= self._capacity:
+                break
+            gone.add(request)
+            outcomes[(key, "expired")] += 1
+        return gone
+
+    def _evicting(
+        self,
+        now: float,
+        expired: set[str],
+        added: dict[str, Waiting],
+        removed: set[str],
+        outcomes: Counter[tuple[GroupKey, str]],
+    ) -> int:
+        """How many entries leave the front after the batch, as the buffer will then be."""
+        moved = {r for r in itertools.chain(added, removed) if r in self._pending}
+        size = len(self._pending) - len(expired | moved) + len(added.keys() - removed)
+        old = (
+            item
+            for item in self._pending.items()
+            if item[0] not in expired and item[0] not in moved
+        )
+        new = (item for item in added.items() if item[0] not in removed)
+        survivors = itertools.chain(old, new)
+        evicted = 0
+        for _, (arrived, _, key) in survivors:
+            if arrived >= now - self._timeout and size - evicted <= self._capacity:
+                break
+            evicted += 1
+            outcomes[(key, "expired")] += 1
+        return evicted
+
+    def commit(self, result: JoinResult) -> None:
+        """Apply a ``match`` result: dictionary operations only."""
+        for _ in range(result.expired):
+            self._pending.popitem(last=False)
+        for request, entry in result.added:
+            self._pending[request] = entry
+            self._pending.move_to_end(request)
+        for request in result.removed:
+            del self._pending[request]
+        for _ in range(result.evicted):
+            self._pending.popitem(last=False)

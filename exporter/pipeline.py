@@ -1,9 +1,11 @@
-"""The ingest loop: source → records → state, in one thread.
+"""The ingest loop: source → engine, in one thread.
 
 One thread on purpose: parsing is CPU work under the GIL, so a reader thread would add a queue
 and no speed. Reading, decoding and updating state in one loop also makes the checkpoint
 simple: a position is saved only after the lines before it have reached the state, so a
-graceful stop loses and duplicates nothing.
+graceful stop loses and duplicates nothing. What happens to the bytes is the ``Engine``'s, the
+same as in ``replay``; this loop adds the clock (every record arrives at now), the files and
+the reference file's reloads.
 """
 
 from __future__ import annotations
@@ -13,16 +15,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-from exporter.anomaly import UNPROCESSABLE
 from exporter.clock import Clock
-from exporter.compare import ReferenceChecks
 from exporter.config_types import DriftConfig, TailConfig
-from exporter.decode import Decoder
+from exporter.engine import Engine
 from exporter.health import Health
-from exporter.join import LabelJoin
-from exporter.reference import Reference
 from exporter.reload import ReferenceFile
-from exporter.state import State
 from exporter.tail.tailer import Chunk, Tailer
 from exporter.tail.watch import Waker
 
@@ -35,22 +32,18 @@ class Pipeline:
     def __init__(
         self,
         tailer: Tailer,
-        decoder: Decoder,
-        state: State,
+        engine: Engine,
         clock: Clock,
         tail: TailConfig,
         waker: Waker | None = None,
         reference_file: ReferenceFile | None = None,
-        drift: DriftConfig | None = None,
-        join: LabelJoin | None = None,
         on_failure: Callable[[], None] | None = None,
     ) -> None:
         """``on_failure`` is called (from the ingest thread) if the loop dies, so the process
         can exit non-zero instead of serving frozen numbers."""
         self._tailer = tailer
         self._on_failure = on_failure
-        self._decoder = decoder
-        self._state = state
+        self._engine = engine
         self._clock = clock
         self._tail = tail
         self._waker = waker if waker is not None else Waker()
@@ -63,56 +56,19 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._failure: str | None = None
         self._reference_file = reference_file
-        self._drift = drift if drift is not None else DriftConfig()
-        self._checks: ReferenceChecks | None = None
-        self._checked: Reference | None = None
-        self._join = join
         self._polled = threading.Event()  # every source polled once: /readyz
         self._reload_asked = False  # SIGHUP: read the reference again at the next pass ...
         self._new_drift: DriftConfig | None = None  # ... and use these thresholds
-        self._install_checks()
-
-    def _install_checks(self) -> None:
-        """Per-record checks follow the state's reference (loaded, reloaded or frozen).
-
-        Always called from the ingest thread: building the checks gives the reference's
-        categories vocabulary codes, and the vocabularies belong to that thread.
-        """
-        reference = self._state.reference
-        if reference is self._checked:
-            return
-        self._checked = reference
-        self._checks = (
-            None
-            if reference is None
-            else ReferenceChecks(
-                reference, self._decoder.layout, self._decoder.vocabularies, self._drift
-            )
-        )
-
-    def _reload_reference(self) -> None:
-        if self._reference_file is not None:
-            prepared: list[ReferenceChecks] = []
-
-            def accept(reference: Reference) -> None:
-                prepared.append(
-                    ReferenceChecks(
-                        reference, self._decoder.layout, self._decoder.vocabularies, self._drift
-                    )
-                )
-
-            reference = self._reference_file.poll(accept)
-            if reference is not None:
-                self._state.set_reference(reference)
-                self._checks, self._checked = prepared[0], reference
-        self._install_checks()
 
     # -- the loop ---------------------------------------------------------------------------
 
     def step(self) -> int:
-        """One pass: read what is new, ingest it. Returns the number of lines handled."""
+        """One pass: apply a reload, reload a changed reference, move drift assessment on, read
+        what is new, ingest it. Returns the number of lines handled."""
         self._apply_reload()
-        self._reload_reference()
+        if self._reference_file is not None:
+            self._engine.reload(self._reference_file)
+        self._engine.advance(self._clock.now())
         lines = 0
         for chunk in self._tailer.poll_once():
             self.ingest(chunk)
@@ -135,55 +91,19 @@ class Pipeline:
         if not asked:
             return
         if drift is not None:
-            self._drift = drift
-            self._state.set_drift(drift)
-            self._checked = None  # rebuild the per-record checks with the new thresholds
-            self._install_checks()
+            self._engine.set_drift(drift)
         if self._reference_file is not None:
             self._reference_file.invalidate()
 
     def ingest(self, chunk: Chunk) -> None:
         started = self._clock.monotonic()
         now = self._clock.now()
-        try:
-            errors = self._ingest_data(chunk.data, now)
-        except Exception:
-            # Malformed input is counted, never fatal: a chunk that trips an unexpected error is
-            # ingested line by line, and only the lines that still fail are lost (and counted).
-            log.exception(
-                "unexpected error ingesting %d lines of %s; retrying line by line",
-                chunk.lines,
-                chunk.source,
-            )
-            errors = self._ingest_lines(chunk.data, now)
+        counts = self._engine.ingest(chunk.data, now)
         with self._lock:
-            for reason, count in errors.items():
+            for reason, count in counts.parse_errors.items():
                 self._parse_errors[(chunk.source, reason)] += count
             self._last_read[chunk.source] = now
             self._ingest_seconds += self._clock.monotonic() - started
-
-    def _ingest_data(self, data: bytes, now: float) -> Counter[str]:
-        batch = self._decoder.decode(data, now)
-        if self._checks is not None:
-            self._checks.apply(batch)
-        if self._join is not None:
-            joined = self._join.process(batch, now)
-            self._state.ingest(joined.predictions, now)
-            self._state.add_joined(joined.joined, joined.outcomes, now)
-        else:
-            self._state.ingest(batch, now)
-        if self._state.reference is not self._checked:
-            self._install_checks()
-        return batch.parse_errors
-
-    def _ingest_lines(self, data: bytes, now: float) -> Counter[str]:
-        errors: Counter[str] = Counter()
-        for line in data.splitlines(keepends=True):
-            try:
-                errors.update(self._ingest_data(line, now))
-            except Exception:
-                errors[UNPROCESSABLE] += 1
-        return errors
 
     def flush_positions_if_due(self) -> None:
         now = self._clock.monotonic()
@@ -260,7 +180,7 @@ class Pipeline:
         use."""
         if not self._polled.is_set():
             return False, "waiting for the first poll of the sources"
-        if self._reference_file is not None and self._state.reference is None:
+        if self._reference_file is not None and self._engine.state.reference is None:
             return False, "reference profile not loaded"
         return True, "ok"
 

@@ -1,4 +1,4 @@
-"""The composition root: wire source → records → state → collector → HTTP, and run it.
+"""The composition root: wire source → engine → state → collector → HTTP, and run it.
 
 The only place that builds the real clock, threads and sockets together; the CLI parses
 arguments and calls this, tests call it with their own settings.
@@ -20,13 +20,11 @@ from dataclasses import dataclass, field, fields, replace
 from exporter.clock import Clock, SystemClock
 from exporter.collector import registry
 from exporter.config_types import Config, DriftConfig
-from exporter.decode import Decoder
+from exporter.engine import Engine
 from exporter.errors import ConfigError
-from exporter.join import LabelJoin
 from exporter.pipeline import Pipeline
 from exporter.reload import ReferenceFile
 from exporter.server import MetricsServer, ReloadCounts
-from exporter.state import State
 from exporter.tail.tailer import Tailer
 from exporter.tail.watch import Stopper, Waker, start_watch
 from exporter.validate import parse_listen_address
@@ -121,7 +119,7 @@ class Sidecar:
     config: Config
     pipeline: Pipeline
     server: MetricsServer
-    state: State
+    engine: Engine
     watched: list[str]
     waker: Waker
     listen_override: str | None = None
@@ -194,35 +192,19 @@ def build(
             raise ConfigError([f"--web.listen-address: {exc}"]) from exc
         config = replace(config, listen_address=listen_address)
     clock = clock if clock is not None else SystemClock()
-    decoder = Decoder(config.fields, config.late_after, config.future_after, config.label_join)
-    state = State(config, decoder.layout, [v.values for v in decoder.vocabularies])
     reference_file = None
+    reference = None
     if config.reference is not None:
         reference_file = ReferenceFile(config.reference, config.sketch_relative_accuracy)
-        state.set_reference(reference_file.load_now())
-    join = None
-    if config.label_join:
-        join = LabelJoin(
-            decoder.layout,
-            decoder.class_names,
-            config.label_join_timeout,
-            config.label_join_capacity,
-        )
+        reference = reference_file.load_now()
+    engine = Engine(config, reference)
     tailer = Tailer(config.sources, config.tail, clock)
     waker = Waker()
-    pipeline = Pipeline(
-        tailer,
-        decoder,
-        state,
-        clock,
-        config.tail,
-        waker,
-        reference_file,
-        config.drift,
-        join,
-        on_failure,
+    pipeline = Pipeline(tailer, engine, clock, config.tail, waker, reference_file, on_failure)
+    state, assessor = engine.state, engine.assessor
+    metrics = registry(
+        lambda: state.snapshot(clock.now()), pipeline.health, lambda: assessor.latest
     )
-    metrics = registry(lambda: state.snapshot(clock.now()), pipeline.health)
     host, port = parse_listen_address(config.listen_address)
     reloads = Reloads()
     server = MetricsServer(
@@ -235,7 +217,7 @@ def build(
         reloads=reloads.counts,
     )
     watched = [s.path for s in config.sources] + ([config.reference] if config.reference else [])
-    return Sidecar(config, pipeline, server, state, watched, waker, listen_address, reloads)
+    return Sidecar(config, pipeline, server, engine, watched, waker, listen_address, reloads)
 
 
 def run_until(sidecar: Sidecar, control: Control, load: Callable[[], Config] | None = None) -> None:

@@ -1,8 +1,13 @@
 """Per-(model, version) state: counters since start, histograms and sliding windows.
 
-One lock guards it all: the ingest thread holds it while adding a batch summary, a scrape
-holds it only while copying window views; quantiles and everything derived are computed on
-the copies, outside the lock, so a scrape never stalls ingestion for long.
+The store computes nothing at scrape time beyond copying and quantiles: drift verdicts and
+gaps against the reference are ``assess``'s, which reads window views from here.
+
+Adding a batch has two halves. ``prepare`` computes everything the batch changes (summaries per
+model version, histogram counts, a frozen reference) without touching the store, so it may fail
+and leave nothing behind; ``commit`` only adds the prepared numbers, under the lock, in one
+call. One lock guards it all: a scrape holds it only while copying window views; quantiles are
+computed on the copies, outside the lock, so a scrape never stalls ingestion for long.
 """
 
 from __future__ import annotations
@@ -19,8 +24,7 @@ import numpy.typing as npt
 
 from exporter.anomaly import Kind
 from exporter.batch import OTHER, Batch, Layout
-from exporter.compare import FieldDrift, Gaps, compare, gaps
-from exporter.config_types import Config, DriftConfig, WindowSpec
+from exporter.config_types import Config, WindowSpec
 from exporter.join import GroupKey, Joined
 from exporter.profile import build
 from exporter.reference import Reference
@@ -56,8 +60,60 @@ class WindowView:
     spec: WindowSpec
     summary: Summary
     quantiles: FloatArray  # [F, Q], NaN where the field had no value
-    drift: list[FieldDrift] = field(default_factory=list)
-    gaps: Gaps | None = None
+
+
+Signature = tuple[tuple[int, int], ...]  # a window's buckets as (epoch, revision): see Ring
+
+
+@dataclass(frozen=True)
+class WindowRead:
+    """One window of one model version read for assessment; ``summary`` is None when the
+    window's signature equals the one the reader already had (nothing changed)."""
+
+    key: GroupKey
+    spec: WindowSpec
+    signature: Signature
+    summary: Summary | None
+
+
+@dataclass(frozen=True)
+class WindowReads:
+    at: float
+    categories: list[list[tuple[int, str]]]
+    sketch: Sketches  # the sketch layout the summaries were counted in
+    windows: list[WindowRead]
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One model version's share of a batch, summarised."""
+
+    key: GroupKey
+    summary: Summary
+    codes: IntArray  # [n, C] its category codes (a frozen profile's held-out half)
+    histogram_counts: IntArray  # [H, widest + 1]
+    histogram_sums: FloatArray  # [H]
+
+
+@dataclass
+class Update:
+    """What one batch changes, computed by ``prepare`` outside the store; ``commit`` adds it."""
+
+    now: float
+    named: list[int]  # names in each vocabulary once this batch's codes were assigned
+    parts: list[_Part] = field(default_factory=list)
+    joined: list[tuple[GroupKey, Summary]] = field(default_factory=list)
+    outcomes: dict[tuple[GroupKey, str], int] = field(default_factory=dict)
+    parse_errors: int = 0
+    shape: Shape | None = None  # sketch windows newly anchored on this batch's values
+    freezing: Summary | None = None  # the first records accumulated so far, this batch included
+    held_out: IntArray | None = None  # and the category counts of their held-out half
+    split: np.random.Generator | None = None  # the generator that drew that half, advanced
+    frozen: Reference | None = None  # the reference they became, when this batch crossed the count
+
+    @property
+    def records(self) -> int:
+        return sum(part.summary.records for part in self.parts)
 
 
 @dataclass(frozen=True)
@@ -88,7 +144,7 @@ class State:
         value it was given for.
 
         The ingest thread appends to them while decoding, outside this lock, and a scrape reads
-        them from another thread. So ``ingest`` records under the lock how many names each
+        them from another thread. So ``commit`` records under the lock how many names each
         held once the batch's codes were assigned, and a snapshot copies exactly that prefix
         (one slice: atomic under the GIL, never a half-read list). Every code a window counted
         has its name, and a name decoded for a batch not yet ingested is not shown.
@@ -131,23 +187,18 @@ class State:
             self._reference = reference
             self._freezing = None  # a profile from a file wins over freezing the first records
             if reference is not None:  # fields with no value yet are anchored on the profile
-                self._anchor([_reference_values(reference, s.name) for s in self._layout.numeric])
-
-    def _anchor(self, columns: list[FloatArray]) -> None:
-        """Place the sketch window of each field not anchored yet (see ``stats.sketch``)."""
-        sketch = self._shape.sketch.anchored_on(columns)
-        if sketch is not self._shape.sketch:
-            self._shape = replace(self._shape, sketch=sketch)
-
-    def set_drift(self, drift: DriftConfig) -> None:
-        """New drift thresholds (a config reload); ``freeze_first`` keeps its value from start."""
-        with self._lock:
-            kept = replace(drift, freeze_first=self._config.drift.freeze_first)
-            self._config = replace(self._config, drift=kept)
+                self._shape = _anchored(
+                    self._shape,
+                    [_reference_values(reference, s.name) for s in self._layout.numeric],
+                )
 
     @property
     def shape(self) -> Shape:
         return self._shape
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
 
     def _group(self, key: tuple[str, str]) -> _Group:
         group = self._groups.get(key)
@@ -171,96 +222,141 @@ class State:
 
     def ingest(self, batch: Batch, now: float) -> None:
         """Add a batch whose records all arrived at ``now``."""
-        parts: list[tuple[tuple[str, str], Summary, npt.NDArray[np.bool_] | None]] = []
-        if any(layout.offset is None for layout in self._shape.sketch.fields):
-            with self._lock:
-                self._anchor(list(batch.numeric.T))
-        if len(batch.groups) == 1:
-            parts.append((batch.groups[0], summarize(batch, None, self._shape), None))
-        else:
-            for code, key in enumerate(batch.groups):
-                rows = batch.group == code
-                parts.append((key, summarize(batch, rows, self._shape), rows))
-        with self._lock:
-            self._named = [len(names) for names in self._category_lists]
-            for key, summary, rows in parts:
-                if summary.records == 0:
-                    continue
-                group = self._group(key)
-                if self._freezing is not None and self._reference is None:
-                    codes = batch.categorical if rows is None else batch.categorical[rows]
-                    self._freeze(summary, codes, now)
-                self._add(
-                    group, summary, batch.numeric if rows is None else batch.numeric[rows], now
-                )
-                self._last_key = key
-            errors = sum(batch.parse_errors.values()) + self._unattributed
-            self._unattributed = 0
-            if errors:
-                self._add_parse_errors(errors, now)
+        self.commit(self.prepare(batch, now))
 
-    def _add(self, group: _Group, summary: Summary, numeric: FloatArray, now: float) -> None:
-        for ring in group.rings:
-            ring.add(now, summary)
-        summary.sketch = None
-        group.totals.add(summary)
+    def prepare(
+        self,
+        batch: Batch | None,
+        now: float,
+        joined: Mapping[GroupKey, Joined] | None = None,
+        outcomes: Mapping[tuple[GroupKey, str], int] | None = None,
+    ) -> Update:
+        """Everything a batch (its records arrived at ``now``) and the late labels matched at
+        ``now`` change, computed without changing the store.
+
+        Called from the ingest thread only, which is also the only writer: the freezing
+        summary it reads cannot change before the matching ``commit``.
+        """
+        named = [len(names) for names in self._category_lists]
+        update = Update(now, named, outcomes=dict(outcomes or {}))
+        shape = self._shape
+        if batch is not None:
+            if any(layout.offset is None for layout in shape.sketch.fields):
+                shape = _anchored(shape, list(batch.numeric.T))
+                update.shape = shape if shape is not self._shape else None
+            update.parts = self._parts(batch, shape)
+            update.parse_errors = sum(batch.parse_errors.values())
+        for key, found in (joined or {}).items():
+            # Late labels count in the window of the label's arrival.
+            summary = Summary.empty(self._shape)
+            summary.labelled, summary.wrong = found.labelled, found.wrong
+            summary.joined, summary.delay_total = found.matched, found.delay_total
+            update.joined.append((key, summary))
+        if self._freezing is not None and self._reference is None and update.records:
+            assert batch is not None
+            self._prepare_freeze(update, batch, shape)
+        return update
+
+    def _parts(self, batch: Batch, shape: Shape) -> list[_Part]:
+        parts = []
+        for code, key in enumerate(batch.groups):
+            rows = None if len(batch.groups) == 1 else batch.group == code
+            summary = summarize(batch, rows, shape)
+            if summary.records == 0:
+                continue
+            numeric = batch.numeric if rows is None else batch.numeric[rows]
+            codes = batch.categorical if rows is None else batch.categorical[rows]
+            counts, sums = self._histogram_counts(numeric)
+            parts.append(_Part(key, summary, codes, counts, sums))
+        return parts
+
+    def _histogram_counts(self, numeric: FloatArray) -> tuple[IntArray, FloatArray]:
+        widest = max((len(x.bounds) for x in self._histograms), default=0) + 1
+        counts = np.zeros((len(self._histograms), widest), dtype=np.int64)
+        sums = np.zeros(len(self._histograms))
         for h, histogram in enumerate(self._histograms):
             values = numeric[:, histogram.column]
             values = values[~np.isnan(values)]
             slots = np.searchsorted(np.asarray(histogram.bounds), values, side="left")
-            group.histogram_counts[h, : len(histogram.bounds) + 1] += np.bincount(
+            counts[h, : len(histogram.bounds) + 1] = np.bincount(
                 slots, minlength=len(histogram.bounds) + 1
             )
-            group.histogram_sums[h] += float(values.sum())
+            sums[h] = float(values.sum())
+        return counts, sums
 
-    def add_joined(
-        self,
-        joined: Mapping[GroupKey, Joined],
-        outcomes: Mapping[tuple[GroupKey, str], int],
-        now: float,
-    ) -> None:
-        """Late labels matched at ``now``: they count in the window of the label's arrival."""
-        with self._lock:
-            for key, found in joined.items():
-                summary = Summary.empty(self._shape)
-                summary.labelled, summary.wrong = found.labelled, found.wrong
-                summary.joined, summary.delay_total = found.matched, found.delay_total
-                group = self._group(key)
-                for ring in group.rings:
-                    ring.add(now, summary)
-                summary.sketch = None
-                group.totals.add(summary)
-            for (key, outcome), count in outcomes.items():
-                self._group(key).join_outcomes[outcome] += count
-
-    def _freeze(self, summary: Summary, codes: IntArray, now: float) -> None:
+    def _prepare_freeze(self, update: Update, batch: Batch, shape: Shape) -> None:
         """Without a profile, the first ``freeze_first`` production records become the
         reference (the whole batch that crosses the count, so it may hold a few more)."""
         assert self._freezing is not None
-        self._freezing.add(summary)
-        half = self._split.random(len(codes)) < 0.5
-        self._held_out += category_counts(codes[half], self._shape)
-        if self._freezing.records < self._config.drift.freeze_first:
+        freezing = Summary.empty(shape)
+        freezing.add(self._freezing)
+        held_out = self._held_out.copy()
+        split = np.random.Generator(type(self._split.bit_generator)())
+        split.bit_generator.state = self._split.bit_generator.state  # drawn here, kept at commit
+        for part in update.parts:
+            freezing.add(part.summary)
+            half = split.random(len(part.codes)) < 0.5
+            held_out += category_counts(part.codes[half], shape)
+        update.freezing, update.held_out, update.split = freezing, held_out, split
+        if freezing.records < self._config.drift.freeze_first:
             return
-        created = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
-        self._reference = build(
-            self._freezing,
+        created = datetime.fromtimestamp(update.now, UTC).isoformat(timespec="seconds")
+        update.frozen = build(
+            freezing,
             self._layout,
-            self._names(),
-            self._shape.sketch,
+            self._names(update.named),
+            shape.sketch,
             self._config.quantiles,
             created,
-            {"frozen_first_records": self._freezing.records},
+            {"frozen_first_records": freezing.records},
             regression=self._config.fields.regression,
-            held_out=self._held_out,
+            held_out=held_out,
         )
-        self._freezing = None
 
-    def _names(self) -> list[list[tuple[int, str]]]:
+    def commit(self, update: Update) -> None:
+        """Add a prepared update: only additions and assignments, in one call under the lock."""
+        now = update.now
+        with self._lock:
+            self._named = update.named
+            if update.shape is not None:
+                self._shape = update.shape
+            for part in update.parts:
+                group = self._group(part.key)
+                self._add(group, part.summary, now)
+                h = len(self._histograms)
+                group.histogram_counts[:h] += part.histogram_counts
+                group.histogram_sums[:h] += part.histogram_sums
+                self._last_key = part.key
+            errors = update.parse_errors + self._unattributed
+            self._unattributed = 0
+            if errors:
+                self._add_parse_errors(errors, now)
+            for key, summary in update.joined:
+                self._add(self._group(key), summary, now)
+            for (key, outcome), count in update.outcomes.items():
+                self._group(key).join_outcomes[outcome] += count
+            if self._freezing is not None and self._reference is None:
+                if update.frozen is not None:
+                    self._reference, self._freezing = update.frozen, None
+                elif update.freezing is not None:
+                    self._freezing = update.freezing
+                if update.held_out is not None and update.split is not None:
+                    self._held_out, self._split = update.held_out, update.split
+
+    def _add(self, group: _Group, summary: Summary, now: float) -> None:
+        for ring in group.rings:
+            ring.add(now, summary)
+        totals = replace(summary, sketch=None)  # totals keep no sketch
+        group.totals.add(totals)
+
+    def _names(self, named: list[int] | None = None) -> list[list[tuple[int, str]]]:
+        """(code, value) of each categorical field, up to ``named`` (default: the names of
+        the codes committed so far), ``__other__`` last."""
+        limits = self._named if named is None else named
         return [
-            [*enumerate(values[:named]), (spec.max_categories, OTHER)]
-            for values, named, spec in zip(
-                self._category_lists, self._named, self._layout.categorical, strict=True
+            [*enumerate(values[:limit]), (spec.max_categories, OTHER)]
+            for values, limit, spec in zip(
+                self._category_lists, limits, self._layout.categorical, strict=True
             )
         ]
 
@@ -275,11 +371,7 @@ class State:
             return
         summary = Summary.empty(self._shape)
         summary.anomalies[-1, Kind.PARSE_ERROR] = errors
-        group = self._group(self._last_key)
-        for ring in group.rings:
-            ring.add(now, summary)
-        summary.sketch = None
-        group.totals.add(summary)
+        self._add(self._group(self._last_key), summary, now)
 
     def snapshot(self, now: float) -> Snapshot:
         with self._lock:
@@ -300,21 +392,37 @@ class State:
         snapshot = Snapshot(
             now, self._layout, names, self._histograms, self._config.quantiles, reference
         )
-        drift = self._config.drift
         for (model, version), totals, counts, sums, views, outcomes in copied:
-            windows = []
-            for spec, view in views:
-                found: list[FieldDrift] = []
-                window_gaps = None
-                if reference is not None:
-                    found = compare(view, reference, self._layout, names, sketch, drift)
-                    window_gaps = gaps(view, reference, self._layout)
-                qs = _quantiles(sketch, view, self._config.quantiles)
-                windows.append(WindowView(spec, view, qs, found, window_gaps))
+            windows = [
+                WindowView(spec, view, _quantiles(sketch, view, self._config.quantiles))
+                for spec, view in views
+            ]
             snapshot.groups.append(
                 GroupSnapshot(model, version, totals, counts, sums, windows, outcomes)
             )
         return snapshot
+
+    def window_reads(
+        self, at: float, known: Mapping[tuple[GroupKey, str], Signature]
+    ) -> WindowReads:
+        """Every window of every model version as it stands at ``at``, for assessment; a window
+        whose signature is in ``known`` unchanged is not merged again (its summary is None)."""
+        reads = []
+        with self._lock:
+            for key, group in self._groups.items():
+                for ring in group.rings:
+                    signature = ring.signature(at)
+                    unchanged = known.get((key, ring.spec.name)) == signature
+                    summary = None if unchanged else ring.view(at)
+                    reads.append(WindowRead(key, ring.spec, signature, summary))
+            return WindowReads(at, self._names(), self._shape.sketch, reads)
+
+
+def _anchored(shape: Shape, columns: list[FloatArray]) -> Shape:
+    """The shape with the sketch window of each field not anchored yet placed on these values
+    (see ``stats.sketch``); the same shape when nothing changed."""
+    sketch = shape.sketch.anchored_on(columns)
+    return shape if sketch is shape.sketch else replace(shape, sketch=sketch)
 
 
 def _quantiles(sketch: Sketches, summary: Summary, qs: tuple[float, ...]) -> FloatArray:

@@ -14,6 +14,7 @@ from exporter.clock import ManualClock
 from exporter.config import parse_config
 from exporter.config_types import Config, SourceConfig
 from exporter.decode import Decoder
+from exporter.engine import Engine
 from exporter.offline.baseline import ProfileBuilder
 from exporter.offline.read import read_chunks
 from exporter.pipeline import Pipeline
@@ -37,14 +38,13 @@ def _pipeline(
     config: Config, reference: ReferenceFile | None = None, **kwargs: Any
 ) -> tuple[Pipeline, State]:
     clock = ManualClock(1_000.0)
-    decoder = Decoder(config.fields)
-    state = State(config, decoder.layout, [v.values for v in decoder.vocabularies])
+    engine = Engine(config)
     tailer = Tailer(
         [SourceConfig(s.path, start_at="beginning") for s in config.sources], config.tail, clock
     )
     return Pipeline(
-        tailer, decoder, state, clock, config.tail, reference_file=reference, **kwargs
-    ), state
+        tailer, engine, clock, config.tail, reference_file=reference, **kwargs
+    ), engine.state
 
 
 def _records(state: State) -> int:
@@ -57,14 +57,14 @@ def test_a_chunk_that_trips_an_unexpected_error_is_ingested_line_by_line(
     config = _config(tmp_path)
     (tmp_path / "p.jsonl").write_text("".join(json.dumps({"p": i / 10}) + "\n" for i in range(10)))
     pipeline, state = _pipeline(config)
-    real = State.ingest
+    real = Decoder.decode
 
-    def fragile(self: State, batch: Batch, now: float) -> None:
-        if batch.size > 1 or (batch.size == 1 and batch.numeric[0, 0] == 0.5):
+    def fragile(self: Decoder, data: bytes, now: float | None = None) -> Batch:
+        if data.count(b"\n") > 1 or b"0.5" in data:
             raise RuntimeError("an unforeseen bug")
-        real(self, batch, now)
+        return real(self, data, now)
 
-    monkeypatch.setattr(State, "ingest", fragile)
+    monkeypatch.setattr(Decoder, "decode", fragile)
     assert pipeline.step() == 10
     assert _records(state) == 9  # only the line that still fails is lost ...
     errors = pipeline.health().parse_errors
@@ -104,7 +104,7 @@ def test_a_profile_that_parses_but_cannot_be_used_is_refused(
 
     monkeypatch.setattr("exporter.reload.load", lambda path: object())
     monkeypatch.setattr("exporter.reload.check_compatible", lambda ref, accuracy: None)
-    monkeypatch.setattr("exporter.pipeline.ReferenceChecks", cannot)
+    monkeypatch.setattr("exporter.engine.ReferenceChecks", cannot)
     pipeline.step()
     assert state.reference is None
     assert pipeline.health().reference_reloads == {"error": 1}

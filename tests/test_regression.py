@@ -10,9 +10,11 @@ import numpy as np
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.assess import Assessment
 from exporter.collector import registry
 from exporter.config import parse_config
 from exporter.decode import Decoder
+from exporter.engine import Engine
 from exporter.offline.baseline import ProfileBuilder
 from exporter.state import State
 
@@ -37,8 +39,11 @@ def _lines(predictions: np.ndarray, labels: list[object]) -> bytes:
     )
 
 
-def _scrape(state: State, now: float) -> dict[tuple[str, str], float]:
-    text = generate_latest(registry(lambda: state.snapshot(now), None)).decode()
+def _scrape(
+    state: State, now: float, assessment: Assessment | None = None
+) -> dict[tuple[str, str], float]:
+    assessed = None if assessment is None else (lambda: assessment)
+    text = generate_latest(registry(lambda: state.snapshot(now), None, assessed)).decode()
     return {
         (s.name, s.labels.get("window", "")): s.value
         for family in text_string_to_metric_families(text)
@@ -86,15 +91,18 @@ def test_profile_mae_and_the_gap() -> None:
     assert math.isclose(reference.mae, np.abs(dev_residual).mean())
     assert math.isclose(reference.rmse, np.sqrt((dev_residual**2).mean()))
 
-    decoder = Decoder(CONFIG.fields)
-    state = State(CONFIG, decoder.layout, [v.values for v in decoder.vocabularies])
-    state.set_reference(reference)
+    engine = Engine(CONFIG, reference)
     truth = rng.normal(0.0, 1.0, 1_000)
     predictions = truth + rng.normal(0.0, 1.5, 1_000)  # three times the development noise
-    state.ingest(decoder.decode(_lines(predictions, [float(v) for v in truth]), T0), T0)
-    metrics = _scrape(state, T0)
-    live_mae = np.abs(predictions - truth).mean()
+    engine.ingest(_lines(predictions, [float(v) for v in truth]), T0)
+    later = T0 + engine.assessor.step  # gaps are assessed when the next step begins
+    metrics = _scrape(engine.state, later, engine.advance(later))
+    residual = predictions - truth
+    live_mae, live_rmse = np.abs(residual).mean(), np.sqrt((residual**2).mean())
     assert math.isclose(
         metrics[("model_window_mae_gap", "1m")], live_mae / reference.mae, rel_tol=1e-9
+    )
+    assert math.isclose(
+        metrics[("model_window_rmse_gap", "1m")], live_rmse / reference.rmse, rel_tol=1e-9
     )
     assert metrics[("model_reference_mae", "")] == reference.mae

@@ -79,6 +79,11 @@ class Row:
     parse_errors: int
     anomalies: dict[str, dict[str, float]]  # field → kind → share of records, non-zero only
     drift: list[DriftStat]
+    # Regression models (a score and a numeric label): error_ratio is None, these are not.
+    mae: float | None = None
+    rmse: float | None = None
+    mae_gap: float | None = None
+    rmse_gap: float | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from exporter.assess import Assessment
 from exporter.clock import SystemClock
 from exporter.config import parse_config
 from exporter.config_types import Config, SourceConfig
@@ -98,7 +99,9 @@ def _run(
         ):
             waited += STATUS_EVERY
             if sidecar is not None:
-                print(_status(sidecar.state.snapshot(SystemClock().now())), flush=True)
+                engine = sidecar.engine
+                snapshot = engine.state.snapshot(SystemClock().now())
+                print(_status(snapshot, engine.assessor.latest), flush=True)
             if deadline is not None and waited >= deadline:
                 break
     finally:
@@ -124,7 +127,7 @@ def _banner(args: argparse.Namespace, log_path: str, sidecar: Sidecar | None) ->
     print("  Ctrl-C to stop.", flush=True)
 
 
-def _status(snapshot: Snapshot) -> str:
+def _status(snapshot: Snapshot, assessment: Assessment) -> str:
     """One console line: traffic, anomalies, a feature's live median and the drifting fields,
     over the first window."""
     parts = []
@@ -138,7 +141,9 @@ def _status(snapshot: Snapshot) -> str:
             value = window.quantiles[names.index("amount")][0]
             if not math.isnan(value):
                 median = f", amount p50 ({window.spec.name}) {value:.1f}"
-        drifted = sorted({d.field for d in window.drift if d.verdict.drifted})
+        assessed = assessment.window(group.model, group.version, window.spec.name)
+        found = assessed.drift if assessed is not None else ()
+        drifted = sorted({d.field for d in found if d.verdict.drifted})
         drift = f", drift in {', '.join(drifted)}" if drifted else ", no drift"
         parts.append(
             f"{group.model}/{group.version}: {t.records} predictions, "

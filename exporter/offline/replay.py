@@ -10,7 +10,9 @@ a record lands in the bucket of its arrival), and one older than ``late_after`` 
 times share every window bucket and report step, and each run is ingested at its time, so the
 windows hold what they would have held live. Every ``every`` seconds of log time the windows are
 read (as a scrape would) and the bundled alert rules are evaluated on them, their ``for:``
-durations counted in log time.
+durations counted in log time. The engine is the live one (``exporter.engine``): decoding,
+reference checks, the label join, the state and the drift assessment are the same code, and the
+records are counted the same way.
 
 No I/O and no wall clock: bytes in, a ``Report`` out; the CLI reads the file and prints. The
 rules themselves are in ``offline.backtest``, the report and its renderings in ``offline.report``.
@@ -28,12 +30,12 @@ import numpy as np
 import numpy.typing as npt
 
 from exporter.anomaly import KIND_NAMES, Kind
+from exporter.assess import READ_BEFORE, Assessment, WindowAssessment
 from exporter.batch import Batch
-from exporter.compare import ReferenceChecks
+from exporter.compare import Gaps
 from exporter.config_types import Config, WindowSpec
-from exporter.decode import Decoder
+from exporter.engine import Counts, Engine
 from exporter.errors import ConfigError
-from exporter.join import LabelJoin
 from exporter.offline.backtest import (
     AlertTracker,
     DriftStat,
@@ -44,14 +46,11 @@ from exporter.offline.backtest import (
 )
 from exporter.offline.report import Report
 from exporter.reference import Reference
-from exporter.state import Snapshot, State, WindowView
+from exporter.state import Snapshot, WindowView
 from exporter.stats.sketch import Sketches, quantiles
 
 FloatArray = npt.NDArray[np.float64]
 
-# Windows are read just before a report boundary, so a bucket ending there is whole. 1 ms is far
-# above float64 resolution at epoch scale (~0.2 µs) and far below any bucket width.
-READ_BEFORE = 1e-3
 MAX_PENDING_RECORDS = 100_000  # records held back while no timestamp has been seen yet
 
 
@@ -62,46 +61,58 @@ class ReplayError(Exception):
 # -- reading windows into rows ------------------------------------------------------------------
 
 
-def _rows(snapshot: Snapshot, time: float, latency: int | None, sketch: Sketches) -> list[Row]:
-    names = snapshot.layout.anomaly_fields
+def _rows(
+    snapshot: Snapshot,
+    assessment: Assessment,
+    time: float,
+    latency: int | None,
+    sketch: Sketches,
+) -> list[Row]:
     rows = []
     for group in snapshot.groups:
         for view in group.windows:
-            rows.append(_row(view, group.model, group.version, time, names, (latency, sketch)))
+            assessed = assessment.window(group.model, group.version, view.spec.name)
+            p99 = _p99(view, latency, sketch)
+            rows.append(_row(view, assessed, snapshot, (group.model, group.version), time, p99))
     return rows
+
+
+def _p99(view: WindowView, latency: int | None, sketch: Sketches) -> float | None:
+    s = view.summary
+    if latency is None or s.sketch is None or not s.count[latency]:
+        return None
+    return float(quantiles(sketch[latency], s.sketch[latency], (0.99,))[0])
 
 
 def _row(
     view: WindowView,
-    model: str,
-    version: str,
+    assessed: WindowAssessment | None,
+    snapshot: Snapshot,
+    key: tuple[str, str],
     time: float,
-    names: tuple[str, ...],
-    latency_sketch: tuple[int | None, Sketches],
+    p99: float | None,
 ) -> Row:
     s = view.summary
     anomalies: dict[str, dict[str, float]] = {}
     if s.records:
-        for r, name in enumerate(names):
+        for r, name in enumerate(snapshot.layout.anomaly_fields):
             for kind in np.flatnonzero(s.anomalies[r]).tolist():
                 ratio = float(s.anomalies[r, kind]) / s.records
                 anomalies.setdefault(name, {})[KIND_NAMES[kind]] = ratio
-    p99 = None
-    latency, sketch = latency_sketch
-    if latency is not None and s.sketch is not None and s.count[latency]:
-        p99 = float(quantiles(sketch[latency], s.sketch[latency], (0.99,))[0])
-    gaps = view.gaps
+    gaps = assessed.gaps if assessed is not None else Gaps(None, None)
+    regression = snapshot.layout.regression
+    labelled = s.labelled if s.labelled else None
     return Row(
         time=time,
-        model=model,
-        version=version,
+        model=key[0],
+        version=key[1],
         window=view.spec.name,
         records=s.records,
         labelled=s.labelled,
         wrong=s.wrong,
-        error_ratio=s.wrong / s.labelled if s.labelled else None,
-        error_ratio_gap=None if gaps is None else gaps.error_ratio,
-        confidence_gap=None if gaps is None else gaps.confidence,
+        error_ratio=None if regression or labelled is None else s.wrong / labelled,
+        error_ratio_gap=gaps.error_ratio,
+        confidence_gap=gaps.confidence,
         latency_p99_seconds=p99,
         parse_errors=int(s.anomalies[-1, Kind.PARSE_ERROR]),
         anomalies=anomalies,
@@ -113,8 +124,12 @@ def _row(
                 d.verdict.threshold,
                 d.verdict.drifted,
             )
-            for d in view.drift
+            for d in (assessed.drift if assessed is not None else ())
         ],
+        mae=None if not regression or labelled is None else s.abs_error / labelled,
+        rmse=None if not regression or labelled is None else math.sqrt(s.sq_error / labelled),
+        mae_gap=gaps.mae,
+        rmse_gap=gaps.rmse,
     )
 
 
@@ -193,24 +208,8 @@ class Replayer:
             raise ConfigError(["--every: must be positive"])
         config = with_alert_windows(config)
         self._config = config
-        self._decoder = Decoder(
-            config.fields, config.late_after, config.future_after, config.label_join
-        )
-        self._layout = self._decoder.layout
-        self._state = State(config, self._layout, [v.values for v in self._decoder.vocabularies])
-        if reference is not None:
-            self._state.set_reference(reference)
-        self._checks: ReferenceChecks | None = None
-        self._checked: Reference | None = None
-        self._install_checks()
-        self._join: LabelJoin | None = None
-        if config.label_join:  # late labels join as they would live, in log time
-            self._join = LabelJoin(
-                self._layout,
-                self._decoder.class_names,
-                config.label_join_timeout,
-                config.label_join_capacity,
-            )
+        self.engine = Engine(config, reference, history_seconds=0.0)
+        self._layout = self.engine.decoder.layout
         self._every = every
         self._widths = [every, *(w.seconds / config.window_buckets for w in config.windows)]
         self._horizon = max(w.seconds for w in config.windows) + max(self._widths) + every
@@ -226,28 +225,14 @@ class Replayer:
         self._first: float | None = None
         self._step: int | None = None
         self._pending: list[Batch] = []
-        self._records = 0
+        self._counts = Counts()
         self._retimed = 0
-        self._parse_errors: Counter[str] = Counter()
         self.rows: list[Row] = []
 
-    def _install_checks(self) -> None:
-        """Per-record checks follow the state's reference (given, or frozen from the log)."""
-        reference = self._state.reference
-        if reference is not self._checked:
-            self._checked = reference
-            self._checks = (
-                None
-                if reference is None
-                else ReferenceChecks(
-                    reference, self._layout, self._decoder.vocabularies, self._config.drift
-                )
-            )
-
     def feed(self, data: bytes) -> None:
-        batch = self._decoder.decode(data)
-        self._records += batch.size
-        self._parse_errors.update(batch.parse_errors)
+        batch = self.engine.decode(data)
+        if not batch.size and not batch.parse_errors:
+            return
         if not batch.size:  # only unparseable lines: they happened "now"
             if self._first is None:
                 self._hold(batch)
@@ -301,17 +286,14 @@ class Replayer:
 
     def _ingest(self, batch: Batch, t: float) -> None:
         self._advance(math.floor(t / self._every))
-        if self._checks is not None:
-            self._checks.apply(batch)
-        if self._join is not None:
-            joined = self._join.process(batch, t)
-            self._records -= batch.size - joined.predictions.size  # a label is not a prediction
-            self._state.ingest(joined.predictions, t)
-            self._state.add_joined(joined.joined, joined.outcomes, t)
-        else:
-            self._state.ingest(batch, t)
+        assert self._step is not None
+        # The next report shows the drift assessed when its assessment step began (as live):
+        # when that step begins before the report boundary, assess it before its records.
+        step = self.engine.assessor.step
+        if math.floor(t / step) == math.floor((self._step + 1) * self._every / step):
+            self.engine.advance(t)
+        self._counts.add(self.engine.apply(batch, t))
         self._last_ingest = max(self._last_ingest, t)
-        self._install_checks()
 
     def _advance(self, step: int) -> None:
         """Report every boundary before ``step``; past the point where every window is empty,
@@ -326,27 +308,28 @@ class Replayer:
             self._step += 1
 
     def _report(self, boundary: float) -> None:
-        snapshot = self._state.snapshot(boundary - READ_BEFORE)
-        rows = _rows(snapshot, boundary, self._latency, self._state.shape.sketch)
+        assessment = self.engine.advance(boundary)
+        snapshot = self.engine.state.snapshot(boundary - READ_BEFORE)
+        rows = _rows(snapshot, assessment, boundary, self._latency, self.engine.state.shape.sketch)
         self.rows.extend(rows)
         holding = conditions(rows, self._thresholds, self._slow, self._fast, self._source)
         self._tracker.observe(boundary, holding)
 
     def finish(self) -> Report:
         if self._first is None or self._step is None:
-            if self._records or self._parse_errors:
+            if self._pending:
                 raise ReplayError("no record has a timestamp: nothing to drive time")
             raise ReplayError("the log holds no records")
         end = (self._step + 1) * self._every  # the step holding the last record is reported
         self._advance(self._step + 1)
-        reference = self._state.reference
+        reference = self.engine.state.reference
         return Report(
             source=self._source,
             every=self._every,
             start=self._first,
             end=end,
-            records=self._records,
-            parse_errors=dict(self._parse_errors),
+            records=self._counts.records,
+            parse_errors=dict(self._counts.parse_errors),
             retimed=self._retimed,
             reference=None if reference is None else reference.hash,
             windows=[w.name for w in self._config.windows],
@@ -354,6 +337,7 @@ class Replayer:
             for_seconds=self._for,
             rows=self.rows,
             alerts=self._tracker.finish(),
+            regression=self._layout.regression,
         )
 
 

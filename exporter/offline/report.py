@@ -28,6 +28,7 @@ class Report:
     for_seconds: dict[str, float]
     rows: list[Row]
     alerts: list[Episode]
+    regression: bool = False  # rows carry MAE and RMSE instead of an error ratio
 
 
 def to_json(report: Report) -> str:
@@ -62,24 +63,44 @@ def _top_drift(row: Row, n: int = 3) -> str:
     )
 
 
-HEADER = ("time", "model", "version", "n", "err%", "gap", "conf", "anomaly", "drift")
+ROW_KEY = ("time", "model", "version", "n")
+HEADER = (*ROW_KEY, "err%", "gap", "conf", "anomaly", "drift")
+REGRESSION_HEADER = (*ROW_KEY, "mae", "gap", "rmse", "gap", "conf", "anomaly", "drift")
+
+
+def _errors(row: Row, regression: bool) -> tuple[str, ...]:
+    """The error columns: error ratio and its gap, or MAE, RMSE and theirs."""
+    if regression:
+        return (
+            _fixed(row.mae, 4),
+            _fixed(row.mae_gap, 2),
+            _fixed(row.rmse, 4),
+            _fixed(row.rmse_gap, 2),
+        )
+    return _fixed(row.error_ratio, 1, 100.0), _fixed(row.error_ratio_gap, 2)
 
 
 def render_text(report: Report, window: str | None = None) -> str:
     """A table over time for one window (default: the smallest), then the alert episodes."""
     window = window if window is not None else report.windows[0]
     errors = sum(report.parse_errors.values())
+    measures = (
+        "mae and rmse the mean absolute and root mean squared error, each gap = that over "
+        "development, conf = mean confidence over development"
+        if report.regression
+        else "err% error ratio, gap and conf = error ratio and mean confidence over development"
+    )
     lines = [
         f"replay of {report.source}: {report.records} records, {errors} unparseable lines, "
         f"{report.retimed} records without a timestamp or out of order (took the latest time)",
         f"log time {iso(report.start)} to {iso(report.end)}, a step every {report.every:g}s, "
         f"reference {report.reference or 'none (no drift or gaps)'}",
-        f"window {window}: n records, err% error ratio, gap and conf = error ratio and mean "
-        "confidence over development, top anomaly share, top drift statistics "
+        f"window {window}: n records, {measures}, top anomaly share, top drift statistics "
         "(value/threshold, ! = over)",
         "",
     ]
-    table = [HEADER]
+    header: tuple[str, ...] = REGRESSION_HEADER if report.regression else HEADER
+    table = [header]
     for row in report.rows:
         if row.window == window:
             table.append(
@@ -88,17 +109,17 @@ def render_text(report: Report, window: str | None = None) -> str:
                     row.model,
                     row.version,
                     str(row.records),
-                    _fixed(row.error_ratio, 1, 100.0),
-                    _fixed(row.error_ratio_gap, 2),
+                    *_errors(row, report.regression),
                     _fixed(row.confidence_gap, 2),
                     _top_anomaly(row),
                     _top_drift(row),
                 )
             )
-    widths = [max(len(r[i]) for r in table) for i in range(len(HEADER) - 1)]
+    numbers = range(3, len(header) - 2)  # n through conf are right-aligned
+    widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
     for r in table:
         cells = [
-            c.rjust(w) if i in (3, 4, 5, 6) else c.ljust(w)
+            c.rjust(w) if i in numbers else c.ljust(w)
             for i, (c, w) in enumerate(zip(r, widths, strict=False))
         ]
         lines.append("  ".join([*cells, r[-1]]).rstrip())

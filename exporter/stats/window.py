@@ -201,6 +201,9 @@ class Ring:
     newer epoch lands on it, and at read time only epochs within the last ``buckets`` count.
     So an idle window empties itself without a timer, and the window spans between
     (buckets − 1) and buckets bucket widths of time.
+
+    Each slot counts the additions it received (its revision), so a reader can tell whether
+    the buckets a view covers changed since it last looked without merging them again.
     """
 
     def __init__(self, spec: WindowSpec, buckets: int, shape: Shape) -> None:
@@ -208,6 +211,7 @@ class Ring:
         self.width = spec.seconds / buckets
         self._slots = [Summary.empty(shape) for _ in range(buckets)]
         self._epochs = [-1] * buckets
+        self._revisions = [0] * buckets
         self._shape = shape
 
     def _epoch(self, now: float) -> int:
@@ -222,6 +226,7 @@ class Ring:
             self._slots[slot].clear()
             self._epochs[slot] = epoch
         self._slots[slot].add(summary)
+        self._revisions[slot] += 1
 
     def view(self, now: float) -> Summary:
         """The merge of the buckets still inside the window at ``now``."""
@@ -231,3 +236,15 @@ class Ring:
             if epoch - len(self._slots) < slot_epoch <= epoch:
                 merged.add(slot)
         return merged
+
+    def signature(self, now: float) -> tuple[tuple[int, int], ...]:
+        """(epoch, revision) of each bucket ``view(now)`` would merge: equal signatures mean
+        equal views, so whatever was derived from a view can be kept until this changes."""
+        epoch = self._epoch(now)
+        return tuple(
+            sorted(
+                (slot_epoch, revision)
+                for slot_epoch, revision in zip(self._epochs, self._revisions, strict=True)
+                if epoch - len(self._slots) < slot_epoch <= epoch
+            )
+        )

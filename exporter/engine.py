@@ -1,0 +1,173 @@
+"""The engine: log bytes in → decode → per-record reference checks → label join → state → counts.
+
+The live ingest loop and ``replay`` both run it; time is the only difference. Live, every record
+is added at the clock's now; ``replay`` adds each run of records at the records' own time.
+Whatever follows the reference (loaded at start, reloaded from its file, or frozen from the
+first records) is rebuilt here, in one place.
+
+Failures are idempotent. Only decoding is pure, so only decoding is retried: a chunk that trips
+an unexpected error is decoded again line by line, and a line that still fails is counted
+``unprocessable``. Everything after it is worked out first without changing anything (reference
+flags on the batch, what the label join would match, the state's update, the checks for a
+reference frozen by this batch) and then applied in one go; if working it out fails, nothing was
+applied and the batch's records are counted ``unprocessable``. So no record is counted twice
+and no waiting label is taken twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from exporter.anomaly import UNPROCESSABLE
+from exporter.assess import HISTORY_SECONDS, Assessment, Assessor, assessment_step
+from exporter.batch import Batch
+from exporter.compare import ReferenceChecks
+from exporter.config_types import Config, DriftConfig
+from exporter.decode import Decoder
+from exporter.join import JoinResult, LabelJoin
+from exporter.reference import Reference
+from exporter.reload import ReferenceFile
+from exporter.state import State
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Counts:
+    """What one ``ingest`` or ``apply`` did, for the caller's accounting."""
+
+    records: int = 0  # predictions added to the state
+    labels: int = 0  # label-only records (joined to a waiting prediction or not)
+    parse_errors: Counter[str] = field(default_factory=Counter)  # lines by reason
+
+    def add(self, other: Counts) -> None:
+        self.records += other.records
+        self.labels += other.labels
+        self.parse_errors.update(other.parse_errors)
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        reference: Reference | None = None,
+        history_seconds: float = HISTORY_SECONDS,
+    ) -> None:
+        """``history_seconds`` is how much drift history the assessor keeps (0: none)."""
+        self.config = config
+        self.decoder = Decoder(
+            config.fields, config.late_after, config.future_after, config.label_join
+        )
+        layout = self.decoder.layout
+        self.state = State(config, layout, [v.values for v in self.decoder.vocabularies])
+        self.join: LabelJoin | None = None
+        if config.label_join:
+            self.join = LabelJoin(
+                layout,
+                self.decoder.class_names,
+                config.label_join_timeout,
+                config.label_join_capacity,
+            )
+        self.assessor = Assessor(
+            self.state,
+            config.drift,
+            assessment_step(config),
+            config.window_buckets,
+            history_seconds,
+        )
+        self._checks: ReferenceChecks | None = None
+        if reference is not None:
+            self._use(reference, self._checks_for(reference))
+
+    # -- the reference ----------------------------------------------------------------------
+
+    def _checks_for(self, reference: Reference) -> ReferenceChecks:
+        """Per-record checks against a reference. Built in the ingest thread only: it gives
+        the reference's categories vocabulary codes, and the vocabularies belong to it."""
+        return ReferenceChecks(
+            reference, self.decoder.layout, self.decoder.vocabularies, self.config.drift
+        )
+
+    def _use(self, reference: Reference, checks: ReferenceChecks) -> None:
+        self.state.set_reference(reference)
+        self._checks = checks
+
+    def set_drift(self, drift: DriftConfig) -> None:
+        """New drift thresholds (a config reload; ``freeze_first`` keeps its value from start):
+        the per-record checks are rebuilt with them and every window is judged again."""
+        drift = replace(drift, freeze_first=self.config.drift.freeze_first)
+        self.config = replace(self.config, drift=drift)
+        reference = self.state.reference
+        if reference is not None:
+            self._checks = self._checks_for(reference)
+        self.assessor.set_settings(drift)
+
+    def reload(self, reference_file: ReferenceFile) -> None:
+        """Take a changed, valid profile from its file; one whose checks cannot be built is
+        refused like a file that does not parse, and the profile in use stays."""
+        prepared: list[ReferenceChecks] = []
+        reference = reference_file.poll(lambda r: prepared.append(self._checks_for(r)))
+        if reference is not None:
+            self._use(reference, prepared[0])
+
+    # -- time -------------------------------------------------------------------------------
+
+    def advance(self, now: float) -> Assessment:
+        """Bring drift verdicts and gaps up to ``now`` (see ``assess``); call it before adding
+        records that arrived at ``now``. A failure to assess never stops ingestion: it is
+        logged, and no drift or gap is exported until an assessment succeeds."""
+        try:
+            return self.assessor.advance(now)
+        except Exception:
+            log.exception("assessing drift failed; no drift or gap series until it succeeds")
+            return self.assessor.latest
+
+    # -- records ----------------------------------------------------------------------------
+
+    def ingest(self, data: bytes, now: float) -> Counts:
+        """Live: complete lines that arrived at ``now``."""
+        self.advance(now)
+        return self.apply(self.decode(data, now), now)
+
+    def decode(self, data: bytes, now: float | None = None) -> Batch:
+        """Decode complete lines (``now`` marks late and future timestamps, live only)."""
+        try:
+            return self.decoder.decode(data, now)
+        except Exception:
+            log.exception("unexpected error decoding %d bytes; decoding line by line", len(data))
+        batches = []
+        unprocessable = 0
+        for line in data.splitlines(keepends=True):
+            try:
+                batches.append(self.decoder.decode(line, now))
+            except Exception:
+                unprocessable += 1
+        batch = Batch.concat(batches or [Batch.empty(self.decoder.layout)])
+        if unprocessable:
+            batch.parse_errors[UNPROCESSABLE] += unprocessable
+        return batch
+
+    def apply(self, batch: Batch, now: float) -> Counts:
+        """Add a decoded batch whose records arrived at ``now``: all of it, or nothing."""
+        try:
+            if self._checks is not None:
+                self._checks.apply(batch)  # flags on the batch only
+            joined = self.join.match(batch, now) if self.join is not None else JoinResult(batch)
+            update = self.state.prepare(joined.predictions, now, joined.joined, joined.outcomes)
+            frozen = update.frozen
+            checks = self._checks_for(frozen) if frozen is not None else None
+        except Exception:
+            log.exception(
+                "unexpected error ingesting %d records; counted unprocessable", batch.size
+            )
+            errors = Counter(batch.parse_errors)
+            errors[UNPROCESSABLE] += batch.size
+            return Counts(parse_errors=errors)
+        self.state.commit(update)
+        if self.join is not None:
+            self.join.commit(joined)
+        if checks is not None:
+            self._checks = checks
+        return Counts(update.records, joined.labels, Counter(batch.parse_errors))
