@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from test_state import CLASSES, FIELD_OF, T0, build, encode, make_records, valid
+from test_state import CLASSES, CONFIG, FIELD_OF, T0, build, encode, make_records, valid
 
 from exporter.anomaly import (
     CATEGORICAL_KINDS,
@@ -31,7 +31,10 @@ from exporter.anomaly import (
     TIMESTAMP_KINDS,
 )
 from exporter.collector import Health, ModelCollector
+from exporter.config import parse_config
+from exporter.engine import Engine
 from exporter.health import SOURCE_METRICS, SourceStats
+from exporter.offline.baseline import ProfileBuilder
 from exporter.state import Snapshot, State
 
 PROMTOOL = "/usr/bin/promtool"
@@ -401,3 +404,42 @@ def test_moments_that_overflow_are_not_exported() -> None:
     assert one(samples, "model_window_max", **labels) == 1.5e308
     assert not series(samples, "model_window_mean", **labels)
     assert not series(samples, "model_window_stddev", **labels)
+
+
+def test_drift_families_render_the_latest_assessment_and_compute_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = parse_config(CONFIG)
+    rng = np.random.default_rng(24)
+    builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+    builder.add(encode(make_records(rng, 3_000, T0 - 86_400)))
+    engine = Engine(config, builder.build("2025-01-01T00:00:00+00:00"))
+    engine.ingest(encode(make_records(rng, 2_000, T0)), T0)
+    assessment = engine.advance(T0 + engine.assessor.step)
+    assert assessment.windows
+
+    def fail(*args: Any) -> Any:
+        raise AssertionError("a scrape must not judge drift")
+
+    monkeypatch.setattr("exporter.assess.compare", fail)
+    monkeypatch.setattr("exporter.assess.gaps", fail)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(
+        ModelCollector(lambda: engine.state.snapshot(T0 + 6), None, lambda: assessment)
+    )
+    samples = parse(generate_latest(registry).decode())
+    expected = 0
+    for w in assessment.windows.values():
+        mv = {"model": w.model, "version": w.version, "window": w.window}
+        for d in w.drift:
+            labels = {**mv, "field": d.field}
+            statistic = f"model_window_drift_{d.statistic}"
+            assert one(samples, statistic, **labels) == d.verdict.statistic
+            assert one(samples, f"{statistic}_threshold", **labels) == d.verdict.threshold
+            drifted = one(samples, "model_window_drift_detected", statistic=d.statistic, **labels)
+            assert drifted == float(d.verdict.drifted)
+            expected += 1
+        assert one(samples, "model_window_error_ratio_gap", **mv) == w.gaps.error_ratio
+        assert one(samples, "model_window_confidence_gap", **mv) == w.gaps.confidence
+    assert expected > 10
+    assert len(series(samples, "model_window_drift_detected")) == expected

@@ -196,9 +196,15 @@ def _by_field(result: list[dict[str, Any]], name: str) -> dict[tuple[str, str], 
     return found
 
 
-def _window_set(prometheus: Prometheus, window: str, records: int) -> list[dict[str, Any]] | None:
+def _window_set(
+    prometheus: Prometheus, window: str, records: int, gap: float
+) -> list[dict[str, Any]] | None:
     """Every drift series of one window in one instant query, once the window holds exactly
-    ``records`` records and its verdicts are present (one scrape's consistent view)."""
+    ``records`` records and its verdicts describe them (one scrape's consistent view).
+
+    Verdicts are assessed once per step on the window as it stood when the step began
+    (docs/drift.md), so they may still describe part of the records for up to a step: the error
+    ratio gap, exact for these records and nothing else, says when they cover all of them."""
     result = prometheus.query(
         "{__name__=~'model_window_drift_.*|model_window_error_ratio_gap|"
         f"model_window_predictions|model_window_confidence_gap',window='{window}'}}"
@@ -211,7 +217,12 @@ def _window_set(prometheus: Prometheus, window: str, records: int) -> list[dict[
     detected = _by_field(result, "model_window_drift_detected")
     if predictions != [records] or len(detected) < VERDICTS:
         return None
-    return result
+    gaps = [
+        float(s["value"][1])
+        for s in result
+        if s["metric"]["__name__"] == "model_window_error_ratio_gap"
+    ]
+    return result if gaps == pytest.approx([gap], rel=1e-9) else None
 
 
 def _assert_drift(
@@ -252,19 +263,20 @@ def test_production_drift_is_measured_against_the_development_profile(
     # -- calm production: same distribution, nothing drifts ----------------------------------
     _append(log, scenario.calm.lines)
     calm = len(scenario.calm.lines)
+    dev_error = float(scenario.dev.wrong.mean())
     wait_until(
         lambda: prometheus.query_value(f"model_predictions_total{{{MODEL}}}") == calm,
         timeout=15,
         message=f"Prometheus to see {calm} predictions",
     )
+    calm_gap = float(scenario.calm.wrong.mean()) / dev_error
     result = wait_until(
-        lambda: _window_set(prometheus, LONG, calm), timeout=10, message="calm verdicts"
+        lambda: _window_set(prometheus, LONG, calm, calm_gap), timeout=10, message="calm verdicts"
     )
     # -- the development profile, as Prometheus sees it (labelled like each live model) ------
     info = prometheus.wait_for_query(f"model_reference_info{{{MODEL}}}", timeout=10)
     assert info[0]["metric"]["hash"] == profile["hash"]
     assert prometheus.query_value(f"model_reference_samples{{{MODEL}}}") == len(scenario.dev.lines)
-    dev_error = float(scenario.dev.wrong.mean())
     got = prometheus.query_value(f"model_reference_error_ratio{{{MODEL}}}")
     assert got == pytest.approx(dev_error, rel=1e-12)
     for field, values in scenario.dev.features.items():
@@ -304,8 +316,11 @@ def test_production_drift_is_measured_against_the_development_profile(
     )
     _append(log, scenario.shifted.lines)
     shifted = len(scenario.shifted.lines)
+    shifted_gap = float(scenario.shifted.wrong.mean()) / dev_error
     result = wait_until(
-        lambda: _window_set(prometheus, SHORT, shifted), timeout=10, message="shifted verdicts"
+        lambda: _window_set(prometheus, SHORT, shifted, shifted_gap),
+        timeout=10,
+        message="shifted verdicts",
     )
     _assert_drift(result, SHIFTED, ("psi", "ks"), drifted=True)
     _assert_drift(result, UNSHIFTED_NUMERIC, ("psi", "ks"), drifted=False)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections import Counter, OrderedDict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.config import parse_config
 from exporter.decode import Decoder
@@ -73,3 +77,86 @@ def test_the_buffer_is_bounded_by_capacity_and_timeout() -> None:
     result = join.process(decoder.decode(b""), now=100.0)
     assert result.outcomes == {(("m", "v1"), "expired"): 2}
     assert join.pending == 0
+
+
+class _OldJoin:
+    """The buffer as it was applied in place, operation by operation: the model ``match`` +
+    ``commit`` must agree with."""
+
+    def __init__(self, timeout: float, capacity: int) -> None:
+        self.timeout, self.capacity = timeout, capacity
+        self.pending: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    def _expire(self, now: float, outcomes: Counter[str]) -> None:
+        while self.pending:
+            arrived, _ = next(iter(self.pending.values()))
+            if arrived >= now - self.timeout and len(self.pending) <= self.capacity:
+                break
+            self.pending.popitem(last=False)
+            outcomes["expired"] += 1
+
+    def process(
+        self, predictions: list[tuple[str, str]], labels: list[str], now: float
+    ) -> tuple[Counter[str], int]:
+        outcomes: Counter[str] = Counter()
+        wrong = 0
+        self._expire(now, outcomes)
+        for request, guess in predictions:
+            self.pending[request] = (now, guess)
+            self.pending.move_to_end(request)
+        for request in labels:
+            waiting = self.pending.pop(request, None)
+            if waiting is None:
+                outcomes["unmatched"] += 1
+                continue
+            outcomes["matched"] += 1
+            wrong += waiting[1] != "legit"
+        self._expire(now, outcomes)
+        return outcomes, wrong
+
+
+steps = st.lists(
+    st.tuples(
+        st.lists(st.tuples(st.integers(0, 8), st.sampled_from(["fraud", "legit"])), max_size=6),
+        st.lists(st.integers(0, 8), max_size=4),
+        st.floats(0.0, 40.0),
+        st.booleans(),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=steps, capacity=st.integers(1, 5))
+def test_match_then_commit_agrees_with_applying_in_place(
+    steps: list[tuple[list[tuple[int, str]], list[int], float, bool]], capacity: int
+) -> None:
+    """Random predictions (ids repeat), labels and time steps: the outcomes, the errors and the
+    buffer's contents in order are those of the in-place model; a ``match`` that is never
+    committed (as when a later step fails) changes nothing."""
+    decoder, join = _setup(capacity=capacity, timeout=60.0)
+    model = _OldJoin(60.0, capacity)
+    now = 0.0
+    for predictions, labels, delta, committed in steps:
+        now += delta
+        records: list[dict[str, object]] = [
+            {"id": f"p{i}", "score": 0.5, "cls": guess} for i, guess in predictions
+        ]
+        records += [{"id": f"p{i}", "label": "legit"} for i in labels]
+        batch = decoder.decode(_lines(*records)) if records else decoder.decode(b"")
+        before = list(join._pending.items())
+        result = join.match(batch, now)
+        if not committed:
+            assert list(join._pending.items()) == before
+            continue
+        join.commit(result)
+        # The decoder puts rows in line order here (every line takes the typed path).
+        outcomes, wrong = model.process(
+            [(f"p{i}", g) for i, g in predictions], [f"p{i}" for i in labels], now
+        )
+        assert {o: n for (_, o), n in result.outcomes.items()} == dict(outcomes)
+        assert sum(j.wrong for j in result.joined.values()) == wrong
+        assert result.labels == len(labels)
+        assert [(r, a, g) for r, (a, g, _) in join._pending.items()] == [
+            (r, a, g) for r, (a, g) in model.pending.items()
+        ]

@@ -19,7 +19,14 @@ def _loaded_after(statement: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", ["exporter.collector", "exporter.state", "exporter.compare", "exporter.server"]
+    "module",
+    [
+        "exporter.collector",
+        "exporter.state",
+        "exporter.assess",
+        "exporter.compare",
+        "exporter.server",
+    ],
 )
 def test_the_store_and_the_renderer_do_not_load_the_decoder(module: str) -> None:
     loaded = _loaded_after(f"import {module}")
@@ -27,6 +34,12 @@ def test_the_store_and_the_renderer_do_not_load_the_decoder(module: str) -> None
     # msgspec itself may load: the reference profile's types are msgspec Structs.
     assert not {"exporter.decode", "watchdog"} & loaded
     assert not [m for m in loaded if m.startswith(("exporter.tail", "exporter.offline"))]
+
+
+def test_the_store_does_not_load_the_drift_statistics() -> None:
+    """Windows are stored by ``state`` and judged by ``assess``: the store needs no statistics."""
+    loaded = _loaded_after("import exporter.state")
+    assert not {"exporter.compare", "exporter.assess", "exporter.stats.drift"} & loaded
 
 
 def test_the_sidecar_does_not_load_the_offline_side() -> None:

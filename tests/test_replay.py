@@ -29,7 +29,7 @@ from exporter.config_types import Config
 from exporter.offline.backtest import RULES, AlertTracker, DriftStat, Row, Thresholds, conditions
 from exporter.offline.baseline import ProfileBuilder
 from exporter.offline.read import read_chunks
-from exporter.offline.replay import Replayer, replay
+from exporter.offline.replay import Replayer, replay, with_alert_windows
 from exporter.offline.report import Report, iso
 from exporter.offline.simulate import LineTruth, Scenario, generate, generate_with_truth
 from exporter.reference import Reference
@@ -502,3 +502,86 @@ def test_late_labels_join_in_log_time() -> None:
     last = max(row.time for row in report.rows if row.window == "1h")
     final = next(row for row in report.rows if row.window == "1h" and row.time == last)
     assert (final.records, final.labelled, final.wrong) == (100, 100, 25)
+
+
+def test_a_regression_model_is_reported_with_mae_rmse_and_their_gaps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A score and a numeric label: each row carries the window's MAE and RMSE and their ratio
+    to development (numpy over the log's own values), no error ratio; text and JSON say so."""
+    fields = {"timestamp": "ts", "model_name": "m", "model_version": "v"}
+    fields |= {"prediction": "y_hat", "ground_truth": "y"}
+    data = {"sources": [str(tmp_path / "x.jsonl")], "fields": fields, "windows": ["1m"]}
+    config_path = write_config(tmp_path, data)
+    config = load_config(config_path)
+    rng = np.random.default_rng(9)
+
+    def lines(start: float, n: int, noise: float) -> tuple[bytes, np.ndarray, np.ndarray]:
+        ts = start + np.arange(n) * 0.5
+        truth = rng.normal(100.0, 10.0, n)
+        guess = truth + rng.normal(0.0, noise, n)
+        text = b"".join(
+            json.dumps({"ts": t, "y_hat": p, "y": y}).encode() + b"\n"
+            for t, p, y in zip(ts.tolist(), guess.tolist(), truth.tolist(), strict=True)
+        )
+        return text, ts, guess - truth
+
+    dev, _, _ = lines(START - 86_400, 2000, 1.0)
+    builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+    builder.add(dev)
+    reference = builder.build("2025-11-23T00:00:00+00:00")
+    assert reference.mae is not None
+    assert reference.rmse is not None
+    (tmp_path / "reference.json").write_text(reference.to_json())
+    log, ts, residual = lines(START, 1200, 3.0)  # three times the development noise, 10 min
+    (tmp_path / "x.jsonl").write_bytes(log)
+
+    report = replay([log], config, reference)
+    assert report.regression
+    rows = [r for r in report.rows if r.window == "1m"]
+    assert len(rows) == 10
+    for row, span in zip(rows, _spans(report, "1m", with_alert_windows(config)), strict=True):
+        inside = residual[_in(ts, span)]
+        assert row.labelled == len(inside) > 0
+        assert row.error_ratio is None
+        assert row.error_ratio_gap is None
+        assert row.mae == pytest.approx(np.abs(inside).mean(), rel=1e-9)
+        assert row.rmse == pytest.approx(np.sqrt((inside**2).mean()), rel=1e-9)
+        assert row.mae_gap == pytest.approx(row.mae / reference.mae, rel=1e-9)
+        assert row.rmse_gap == pytest.approx(row.rmse / reference.rmse, rel=1e-9)
+        assert 2.0 < row.mae_gap < 4.0
+
+    args = ["replay", "--config", str(config_path), "--reference", str(tmp_path / "reference.json")]
+    assert main([*args, "--window", "1m", str(tmp_path / "x.jsonl")]) == 0
+    text = capsys.readouterr().out
+    assert "err%" not in text
+    header = next(line for line in text.splitlines() if line.startswith("time "))
+    assert header.split()[:9] == [
+        "time",
+        "model",
+        "version",
+        "n",
+        "mae",
+        "gap",
+        "rmse",
+        "gap",
+        "conf",
+    ]
+    for cells, row in zip(_table(text), rows, strict=True):
+        assert cells[4:8] == [
+            _fixed(row.mae, 4),
+            _fixed(row.mae_gap, 2),
+            _fixed(row.rmse, 4),
+            _fixed(row.rmse_gap, 2),
+        ]
+    assert main([*args, "--json", str(tmp_path / "x.jsonl")]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["regression"] is True
+    for got, row in zip([r for r in document["rows"] if r["window"] == "1m"], rows, strict=True):
+        assert (got["mae"], got["rmse"], got["mae_gap"], got["rmse_gap"]) == (
+            row.mae,
+            row.rmse,
+            row.mae_gap,
+            row.rmse_gap,
+        )
+        assert got["error_ratio"] is None

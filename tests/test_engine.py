@@ -1,0 +1,202 @@
+"""The engine's failure handling: a failure at any step after decoding leaves nothing half-done.
+
+Each test injects an unforeseen error at one step of ``Engine.apply`` (the reference checks, the
+label join's matching, the state's update, the checks for a reference frozen by the batch) and
+checks that the store and the join buffer are exactly as before, that the batch's records are
+counted ``unprocessable``, and that the same lines go through normally once the fault is gone.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from exporter.batch import Batch
+from exporter.compare import ReferenceChecks
+from exporter.config import parse_config
+from exporter.config_types import Config
+from exporter.decode import Decoder
+from exporter.engine import Engine
+from exporter.join import LabelJoin
+from exporter.offline.baseline import ProfileBuilder
+from exporter.reference import Reference
+from exporter.state import State
+
+T0 = 1_800_000_000.0
+
+
+def _config(**extra: Any) -> Config:
+    return parse_config(
+        {
+            "sources": ["/unused"],
+            "fields": {
+                "timestamp": "ts",
+                "model_name": "m",
+                "model_version": "v",
+                "prediction": "score",
+                "predicted_class": "cls",
+                "ground_truth": "label",
+                "request_id": "id",
+                "features": [{"name": "x", "path": "x"}],
+            },
+            "ground_truth_join": {"enabled": True, "timeout": "10m", "capacity": 100},
+            **extra,
+        }
+    )
+
+
+def _lines(*records: dict[str, Any]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
+
+
+def _prediction(i: int, x: float = 1.0) -> dict[str, Any]:
+    return {"ts": T0, "id": f"r{i}", "score": 0.8, "cls": "fraud", "x": x}
+
+
+def _label(i: int, label: str = "legit") -> dict[str, Any]:
+    return {"ts": T0, "id": f"r{i}", "label": label}
+
+
+def _reference(config: Config) -> Reference:
+    builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+    rng = np.random.default_rng(1)
+    builder.add(_lines(*(_prediction(i, float(x)) for i, x in enumerate(rng.normal(0, 1, 500)))))
+    return builder.build("2025-01-01T00:00:00+00:00")
+
+
+def _observed(engine: Engine) -> tuple[Any, ...]:
+    """Everything a batch can change: totals, window contents, join outcomes, the buffer."""
+    (group,) = engine.state.snapshot(T0).groups
+    t = group.totals
+    windows = [
+        (w.summary.records, w.summary.labelled, w.summary.wrong, w.summary.joined)
+        for w in group.windows
+    ]
+    assert engine.join is not None
+    anomalies = t.anomalies.sum()
+    return (
+        t.records,
+        t.labelled,
+        t.wrong,
+        anomalies,
+        windows,
+        group.join_outcomes,
+        engine.join.pending,
+    )
+
+
+def _fail(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("an unforeseen bug")
+
+
+STEPS: dict[str, tuple[type, str]] = {
+    "reference checks": (ReferenceChecks, "apply"),
+    "label join": (LabelJoin, "match"),
+    "state update": (State, "prepare"),
+}
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_a_failure_after_decoding_applies_nothing_and_counts_the_records(
+    step: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config()
+    engine = Engine(config, _reference(config))
+    first = engine.ingest(_lines(_prediction(1), _prediction(2)), T0)
+    assert (first.records, first.labels) == (2, 0)
+    before = _observed(engine)
+
+    chunk = _lines(_label(1), _prediction(3), {"not": "a record"}) + b"junk\n"
+    with monkeypatch.context() as patch:
+        patch.setattr(*STEPS[step], _fail)
+        counts = engine.ingest(chunk, T0)
+    assert counts.records == 0
+    assert counts.parse_errors == {"unprocessable": 3, "invalid_json": 1}
+    assert _observed(engine) == before  # the label did not take r1, r3 is not counted
+
+    again = engine.ingest(chunk, T0)
+    assert (again.records, again.labels) == (2, 1)  # r3 and the {"not": ...} record
+    (group,) = engine.state.snapshot(T0).groups
+    assert group.totals.records == 4
+    assert group.join_outcomes == {"matched": 1}
+    assert (group.totals.labelled, group.totals.wrong) == (1, 1)
+    assert engine.join is not None
+    assert engine.join.pending == 2  # r2 and r3 still wait
+
+
+def test_a_failure_building_the_checks_of_a_frozen_reference_freezes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = _config(drift={"freeze_first": 3})
+    engine = Engine(config)
+    engine.ingest(_lines(_prediction(1), _prediction(2)), T0)
+    before = _observed(engine)
+    chunk = _lines(_prediction(3, 5.0), _prediction(4, 6.0))
+    with monkeypatch.context() as patch:
+        patch.setattr(Engine, "_checks_for", _fail)
+        counts = engine.ingest(chunk, T0)
+    assert counts.parse_errors == {"unprocessable": 2}
+    assert _observed(engine) == before
+    assert engine.state.reference is None
+
+    engine.ingest(chunk, T0)
+    reference = engine.state.reference
+    assert reference is not None
+    assert reference.records == 4  # the first four records, each counted once
+    assert reference.numeric["x"].mean == pytest.approx((1 + 1 + 5 + 6) / 4)
+
+
+def test_only_decoding_is_retried_line_by_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decode that trips on a chunk is retried per line; a line that still trips is counted
+    ``unprocessable`` and the others are applied once, together."""
+    config = _config()
+    engine = Engine(config)
+    real = Decoder.decode
+    applied: list[int] = []
+    real_prepare = State.prepare
+
+    def fragile(self: Decoder, data: bytes, now: float | None = None) -> Batch:
+        if data.count(b"\n") > 1 or b'"r2"' in data:
+            raise RuntimeError("an unforeseen bug")
+        return real(self, data, now)
+
+    def counting(self: State, batch: Batch | None, *args: Any, **kwargs: Any) -> Any:
+        applied.append(0 if batch is None else batch.size)
+        return real_prepare(self, batch, *args, **kwargs)
+
+    monkeypatch.setattr(Decoder, "decode", fragile)
+    monkeypatch.setattr(State, "prepare", counting)
+    counts = engine.ingest(_lines(_prediction(1), _prediction(2), _label(1), _prediction(3)), T0)
+    assert counts.parse_errors == {"unprocessable": 1}
+    assert (counts.records, counts.labels) == (2, 1)
+    assert applied == [2]  # one update, for the lines that decoded
+    (group,) = engine.state.snapshot(T0).groups
+    assert group.totals.records == 2
+    assert group.join_outcomes == {"matched": 1}
+
+
+def test_a_chunk_no_line_of_which_decodes_is_counted_line_by_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = Engine(_config())
+    monkeypatch.setattr(Decoder, "decode", _fail)
+    counts = engine.ingest(_lines(_prediction(1), _prediction(2)) + b"{bad\n", T0)
+    assert counts.parse_errors == {"unprocessable": 3}
+    assert counts.records == 0
+
+
+def test_records_and_labels_are_counted_apart() -> None:
+    """Live and replay count records through this: a label on its own line is not a record."""
+    engine = Engine(_config())
+    counted = [
+        engine.ingest(_lines(_prediction(1), _prediction(2)), T0),
+        engine.ingest(_lines(_label(1), _label(9), _prediction(3)) + b"[1]\n", T0 + 1),
+    ]
+    assert [(c.records, c.labels) for c in counted] == [(2, 0), (1, 2)]
+    assert counted[1].parse_errors == {"not_an_object": 1}
+    (group,) = engine.state.snapshot(T0 + 1).groups
+    assert group.totals.records == 3
+    assert group.join_outcomes == {"matched": 1, "unmatched": 1}
