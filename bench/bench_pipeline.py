@@ -14,12 +14,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from exporter.clock import ManualClock
+from exporter.compare import compare, gaps
 from exporter.config import load_config
 from exporter.config_types import SourceConfig
 from exporter.decode import Decoder
+from exporter.engine import Engine
+from exporter.offline.baseline import ProfileBuilder
 from exporter.offline.simulate import Scenario, write_log
 from exporter.pipeline import Pipeline
 from exporter.state import State
@@ -50,15 +54,14 @@ def tail_only(log: Path) -> None:
     """Child process: tail a whole log through the pipeline and report the peak RSS, so the
     figure is the sidecar's own memory, not the benchmark's copies of the log."""
     config = load_config(ROOT / "config" / "exporter.yaml")
-    decoder = Decoder(config.fields)
-    state = State(config, decoder.layout, [v.values for v in decoder.vocabularies])
+    engine = Engine(config)
     clock = ManualClock(1_764_000_000.0)
     tailer = Tailer([SourceConfig(str(log), start_at="beginning")], config.tail, clock)
-    loop = Pipeline(tailer, decoder, state, clock, config.tail)
+    loop = Pipeline(tailer, engine, clock, config.tail)
     while loop.step():
         clock.advance(0.25)
     tailer.close()
-    records = sum(g.totals.records for g in state.snapshot(clock.now()).groups)
+    records = sum(g.totals.records for g in engine.state.snapshot(clock.now()).groups)
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child forked from this
     # benchmark (which holds the whole log) would report the parent's size.
     status = Path("/proc/self/status").read_text()
@@ -146,27 +149,57 @@ def main() -> int:
 
         full = timed("decode + windows + sketches + histograms", n, pipeline)
 
-        decoder = Decoder(config.fields)
-        state = State(config, decoder.layout, [v.values for v in decoder.vocabularies])
+        builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+        builder.add(b"".join(chunks[: max(1, len(chunks) // 10)]))
+        reference = builder.build("bench")
+        engine = Engine(config, reference)
         clock = ManualClock(1_764_000_000.0)
         tail = config.tail
         tailer = Tailer([SourceConfig(str(log), start_at="beginning")], tail, clock)
-        loop = Pipeline(tailer, decoder, state, clock, tail)
+        loop = Pipeline(tailer, engine, clock, tail)
 
         def tailed() -> None:
             while loop.step():
                 clock.advance(0.25)
 
-        end_to_end = timed("tail the file + all of the above", n, tailed)
+        end_to_end = timed("tail + all of the above + reference checks", n, tailed)
         tailer.close()
+        state = engine.state
 
         started = time.perf_counter()
         for _ in range(20):
             state.snapshot(clock.now())
         snapshot_ms = (time.perf_counter() - started) / 20 * 1000
+        started = time.perf_counter()
+        for _ in range(20):
+            snapshot = state.snapshot(clock.now())
+            for group in snapshot.groups:  # what every scrape computed before assess.py
+                for view in group.windows:
+                    compare(view.summary, reference, snapshot.layout, snapshot.categories,
+                            state.shape.sketch, config.drift)  # fmt: skip
+                    gaps(view.summary, reference, snapshot.layout)
+        scrape_drift_ms = (time.perf_counter() - started) / 20 * 1000
+        started = time.perf_counter()
+        for i in range(20):
+            # A new step with changed windows judges every window again (a fresh reference
+            # object forces that): what one step costs under traffic.
+            state.set_reference(replace(reference))
+            engine.advance(clock.now() + i * engine.assessor.step)
+        assess_ms = (time.perf_counter() - started) / 20 * 1000
+        started = time.perf_counter()
+        for _ in range(20):
+            engine.advance(clock.now() + 20 * engine.assessor.step)
+        cached_ms = (time.perf_counter() - started) / 20 * 1000
 
         counted = sum(g.totals.records for g in state.snapshot(clock.now()).groups)
         print(f"  snapshot (all windows, quantiles): {snapshot_ms:.1f} ms")
+        print(
+            f"  snapshot + drift of every window (per scrape until now): {scrape_drift_ms:.1f} ms"
+        )
+        print(
+            f"  drift assessment of all windows: {assess_ms:.1f} ms per step with new data, "
+            f"{cached_ms:.3f} ms within a step (every {engine.assessor.step:g}s)"
+        )
         print(f"  records counted: {counted:,}")
         if args.memory:
             memory(Path(tmp), [args.lines, 3 * args.lines])
