@@ -54,8 +54,10 @@ class Engine:
         config: Config,
         reference: Reference | None = None,
         history_seconds: float = HISTORY_SECONDS,
+        assess_every: float | None = None,
     ) -> None:
-        """``history_seconds`` is how much drift history the assessor keeps (0: none)."""
+        """``history_seconds`` is how much drift history the assessor keeps (0: none);
+        ``assess_every`` the assessment step, by default the config's (``assess``)."""
         self.config = config
         self.decoder = Decoder(
             config.fields, config.late_after, config.future_after, config.label_join
@@ -73,7 +75,7 @@ class Engine:
         self.assessor = Assessor(
             self.state,
             config.drift,
-            assessment_step(config),
+            assess_every if assess_every is not None else assessment_step(config),
             config.window_buckets,
             history_seconds,
         )

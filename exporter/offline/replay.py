@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from exporter.anomaly import KIND_NAMES, Kind
-from exporter.assess import READ_BEFORE, Assessment, WindowAssessment
+from exporter.assess import READ_BEFORE, Assessment, WindowAssessment, assessment_step
 from exporter.batch import Batch
 from exporter.compare import Gaps
 from exporter.config_types import Config, WindowSpec
@@ -206,9 +206,10 @@ class Replayer:
             raise ConfigError(["fields.timestamp: replay needs the records' timestamps"])
         if every <= 0:
             raise ConfigError(["--every: must be positive"])
+        step = assessment_step(config)  # the sidecar's, before the alert windows are added
         config = with_alert_windows(config)
         self._config = config
-        self.engine = Engine(config, reference, history_seconds=0.0)
+        self.engine = Engine(config, reference, history_seconds=0.0, assess_every=step)
         self._layout = self.engine.decoder.layout
         self._every = every
         self._widths = [every, *(w.seconds / config.window_buckets for w in config.windows)]
