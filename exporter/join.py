@@ -57,7 +57,7 @@ class LabelJoin:
         self._timeout = timeout
         self._capacity = capacity
         self._class_names = class_names
-        self._pending: OrderedDict[str, tuple[float, str | None, GroupKey]] = OrderedDict()
+        self._pending: OrderedDict[str, Waiting] = OrderedDict()
         self._prediction_columns = [
             c for c in (layout.prediction_column, layout.confidence_column) if c is not None
         ]
@@ -67,14 +67,9 @@ class LabelJoin:
     def pending(self) -> int:
         return len(self._pending)
 
-    def process(self, batch: Batch, now: float) -> JoinResult:
-        """Match a batch whose records arrived at ``now`` and apply the result."""
-        result = self.match(batch, now)
-        self.commit(result)
-        return result
-
     def match(self, batch: Batch, now: float) -> JoinResult:
-        """Pure: what the batch does to the buffer, as ``process`` would, leaving it unchanged.
+        """Pure: what a batch whose records arrived at ``now`` does to the buffer, leaving it
+        unchanged (``commit`` applies it).
 
         The buffer is in arrival order, so what expires is always at its front: first the
         predictions older than ``timeout`` (or past ``capacity``), then, after this batch's

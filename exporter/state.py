@@ -323,9 +323,8 @@ class State:
             for part in update.parts:
                 group = self._group(part.key)
                 self._add(group, part.summary, now)
-                h = len(self._histograms)
-                group.histogram_counts[:h] += part.histogram_counts
-                group.histogram_sums[:h] += part.histogram_sums
+                group.histogram_counts += part.histogram_counts
+                group.histogram_sums += part.histogram_sums
                 self._last_key = part.key
             errors = update.parse_errors + self._unattributed
             self._unattributed = 0
