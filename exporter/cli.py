@@ -120,6 +120,8 @@ def _replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     for flag, value, what in (
         ("--error-factor", defaults.error_factor, "error ratio over development"),
         ("--error-min-labels", defaults.error_min_labels, "labels in 1h before the error alert"),
+        ("--mae-factor", defaults.mae_factor, "regression: MAE over development"),
+        ("--mae-min-labels", defaults.mae_min_labels, "labels in 1h before the MAE alert"),
         ("--confidence-min", defaults.confidence_min, "mean confidence over development"),
         ("--anomaly-max", defaults.anomaly_max, "share of records with one anomaly kind"),
         ("--parse-error-max", defaults.parse_error_max, "share of unparseable lines"),
@@ -254,6 +256,8 @@ def _replay(args: argparse.Namespace) -> int:
     thresholds = Thresholds(
         error_factor=args.error_factor,
         error_min_labels=args.error_min_labels,
+        mae_factor=args.mae_factor,
+        mae_min_labels=args.mae_min_labels,
         confidence_min=args.confidence_min,
         latency_p99_max=args.latency_p99_max,
         anomaly_max=args.anomaly_max,

@@ -26,7 +26,15 @@ from hypothesis import strategies as st
 from exporter.cli import main
 from exporter.config import load_config
 from exporter.config_types import Config
-from exporter.offline.backtest import RULES, AlertTracker, DriftStat, Row, Thresholds, conditions
+from exporter.offline.backtest import (
+    RULES,
+    AlertTracker,
+    DriftStat,
+    Row,
+    Thresholds,
+    conditions,
+    parse_for,
+)
 from exporter.offline.baseline import ProfileBuilder
 from exporter.offline.read import read_chunks
 from exporter.offline.replay import Replayer, replay, with_alert_windows
@@ -393,6 +401,8 @@ def test_the_rules_mirror_the_bundled_alerting_rules() -> None:
     t = Thresholds()
     assert constants["model_alert:error_ratio_factor"] == t.error_factor
     assert constants["model_alert:error_ratio_min_labels"] == t.error_min_labels
+    assert constants["model_alert:mae_factor"] == t.mae_factor
+    assert constants["model_alert:mae_min_labels"] == t.mae_min_labels
     assert constants["model_alert:confidence_gap_min"] == t.confidence_min
     assert constants["model_alert:latency_p99_slo_seconds"] == t.latency_p99_max
     assert constants["model_alert:anomaly_ratio_max"] == t.anomaly_max
@@ -429,6 +439,10 @@ def test_each_condition_is_strictly_above_or_below_its_threshold() -> None:
     assert _names([_row("1h", error_ratio_gap=1.2)]) == {"ModelErrorRateAboveDevelopment"}
     assert _names([_row("1h", error_ratio_gap=1.2, labelled=t.error_min_labels - 1)]) == set()
     assert _names([_row("5m", error_ratio_gap=1.2)]) == set()  # the rule reads the 1h window
+    assert _names([_row("1h", mae_gap=t.mae_factor)]) == set()
+    assert _names([_row("1h", mae_gap=1.3)]) == {"ModelMAEAboveDevelopment"}
+    assert _names([_row("1h", mae_gap=1.3, labelled=t.mae_min_labels - 1)]) == set()
+    assert _names([_row("5m", mae_gap=1.3)]) == set()
     assert _names([_row("1h", confidence_gap=t.confidence_min)]) == set()
     assert _names([_row("1h", confidence_gap=0.89)]) == {"ModelConfidenceDrop"}
     assert _names([_row("5m", latency_p99_seconds=0.51)]) == {"ModelLatencyHigh"}
@@ -536,7 +550,8 @@ def test_a_regression_model_is_reported_with_mae_rmse_and_their_gaps(
     log, ts, residual = lines(START, 1200, 3.0)  # three times the development noise, 10 min
     (tmp_path / "x.jsonl").write_bytes(log)
 
-    report = replay([log], config, reference)
+    for_seconds = parse_for(["ModelMAEAboveDevelopment=2m"])
+    report = replay([log], config, reference, for_seconds=for_seconds)
     assert report.regression
     rows = [r for r in report.rows if r.window == "1m"]
     assert len(rows) == 10
@@ -550,6 +565,11 @@ def test_a_regression_model_is_reported_with_mae_rmse_and_their_gaps(
         assert row.mae_gap == pytest.approx(row.mae / reference.mae, rel=1e-9)
         assert row.rmse_gap == pytest.approx(row.rmse / reference.rmse, rel=1e-9)
         assert 2.0 < row.mae_gap < 4.0
+    (alert,) = report.alerts  # 1h MAE over 1.2x development with 200 labels (100 s), for 2m
+    assert alert.alert == "ModelMAEAboveDevelopment"
+    hour = [r for r in report.rows if r.window == "1h"]
+    since = next(r.time for r in hour if r.labelled >= 200)
+    assert (alert.pending_since, alert.start, alert.end) == (since, since + 120.0, None)
 
     args = ["replay", "--config", str(config_path), "--reference", str(tmp_path / "reference.json")]
     assert main([*args, "--window", "1m", str(tmp_path / "x.jsonl")]) == 0

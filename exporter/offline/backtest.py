@@ -23,6 +23,8 @@ class Thresholds:
 
     error_factor: float = 1.15  # model_alert:error_ratio_factor
     error_min_labels: int = 200  # model_alert:error_ratio_min_labels
+    mae_factor: float = 1.2  # model_alert:mae_factor
+    mae_min_labels: int = 200  # model_alert:mae_min_labels
     confidence_min: float = 0.9  # model_alert:confidence_gap_min
     latency_p99_max: float = 0.5  # model_alert:latency_p99_slo_seconds
     anomaly_max: float = 0.05  # model_alert:anomaly_ratio_max
@@ -42,6 +44,7 @@ RULES: dict[str, Rule] = {
     "ModelFeatureDrift": Rule("warning", 3600.0, 1800.0),
     "ModelPredictionDrift": Rule("warning", 3600.0, 1800.0),
     "ModelErrorRateAboveDevelopment": Rule("critical", 3600.0, 900.0),
+    "ModelMAEAboveDevelopment": Rule("critical", 3600.0, 900.0),
     "ModelConfidenceDrop": Rule("warning", 3600.0, 1800.0),
     "ModelLatencyHigh": Rule("critical", 300.0, 600.0),
     "ModelAnomalyRatioHigh": Rule("warning", 300.0, 900.0),
@@ -128,6 +131,12 @@ def conditions(
                 and row.labelled >= thresholds.error_min_labels
             ):
                 found.append(("ModelErrorRateAboveDevelopment", mv))
+            if (
+                row.mae_gap is not None
+                and row.mae_gap > thresholds.mae_factor
+                and row.labelled >= thresholds.mae_min_labels
+            ):
+                found.append(("ModelMAEAboveDevelopment", mv))
             if row.confidence_gap is not None and row.confidence_gap < thresholds.confidence_min:
                 found.append(("ModelConfidenceDrop", (*mv, ("window", row.window))))
         if row.window == fast:

@@ -131,7 +131,8 @@ def render_alerts(report: Report) -> list[str]:
     t = report.thresholds
     lines = [
         f"alerts that would have fired (error ratio > {t.error_factor:g}x development with "
-        f">= {t.error_min_labels} labels, confidence < {t.confidence_min:g}x development, "
+        f">= {t.error_min_labels} labels, MAE > {t.mae_factor:g}x development with "
+        f">= {t.mae_min_labels} labels, confidence < {t.confidence_min:g}x development, "
         f"anomaly share > {t.anomaly_max:g}, parse errors > {t.parse_error_max:g}, "
         f"latency p99 > {t.latency_p99_max:g}s):"
     ]
