@@ -1,7 +1,7 @@
 """Drift and anomaly verdicts on the kinds of features real models log (issue: verdicts that hold
 on every kind of feature). Each test is seeded and fast, and drives the sidecar's own path: a
-profile from ``ProfileBuilder`` on JSON lines, the decoder, the reference checks and the state's
-window verdicts. The full table is ``bench/calibration.py``.
+profile from ``ProfileBuilder`` on JSON lines, then the engine (decoder, reference checks, state)
+and the window verdicts it assesses. The full table is ``bench/calibration.py``.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ import numpy as np
 import pytest
 
 from exporter.anomaly import Kind
-from exporter.compare import ReferenceChecks
 from exporter.config import parse_config
 from exporter.config_types import Config
-from exporter.decode import Decoder
+from exporter.engine import Engine
 from exporter.offline.baseline import ProfileBuilder
 from exporter.offline.replay import replay
 from exporter.reference import Reference
-from exporter.state import State
 
 T0 = 1_764_000_000.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,29 +53,22 @@ def profile(cfg: Config, values: Any) -> Reference:
 
 
 class Live:
-    """The ingest path of the sidecar for one window: decode, reference checks, state."""
+    """The sidecar's engine for one window: decode, reference checks, state, assessment."""
 
     def __init__(self, cfg: Config, reference: Reference | None) -> None:
-        self.decoder = Decoder(cfg.fields)
-        self.state = State(cfg, self.decoder.layout, [v.values for v in self.decoder.vocabularies])
-        self.checks = None
-        if reference is not None:
-            self.state.set_reference(reference)
-            self.checks = ReferenceChecks(
-                reference, self.decoder.layout, self.decoder.vocabularies, cfg.drift
-            )
+        self.engine = Engine(cfg, reference)
 
     def ingest(self, values: Any) -> None:
-        batch = self.decoder.decode(lines(values), T0)
-        if self.checks is not None:
-            self.checks.apply(batch)
-        self.state.ingest(batch, T0)
+        self.engine.ingest(lines(values), T0)
 
     def window(self) -> Any:
-        return self.state.snapshot(T0).groups[0].windows[0]
+        return self.engine.state.snapshot(T0).groups[0].windows[0]
 
     def verdicts(self) -> dict[str, bool]:
-        return {d.statistic: d.verdict.drifted for d in self.window().drift}
+        """As assessed at the next step, when the window holds what was ingested at T0."""
+        assessment = self.engine.advance(T0 + self.engine.assessor.step)
+        (window,) = [w for w in assessment.windows.values() if w.window == self.window().spec.name]
+        return {d.statistic: d.verdict.drifted for d in window.drift}
 
     def anomaly_share(self, kind: Kind) -> float:
         summary = self.window().summary
