@@ -89,7 +89,8 @@ def records(rng: np.random.Generator, n: int, regression: bool) -> bytes:
 def joined_after(decoder: Decoder, data: bytes) -> tuple[Batch, dict[Any, Joined], dict[Any, int]]:
     join = LabelJoin(decoder.layout, decoder.class_names, timeout=600.0, capacity=1000)
     batch = decoder.decode(data, 0.0)
-    result = join.process(batch, now=30.0)
+    result = join.match(batch, now=30.0)
+    join.commit(result)
     return batch, result.joined, dict(result.outcomes)
 
 
