@@ -9,11 +9,13 @@ counted ``unprocessable``, and that the same lines go through normally once the 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytest
 
+from exporter.anomaly import Kind
 from exporter.batch import Batch
 from exporter.compare import ReferenceChecks
 from exporter.config import parse_config
@@ -200,3 +202,31 @@ def test_records_and_labels_are_counted_apart() -> None:
     (group,) = engine.state.snapshot(T0 + 1).groups
     assert group.totals.records == 3
     assert group.join_outcomes == {"matched": 1, "unmatched": 1}
+
+
+def test_new_drift_thresholds_rebuild_the_checks_and_are_judged_at_once() -> None:
+    """A config reload (SIGHUP) hands new thresholds to the engine: the next look, even within
+    the same step, judges every window with them, and the per-record checks use them."""
+    config = _config()
+    reference = _reference(config)
+    engine = Engine(config, reference)
+    rng = np.random.default_rng(2)
+    values = rng.normal(0, 1, 300)
+    engine.ingest(_lines(*(_prediction(i, float(x)) for i, x in enumerate(values))), T0)
+    before = engine.advance(T0 + 5.0).window("m", "v", "1m")
+    assert before is not None
+    assert max(d.verdict.threshold for d in before.drift if d.statistic == "psi") < 0.5
+    x = reference.numeric["x"]
+    far = x.max + 2 * (x.max - x.min)  # beyond the default range margin: out_of_range
+    engine.ingest(_lines(_prediction(1000, far)), T0 + 6.0)
+
+    engine.set_drift(replace(config.drift, psi_floor=0.5, range_margin=10.0, freeze_first=7))
+    after = engine.advance(T0 + 6.0).window("m", "v", "1m")  # the same step
+    assert after is not None
+    assert {d.verdict.threshold for d in after.drift if d.statistic == "psi"} == {0.5}
+    assert engine.config.drift.freeze_first == 0  # taken once, at start
+    engine.ingest(_lines(_prediction(1001, far)), T0 + 7.0)  # inside the wider margin: outlier
+    (group,) = engine.state.snapshot(T0 + 7.0).groups
+    row = engine.decoder.layout.anomaly_fields.index("x")
+    assert group.totals.anomalies[row, Kind.OUT_OF_RANGE] == 1
+    assert group.totals.anomalies[row, Kind.OUTLIER] == 1
