@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 
 from exporter import __version__
 from exporter.config import load_config
+from exporter.config_types import Config
 from exporter.errors import ConfigError
+from exporter.preflight import check_paths
 
 if TYPE_CHECKING:
     from exporter.sidecar import Control
@@ -35,23 +37,32 @@ _WEB_CONFIG_HELP = (
 )
 
 
+def _logging_options(default: str) -> argparse.ArgumentParser:
+    """``--log.level``, accepted before and after the sub-command: the sub-command's copy
+    defaults to SUPPRESS, so it overrides the top-level value only when given."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--log.level",
+        dest="log_level",
+        default=default,
+        choices=["debug", "info", "warning", "error"],
+        help="logging verbosity (default: info)",
+    )
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="model-exporter",
         description="Prometheus exporter sidecar for ML models: tails a prediction log and "
         "exposes rolling-window statistics, anomalies and drift on /metrics.",
+        parents=[_logging_options("info")],
     )
     parser.add_argument("--version", action="version", version=f"model-exporter {__version__}")
-    parser.add_argument(
-        "--log.level",
-        dest="log_level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="logging verbosity (default: info)",
-    )
+    common = [_logging_options(argparse.SUPPRESS)]
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the sidecar")
+    run = sub.add_parser("run", help="run the sidecar", parents=common)
     run.add_argument("--config", required=True, help="path to the YAML config")
     run.add_argument(
         "--web.listen-address",
@@ -60,21 +71,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--web.config.file", dest="web_config_file", help=_WEB_CONFIG_HELP)
 
-    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check = sub.add_parser(
+        "check-config",
+        help="validate a config file (and the paths it names) and exit",
+        parents=common,
+    )
     check.add_argument("config", help="path to the YAML config")
     check.add_argument("--web.config.file", dest="web_config_file", help=_WEB_CONFIG_HELP)
 
     baseline = sub.add_parser(
-        "baseline", help="build the reference profile from a development (validation) log"
+        "baseline",
+        help="build the reference profile from a development (validation) log",
+        parents=common,
     )
     baseline.add_argument("--config", required=True, help="the sidecar config (its field mapping)")
     baseline.add_argument("--input", required=True, help="the development prediction log")
     baseline.add_argument("--output", required=True, help="where to write the profile (JSON)")
 
-    _replay_parser(sub)
+    _replay_parser(sub, common)
 
     demo = sub.add_parser(
-        "demo", help="a simulated model writing a log, and the sidecar tailing it"
+        "demo", help="a simulated model writing a log, and the sidecar tailing it", parents=common
     )
     demo.add_argument(
         "--web.listen-address",
@@ -97,7 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _replay_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: list[argparse.ArgumentParser],
+) -> None:
     from exporter.offline.backtest import Thresholds  # noqa: PLC0415  (small, pure: for defaults)
 
     defaults = Thresholds()
@@ -107,6 +127,7 @@ def _replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         description="Runs the sidecar's engine over a log, with time driven by the records' "
         "timestamps, and reports each window over time and the alerts that would have fired "
         "(docs/replay.md).",
+        parents=common,
     )
     replay.add_argument("--config", required=True, help="the sidecar config (its field mapping)")
     replay.add_argument(
@@ -169,17 +190,33 @@ def _control_by_signals() -> Control:
     return control
 
 
+def _load(path: str, prepare: bool) -> tuple[Config, list[str]]:
+    """The config and the warnings about its paths: the one validation ``check-config`` and
+    ``run`` share (``run`` also creates the positions directory). The reference profile is
+    loaded by each with the same ``ReferenceFile.load_now``."""
+    config = load_config(path)
+    return config, check_paths(config, prepare=prepare)
+
+
 def _run(args: argparse.Namespace) -> int:
+    config, warnings = _load(args.config, prepare=True)  # a bad config fails before the imports
     from exporter.sidecar import build, run_until  # noqa: PLC0415
     from exporter.webfile import WebConfigFile  # noqa: PLC0415
 
-    config = load_config(args.config)
     web = WebConfigFile(args.web_config_file) if args.web_config_file else None
+    for warning in warnings:
+        log.warning("%s", warning)
     control = _control_by_signals()
+    address = args.listen_address or config.listen_address
     try:
         sidecar = build(config, args.listen_address, on_failure=control.stop, web_config=web)
     except OSError as exc:
-        log.error("cannot listen on %s: %s", args.listen_address or config.listen_address, exc)
+        log.error(
+            "cannot listen on %s: %s; free the port, or choose another with "
+            "--web.listen-address HOST:PORT (or listen_address in the config)",
+            address,
+            exc.strerror or exc,
+        )
         return 1
     run_until(sidecar, control, lambda: load_config(args.config))
     return 1 if sidecar.pipeline.failed else 0
@@ -188,13 +225,15 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from exporter.reload import ReferenceFile  # noqa: PLC0415
 
-    config = load_config(args.config)
+    config, warnings = _load(args.config, prepare=False)
     if config.reference is not None:
-        ReferenceFile(config.reference, config.sketch_relative_accuracy).load_now()
+        ReferenceFile(config.reference, config.sketch_relative_accuracy, config.fields).load_now()
     if args.web_config_file:
         from exporter.webfile import load_web_config  # noqa: PLC0415
 
         load_web_config(args.web_config_file)
+    for warning in warnings:
+        print(f"{args.config}: warning: {warning}", file=sys.stderr)
     fields = config.fields
     print(
         f"{args.config}: ok — {len(config.sources)} source(s), "
@@ -250,7 +289,11 @@ def _replay(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     path = args.reference or config.reference
-    reference = ReferenceFile(path, config.sketch_relative_accuracy).load_now() if path else None
+    reference = (
+        ReferenceFile(path, config.sketch_relative_accuracy, config.fields).load_now()
+        if path
+        else None
+    )
     if reference is None and not config.drift.freeze_first:
         log.warning("no reference profile: drift, gaps and their alerts are not evaluated")
     thresholds = Thresholds(

@@ -1,7 +1,8 @@
 """Validate a config once, on plain data, reporting every problem with the key it is about.
 
 The result is a tree of frozen dataclasses (``config_types``); no stage ever sees raw YAML.
-The checks for single values (durations, numbers, dotted paths) are in ``validate``.
+The checks for single values (durations, numbers, dotted paths) are in ``validate``, the bounds
+of every numeric key in ``limits``, and reading the file itself in ``config_file``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from exporter.config_file import read_yaml
 from exporter.config_types import (
     Config,
     DriftConfig,
@@ -23,21 +23,16 @@ from exporter.config_types import (
     WindowSpec,
 )
 from exporter.errors import ConfigError
+from exporter.limits import LENGTHS, REAL, WHOLE, WINDOW_MEMORY_BUDGET, window_memory
 from exporter.validate import (
     Checker,
-    accuracy,
-    at_least_two,
     boolean,
-    count,
     dotted_path,
-    duration,
     listen,
-    nonneg,
     number,
+    number_label,
     one_of,
-    positive,
-    positive_int,
-    probability,
+    shown,
     string,
 )
 
@@ -84,6 +79,9 @@ def _sources(c: Checker, value: Any) -> tuple[SourceConfig, ...]:
     result = []
     for i, item in enumerate(value):
         where = f"sources[{i}]"
+        if not isinstance(item, str | Mapping):
+            c.fail(where, "must be a path or a mapping {path: ...}")
+            continue
         data = c.mapping(
             {"path": item} if isinstance(item, str) else item, where, {"path", "format", "start_at"}
         )
@@ -98,7 +96,7 @@ def _sources(c: Checker, value: Any) -> tuple[SourceConfig, ...]:
     return tuple(result)
 
 
-def _field(
+def _role(
     c: Checker,
     value: Any,
     where: str,
@@ -107,7 +105,7 @@ def _field(
     category_cap: int,
     unit_key: str | None = None,
 ) -> FieldSpec | None:
-    """A role or feature: either a bare dotted path or a mapping with path and options."""
+    """A built-in role: either a bare dotted path or a mapping with path and options."""
     if value is None:
         return None
     allowed = {"path", "min", "max"} | ({"unit"} if unit_key else set())
@@ -115,7 +113,19 @@ def _field(
         allowed = {"path", "max_categories"}
     if isinstance(value, str):
         value = {"path": value}
-    data = c.mapping(value, where, allowed)
+    return _field(c, c.mapping(value, where, allowed), where, name, kind, category_cap, unit_key)
+
+
+def _field(
+    c: Checker,
+    data: Mapping[str, Any],
+    where: str,
+    name: str,
+    kind: str,
+    category_cap: int,
+    unit_key: str | None = None,
+) -> FieldSpec | None:
+    """A role or feature whose keys were checked by the caller (each unknown key once)."""
     if "path" not in data:
         c.fail(f"{where}.path", "is required")
         return None
@@ -128,7 +138,7 @@ def _field(
     if unit_key:
         unit = c.get(data, "unit", f"{where}.", one_of(*_LATENCY_UNITS), "s")
         scale = _LATENCY_UNITS.get(unit, 1.0)
-    cap = c.get(data, "max_categories", f"{where}.", positive_int, category_cap)
+    cap = c.get(data, "max_categories", f"{where}.", WHOLE["fields.*.max_categories"], category_cap)
     if not path:
         return None
     return FieldSpec(
@@ -142,6 +152,18 @@ def _field(
     )
 
 
+_NUMERIC_ONLY = {"min", "max"}
+_CATEGORICAL_ONLY = {"max_categories"}
+_FEATURE_KEYS = {"name", "path", "type"} | _NUMERIC_ONLY | _CATEGORICAL_ONLY
+
+
+def _feature_keys(c: Checker, item: Any, where: str) -> Mapping[str, Any]:
+    """Unknown keys of a feature, reported once; keys of the other type are reported by the
+    caller once the type is known."""
+    data = c.mapping(item, where, _FEATURE_KEYS)
+    return {k: v for k, v in data.items() if k in _FEATURE_KEYS}
+
+
 def _features(c: Checker, value: Any, category_cap: int) -> tuple[FieldSpec, ...]:
     if value is None:
         return ()
@@ -152,7 +174,7 @@ def _features(c: Checker, value: Any, category_cap: int) -> tuple[FieldSpec, ...
     seen: set[str] = set()
     for i, item in enumerate(value):
         where = f"fields.features[{i}]"
-        data = c.mapping(item, where, {"name", "path", "type", "min", "max", "max_categories"})
+        data = _feature_keys(c, item, where)
         name = c.get(data, "name", f"{where}.", string, "")
         if not name:
             c.fail(f"{where}.name", "is required")
@@ -168,8 +190,9 @@ def _features(c: Checker, value: Any, category_cap: int) -> tuple[FieldSpec, ...
             c.fail(f"{where}.name", f"{name!r} is used twice")
         seen.add(name)
         kind = c.get(data, "type", f"{where}.", one_of("numeric", "categorical"), "numeric")
-        if kind == "categorical" and ("min" in data or "max" in data):
-            c.fail(f"{where}.min", "bounds apply to numeric features only")
+        for key in sorted(set(data) & (_CATEGORICAL_ONLY if kind == "numeric" else _NUMERIC_ONLY)):
+            other = "categorical" if kind == "numeric" else "numeric"
+            c.fail(f"{where}.{key}", f"applies to {other} features only (this one is {kind})")
         options = {k: v for k, v in data.items() if k not in {"name", "type"}}
         options.setdefault("path", name)
         spec = _field(c, options, where, name, kind, category_cap)
@@ -218,10 +241,10 @@ def _fields(c: Checker, value: Any, category_cap: int) -> FieldsConfig:
         model_value=c.get(data, "model_name", w, string, "unknown"),
         version_path=c.get(data, "version", w, dotted_path, None),
         version_value=c.get(data, "model_version", w, string, "unknown"),
-        prediction=_field(
+        prediction=_role(
             c, data.get("prediction"), "fields.prediction", "prediction", "numeric", category_cap
         ),
-        predicted_class=_field(
+        predicted_class=_role(
             c,
             data.get("predicted_class"),
             "fields.predicted_class",
@@ -229,10 +252,10 @@ def _fields(c: Checker, value: Any, category_cap: int) -> FieldsConfig:
             "categorical",
             category_cap,
         ),
-        confidence=_field(
+        confidence=_role(
             c, data.get("confidence"), "fields.confidence", "confidence", "numeric", category_cap
         ),
-        latency=_field(
+        latency=_role(
             c,
             data.get("latency"),
             "fields.latency",
@@ -279,50 +302,81 @@ def _check_paths(c: Checker, fields: FieldsConfig) -> None:
                 )
 
 
+def _list(c: Checker, value: Any, key: str, what: str) -> list[Any] | None:
+    """A non-empty list of at most ``LENGTHS[key]`` items, or None (reported)."""
+    longest = LENGTHS.get(key, LENGTHS.get(key.rsplit(".", 1)[0] + ".*", 0))
+    if not isinstance(value, list) or not value or len(value) > longest:
+        c.fail(key, f"must be a list of 1 to {longest} {what}")
+        return None
+    return value
+
+
 def _windows(c: Checker, value: Any) -> tuple[WindowSpec, ...]:
     if value is None:
         return Config().windows
-    if not isinstance(value, list) or not value:
-        c.fail("windows", "must be a non-empty list of durations like [1m, 5m, 1h]")
-        return Config().windows
-    result = []
-    for i, item in enumerate(value):
+    items = _list(c, value, "windows", "durations like [1m, 5m, 1h]")
+    result: list[WindowSpec] = []
+    for i, item in enumerate(items or []):
         try:
-            result.append(WindowSpec(str(item), duration(item)))
+            window = WindowSpec(str(item), REAL["windows[]"](item))
         except ValueError as exc:
             c.fail(f"windows[{i}]", str(exc))
-    names = [w.name for w in result]
-    if len(set(names)) != len(names):
-        c.fail("windows", "has duplicates")
-    return tuple(sorted(result, key=lambda w: w.seconds))
+            continue
+        same = next((w for w in result if w.seconds == window.seconds), None)
+        if same is not None:
+            c.fail(f"windows[{i}]", f"{window.name} is the same window as {same.name}")
+            continue
+        result.append(window)
+    return tuple(sorted(result, key=lambda w: w.seconds)) if result else Config().windows
+
+
+def _labelled_numbers(c: Checker, items: list[Any], key: str, check: Any) -> list[float]:
+    """Numbers that become label values (``q``, ``le``), in order: each checked, and no two
+    different numbers spelled alike, or one scrape would carry the same series twice."""
+    result: list[float] = []
+    labels: dict[str, float] = {}
+    for i, item in enumerate(items):
+        try:
+            value = float(check(item))
+        except ValueError as exc:
+            c.fail(f"{key}[{i}]", str(exc))
+            continue
+        label = number_label(value)
+        if labels.setdefault(label, value) != value:
+            c.fail(f"{key}[{i}]", f"{shown(item)} and {labels[label]!r} are both labelled {label}")
+        result.append(value)
+    return result
 
 
 def _quantiles(c: Checker, value: Any) -> tuple[float, ...]:
     if value is None:
         return Config().quantiles
-    if not isinstance(value, list) or not value:
-        c.fail("quantiles", "must be a non-empty list of numbers in (0, 1)")
-        return Config().quantiles
-    result = []
-    for i, item in enumerate(value):
-        try:
-            result.append(probability(item))
-        except ValueError as exc:
-            c.fail(f"quantiles[{i}]", str(exc))
-    return tuple(sorted(set(result)))
+    items = _list(c, value, "quantiles", "numbers in (0, 1)")
+    result = _labelled_numbers(c, items or [], "quantiles", REAL["quantiles[]"])
+    return tuple(sorted(set(result))) if result else Config().quantiles
+
+
+def _finite_bound(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == float("inf"):
+        raise ValueError("must be finite (the +Inf bucket is always added)")
+    return number(value)
 
 
 def _histograms(c: Checker, value: Any) -> tuple[tuple[str, tuple[float, ...]], ...]:
     data = c.mapping(value, "histograms", set(DEFAULT_HISTOGRAMS))
     result = []
     for name, default in DEFAULT_HISTOGRAMS.items():
-        bounds = data.get(name, default)
-        ok = isinstance(bounds, list | tuple) and bool(bounds)
-        ok = ok and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
-        if not ok or list(bounds) != sorted(set(bounds)):
-            c.fail(f"histograms.{name}", "must be a non-empty, strictly increasing list of numbers")
-            bounds = default
-        result.append((name, tuple(float(b) for b in bounds)))
+        key = f"histograms.{name}"
+        if data.get(name) is None:
+            result.append((name, default))
+            continue
+        items = _list(c, data[name], key, "bucket upper bounds")
+        bounds = _labelled_numbers(c, items or [], key, _finite_bound)
+        ok = items is not None and len(bounds) == len(items)
+        if ok and bounds != sorted(set(bounds)):
+            c.fail(key, "must be strictly increasing")
+            ok = False
+        result.append((name, tuple(bounds) if ok else default))
     return tuple(result)
 
 
@@ -331,14 +385,14 @@ def _drift(c: Checker, value: Any) -> DriftConfig:
     data = c.mapping(value, "drift", set(DriftConfig.__dataclass_fields__))
     w = "drift."
     return DriftConfig(
-        alpha=c.get(data, "alpha", w, probability, d.alpha),
-        min_samples=c.get(data, "min_samples", w, positive_int, d.min_samples),
-        psi_floor=c.get(data, "psi_floor", w, nonneg, d.psi_floor),
-        ks_floor=c.get(data, "ks_floor", w, nonneg, d.ks_floor),
-        js_floor=c.get(data, "js_floor", w, nonneg, d.js_floor),
-        outlier_z=c.get(data, "outlier_z", w, positive, d.outlier_z),
-        range_margin=c.get(data, "range_margin", w, nonneg, d.range_margin),
-        freeze_first=c.get(data, "freeze_first", w, count, d.freeze_first),
+        alpha=c.get(data, "alpha", w, REAL["drift.alpha"], d.alpha),
+        min_samples=c.get(data, "min_samples", w, WHOLE["drift.min_samples"], d.min_samples),
+        psi_floor=c.get(data, "psi_floor", w, REAL["drift.psi_floor"], d.psi_floor),
+        ks_floor=c.get(data, "ks_floor", w, REAL["drift.ks_floor"], d.ks_floor),
+        js_floor=c.get(data, "js_floor", w, REAL["drift.js_floor"], d.js_floor),
+        outlier_z=c.get(data, "outlier_z", w, REAL["drift.outlier_z"], d.outlier_z),
+        range_margin=c.get(data, "range_margin", w, REAL["drift.range_margin"], d.range_margin),
+        freeze_first=c.get(data, "freeze_first", w, WHOLE["drift.freeze_first"], d.freeze_first),
     )
 
 
@@ -347,16 +401,21 @@ def _tail(c: Checker, value: Any, positions_file: str | None) -> TailConfig:
     # positions_file is a top-level key (docs/configuration.md); the rest of TailConfig is here
     data = c.mapping(value, "tail", set(TailConfig.__dataclass_fields__) - {"positions_file"})
     w = "tail."
+
+    def real(key: str, default: float) -> float:
+        return c.get(data, key, w, REAL[f"tail.{key}"], default)
+
+    def whole(key: str, default: int) -> int:
+        return c.get(data, key, w, WHOLE[f"tail.{key}"], default)
+
     return TailConfig(
-        poll_interval=c.get(data, "poll_interval", w, duration, d.poll_interval),
-        rotate_wait=c.get(data, "rotate_wait", w, duration, d.rotate_wait),
-        max_line_bytes=c.get(data, "max_line_bytes", w, positive_int, d.max_line_bytes),
-        read_chunk_bytes=c.get(data, "read_chunk_bytes", w, positive_int, d.read_chunk_bytes),
+        poll_interval=real("poll_interval", d.poll_interval),
+        rotate_wait=real("rotate_wait", d.rotate_wait),
+        max_line_bytes=whole("max_line_bytes", d.max_line_bytes),
+        read_chunk_bytes=whole("read_chunk_bytes", d.read_chunk_bytes),
         positions_file=positions_file,
-        positions_flush_interval=c.get(
-            data, "positions_flush_interval", w, duration, d.positions_flush_interval
-        ),
-        positions_ttl=c.get(data, "positions_ttl", w, duration, d.positions_ttl),
+        positions_flush_interval=real("positions_flush_interval", d.positions_flush_interval),
+        positions_ttl=real("positions_ttl", d.positions_ttl),
         watch=c.get(data, "watch", w, boolean, d.watch),
     )
 
@@ -389,7 +448,7 @@ def parse_config(raw: Any) -> Config:
         raise ConfigError(["(top level): must be a mapping of settings"])
     data = c.mapping(raw, "", TOP_LEVEL_KEYS)
     d = Config()
-    category_cap = c.get(data, "category_cap", "", positive_int, 50)
+    category_cap = c.get(data, "category_cap", "", WHOLE["category_cap"], 50)
     positions_file = c.get(data, "positions_file", "", string, None)
     join = c.mapping(
         data.get("ground_truth_join"), "ground_truth_join", {"enabled", "timeout", "capacity"}
@@ -400,25 +459,37 @@ def parse_config(raw: Any) -> Config:
         tail=_tail(c, data.get("tail"), positions_file),
         fields=_fields(c, data.get("fields"), category_cap),
         windows=_windows(c, data.get("windows")),
-        window_buckets=c.get(data, "window_buckets", "", at_least_two, d.window_buckets),
+        window_buckets=c.get(data, "window_buckets", "", WHOLE["window_buckets"], d.window_buckets),
         quantiles=_quantiles(c, data.get("quantiles")),
         sketch_relative_accuracy=c.get(
-            data, "sketch_relative_accuracy", "", accuracy, d.sketch_relative_accuracy
+            data,
+            "sketch_relative_accuracy",
+            "",
+            REAL["sketch_relative_accuracy"],
+            d.sketch_relative_accuracy,
         ),
         histograms=_histograms(c, data.get("histograms")),
-        late_after=c.get(data, "late_after", "", duration, d.late_after),
-        future_after=c.get(data, "future_after", "", duration, d.future_after),
+        late_after=c.get(data, "late_after", "", REAL["late_after"], d.late_after),
+        future_after=c.get(data, "future_after", "", REAL["future_after"], d.future_after),
         reference=c.get(data, "reference", "", string, None),
         max_model_versions=c.get(
-            data, "max_model_versions", "", positive_int, d.max_model_versions
+            data, "max_model_versions", "", WHOLE["max_model_versions"], d.max_model_versions
         ),
         drift=_drift(c, data.get("drift")),
         label_join=c.get(join, "enabled", "ground_truth_join.", boolean, d.label_join),
         label_join_timeout=c.get(
-            join, "timeout", "ground_truth_join.", duration, d.label_join_timeout
+            join,
+            "timeout",
+            "ground_truth_join.",
+            REAL["ground_truth_join.timeout"],
+            d.label_join_timeout,
         ),
         label_join_capacity=c.get(
-            join, "capacity", "ground_truth_join.", positive_int, d.label_join_capacity
+            join,
+            "capacity",
+            "ground_truth_join.",
+            WHOLE["ground_truth_join.capacity"],
+            d.label_join_capacity,
         ),
     )
     _check_paths(c, config.fields)
@@ -437,19 +508,26 @@ def parse_config(raw: Any) -> Config:
             "fields",
             "maps no prediction, confidence, latency, class or feature: nothing to measure",
         )
+    if not c.problems:
+        _check_memory(c, config)
     if c.problems:
         raise ConfigError(c.problems)
     return config
 
 
+def _check_memory(c: Checker, config: Config) -> None:
+    need = window_memory(config)
+    if need > WINDOW_MEMORY_BUDGET:
+        c.fail(
+            "max_model_versions",
+            f"the windows could take {need / (1 << 30):.1f} GiB (more than "
+            f"{WINDOW_MEMORY_BUDGET >> 30} GiB): {config.max_model_versions} model versions x "
+            f"{len(config.windows)} windows x {config.window_buckets} window_buckets x "
+            f"{len(config.fields.numeric)} numeric fields at sketch_relative_accuracy "
+            f"{config.sketch_relative_accuracy:g}; lower one of them",
+        )
+
+
 def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML ({exc})"]) from exc
-    return parse_config(raw)
+    """Read and validate a YAML config file (``config_file`` bounds what reading may cost)."""
+    return parse_config(read_yaml(path))

@@ -196,4 +196,4 @@ def load(path: str | Path) -> Reference:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text ({exc.reason})"]) from exc
-    return parse(data, str(path))
+    return parse(data, f"{path}: profile")  # "x.json: profile.hash: ...", not "x.json.hash"

@@ -195,7 +195,9 @@ def build(
     reference_file = None
     reference = None
     if config.reference is not None:
-        reference_file = ReferenceFile(config.reference, config.sketch_relative_accuracy)
+        reference_file = ReferenceFile(
+            config.reference, config.sketch_relative_accuracy, config.fields
+        )
         reference = reference_file.load_now()
     engine = Engine(config, reference)
     tailer = Tailer(config.sources, config.tail, clock)

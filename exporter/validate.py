@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -85,76 +86,114 @@ def string(value: Any) -> str:
     return value
 
 
+def shown(value: Any) -> str:
+    """A value as a message quotes it: short, and total (an integer of thousands of digits
+    cannot even be turned into text by ``str``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a number of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _finite(value: Any) -> float | None:
+    """The value as a finite float, or None (also for NaN, ±inf and integers too large for a
+    float, which ``float()`` would raise on)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        result = float(value)
+    except OverflowError:
+        return None
+    return result if math.isfinite(result) else None
+
+
 def number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return float(value)
-
-
-def count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("must be a whole number, 0 or more")
-    return value
-
-
-def positive(value: Any) -> float:
-    result = number(value)
-    if result <= 0:
-        raise ValueError("must be positive")
+    result = _finite(value)
+    if result is None:
+        raise ValueError(f"must be a finite number (got {shown(value)})")
     return result
 
 
-def nonneg(value: Any) -> float:
-    result = number(value)
-    if result < 0:
-        raise ValueError("must not be negative")
-    return result
+def format_duration(seconds: float) -> str:
+    """Seconds in the largest unit that writes them whole: ``600`` → ``10m``, ``0.01`` →
+    ``10ms`` (how limits read in messages and in docs/configuration.md)."""
+    for unit in ("d", "h", "m", "s", "ms"):
+        amount = seconds / _DURATION_UNITS[unit]
+        if amount >= 1 and abs(amount - round(amount)) < 1e-9:
+            return f"{round(amount)}{unit}"
+    return f"{seconds:g}s"
 
 
-def at_least_two(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise ValueError("must be a whole number, 2 or more (one bucket would empty at every edge)")
-    return value
+@dataclass(frozen=True)
+class Range:
+    """The bounds of one numeric setting. Every numeric key has one: NaN, infinities and
+    values that would exhaust memory or stall the loop are refused at start, by key, instead
+    of failing later inside a scrape or a batch. ``text`` is what messages and the docs say."""
+
+    low: float
+    high: float
+    open_low: bool = False  # the bound itself is excluded: (0, 1) for a probability
+    open_high: bool = False
+
+    def _bound(self, x: float) -> str:
+        return str(int(x)) if x == int(x) else f"{x:g}"
+
+    @property
+    def text(self) -> str:
+        low, high = self._bound(self.low), self._bound(self.high)
+        if self.open_low and self.open_high:
+            return f"greater than {low} and less than {high}"
+        if self.open_low:
+            return f"greater than {low} and at most {high}"
+        return f"from {low} to {high}"
+
+    def contains(self, x: float) -> bool:
+        above = x > self.low if self.open_low else x >= self.low
+        below = x < self.high if self.open_high else x <= self.high
+        return above and below  # False for NaN, and ±inf is outside any finite bounds
 
 
-def accuracy(value: Any) -> float:
-    result = number(value)
-    if not 0.001 <= result <= 0.1:
-        # Finer than 0.1% costs tens of thousands of buckets per sketch; coarser than 10% is
-        # not a quantile worth exporting.
-        raise ValueError("must be between 0.001 and 0.1")
-    return result
+@dataclass(frozen=True)
+class Whole(Range):
+    """A count or a size: an integer within the bounds."""
+
+    def __call__(self, value: Any) -> int:
+        ok = isinstance(value, int) and not isinstance(value, bool) and self.contains(value)
+        if not ok:
+            raise ValueError(f"must be a whole number {self.text} (got {shown(value)})")
+        return int(value)
 
 
-def positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
+@dataclass(frozen=True)
+class Real(Range):
+    """A finite number within the bounds."""
+
+    def __call__(self, value: Any) -> float:
+        result = _finite(value)
+        if result is None or not self.contains(result):
+            raise ValueError(f"must be a number {self.text} (got {shown(value)})")
+        return result
 
 
-def duration(value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        seconds = parse_duration(value)
-    else:
-        raise ValueError("must be a duration like 30s, 5m, 1h")
-    if seconds <= 0:
-        raise ValueError("must be positive")
-    return seconds
+@dataclass(frozen=True)
+class Duration(Real):
+    """A duration (``30s``, ``5m``, or a number of seconds) within the bounds."""
+
+    @property
+    def text(self) -> str:
+        return f"from {format_duration(self.low)} to {format_duration(self.high)}"
+
+    def __call__(self, value: Any) -> float:
+        seconds = parse_duration(value) if isinstance(value, str) else _finite(value)
+        if seconds is None or not self.contains(seconds):
+            raise ValueError(f"must be a duration {self.text} (got {shown(value)})")
+        return seconds
 
 
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("must be true or false")
     return value
-
-
-def probability(value: Any) -> float:
-    result = number(value)
-    if not 0 < result < 1:
-        raise ValueError("must be between 0 and 1 (exclusive)")
-    return result
 
 
 def one_of(*choices: str) -> Callable[[Any], str]:

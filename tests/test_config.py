@@ -3,16 +3,20 @@ shipped example configs parse."""
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from exporter.config import DEFAULT_HISTOGRAMS, load_config, parse_config
+from exporter.config_file import MAX_BYTES, MAX_DEPTH
 from exporter.config_types import Config, DriftConfig, TailConfig, WindowSpec
 from exporter.decode import Decoder
 from exporter.errors import ConfigError
-from exporter.validate import parse_duration, parse_listen_address
+from exporter.limits import LENGTHS, REAL, WHOLE, WINDOW_MEMORY_BUDGET, window_memory
+from exporter.validate import Whole, parse_duration, parse_listen_address
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL: dict[str, Any] = {"sources": ["/var/log/p.jsonl"], "fields": {"prediction": "score"}}
@@ -94,7 +98,7 @@ def test_every_problem_is_reported_at_once_with_its_key() -> None:
         "sources[0].path: must be a non-empty string",
         "sources[1].nope: unknown key",
         "sources[1].path: is required",
-        "sources[2]: must be a mapping",
+        "sources[2]: must be a path or a mapping {path: ...}",
         "sources[3].start_at: must be one of end, beginning",
         "tail.poll_interval: 'fast' is not a duration",
         "tail.watch: must be true or false",
@@ -105,23 +109,23 @@ def test_every_problem_is_reported_at_once_with_its_key() -> None:
         "fields.features[1].name: 'a' is used twice",
         "fields.features[2].name: 'prediction' is reserved for a built-in role",
         "fields.features[3].name: 'bad-name' must be letters, digits and _",
-        "fields.features[4].min: bounds apply to numeric features only",
+        "fields.features[4].min: applies to numeric features only (this one is categorical)",
         "fields.features[5].type: must be one of numeric, categorical",
         "fields.features[6].name: is required",
         "windows[0]: '5x' is not a duration",
-        "windows[1]: must be positive",
-        "windows: has duplicates",
-        "window_buckets: must be a whole number, 2 or more",
-        "quantiles[0]: must be between 0 and 1 (exclusive)",
-        "quantiles[1]: must be between 0 and 1 (exclusive)",
-        "quantiles[2]: must be a finite number",
-        "sketch_relative_accuracy: must be between 0.001 and 0.1",
+        "windows[1]: must be a duration from 1s to 7d (got 0)",
+        "windows[3]: 1m is the same window as 1m",
+        "window_buckets: must be a whole number from 2 to 120 (got 0)",
+        "quantiles[0]: must be a number greater than 0 and less than 1 (got 0)",
+        "quantiles[1]: must be a number greater than 0 and less than 1 (got 1.5)",
+        "quantiles[2]: must be a number greater than 0 and less than 1 (got 'a')",
+        "sketch_relative_accuracy: must be a number from 0.001 to 0.1 (got 1)",
         "histograms.other: unknown key",
-        "histograms.latency_seconds: must be a non-empty, strictly increasing list",
-        "late_after: must be positive",
+        "histograms.latency_seconds: must be strictly increasing",
+        "late_after: must be a duration from 1s to 365d (got -1)",
         "listen_address: 'localhost' is not HOST:PORT",
-        "drift.alpha: must be between 0 and 1 (exclusive)",
-        "drift.psi_floor: must not be negative",
+        "drift.alpha: must be a number greater than 0 and less than 1 (got 2)",
+        "drift.psi_floor: must be a number from 0 to 100 (got -1)",
         "ground_truth_join.extra: unknown key",
         "ground_truth_join.timeout: 'soon' is not a duration",
     ]
@@ -159,18 +163,18 @@ def test_top_level_must_be_a_mapping(raw: Any) -> None:
         ),
         ({"fields": {"prediction": {"path": "p", "min": True}}}, "fields.prediction.min: must be"),
         ({"fields": {"prediction": "p", "timestamp": 5}}, "fields.timestamp: must be a non-empty"),
-        ({"windows": []}, "windows: must be a non-empty list"),
-        ({"windows": [True]}, "windows[0]: must be a duration"),
-        ({"quantiles": "0.5"}, "quantiles: must be a non-empty list"),
-        ({"category_cap": 0}, "category_cap: must be a positive integer"),
-        ({"category_cap": 2.5}, "category_cap: must be a positive integer"),
-        ({"tail": {"max_line_bytes": -1}}, "tail.max_line_bytes: must be a positive integer"),
+        ({"windows": []}, "windows: must be a list of 1 to 10 durations"),
+        ({"windows": [True]}, "windows[0]: must be a duration from 1s to 7d (got True)"),
+        ({"quantiles": "0.5"}, "quantiles: must be a list of 1 to 20 numbers"),
+        ({"category_cap": 0}, "category_cap: must be a whole number from 1 to 1000 (got 0)"),
+        ({"category_cap": 2.5}, "category_cap: must be a whole number from 1 to 1000 (got 2.5)"),
+        ({"tail": {"max_line_bytes": -1}}, "tail.max_line_bytes: must be a whole number from 256"),
         ({"tail": "fast"}, "tail: must be a mapping"),
-        ({"future_after": "0s"}, "future_after: must be positive"),
+        ({"future_after": "0s"}, "future_after: must be a duration from 1s to 365d (got '0s')"),
         ({"positions_file": ""}, "positions_file: must be a non-empty string"),
-        ({"histograms": {"prediction": []}}, "histograms.prediction: must be a non-empty"),
-        ({"histograms": {"prediction": [0.5, 0.5]}}, "histograms.prediction: must be a non-empty"),
-        ({"histograms": {"prediction": [True, 2]}}, "histograms.prediction: must be a non-empty"),
+        ({"histograms": {"prediction": []}}, "histograms.prediction: must be a list of 1 to 100"),
+        ({"histograms": {"prediction": [0.5, 0.5]}}, "histograms.prediction: must be strictly"),
+        ({"histograms": {"prediction": [True, 2]}}, "histograms.prediction[0]: must be a finite"),
         ({"listen_address": ":70000"}, "listen_address: ':70000' is not HOST:PORT"),
     ],
 )
@@ -182,7 +186,7 @@ def test_single_problems_name_their_key(overrides: dict[str, Any], problem: str)
 def test_parsed_values() -> None:
     config = parse_config(
         with_(
-            windows=["30s", "1h", "500ms", 90],
+            windows=["30s", "1h", "1500ms", 90],
             quantiles=[0.99, 0.5, 0.5],
             category_cap=7,
             fields={
@@ -200,7 +204,7 @@ def test_parsed_values() -> None:
         )
     )
     assert config.windows == (
-        WindowSpec("500ms", 0.5),
+        WindowSpec("1500ms", 1.5),
         WindowSpec("30s", 30.0),
         WindowSpec("90", 90.0),
         WindowSpec("1h", 3600.0),
@@ -297,8 +301,145 @@ def test_limits_that_keep_memory_and_windows_sane() -> None:
         "drift": {"outlier_z": 0, "freeze_first": 0},
     }
     assert problems(raw) == [
-        "window_buckets: must be a whole number, 2 or more (one bucket would empty at every edge)",
-        "sketch_relative_accuracy: must be between 0.001 and 0.1",
-        "max_model_versions: must be a positive integer",
-        "drift.outlier_z: must be positive",
+        "window_buckets: must be a whole number from 2 to 120 (got 1)",
+        "sketch_relative_accuracy: must be a number from 0.001 to 0.1 (got 0.0001)",
+        "max_model_versions: must be a whole number from 1 to 256 (got 0)",
+        "drift.outlier_z: must be a number greater than 0 and at most 1000 (got 0)",
     ]
+
+
+# --- bounds, hostile values and the documentation of both ---------------------------------------
+
+
+def test_every_bound_is_documented_as_the_validator_applies_it() -> None:
+    """docs/configuration.md's Limits table says what ``limits`` enforces, key by key."""
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    rows = dict(re.findall(r"^\| `([^`]+)` \| (.+) \|$", docs, flags=re.MULTILINE))
+    for key, bounds in {**REAL, **WHOLE}.items():
+        assert key in rows, f"{key} is missing from the Limits table"
+        assert rows[key].startswith(bounds.text), (key, rows[key], bounds.text)
+    for key, longest in LENGTHS.items():
+        what = {"histograms.*": "bounds per histogram"}.get(key, f"`{key}`")
+        assert f"{longest} {what}" in docs
+    assert f"exceeds {WINDOW_MEMORY_BUDGET >> 30} GiB is refused" in docs
+    assert f"at most {MAX_BYTES >> 10} KiB" in docs
+    assert f"deeper than {MAX_DEPTH} levels" in docs
+
+
+def _placed(key: str, value: Any) -> tuple[dict[str, Any], str]:
+    """A minimal config with ``value`` at the documented ``key``, and the key a problem names."""
+    raw: dict[str, Any] = {**MINIMAL, "fields": {"prediction": "score"}}
+    if key == "fields.*.max_categories":
+        raw["fields"]["features"] = [{"name": "c", "type": "categorical", "max_categories": value}]
+        return raw, "fields.features[0].max_categories"
+    parts = key.removesuffix("[]").split(".")
+    target = raw
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = [value] if key.endswith("[]") else value
+    return raw, ".".join(parts) + ("[0]" if key.endswith("[]") else "")
+
+
+@pytest.mark.parametrize("key", sorted({**REAL, **WHOLE}))
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 10**400, -1, "x", True, [1]])
+def test_every_numeric_key_refuses_hostile_values_by_name(key: str, value: Any) -> None:
+    raw, name = _placed(key, value)
+    got = problems(raw)
+    assert len(got) == 1, got
+    assert got[0].startswith(f"{name}: "), got
+
+
+@pytest.mark.parametrize("key", sorted({**REAL, **WHOLE}))
+def test_the_bounds_are_where_the_documentation_says(key: str) -> None:
+    """A closed bound is accepted, an open one is not, and just past either is refused."""
+    bounds = {**REAL, **WHOLE}[key]
+    step: float = 1 if isinstance(bounds, Whole) else 1e-9 * max(1.0, bounds.high)
+    low_in = bounds.low + step if bounds.open_low else bounds.low
+    high_in = bounds.high - step if bounds.open_high else bounds.high
+    low_out = bounds.low if bounds.open_low else bounds.low - step
+    high_out = bounds.high if bounds.open_high else bounds.high + step
+    kind = int if isinstance(bounds, Whole) else float
+    for value in (low_in, high_in):
+        parse_config(_placed(key, kind(value))[0])
+    for value in (low_out, high_out):
+        raw, name = _placed(key, kind(value))
+        assert problems(raw)[0].startswith(f"{name}: ")
+
+
+def test_unknown_keys_of_a_feature_are_reported_once_with_the_true_allowed_list() -> None:
+    raw = with_(
+        fields={
+            "prediction": "p",
+            "features": [
+                {"name": "a", "bogus": 1},
+                {"name": "b", "max_categories": 5},
+                {"name": "c", "type": "categorical", "max": 3},
+            ],
+        }
+    )
+    assert problems(raw) == [
+        "fields.features[0].bogus: unknown key (allowed: max, max_categories, min, name, path, "
+        "type)",
+        "fields.features[1].max_categories: applies to categorical features only "
+        "(this one is numeric)",
+        "fields.features[2].max: applies to numeric features only (this one is categorical)",
+    ]
+
+
+def test_quantiles_or_bounds_that_print_alike_are_refused() -> None:
+    """Two label values spelled the same would put one series twice in a scrape."""
+    got = problems(
+        with_(
+            quantiles=[0.5, 0.5000000000001],
+            histograms={"prediction": [0.1, 0.1000000000001, 0.2]},
+        )
+    )
+    assert got == [
+        "quantiles[1]: 0.5000000000001 and 0.5 are both labelled 0.5",
+        "histograms.prediction[1]: 0.1000000000001 and 0.1 are both labelled 0.1",
+    ]
+    assert parse_config(with_(quantiles=[0.5, 0.5])).quantiles == (0.5,)  # the same one twice
+
+
+def test_lists_are_bounded() -> None:
+    got = problems(with_(windows=[f"{n}m" for n in range(1, 12)], quantiles=[0.5] * 21))
+    assert got == [
+        "windows: must be a list of 1 to 10 durations like [1m, 5m, 1h]",
+        "quantiles: must be a list of 1 to 20 numbers in (0, 1)",
+    ]
+
+
+def test_a_config_whose_windows_could_exhaust_memory_is_refused() -> None:
+    example = load_config(ROOT / "config" / "exporter.yaml")
+    assert window_memory(example) < 200 << 20
+    raw = with_(
+        max_model_versions=256,
+        windows=["1m", "5m", "1h", "6h"],
+        window_buckets=60,
+        fields={"prediction": "p", "features": [{"name": f"f{i}"} for i in range(8)]},
+    )
+    got = problems(raw)
+    assert len(got) == 1
+    assert got[0].startswith("max_model_versions: the windows could take ")
+    assert "256 model versions x 4 windows x 60 window_buckets x 9 numeric fields" in got[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("category_cap: " + "9" * 5000, "category_cap: must be a whole number from 1 to 1000 "
+         "(got a 5000-digit number)"),
+        ("category_cap: 0x" + "f" * 2000, "category_cap: must be a whole number"),
+        ("window_buckets: 1.0e+400", "window_buckets: must be a whole number from 2 to 120"),
+        ("late_after: 99999999999999999999999d", "late_after: must be a duration from 1s to 365d"),
+    ],
+)  # fmt: skip
+def test_numbers_too_large_for_python_are_reported_against_their_bounds(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"sources: [x.jsonl]\nfields: {{prediction: p}}\n{text}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith(problem), info.value.problems
