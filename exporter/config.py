@@ -2,7 +2,8 @@
 
 The result is a tree of frozen dataclasses (``config_types``); no stage ever sees raw YAML.
 The checks for single values (durations, numbers, dotted paths) are in ``validate``, the bounds
-of every numeric key in ``limits``, and reading the file itself in ``config_file``.
+of every numeric key in ``limits``, the list-valued settings in ``config_lists``, and reading the
+file itself in ``config_file``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.config_file import read_yaml
+from exporter.config_lists import histograms, quantiles, windows
 from exporter.config_types import (
     Config,
     DriftConfig,
@@ -20,19 +22,16 @@ from exporter.config_types import (
     FieldSpec,
     SourceConfig,
     TailConfig,
-    WindowSpec,
 )
 from exporter.errors import ConfigError
-from exporter.limits import LENGTHS, REAL, WHOLE, WINDOW_MEMORY_BUDGET, window_memory
+from exporter.limits import REAL, WHOLE, memory_problem
 from exporter.validate import (
     Checker,
     boolean,
     dotted_path,
     listen,
     number,
-    number_label,
     one_of,
-    shown,
     string,
 )
 
@@ -49,26 +48,6 @@ _RESERVED_FIELD_NAMES = {
     "model",
     "version",
     "record",
-}
-
-DEFAULT_HISTOGRAMS: dict[str, tuple[float, ...]] = {
-    "latency_seconds": (
-        0.001,
-        0.0025,
-        0.005,
-        0.01,
-        0.025,
-        0.05,
-        0.1,
-        0.25,
-        0.5,
-        1.0,
-        2.5,
-        5.0,
-        10.0,
-    ),
-    "prediction": tuple(round(0.1 * i, 1) for i in range(1, 11)),
-    "confidence": tuple(round(0.1 * i, 1) for i in range(1, 11)),
 }
 
 
@@ -302,84 +281,6 @@ def _check_paths(c: Checker, fields: FieldsConfig) -> None:
                 )
 
 
-def _list(c: Checker, value: Any, key: str, what: str) -> list[Any] | None:
-    """A non-empty list of at most ``LENGTHS[key]`` items, or None (reported)."""
-    longest = LENGTHS.get(key, LENGTHS.get(key.rsplit(".", 1)[0] + ".*", 0))
-    if not isinstance(value, list) or not value or len(value) > longest:
-        c.fail(key, f"must be a list of 1 to {longest} {what}")
-        return None
-    return value
-
-
-def _windows(c: Checker, value: Any) -> tuple[WindowSpec, ...]:
-    if value is None:
-        return Config().windows
-    items = _list(c, value, "windows", "durations like [1m, 5m, 1h]")
-    result: list[WindowSpec] = []
-    for i, item in enumerate(items or []):
-        try:
-            window = WindowSpec(str(item), REAL["windows[]"](item))
-        except ValueError as exc:
-            c.fail(f"windows[{i}]", str(exc))
-            continue
-        same = next((w for w in result if w.seconds == window.seconds), None)
-        if same is not None:
-            c.fail(f"windows[{i}]", f"{window.name} is the same window as {same.name}")
-            continue
-        result.append(window)
-    return tuple(sorted(result, key=lambda w: w.seconds)) if result else Config().windows
-
-
-def _labelled_numbers(c: Checker, items: list[Any], key: str, check: Any) -> list[float]:
-    """Numbers that become label values (``q``, ``le``), in order: each checked, and no two
-    different numbers spelled alike, or one scrape would carry the same series twice."""
-    result: list[float] = []
-    labels: dict[str, float] = {}
-    for i, item in enumerate(items):
-        try:
-            value = float(check(item))
-        except ValueError as exc:
-            c.fail(f"{key}[{i}]", str(exc))
-            continue
-        label = number_label(value)
-        if labels.setdefault(label, value) != value:
-            c.fail(f"{key}[{i}]", f"{shown(item)} and {labels[label]!r} are both labelled {label}")
-        result.append(value)
-    return result
-
-
-def _quantiles(c: Checker, value: Any) -> tuple[float, ...]:
-    if value is None:
-        return Config().quantiles
-    items = _list(c, value, "quantiles", "numbers in (0, 1)")
-    result = _labelled_numbers(c, items or [], "quantiles", REAL["quantiles[]"])
-    return tuple(sorted(set(result))) if result else Config().quantiles
-
-
-def _finite_bound(value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value == float("inf"):
-        raise ValueError("must be finite (the +Inf bucket is always added)")
-    return number(value)
-
-
-def _histograms(c: Checker, value: Any) -> tuple[tuple[str, tuple[float, ...]], ...]:
-    data = c.mapping(value, "histograms", set(DEFAULT_HISTOGRAMS))
-    result = []
-    for name, default in DEFAULT_HISTOGRAMS.items():
-        key = f"histograms.{name}"
-        if data.get(name) is None:
-            result.append((name, default))
-            continue
-        items = _list(c, data[name], key, "bucket upper bounds")
-        bounds = _labelled_numbers(c, items or [], key, _finite_bound)
-        ok = items is not None and len(bounds) == len(items)
-        if ok and bounds != sorted(set(bounds)):
-            c.fail(key, "must be strictly increasing")
-            ok = False
-        result.append((name, tuple(bounds) if ok else default))
-    return tuple(result)
-
-
 def _drift(c: Checker, value: Any) -> DriftConfig:
     d = DriftConfig()
     data = c.mapping(value, "drift", set(DriftConfig.__dataclass_fields__))
@@ -458,9 +359,9 @@ def parse_config(raw: Any) -> Config:
         sources=_sources(c, data.get("sources")),
         tail=_tail(c, data.get("tail"), positions_file),
         fields=_fields(c, data.get("fields"), category_cap),
-        windows=_windows(c, data.get("windows")),
+        windows=windows(c, data.get("windows")),
         window_buckets=c.get(data, "window_buckets", "", WHOLE["window_buckets"], d.window_buckets),
-        quantiles=_quantiles(c, data.get("quantiles")),
+        quantiles=quantiles(c, data.get("quantiles")),
         sketch_relative_accuracy=c.get(
             data,
             "sketch_relative_accuracy",
@@ -468,7 +369,7 @@ def parse_config(raw: Any) -> Config:
             REAL["sketch_relative_accuracy"],
             d.sketch_relative_accuracy,
         ),
-        histograms=_histograms(c, data.get("histograms")),
+        histograms=histograms(c, data.get("histograms")),
         late_after=c.get(data, "late_after", "", REAL["late_after"], d.late_after),
         future_after=c.get(data, "future_after", "", REAL["future_after"], d.future_after),
         reference=c.get(data, "reference", "", string, None),
@@ -509,23 +410,12 @@ def parse_config(raw: Any) -> Config:
             "maps no prediction, confidence, latency, class or feature: nothing to measure",
         )
     if not c.problems:
-        _check_memory(c, config)
+        memory = memory_problem(config)
+        if memory is not None:
+            c.fail("max_model_versions", memory)
     if c.problems:
         raise ConfigError(c.problems)
     return config
-
-
-def _check_memory(c: Checker, config: Config) -> None:
-    need = window_memory(config)
-    if need > WINDOW_MEMORY_BUDGET:
-        c.fail(
-            "max_model_versions",
-            f"the windows could take {need / (1 << 30):.1f} GiB (more than "
-            f"{WINDOW_MEMORY_BUDGET >> 30} GiB): {config.max_model_versions} model versions x "
-            f"{len(config.windows)} windows x {config.window_buckets} window_buckets x "
-            f"{len(config.fields.numeric)} numeric fields at sketch_relative_accuracy "
-            f"{config.sketch_relative_accuracy:g}; lower one of them",
-        )
 
 
 def load_config(path: str | Path) -> Config:

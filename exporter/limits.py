@@ -72,3 +72,17 @@ def window_memory(config: Config) -> int:
     per_bucket = 8 * (numeric * (sketch + 5) + categorical * widest + anomaly_fields * N_KINDS)
     buckets = len(config.windows) * config.window_buckets + 1  # + the running totals
     return config.max_model_versions * buckets * per_bucket
+
+
+def memory_problem(config: Config) -> str | None:
+    """Why the windows of this config could exhaust memory, or None."""
+    need = window_memory(config)
+    if need <= WINDOW_MEMORY_BUDGET:
+        return None
+    return (
+        f"the windows could take {need / (1 << 30):.1f} GiB (more than "
+        f"{WINDOW_MEMORY_BUDGET >> 30} GiB): {config.max_model_versions} model versions x "
+        f"{len(config.windows)} windows x {config.window_buckets} window_buckets x "
+        f"{len(config.fields.numeric)} numeric fields at sketch_relative_accuracy "
+        f"{config.sketch_relative_accuracy:g}; lower one of them"
+    )

@@ -210,6 +210,9 @@ def dotted_path(value: Any) -> tuple[str, ...]:
     parts = tuple(text.split("."))
     if any(not p for p in parts):
         raise ValueError(f"{text!r} is not a dotted path like features.amount")
+    if any(c in '\\"' or ord(c) < 0x20 for c in text):
+        # The typed decoder names struct fields after these keys, and cannot for these.
+        raise ValueError(f"{shown(text)}: a path has no control characters, quotes or backslashes")
     return parts
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from exporter.config import DEFAULT_HISTOGRAMS, load_config, parse_config
+from exporter.config import load_config, parse_config
 from exporter.config_file import MAX_BYTES, MAX_DEPTH
+from exporter.config_lists import DEFAULT_HISTOGRAMS
 from exporter.config_types import Config, DriftConfig, TailConfig, WindowSpec
 from exporter.decode import Decoder
 from exporter.errors import ConfigError
@@ -364,6 +365,15 @@ def test_the_bounds_are_where_the_documentation_says(key: str) -> None:
     for value in (low_out, high_out):
         raw, name = _placed(key, kind(value))
         assert problems(raw)[0].startswith(f"{name}: ")
+
+
+@pytest.mark.parametrize("path", ["a\x1fb", 'a"b', "a\\b", "x.\n"])
+def test_a_path_the_decoder_cannot_name_is_refused(path: str) -> None:
+    got = problems(with_(fields={"prediction": "p", "features": [{"name": "f", "path": path}]}))
+    assert got == [
+        f"fields.features[0].path: {path!r}: a path has no control characters, quotes or "
+        "backslashes"
+    ]
 
 
 def test_unknown_keys_of_a_feature_are_reported_once_with_the_true_allowed_list() -> None:

@@ -24,13 +24,21 @@ import pytest
 
 from exporter.cli import _parser, main
 from exporter.config import load_config
+from exporter.config_types import Config
 from exporter.errors import ConfigError
-from exporter.preflight import check_paths
 from exporter.reload import ReferenceFile
 from tests.configs import example_config, write_config
 from tests.harness import SidecarProcess, wait_until
 
 UNBINDABLE = "192.0.2.1:9"  # never local: a config that wrongly passes ends with exit 1
+
+
+def check_paths(config: Config, prepare: bool = False) -> list[str]:
+    """``preflight.check_paths``, imported when called (so this module's CLI tests also run on
+    a tree without it)."""
+    from exporter.preflight import check_paths as check  # noqa: PLC0415
+
+    return check(config, prepare=prepare)
 
 
 def check(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, str, str]:
@@ -284,6 +292,19 @@ def test_the_hot_reload_refuses_a_profile_of_another_model_and_keeps_the_old_one
     assert again.hash == first.hash
 
 
+def test_the_hot_reload_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
+    good = _profile(tmp_path, DEV_FIELDS, "dev")
+    config = load_config(write_config(tmp_path, {"sources": ["p.jsonl"], "fields": DEV_FIELDS}))
+    live = tmp_path / "live.json"
+    shutil.copy(good, live)
+    reference = ReferenceFile(str(live), config.sketch_relative_accuracy, config.fields)
+    reference.load_now()
+    live.unlink()
+    os.mkfifo(live)
+    assert reference.poll() is None
+    assert reference.outcomes == {"ok": 1, "error": 1}
+
+
 def test_an_edited_profile_names_the_file_and_the_key_apart(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -299,14 +320,18 @@ def test_an_edited_profile_names_the_file_and_the_key_apart(
     assert "edited.json.hash" not in err
 
 
-def test_a_fifo_as_the_reference_is_refused_without_blocking(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    os.mkfifo(tmp_path / "ref.json")
+def test_a_fifo_as_the_reference_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "ref.json")  # no writer: reading it would block forever
     raw = example_config(tmp_path / "p.jsonl", reference=str(tmp_path / "ref.json"))
-    code, _, err = check(capsys, write_config(tmp_path, raw))
-    assert code == 2
-    assert f"reference: {tmp_path / 'ref.json'} is not a regular file" in err
+    done = subprocess.run(
+        [sys.executable, "-m", "exporter", "check-config", str(write_config(tmp_path, raw))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"reference: {tmp_path / 'ref.json'} is not a regular file" in done.stderr
 
 
 # --- flags and messages ------------------------------------------------------------------------
