@@ -69,7 +69,7 @@ def window_memory(config: Config) -> int:
     widest = max((spec.max_categories for spec in fields.categorical), default=0) + 1
     sketch = SketchLayout(relative_accuracy=config.sketch_relative_accuracy).size
     anomaly_fields = numeric + categorical + 3  # plus timestamp, label and the record
-    per_bucket = 8 * (numeric * (sketch + 5) + categorical * widest + anomaly_fields * N_KINDS)
+    per_bucket = 8 * (numeric * (sketch + 6) + categorical * widest + anomaly_fields * N_KINDS)
     buckets = len(config.windows) * config.window_buckets + 1  # + the running totals
     return config.max_model_versions * buckets * per_bucket
 
