@@ -10,6 +10,7 @@ real CLI processes end to end. Never a traceback, a hang, a failed ingest or a b
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import math
@@ -216,6 +217,11 @@ def test_a_config_is_refused_with_problems_or_ingests_and_scrapes(
     tmp_path: Path, places: dict[str, str], changes: list[Any]
 ) -> None:
     path = _write(Path(tempfile.mkdtemp(dir=tmp_path)), changes, places)
+    with contextlib.chdir(path.parent):  # relative paths in the config land in its directory
+        _validate_build_ingest_scrape(path)
+
+
+def _validate_build_ingest_scrape(path: Path) -> None:
     problems: list[str] = []
     try:
         config, _ = _load(str(path), prepare=True)
@@ -251,10 +257,13 @@ def test_the_real_commands_agree_on_generated_configs(
     path = _write(Path(tempfile.mkdtemp(dir=tmp_path)), changes, places)
     url = f"http://127.0.0.1:{free_port()}"
     argv = ["run", "--config", str(path), "--web.listen-address", url.removeprefix("http://")]
-    proc = ManagedProcess("sidecar", [sys.executable, "-m", "exporter", *argv], path.parent)
+    proc = ManagedProcess(
+        "sidecar", [sys.executable, "-m", "exporter", *argv], path.parent, cwd=path.parent
+    )
     try:
         checked = subprocess.run(  # while run starts: both commands side by side
             [sys.executable, "-m", "exporter", "check-config", str(path)],
+            cwd=path.parent,
             capture_output=True,
             text=True,
             timeout=60,
