@@ -29,6 +29,7 @@ from exporter.validate import (
     Checker,
     boolean,
     dotted_path,
+    file_path,
     listen,
     number,
     one_of,
@@ -67,7 +68,7 @@ def _sources(c: Checker, value: Any) -> tuple[SourceConfig, ...]:
         if "path" not in data:
             c.fail(f"{where}.path", "is required")
             continue
-        path = c.get(data, "path", f"{where}.", string, "")
+        path = c.get(data, "path", f"{where}.", file_path, "")
         fmt = c.get(data, "format", f"{where}.", one_of("json"), "json")
         start = c.get(data, "start_at", f"{where}.", one_of("end", "beginning"), "end")
         if path:
@@ -350,7 +351,7 @@ def parse_config(raw: Any) -> Config:
     data = c.mapping(raw, "", TOP_LEVEL_KEYS)
     d = Config()
     category_cap = c.get(data, "category_cap", "", WHOLE["category_cap"], 50)
-    positions_file = c.get(data, "positions_file", "", string, None)
+    positions_file = c.get(data, "positions_file", "", file_path, None)
     join = c.mapping(
         data.get("ground_truth_join"), "ground_truth_join", {"enabled", "timeout", "capacity"}
     )
@@ -372,7 +373,7 @@ def parse_config(raw: Any) -> Config:
         histograms=histograms(c, data.get("histograms")),
         late_after=c.get(data, "late_after", "", REAL["late_after"], d.late_after),
         future_after=c.get(data, "future_after", "", REAL["future_after"], d.future_after),
-        reference=c.get(data, "reference", "", string, None),
+        reference=c.get(data, "reference", "", file_path, None),
         max_model_versions=c.get(
             data, "max_model_versions", "", WHOLE["max_model_versions"], d.max_model_versions
         ),

@@ -50,7 +50,7 @@ def _check_source(key: str, pattern: str, problems: list[str], warnings: list[st
             problems.append(f"{key}: {pattern} is not a regular file (a FIFO, socket or device)")
             return
         if st is not None and not os.access(pattern, os.R_OK):
-            warnings.append(f"{key}: {pattern} is not readable by {_user()}; it is skipped")
+            warnings.append(f"{key}: {pattern} is not readable by {_user()} (yet)")
             return
     directory = _fixed_directory(pattern)
     if directory.is_dir():

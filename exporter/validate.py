@@ -86,6 +86,14 @@ def string(value: Any) -> str:
     return value
 
 
+def file_path(value: Any) -> str:
+    """A path the sidecar will open: text without NUL (no system call accepts one)."""
+    text = string(value)
+    if "\x00" in text:
+        raise ValueError(f"{shown(text)} contains a NUL character")
+    return text
+
+
 def shown(value: Any) -> str:
     """A value as a message quotes it: short, and total (an integer of thousands of digits
     cannot even be turned into text by ``str``)."""

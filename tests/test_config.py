@@ -376,6 +376,15 @@ def test_a_path_the_decoder_cannot_name_is_refused(path: str) -> None:
     ]
 
 
+def test_a_path_with_a_nul_character_is_refused() -> None:
+    raw = with_(sources=["a\x00.jsonl"], positions_file="p\x00", reference="r\x00")
+    assert sorted(problems(raw)) == [
+        "positions_file: 'p\\x00' contains a NUL character",
+        "reference: 'r\\x00' contains a NUL character",
+        "sources[0].path: 'a\\x00.jsonl' contains a NUL character",
+    ]
+
+
 def test_unknown_keys_of_a_feature_are_reported_once_with_the_true_allowed_list() -> None:
     raw = with_(
         fields={

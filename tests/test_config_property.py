@@ -84,7 +84,7 @@ def _nested(depth: int) -> Any:
 
 
 HOSTILE = [math.nan, math.inf, -math.inf, 0, -1, -0.5, 10**12, 10**14, 10**100, 10**400]
-HOSTILE += [True, None, "", "x" * 300, "1ms", "3650d", "-5m", "1e14", [], {}, [math.nan]]
+HOSTILE += [True, None, "", "x" * 300, "a\x00b", "1ms", "3650d", "-5m", "1e14", [], {}, [math.nan]]
 HOSTILE += [["1m", "60s"], ["1m", "1m"], [0.1, math.inf], _nested(20), _nested(60), {"a": 1}]
 HOSTILE += ["REFERENCE:other", "REFERENCE:missing", "REFERENCE:directory", "SOURCE:directory"]
 VALID = [1, 2, 5, 7, 12, 0.01, 0.05, 0.5, 0.9, False, "30s", "2m", "90s", "1h", "2d", 4096]
