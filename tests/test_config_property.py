@@ -239,10 +239,11 @@ def _validate_build_ingest_scrape(path: Path) -> None:
         assert not sidecar.pipeline.failed
         errors = sidecar.pipeline.health().parse_errors
         assert not [reason for (_, reason) in errors if reason == "unprocessable"], errors
-        state = sidecar.state  # scraped as the server does, at the time the records arrived
-        text = generate_latest(
-            registry(lambda: state.snapshot(time.time()), sidecar.pipeline.health)
+        state, assessor = sidecar.engine.state, sidecar.engine.assessor  # as the server does
+        metrics = registry(
+            lambda: state.snapshot(time.time()), sidecar.pipeline.health, lambda: assessor.latest
         )
+        text = generate_latest(metrics)
         _scrape_is_sound(text.decode())
     finally:
         sidecar.server.stop()
