@@ -63,7 +63,9 @@ def _sources(c: Checker, value: Any) -> tuple[SourceConfig, ...]:
             c.fail(where, "must be a path or a mapping {path: ...}")
             continue
         data = c.mapping(
-            {"path": item} if isinstance(item, str) else item, where, {"path", "format", "start_at"}
+            {"path": item} if isinstance(item, str) else item,
+            where,
+            {"path", "format", "start_at", "follow_symlinks"},
         )
         if "path" not in data:
             c.fail(f"{where}.path", "is required")
@@ -71,8 +73,11 @@ def _sources(c: Checker, value: Any) -> tuple[SourceConfig, ...]:
         path = c.get(data, "path", f"{where}.", file_path, "")
         fmt = c.get(data, "format", f"{where}.", one_of("json"), "json")
         start = c.get(data, "start_at", f"{where}.", one_of("end", "beginning"), "end")
+        follow = c.get(data, "follow_symlinks", f"{where}.", boolean, False)
         if path:
-            result.append(SourceConfig(path=path, format=fmt, start_at=start))  # type: ignore[arg-type]
+            result.append(
+                SourceConfig(path=path, format=fmt, start_at=start, follow_symlinks=follow)  # type: ignore[arg-type]
+            )
     return tuple(result)
 
 

@@ -20,6 +20,7 @@ class SourceConfig:
     path: str
     format: Literal["json"] = "json"
     start_at: StartAt = "end"
+    follow_symlinks: bool = False  # also symlinks that leave the source's directory
 
 
 @dataclass(frozen=True)

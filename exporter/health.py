@@ -56,6 +56,13 @@ class SourceStats:
     checkpoint_resets: int = _counter(
         "checkpoint_resets", "Saved positions not trusted (file changed)."
     )
+    nul_bytes_skipped: int = _counter(
+        "nul_bytes_skipped",
+        "NUL bytes skipped (a writer without O_APPEND after copytruncate leaves a run of them).",
+    )
+    symlinks_refused: int = _counter(
+        "symlinks_refused", "Symlinks not followed because they leave the source's directory."
+    )
     # Not exported as a number: source_up is 1 while it is above 0 (see the collector).
     files_present: int = 0
     open_files: int = _gauge("open_files", "File descriptors held.")

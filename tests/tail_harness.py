@@ -105,11 +105,12 @@ class Harness:
         ops: FileOps | None = None,
         tail: dict[str, Any] | None = None,
         tick_at_start: bool = True,
+        follow_symlinks: bool = False,
     ) -> None:
         self.dir = directory
         self.path = directory / name
         where = str(directory / pattern) if pattern else str(self.path)
-        self.source = SourceConfig(path=where, start_at=start_at)
+        self.source = SourceConfig(path=where, start_at=start_at, follow_symlinks=follow_symlinks)
         state = directory.parent / f"{directory.name}-state"
         state.mkdir(exist_ok=True)  # outside the log directory, so `dir/*` never matches it
         defaults: dict[str, Any] = {"rotate_wait": 5.0, "positions_file": str(state / "pos.json")}
@@ -238,6 +239,10 @@ class FaultyOps(FileOps):
     def glob(self, pattern: str) -> list[str]:
         self.calls["glob"] += 1
         return super().glob(pattern)
+
+    def lstat(self, path: str) -> os.stat_result:
+        self._maybe_fail("lstat", path)
+        return super().lstat(path)
 
     def stat(self, path: str) -> os.stat_result:
         self._maybe_fail("stat", path)

@@ -293,6 +293,8 @@ def test_health_families(ingested: tuple[State, list[dict[str, Any]]]) -> None:
     assert one(samples, "model_exporter_parse_errors_total", reason="invalid_json", **src) == 3
     assert one(samples, "model_exporter_last_read_timestamp_seconds", **src) == T0
     assert one(samples, "model_exporter_ingest_seconds_total") == 0.25
+    assert one(samples, "model_exporter_nul_bytes_skipped_total", **src) == SOURCE.nul_bytes_skipped
+    assert one(samples, "model_exporter_symlinks_refused_total", **src) == SOURCE.symlinks_refused
 
 
 def test_no_label_is_named_quantile_on_a_gauge(

@@ -34,7 +34,7 @@ def test_stat_error_on_the_directory_is_counted(
     tmp_path: Path, ops: FaultyOps, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    ops.fail["stat"] = errno.EACCES
+    ops.fail["lstat"] = errno.EACCES
     h = Harness(tmp_path, ops=ops)
     for _ in range(3):
         h.tick()

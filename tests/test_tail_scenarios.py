@@ -202,6 +202,51 @@ def test_t11_copytruncate_with_append_writer(make: Make, pattern: str | None) ->
     assert (h.records, h.stats().truncations) == (5, 1)
 
 
+@pytest.mark.parametrize("poll_between", [True, False])
+def test_t39_copytruncate_with_a_writer_without_o_append(make: Make, poll_between: bool) -> None:
+    """The writer keeps its offset after the truncate, so the file starts with a hole that
+    reads as NUL bytes, glued to its next record: the NULs are skipped and counted, the record
+    is counted (it was lost as invalid_json). With or without a poll seeing the empty file."""
+    h = make()
+    fd = os.open(h.path, os.O_WRONLY)  # no O_APPEND: writes go to the fd's own offset
+    try:
+        os.write(fd, records(0, 3))
+        h.tick()
+        hole = os.lseek(fd, 0, os.SEEK_CUR)
+        shutil.copyfile(h.path, h.dir / "p.jsonl.1")
+        os.truncate(h.path, 0)
+        if poll_between:
+            h.tick()
+        os.write(fd, records(3, 2))
+    finally:
+        os.close(fd)
+    h.tick()
+    assert h.path.read_bytes().startswith(b"\0" * hole)
+    stats = h.stats()
+    assert (h.records, h.parse_errors) == (5, 0)
+    assert (stats.lines, stats.truncations, stats.nul_bytes_skipped) == (5, 1, hole)
+
+
+def test_t39_a_hole_longer_than_max_line_bytes_is_no_long_line(make: Make) -> None:
+    """A writer that was 3 MiB into the file before the truncate: the hole is read in pieces,
+    never held in memory, and does not make the record behind it an over-long line."""
+    h = make(tail={"max_line_bytes": 1 << 20, "read_chunk_bytes": 256 << 10})
+    h.write(record(0))
+    h.tick()
+    os.truncate(h.path, 0)
+    fd = os.open(h.path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, record(1), 3 << 20)  # sparse: 3 MiB of NULs, then the record
+    finally:
+        os.close(fd)
+    h.tick()
+    stats = h.stats()
+    assert (h.records, h.parse_errors, stats.lines_too_long) == (2, 0, 0)
+    assert stats.nul_bytes_skipped == 3 << 20
+    h.restart()  # the checkpoint is past the hole and the record: nothing is read again
+    assert (h.records, h.stats().lines) == (0, 0)
+
+
 def test_t14_deleted_file_is_closed_within_rotate_wait(make: Make) -> None:
     h = make()
     h.write(records(0, 2))
@@ -581,7 +626,7 @@ def test_t29_open_refused_then_allowed(make: Make, caplog: pytest.LogCaptureFixt
     h.close()
 
 
-def test_t30_idle_poll_costs_one_stat_per_file(make: Make) -> None:
+def test_t30_idle_poll_costs_one_lstat_per_file(make: Make) -> None:
     ops = FaultyOps()
     h = make(pattern="*.jsonl", ops=ops)
     (h.dir / "b.jsonl").write_bytes(records(0, 3))
@@ -592,7 +637,7 @@ def test_t30_idle_poll_costs_one_stat_per_file(make: Make) -> None:
     polls = 50
     for _ in range(polls):
         h.tick()
-    assert dict(ops.calls) == {"glob": polls, "stat": 2 * polls}
+    assert dict(ops.calls) == {"glob": polls, "lstat": 2 * polls}
     h.close()
 
 

@@ -40,12 +40,18 @@ class FileOps:
     def glob(self, pattern: str) -> list[str]:
         return sorted(glob.glob(pattern))  # noqa: PTH207 - patterns are absolute or cwd-relative strings
 
+    def lstat(self, path: str) -> os.stat_result:
+        """The path itself, a symlink not followed: the one call per file and poll."""
+        return os.lstat(path)
+
     def stat(self, path: str) -> os.stat_result:
-        return os.stat(path)  # noqa: PTH116 - the raw call is the point: one syscall per file
+        """What a symlink points to (only for symlinks the source may follow)."""
+        return os.stat(path)  # noqa: PTH116 - the raw call is the point: one syscall
 
     def open(self, path: str) -> int:
-        # O_NONBLOCK: a FIFO matched by a glob must not block the poll.
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        # O_NONBLOCK: a FIFO matched by a glob must not block the poll. O_NOFOLLOW: a symlink
+        # is opened only through its checked target, never by a name that may have changed.
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
 
     def fstat(self, fd: int) -> os.stat_result:
         return os.fstat(fd)

@@ -3,6 +3,11 @@
 The normal path does no per-line work: one ``rfind`` per piece finds where whole lines end;
 the rest waits for its newline. Only when a piece is longer than ``max_line`` can it hold an
 over-long line, and only then are lines looked at one by one.
+
+NUL bytes are dropped as they arrive (one ``in`` test per piece when there are none). They never
+belong to a JSON line: a writer without ``O_APPEND`` keeps writing at its old offset after a
+copytruncate, so the file starts with a hole that reads as NULs, glued to the next real line.
+Dropped, the hole costs neither that record nor memory, and never makes a line too long.
 """
 
 from __future__ import annotations
@@ -18,7 +23,15 @@ class LineAssembler:
     checkpoint: a partial or half-skipped line is read again after a restart, never split.
     """
 
-    __slots__ = ("_partial", "at_start", "max_line", "pending", "skipping", "too_long")
+    __slots__ = (
+        "_partial",
+        "at_start",
+        "max_line",
+        "nul_bytes",
+        "pending",
+        "skipping",
+        "too_long",
+    )
 
     def __init__(self, max_line: int, *, at_start: bool, skipping: bool = False) -> None:
         self.max_line = max_line
@@ -26,7 +39,8 @@ class LineAssembler:
         self.skipping = skipping
         self.pending = 0  # file bytes consumed but not settled (partial or skipped)
         self.too_long = 0  # over-long lines dropped so far (cumulative)
-        self._partial = b""
+        self.nul_bytes = 0  # NUL bytes read and dropped so far (every one fed; cumulative)
+        self._partial = b""  # the pending partial line, without its NULs
 
     def feed(self, data: bytes) -> tuple[bytes, int]:
         settled = 0
@@ -34,12 +48,25 @@ class LineAssembler:
             nl = data.find(b"\n")
             if nl < 0:
                 self.pending += len(data)
+                self.nul_bytes += data.count(b"\0")
                 return b"", 0
+            self.nul_bytes += data.count(b"\0", 0, nl)
             settled = self.pending + nl + 1
             self.pending = 0
             self.skipping = False
             self.at_start = False
             data = data[nl + 1 :]
+        # File bytes: whole lines end at the last newline of ``data`` (a NUL is no newline).
+        nl = data.rfind(b"\n")
+        if nl >= 0:
+            settled += self.pending + nl + 1
+            self.pending = len(data) - nl - 1
+        else:
+            self.pending += len(data)
+        if b"\0" in data:
+            kept = data.replace(b"\0", b"")
+            self.nul_bytes += len(data) - len(kept)
+            data = kept
         buf = self._partial + data if self._partial else data
         end = buf.rfind(b"\n") + 1
         rest = len(buf) - end
@@ -49,7 +76,6 @@ class LineAssembler:
             self._partial = b""
         else:
             self._partial = buf[end:] if rest else b""
-        self.pending = rest
         if end == 0:
             return b"", settled
         out = buf[:end] if rest else buf
@@ -69,7 +95,7 @@ class LineAssembler:
             bom = bom and first_kept
         if bom:
             out = out[len(BOM) :]
-        return out, settled + end
+        return out, settled
 
     def _drop_long(self, out: bytes) -> tuple[bytes, bool]:
         """Remove lines longer than max_line (only reached for large pieces).

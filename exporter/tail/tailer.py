@@ -99,6 +99,8 @@ class Tailer:
         self._lock = threading.Lock()
         self._limiter = LogLimiter(clock)
         self._missing_logged: set[str] = set()
+        self._base = {s.path: _base_directory(s.path) for s in self._sources}
+        self._refused: dict[str, set[str]] = {s.path: set() for s in self._sources}
         self._overlap_logged: set[tuple[str, Key]] = set()
         self._first_poll = True
         self._closed = False
@@ -202,11 +204,21 @@ class Tailer:
     def _match(self, src: SourceConfig) -> Matched:
         paths = self._ops.glob(src.path) if is_glob(src.path) else [src.path]
         matched: Matched = {}
+        refused: set[str] = set()
+        inside: dict[str, bool] = {}  # directory -> within the source's directory (this poll)
         for p in paths:
             if _is_own(p, self._own_files):
                 continue  # a broad glob must not tail our own checkpoint
             try:
-                st = self._ops.stat(p)
+                st = self._ops.lstat(p)
+                if stat_mod.S_ISLNK(st.st_mode):
+                    if not self._may_follow(src, p, inside, link=True):
+                        refused.add(p)
+                        continue
+                    st = self._ops.stat(p)
+                elif not self._may_follow(src, p, inside, link=False):
+                    refused.add(p)  # under a symlinked directory that leads elsewhere
+                    continue
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError as e:
@@ -214,12 +226,55 @@ class Tailer:
                 continue
             if stat_mod.S_ISREG(st.st_mode):
                 matched.setdefault((st.st_dev, st.st_ino), (p, st))
+        self._note_refused(src, refused)
         if matched:
             self._missing_logged.discard(src.path)
         elif src.path not in self._missing_logged:
             self._missing_logged.add(src.path)  # once per absence, not once per poll
             log.info("no file matches %s yet; waiting for it", src.path)
         return matched
+
+    def _may_follow(
+        self, src: SourceConfig, path: str, inside: dict[str, bool], link: bool
+    ) -> bool:
+        """Whether ``path`` stays within the source's directory (the part of its pattern
+        before any wildcard), or the source opted in with ``follow_symlinks``.
+
+        A planted ``logs/x.jsonl -> /etc/shadow`` must not be read: its lines would be counted
+        and any JSON in it exported as labels. Costs nothing for a regular file matched directly
+        in that directory; symlinks and files under matched subdirectories are resolved.
+        """
+        if src.follow_symlinks:
+            return True
+        base = self._base[src.path]
+        parent = os.path.dirname(path) or "."  # noqa: PTH120 - no Path object per file and poll
+        if link:
+            return _within(os.path.realpath(path), os.path.realpath(base))
+        if parent == base:
+            return True
+        found = inside.get(parent)
+        if found is None:
+            found = inside[parent] = _within(os.path.realpath(parent), os.path.realpath(base))
+        return found
+
+    def _note_refused(self, src: SourceConfig, refused: set[str]) -> None:
+        """Count and log each refused path once, for as long as it stays (planted again after
+        it went away, it counts again)."""
+        before = self._refused[src.path]
+        new = refused - before
+        self._refused[src.path] = refused
+        if not new:
+            return
+        with self._lock:
+            self._counters[src.path].symlinks_refused += len(new)
+        for path in sorted(new):
+            log.warning(
+                "not following %s: it resolves outside %s (set follow_symlinks: true on the "
+                "source %s to follow it)",
+                path,
+                self._base[src.path],
+                src.path,
+            )
 
     def _followed_elsewhere(self, src: SourceConfig, key: Key, path: str) -> bool:
         """Whether another source already follows this file (overlapping patterns).
@@ -241,9 +296,20 @@ class Tailer:
 
     # ---- opening ----------------------------------------------------------------------
 
+    def _open(self, src: SourceConfig, path: str) -> int:
+        """Open a matched path without following a symlink by name: a symlink is opened through
+        its resolved target, checked again now (it may have changed since the poll looked).
+        The caller compares the opened file with the poll's (device, inode)."""
+        try:
+            return self._ops.open(path)
+        except OSError as e:
+            if e.errno != errno.ELOOP or not self._may_follow(src, path, {}, link=True):
+                raise
+        return self._ops.open(os.path.realpath(path))
+
     def _open_new(self, src: SourceConfig, path: str, key: Key) -> Tracked | None:
         try:
-            fd = self._ops.open(path)
+            fd = self._open(src, path)
         except FileNotFoundError:
             return None  # gone between stat and open; the next poll sees the new state
         except OSError as e:
@@ -266,9 +332,10 @@ class Tailer:
         return Tracked(path, fd, key, head, start, asm)
 
     def _begin(self, src: SourceConfig, fd: int, key: Key) -> tuple[Head, int, bool] | None:
-        """Head and start of a just-opened file, or None if it is not the file we stat'ed."""
+        """Head and start of a just-opened file, or None if it is not the file we stat'ed (or
+        not a regular file: replaced by a FIFO or a device between the poll and the open)."""
         st = self._ops.fstat(fd)
-        if (st.st_dev, st.st_ino) != key:
+        if (st.st_dev, st.st_ino) != key or not stat_mod.S_ISREG(st.st_mode):
             return None
         head = read_head(self._ops, fd)
         return (head, *self._start_offset(src, fd, key, st.st_size))
@@ -300,7 +367,7 @@ class Tailer:
     def _reopen(self, src: SourceConfig, f: Tracked) -> bool:
         """Replace a stale handle; resume if the file is still the one we read, else from 0."""
         try:
-            fd = self._ops.open(f.path)
+            fd = self._open(src, f.path)
             st = self._ops.fstat(fd)
         except OSError as e:
             if not isinstance(e, FileNotFoundError):
@@ -352,7 +419,7 @@ class Tailer:
     def _read(self, src: SourceConfig, f: Tracked, budget: int, out: list[Chunk]) -> int:
         piece = self._tail.read_chunk_bytes
         got = lines = 0
-        too_long = f.asm.too_long
+        too_long, nul_bytes = f.asm.too_long, f.asm.nul_bytes
         while budget > 0:
             want = min(piece, budget)
             try:
@@ -379,6 +446,7 @@ class Tailer:
             c.bytes_read += got
             c.lines += lines
             c.lines_too_long += f.asm.too_long - too_long
+            c.nul_bytes_skipped += f.asm.nul_bytes - nul_bytes
         return budget
 
     def _pread_failed(self, src: SourceConfig, f: Tracked, e: OSError) -> None:
@@ -498,6 +566,19 @@ def _take_turns(items: list[T], turn: int) -> list[T]:
         return items
     k = turn % len(items)
     return items[k:] + items[:k]
+
+
+def _base_directory(pattern: str) -> str:
+    """The directory a source's files must stay in: the pattern's path before any wildcard
+    (``/var/log/model`` for ``/var/log/model/*.jsonl``; a plain file's own directory)."""
+    head = os.path.dirname(pattern)  # noqa: PTH120 - the same string ops as the per-file check
+    while head and is_glob(head):
+        head = os.path.dirname(head)  # noqa: PTH120
+    return head or "."
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def _own_files(paths: Sequence[str]) -> dict[str, frozenset[str]]:
