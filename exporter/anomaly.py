@@ -1,7 +1,8 @@
 """The kinds of bad or suspicious values, and which kinds can happen to which role.
 
-A value has at most one kind (the first that applies, in the order below), so a record's
-anomalies are a small int8 matrix rather than a list of objects.
+A value has at most one kind (the first that applies), so a record's anomalies are a small
+int8 matrix rather than a list of objects. Kinds are numbered in the order they were added;
+``invalid_text`` is judged before every other kind of its field.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ class Kind(IntEnum):
     LATE = 7
     FUTURE = 8
     PARSE_ERROR = 9
+    # Text that is not Unicode (a lone surrogate escape such as "\ud800"): the value is kept
+    # with U+FFFD in its place, since it is still the class or name the model meant.
+    INVALID_TEXT = 10
 
 
 KIND_NAMES: tuple[str, ...] = tuple(k.name.lower() for k in Kind)
@@ -32,9 +36,10 @@ NUMERIC_KINDS = (
     Kind.OUT_OF_RANGE,
     Kind.OUTLIER,
 )
-CATEGORICAL_KINDS = (Kind.MISSING, Kind.TYPE_MISMATCH, Kind.UNSEEN_CATEGORY)
+CATEGORICAL_KINDS = (Kind.MISSING, Kind.TYPE_MISMATCH, Kind.UNSEEN_CATEGORY, Kind.INVALID_TEXT)
 TIMESTAMP_KINDS = (Kind.MISSING, Kind.TYPE_MISMATCH, Kind.LATE, Kind.FUTURE)
 LABEL_KINDS = (Kind.TYPE_MISMATCH,)
+NAME_KINDS = (Kind.INVALID_TEXT,)  # model and version names read from the log
 RECORD_KINDS = (Kind.PARSE_ERROR,)
 
 # Whole lines that are not a record, counted per source by reason (the ``reason`` label of

@@ -17,27 +17,35 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from exporter.config_types import FieldsConfig, FieldSpec
+from exporter import labels
+from exporter.config_types import LABEL_VALUE_BYTES, FieldsConfig, FieldSpec
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 OTHER = "__other__"
+UNKNOWN = "__unknown__"  # the model and version of a line that names none (docs/metrics.md)
 MISS = -2  # a vocabulary lookup that found nothing
 
 
 class Vocabulary:
     """Category value → code, capped: values past the cap share the ``__other__`` code.
 
-    Append-only and bounded by ``cap``, so memory and the series count stay fixed whatever
-    the log contains. The cap bounds label values, it says nothing about a value: whether a
-    value is ``unseen_category`` is a question for the development vocabulary
-    (``set_development``), asked of the value itself, coded or past the cap.
+    Append-only and bounded by ``cap`` values of at most ``limit`` bytes, so memory, the series
+    count and the exposition's size stay fixed whatever the log contains. The cap bounds label
+    values, it says nothing about a value: whether a value is ``unseen_category`` is a question
+    for the development vocabulary (``set_development``), asked of the value itself (as label
+    text), coded or past the cap.
+
+    Every value is a label value (``label_value``): only clean text is ever a key, so a value
+    that needs repairing or cutting misses the C lookup every time and is counted every time.
     """
 
-    def __init__(self, cap: int, seed: Iterable[str] = ()) -> None:
+    def __init__(self, cap: int, seed: Iterable[str] = (), limit: int = LABEL_VALUE_BYTES) -> None:
         self.cap = cap
+        self.limit = limit
         self.values: list[str] = []
+        self.cut = 0  # values cut to ``limit`` so far (every occurrence, cumulative)
         self._codes: dict[str | None, int] = {None: -1}  # None (missing) encodes as -1
         self._development: frozenset[str] | None = None
         self._known = np.zeros(cap + 1, dtype=bool)  # code → seen in development
@@ -47,7 +55,9 @@ class Vocabulary:
     def set_development(self, values: Iterable[str] | None) -> None:
         """The values the reference saw in development; None (no reference, or one that could
         not list them all) makes nothing unseen."""
-        self._development = None if values is None else frozenset(values)
+        self._development = (
+            None if values is None else frozenset(label_value(v, self.limit)[0] for v in values)
+        )
         self._known[:] = False
         if self._development is not None:
             for code, value in enumerate(self.values):
@@ -60,24 +70,27 @@ class Vocabulary:
             return np.zeros(len(codes), dtype=bool)
         mask = (codes >= 0) & (codes < self.cap) & ~self._known[np.clip(codes, 0, self.cap)]
         for i in np.flatnonzero(codes == self.cap).tolist():  # past the cap: ask the value
-            value = values[i]
-            mask[i] = (value if type(value) is str else category_text(value)) not in development
+            mask[i] = label_value(values[i], self.limit)[0] not in development
         return mask
 
     @property
     def other(self) -> int:
         return self.cap
 
-    def code(self, value: str) -> int:
-        code = self._codes.get(value)
+    def code(self, value: Any) -> int:
+        """The code of a value, as its label value (repaired and cut: ``label_value``)."""
+        return self._code(label_value(value, self.limit)[0])
+
+    def _code(self, text: str) -> int:
+        code = self._codes.get(text)
         if code is None:
-            if len(self.values) >= self.cap or value == OTHER:  # never two __other__ series
+            if len(self.values) >= self.cap or text == OTHER:  # never two __other__ series
                 return self.cap
             code = len(self.values)
-            self._codes[value] = code
-            self.values.append(value)
+            self._codes[text] = code
+            self.values.append(text)
             if self._development is not None:
-                self._known[code] = value in self._development
+                self._known[code] = text in self._development
         return code
 
     def names(self) -> list[str]:
@@ -97,17 +110,21 @@ class Vocabulary:
                 dtype=np.int64,
             )
 
-    def encode(self, values: list[Any]) -> IntArray:
-        """Codes of a column; -1 for None.
+    def encode(self, values: list[Any]) -> tuple[IntArray, list[int]]:
+        """Codes of a column (-1 for None), and the rows whose text was not valid Unicode.
 
         Known strings — nearly every value of a real log — cost one dict lookup in C; only
-        misses (a new value, a number, a boolean) take the Python path.
+        misses (a new value, a number, a boolean, text to repair or cut) take the Python path.
         """
         codes = self.lookup(values)
+        invalid: list[int] = []
         for i in np.flatnonzero(codes == MISS).tolist():
-            value = values[i]
-            codes[i] = self.code(value if type(value) is str else category_text(value))
-        return codes
+            text, repaired, cut = label_value(values[i], self.limit)
+            codes[i] = self._code(text)
+            if repaired:
+                invalid.append(i)
+            self.cut += cut
+        return codes, invalid
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,8 @@ class Layout:
     confidence_column: int | None  # into ``numeric``
     latency_column: int | None  # into ``numeric``
     predicted_class_column: int | None  # into ``categorical`` (and the decoder's vocabularies)
+    has_model: bool  # names come from the log (fields.model), so they can be bad text
+    has_version: bool
 
     @classmethod
     def from_fields(cls, fields: FieldsConfig) -> Layout:
@@ -142,16 +161,22 @@ class Layout:
             confidence_column=_column(numeric, fields.confidence),
             latency_column=_column(numeric, fields.latency),
             predicted_class_column=_column(categorical, fields.predicted_class),
+            has_model=fields.model_path is not None,
+            has_version=fields.version_path is not None,
         )
 
     @property
     def anomaly_fields(self) -> tuple[str, ...]:
         """Rows of the per-record anomaly matrix: numeric, categorical, then roles."""
         names = [f.name for f in self.numeric] + [f.name for f in self.categorical]
-        if self.has_timestamp:
-            names.append("timestamp")
-        if self.has_ground_truth:
-            names.append("ground_truth")
+        for name, present in (
+            ("timestamp", self.has_timestamp),
+            ("ground_truth", self.has_ground_truth),
+            ("model", self.has_model),
+            ("version", self.has_version),
+        ):
+            if present:
+                names.append(name)
         return tuple(names)
 
     @property
@@ -161,6 +186,14 @@ class Layout:
     @property
     def ground_truth_column(self) -> int:
         return self.timestamp_column + (1 if self.has_timestamp else 0)
+
+    @property
+    def model_column(self) -> int:
+        return self.ground_truth_column + (1 if self.has_ground_truth else 0)
+
+    @property
+    def version_column(self) -> int:
+        return self.model_column + (1 if self.has_model else 0)
 
 
 @dataclass
@@ -247,6 +280,23 @@ class Batch:
 
 def _column(columns: tuple[FieldSpec, ...], role: FieldSpec | None) -> int | None:
     return None if role is None else columns.index(role)
+
+
+def nameless(fields: FieldsConfig) -> tuple[str, str]:
+    """The (model, version) of a line that names no model: a parse error, or a record without
+    the mapped name. With names from the log that is ``__unknown__`` (never the model read
+    last); a static name is the only model there is, so it is charged there."""
+    return (
+        UNKNOWN if fields.model_path is not None else fields.model_value,
+        UNKNOWN if fields.version_path is not None else fields.version_value,
+    )
+
+
+def label_value(value: Any, limit: int) -> tuple[str, bool, bool]:
+    """A value from the log (a category, a model or version name) as a label value, spelled as
+    ``category_text`` spells it: ``(text, repaired, cut)``, as ``labels.label_text`` says. The
+    one function every such value passes through at ingest."""
+    return labels.label_text(value if type(value) is str else category_text(value), limit)
 
 
 def category_text(value: Any) -> str:

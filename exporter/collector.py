@@ -7,9 +7,14 @@ from them, computing nothing. Only this module and ``server`` import prometheus_
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
-from collections.abc import Callable, Iterator, Mapping
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import chain
+from operator import attrgetter
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -25,6 +30,7 @@ from exporter.anomaly import (
     CATEGORICAL_KINDS,
     KIND_NAMES,
     LABEL_KINDS,
+    NAME_KINDS,
     NUMERIC_KINDS,
     RECORD_KINDS,
     TIMESTAMP_KINDS,
@@ -33,8 +39,11 @@ from exporter.anomaly import (
 from exporter.assess import Assessment
 from exporter.batch import Layout
 from exporter.health import PREFIX, SOURCE_METRICS, Health
+from exporter.labels import label_text
 from exporter.state import GroupSnapshot, Snapshot, WindowView
 from exporter.validate import number_label
+
+log = logging.getLogger(__name__)
 
 MODEL_LABELS = ["model", "version"]
 
@@ -50,6 +59,8 @@ def anomaly_pairs(layout: Layout) -> list[tuple[int, str, tuple[Kind, ...]]]:
             kinds = CATEGORICAL_KINDS
         elif name == "timestamp":
             kinds = TIMESTAMP_KINDS
+        elif name in ("model", "version"):
+            kinds = NAME_KINDS
         else:
             kinds = LABEL_KINDS
         pairs.append((row, name, kinds))
@@ -67,6 +78,9 @@ class ModelCollector(Collector):
         self._snapshot = snapshot
         self._health = health
         self._assessment = assessment
+        self._lock = threading.Lock()
+        self._render_errors = 0
+        self._logged: set[str] = set()
 
     def describe(self) -> list[Metric]:
         # Returning nothing keeps registration from calling collect() (which would take a
@@ -74,14 +88,67 @@ class ModelCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
+        """Every part of the scrape that can be rendered, whatever one part holds.
+
+        Rendering is total: a part whose families fail to build is left out of this scrape
+        (counted in model_exporter_render_errors_total, logged once), never the whole scrape.
+        """
         snapshot = self._snapshot()
-        yield from _model_families(snapshot)
+        parts: list[tuple[str, Callable[[], Iterable[Metric]]]] = [
+            ("model", lambda: _model_families(snapshot)),
+            ("reference", lambda: _reference_families(snapshot)),
+            ("build_info", _build_info),
+        ]
         if self._assessment is not None:
-            yield from _drift_families(self._assessment())
-        yield from _reference_families(snapshot)
-        yield from _build_info()
+            assessment = self._assessment
+            parts.insert(1, ("drift", lambda: _drift_families(assessment())))
         if self._health is not None:
-            yield from _health_families(self._health())
+            health = self._health
+            parts.append(("health", lambda: _health_families(health())))
+        for name, build in parts:
+            try:
+                families = list(build())
+            except Exception:
+                self._failed(name)
+                continue
+            for family in families:
+                yield self._valid_text(family)
+        with self._lock:
+            errors = self._render_errors
+        yield CounterMetricFamily(
+            "model_exporter_render_errors",
+            "Parts of a scrape left out because they failed to render.",
+            value=errors,
+        )
+
+    def _failed(self, part: str) -> None:
+        with self._lock:
+            self._render_errors += 1
+            first = part not in self._logged
+            self._logged.add(part)
+        if first:  # once per part: a broken value fails every scrape until it leaves the window
+            log.exception("cannot render the %s metrics; leaving them out of the scrape", part)
+
+    def _valid_text(self, family: Metric) -> Metric:
+        """The exposition is UTF-8: a label value that is not valid Unicode (text from a log or
+        a config that ingestion did not repair) would fail the whole scrape. Checked with one
+        encode per family (C iteration only); repaired with the ingest's ``label_text``."""
+        values = chain.from_iterable(map(dict.values, map(_labels, family.samples)))
+        try:
+            "".join(values).encode("utf-8")
+        except UnicodeEncodeError:
+            for sample in family.samples:
+                for key, value in sample.labels.items():
+                    sample.labels[key] = label_text(value, sys.maxsize)[0]
+            with self._lock:
+                first = "labels" not in self._logged
+                self._logged.add("labels")
+            if first:
+                log.warning("%s: label values that are not valid UTF-8 repaired", family.name)
+        return family
+
+
+_labels = attrgetter("labels")
 
 
 def registry(
@@ -464,6 +531,14 @@ def _health_families(health: Health) -> Iterator[Metric]:
         "Time spent parsing lines and updating state.",
         value=health.ingest_seconds,
     )
+    cut = CounterMetricFamily(
+        f"{p}label_values_truncated",
+        "Values from the log cut to max_label_value_bytes before becoming a label value.",
+        labels=["field"],
+    )
+    for name, count in health.labels_cut.items():
+        cut.add_metric([name], count)
+    yield cut
     reloads = CounterMetricFamily(
         f"{p}reference_reloads", "Reference profile loads by outcome.", labels=["outcome"]
     )

@@ -9,13 +9,14 @@ file itself in ``config_file``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from exporter.config_file import read_yaml
 from exporter.config_lists import histograms, quantiles, windows
 from exporter.config_types import (
+    LABEL_VALUE_BYTES,
     Config,
     DriftConfig,
     FieldsConfig,
@@ -24,6 +25,7 @@ from exporter.config_types import (
     TailConfig,
 )
 from exporter.errors import ConfigError
+from exporter.labels import label_text
 from exporter.limits import REAL, WHOLE, memory_problem
 from exporter.validate import (
     Checker,
@@ -186,7 +188,19 @@ def _features(c: Checker, value: Any, category_cap: int) -> tuple[FieldSpec, ...
     return tuple(result)
 
 
-def _fields(c: Checker, value: Any, category_cap: int) -> FieldsConfig:
+def _static_name(limit: int) -> Callable[[Any], str]:
+    """A static model or version name is a label value: valid Unicode within the limit."""
+
+    def check(value: Any) -> str:
+        text = string(value)
+        if label_text(text, limit)[1:] != (False, False):
+            raise ValueError(f"must be valid Unicode text of at most {limit} bytes (UTF-8)")
+        return text
+
+    return check
+
+
+def _fields(c: Checker, value: Any, category_cap: int, label_limit: int) -> FieldsConfig:
     allowed = {
         "timestamp",
         "model",
@@ -223,9 +237,9 @@ def _fields(c: Checker, value: Any, category_cap: int) -> FieldsConfig:
         timestamp=ts_path,
         timestamp_scale=ts_scale,
         model_path=c.get(data, "model", w, dotted_path, None),
-        model_value=c.get(data, "model_name", w, string, "unknown"),
+        model_value=c.get(data, "model_name", w, _static_name(label_limit), "unknown"),
         version_path=c.get(data, "version", w, dotted_path, None),
-        version_value=c.get(data, "model_version", w, string, "unknown"),
+        version_value=c.get(data, "model_version", w, _static_name(label_limit), "unknown"),
         prediction=_role(
             c, data.get("prediction"), "fields.prediction", "prediction", "numeric", category_cap
         ),
@@ -252,6 +266,7 @@ def _fields(c: Checker, value: Any, category_cap: int) -> FieldsConfig:
         ground_truth=c.get(data, "ground_truth", w, dotted_path, None),
         request_id=c.get(data, "request_id", w, dotted_path, None),
         features=_features(c, data.get("features"), category_cap),
+        label_value_bytes=label_limit,
     )
 
 
@@ -338,6 +353,7 @@ TOP_LEVEL_KEYS = {
     "window_buckets",
     "quantiles",
     "category_cap",
+    "max_label_value_bytes",
     "sketch_relative_accuracy",
     "histograms",
     "late_after",
@@ -356,6 +372,9 @@ def parse_config(raw: Any) -> Config:
     data = c.mapping(raw, "", TOP_LEVEL_KEYS)
     d = Config()
     category_cap = c.get(data, "category_cap", "", WHOLE["category_cap"], 50)
+    label_limit = c.get(
+        data, "max_label_value_bytes", "", WHOLE["max_label_value_bytes"], LABEL_VALUE_BYTES
+    )
     positions_file = c.get(data, "positions_file", "", file_path, None)
     join = c.mapping(
         data.get("ground_truth_join"), "ground_truth_join", {"enabled", "timeout", "capacity"}
@@ -364,7 +383,7 @@ def parse_config(raw: Any) -> Config:
         listen_address=c.get(data, "listen_address", "", listen, d.listen_address),
         sources=_sources(c, data.get("sources")),
         tail=_tail(c, data.get("tail"), positions_file),
-        fields=_fields(c, data.get("fields"), category_cap),
+        fields=_fields(c, data.get("fields"), category_cap, label_limit),
         windows=windows(c, data.get("windows")),
         window_buckets=c.get(data, "window_buckets", "", WHOLE["window_buckets"], d.window_buckets),
         quantiles=quantiles(c, data.get("quantiles")),

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 StartAt = Literal["end", "beginning"]
+LABEL_VALUE_BYTES = 128  # default of max_label_value_bytes: room for any sensible name
 FieldKind = Literal["numeric", "categorical"]
 
 
@@ -71,6 +72,8 @@ class FieldsConfig:
     ground_truth: tuple[str, ...] | None = None
     request_id: tuple[str, ...] | None = None
     features: tuple[FieldSpec, ...] = ()
+    # Model and version names and category values become label values: longer ones are cut.
+    label_value_bytes: int = LABEL_VALUE_BYTES
 
     @property
     def regression(self) -> bool:

@@ -27,7 +27,17 @@ import numpy as np
 import numpy.typing as npt
 
 from exporter.anomaly import INVALID_JSON, INVALID_UTF8, NOT_AN_OBJECT, Kind
-from exporter.batch import MISS, Batch, FloatArray, IntArray, Layout, Vocabulary, category_text
+from exporter.batch import (
+    MISS,
+    Batch,
+    FloatArray,
+    IntArray,
+    Layout,
+    Vocabulary,
+    category_text,
+    label_value,
+    nameless,
+)
 from exporter.config_types import FieldsConfig
 from exporter.errors import ConfigError
 
@@ -175,10 +185,16 @@ class Decoder:
         self._late_after = late_after
         self._future_after = future_after
         self.layout = Layout.from_fields(fields)
-        self.vocabularies = [Vocabulary(spec.max_categories) for spec in self.layout.categorical]
+        limit = fields.label_value_bytes
+        self.vocabularies = [
+            Vocabulary(spec.max_categories, limit=limit) for spec in self.layout.categorical
+        ]
+        self._names_cut = {"model": 0, "version": 0}  # names cut to the limit (cumulative)
+        self._nameless = nameless(fields)
         root, attr_paths = _struct_for(fields)
         self._typed: msgspec.json.Decoder[Any] = msgspec.json.Decoder(root)
-        self._generic = json.JSONDecoder()  # accepts NaN/Infinity, so they become not_a_number
+        # Accepts NaN/Infinity (they become not_a_number) and integers of any length.
+        self._generic = json.JSONDecoder(parse_int=_parse_int)
 
         def getter(path: tuple[str, ...] | None) -> Callable[[Any], Any] | None:
             return attrgetter(attr_paths[path]) if path is not None else None
@@ -199,6 +215,17 @@ class Decoder:
         empty list when the log carries no class."""
         column = self.layout.predicted_class_column
         return [] if column is None else self.vocabularies[column].values
+
+    def labels_cut(self) -> dict[str, int]:
+        """Label values cut to ``label_value_bytes`` so far, by field (read by scrapes: plain
+        int reads of counters the ingest thread owns)."""
+        vocabularies = zip(self.layout.categorical, self.vocabularies, strict=True)
+        cut = {spec.name: vocabulary.cut for spec, vocabulary in vocabularies}
+        if self.fields.model_path is not None:
+            cut["model"] = self._names_cut["model"]
+        if self.fields.version_path is not None:
+            cut["version"] = self._names_cut["version"]
+        return cut
 
     # -- decoding -------------------------------------------------------------------------
 
@@ -329,6 +356,7 @@ class Decoder:
             timestamp = self._timestamps(rows.timestamp, flags[:, layout.timestamp_column], now)
 
         groups, group = self._groups(rows, n)
+        self._check_names(rows, group, flags)
         wrong = self._wrong(rows, categorical, n)
         batch = Batch(groups, group, numeric, categorical, flags, timestamp, wrong)
         if self._regression:
@@ -362,9 +390,10 @@ class Decoder:
 
     def _encode(self, j: int, values: list[Any]) -> tuple[IntArray, npt.NDArray[np.int8]]:
         vocabulary = self.vocabularies[j]
-        codes = vocabulary.encode(values)
+        codes, invalid = vocabulary.encode(values)
         kinds = np.where(codes < 0, Kind.MISSING, 0).astype(np.int8)
         kinds[vocabulary.unseen(values, codes)] = Kind.UNSEEN_CATEGORY
+        kinds[invalid] = Kind.INVALID_TEXT
         return codes, kinds
 
     def _timestamps(
@@ -406,14 +435,40 @@ class Decoder:
         else:
             keys = zip(models, versions, strict=True)
             codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64, n)
-        groups = [
-            (
-                _label_text(m, f.model_value),
-                _label_text(v, f.version_value),
-            )
-            for m, v in index
-        ]
+        (model, version), limit = self._nameless, f.label_value_bytes
+        groups = [(_label(m, model, limit), _label(v, version, limit)) for m, v in index]
         return groups, codes
+
+    def _check_names(self, rows: _Rows, group: IntArray, flags: npt.NDArray[np.int8]) -> None:
+        """Model and version names are label values too: flag the records whose name was not
+        valid Unicode (``invalid_text``), and count the names cut to the limit.
+
+        Looks at one row per group, not at every record: the rows of a group share their names.
+        """
+        layout = self.layout
+        if not len(group) or not (layout.has_model or layout.has_version):
+            return
+        firsts = np.unique(group, return_index=True)[1].tolist() if group.any() else [0]
+        sizes = np.bincount(group)
+        roles = (
+            ("model", rows.models, layout.has_model, layout.model_column),
+            ("version", rows.versions, layout.has_version, layout.version_column),
+        )
+        for role, values, present, column in roles:
+            if not present:
+                continue
+            repaired_groups = []
+            for first in firsts:
+                name = values[first]
+                if name is None or isinstance(name, dict | list):
+                    continue
+                _, repaired, cut = label_value(name, self.fields.label_value_bytes)
+                if repaired:
+                    repaired_groups.append(group[first])
+                if cut:
+                    self._names_cut[role] += int(sizes[group[first]])
+            if repaired_groups:
+                flags[np.isin(group, repaired_groups), column] = Kind.INVALID_TEXT
 
     def _residual(self, rows: _Rows, numeric: FloatArray, kind: npt.NDArray[np.int8]) -> FloatArray:
         """Prediction − label per record; a label that is not a number is a type_mismatch."""
@@ -458,10 +513,20 @@ def _scalar(value: Any) -> Any:
     return None if isinstance(value, dict | list) else value
 
 
-def _label_text(value: Any, default: str) -> str:
+def _label(value: Any, default: str, limit: int) -> str:
     if value is None or isinstance(value, dict | list):
         return default
-    return category_text(value)
+    return label_value(value, limit)[0]
+
+
+def _parse_int(text: str) -> int | str:
+    """An integer literal of the lenient parser. One longer than Python converts (4,300
+    digits) stays text, so the line still parses and only that field is judged: as a number it
+    is not_a_number (``float`` of the digits overflows), as a category it is its digits."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _row_count(rows: _Rows) -> int:

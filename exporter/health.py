@@ -87,3 +87,4 @@ class Health:
     checkpoint_errors: int = 0
     ingest_seconds: float = 0.0
     reference_reloads: Mapping[str, int] = field(default_factory=dict)  # outcome → count
+    labels_cut: Mapping[str, int] = field(default_factory=dict)  # field → values cut

@@ -23,6 +23,9 @@ WHOLE: dict[str, Whole] = {
     "category_cap": Whole(1, 1000),
     "fields.*.max_categories": Whole(1, 1000),
     "max_model_versions": Whole(1, 256),
+    # Room for __unknown__ and a few 4-byte characters; at most what keeps the scrape's size
+    # budget (docs/metrics.md) a few MiB per model version.
+    "max_label_value_bytes": Whole(16, 4096),
     "tail.max_line_bytes": Whole(256, 64 * MIB),
     "tail.read_chunk_bytes": Whole(4096, 16 * MIB),
     "drift.min_samples": Whole(1, 1_000_000_000),

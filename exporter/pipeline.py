@@ -172,6 +172,7 @@ class Pipeline:
                 reference_reloads=dict(self._reference_file.outcomes)
                 if self._reference_file
                 else {},
+                labels_cut=self._engine.decoder.labels_cut(),
             )
 
     def ready(self) -> tuple[bool, str]:

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 
+from exporter.budget import exposition_budget
 from exporter.clock import Clock, SystemClock
 from exporter.collector import registry
 from exporter.config_types import Config, DriftConfig
@@ -206,6 +207,12 @@ def build(
     state, assessor = engine.state, engine.assessor
     metrics = registry(
         lambda: state.snapshot(clock.now()), pipeline.health, lambda: assessor.latest
+    )
+    budget = exposition_budget(config)
+    log.info(
+        "a scrape holds at most %d series and %.1f MiB, whatever the log holds (docs/metrics.md)",
+        budget.series,
+        budget.bytes / (1 << 20),
     )
     host, port = parse_listen_address(config.listen_address)
     reloads = Reloads()

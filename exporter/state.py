@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from exporter.anomaly import Kind
-from exporter.batch import OTHER, Batch, Layout
+from exporter.batch import OTHER, Batch, Layout, nameless
 from exporter.config_types import Config, WindowSpec
 from exporter.join import GroupKey, Joined
 from exporter.profile import build
@@ -168,8 +168,7 @@ class State:
             if name in columns
         )
         self._groups: dict[tuple[str, str], _Group] = {}
-        self._last_key = (config.fields.model_value, config.fields.version_value)
-        self._unattributed = 0  # parse errors seen before any record named its model
+        self._nameless = nameless(config.fields)
         self._lock = threading.Lock()
         self._reference: Reference | None = None
         freeze = config.drift.freeze_first
@@ -325,11 +324,8 @@ class State:
                 self._add(group, part.summary, now)
                 group.histogram_counts += part.histogram_counts
                 group.histogram_sums += part.histogram_sums
-                self._last_key = part.key
-            errors = update.parse_errors + self._unattributed
-            self._unattributed = 0
-            if errors:
-                self._add_parse_errors(errors, now)
+            if update.parse_errors:
+                self._add_parse_errors(update.parse_errors, now)
             for key, summary in update.joined:
                 self._add(self._group(key), summary, now)
             for (key, outcome), count in update.outcomes.items():
@@ -360,17 +356,13 @@ class State:
         ]
 
     def _add_parse_errors(self, errors: int, now: float) -> None:
-        """A line that is not a record names no model: it is charged to the group of the
-        record read just before it (usually the only group a sidecar sees). Before any record
-        has named a model, they wait for the first one rather than invent an "unknown" model
-        (the sidecar's own parse-error counter has them at once)."""
-        names_from_log = self._config.fields.model_path or self._config.fields.version_path
-        if not self._groups and names_from_log:
-            self._unattributed += errors
-            return
+        """A line that is not a record names no model. With names from the log it is charged
+        to ``__unknown__`` (``batch.nameless``), never to the model read last: a bad line says
+        nothing about that model, and charging it there made one model's error ratio another's.
+        With a static name there is one model, and it is charged there."""
         summary = Summary.empty(self._shape)
         summary.anomalies[-1, Kind.PARSE_ERROR] = errors
-        self._add(self._group(self._last_key), summary, now)
+        self._add(self._group(self._nameless), summary, now)
 
     def snapshot(self, now: float) -> Snapshot:
         with self._lock:

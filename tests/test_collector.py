@@ -26,10 +26,12 @@ from exporter.anomaly import (
     CATEGORICAL_KINDS,
     KIND_NAMES,
     LABEL_KINDS,
+    NAME_KINDS,
     NUMERIC_KINDS,
     PARSE_ERROR_REASONS,
     TIMESTAMP_KINDS,
 )
+from exporter.batch import UNKNOWN
 from exporter.collector import Health, ModelCollector
 from exporter.config import parse_config
 from exporter.engine import Engine
@@ -53,6 +55,7 @@ def health() -> Health:
         last_read={"/var/log/*.jsonl": T0},
         checkpoint_errors=0,
         ingest_seconds=0.25,
+        labels_cut={"predicted_class": 0, "country": 2},
     )
 
 
@@ -175,9 +178,10 @@ def test_window_statistics_match_numpy(ingested: tuple[State, list[dict[str, Any
             field="record",
             kind="parse_error",
             window=w,
-            **mv,
+            model=UNKNOWN,
+            version=UNKNOWN,
         )
-        assert junk == pytest.approx(5 / (len(records) + 5))  # per line read
+        assert junk == 1.0  # per line read: the lines that name no model are all parse errors
 
 
 def test_counters_and_histograms_match_numpy(
@@ -192,7 +196,10 @@ def test_counters_and_histograms_match_numpy(
     assert one(samples, "model_prediction_errors_total", **mv) == sum(
         r["truth"] != r["cls"] for r in labelled
     )
-    assert one(samples, "model_anomalies_total", field="record", kind="parse_error", **mv) == 5
+    assert one(samples, "model_anomalies_total", field="record", kind="parse_error", **mv) == 0
+    unknown = {"model": UNKNOWN, "version": UNKNOWN}
+    assert one(samples, "model_anomalies_total", field="record", kind="parse_error", **unknown) == 5
+    assert one(samples, "model_predictions_total", **unknown) == 0
     assert one(samples, "model_last_record_timestamp_seconds", **mv) == max(
         r["ts"] for r in records
     )
@@ -222,6 +229,7 @@ def test_every_applicable_anomaly_pair_is_exported_from_the_start() -> None:
     expected |= {(s.name, KIND_NAMES[k]) for s in layout.categorical for k in CATEGORICAL_KINDS}
     expected |= {("timestamp", KIND_NAMES[k]) for k in TIMESTAMP_KINDS}
     expected |= {("ground_truth", KIND_NAMES[k]) for k in LABEL_KINDS}
+    expected |= {(name, KIND_NAMES[k]) for name in ("model", "version") for k in NAME_KINDS}
     expected |= {("record", "parse_error")}
     found = series(samples, "model_anomalies_total", model="m", version="v")
     assert {(lb["field"], lb["kind"]) for lb, _ in found} == expected
@@ -259,7 +267,10 @@ def test_idle_windows_export_zero_records_and_no_ratios(
 def test_an_empty_state_renders_without_series() -> None:
     _, _, state = build()
     samples = parse(scrape(lambda: state.snapshot(T0), with_health=False))
-    assert [name for name, _ in samples] == ["model_exporter_build_info"]
+    assert sorted(name for name, _ in samples) == [
+        "model_exporter_build_info",
+        "model_exporter_render_errors_total",
+    ]
 
 
 def test_registration_takes_no_snapshot() -> None:
@@ -295,6 +306,8 @@ def test_health_families(ingested: tuple[State, list[dict[str, Any]]]) -> None:
     assert one(samples, "model_exporter_ingest_seconds_total") == 0.25
     assert one(samples, "model_exporter_nul_bytes_skipped_total", **src) == SOURCE.nul_bytes_skipped
     assert one(samples, "model_exporter_symlinks_refused_total", **src) == SOURCE.symlinks_refused
+    assert one(samples, "model_exporter_label_values_truncated_total", field="country") == 2
+    assert one(samples, "model_exporter_render_errors_total") == 0
 
 
 def test_no_label_is_named_quantile_on_a_gauge(

@@ -64,7 +64,8 @@ def test_prometheus_sees_exact_counts_and_quantiles(
     records = int(truth.parses.sum())
     whole_line = truth.count(Malformed.NOT_JSON) + truth.count(Malformed.TRUNCATED)
     assert records + whole_line == len(lines)
-    selector = '{model="fraud-detector",version="v3"}'
+    model = 'model="fraud-detector",version="v3"'
+    selector = "{" + model + "}"
     wait_until(
         lambda: prometheus.query_value(f"model_predictions_total{selector}") == records,
         timeout=30,
@@ -79,32 +80,32 @@ def test_prometheus_sees_exact_counts_and_quantiles(
     nan_amounts = truth.count(Malformed.NAN_STRING, "amount") + truth.count(
         Malformed.STRING_NUMBER, "amount"
     )
-    got = prometheus.query_value('model_anomalies_total{field="amount",kind="not_a_number"}')
+    got = prometheus.query_value('sum(model_anomalies_total{field="amount",kind="not_a_number"})')
     assert got == nan_amounts
-    got = prometheus.query_value('model_anomalies_total{field="age",kind="type_mismatch"}')
+    got = prometheus.query_value('sum(model_anomalies_total{field="age",kind="type_mismatch"})')
     assert got == truth.count(Malformed.BOOL_AGE, "age")
-    got = prometheus.query_value('model_anomalies_total{field="amount",kind="out_of_range"}')
+    got = prometheus.query_value('sum(model_anomalies_total{field="amount",kind="out_of_range"})')
     assert got == truth.count(Malformed.NEGATIVE_AMOUNT, "amount")
-    got = prometheus.query_value('model_anomalies_total{field="record",kind="parse_error"}')
+    got = prometheus.query_value('sum(model_anomalies_total{field="record",kind="parse_error"})')
     assert got == whole_line
 
     amounts = _valid_amounts(lines)
     for q in (0.5, 0.9, 0.99):
         expected = float(np.quantile(amounts, q, method="lower"))
         got = prometheus.query_value(
-            f'model_window_quantile{{field="amount",window="5m",q="{q:g}"}}'
+            f'model_window_quantile{{field="amount",window="5m",q="{q:g}",{model}}}'
         )
         assert got is not None
         assert abs(got - expected) <= 0.01 * abs(expected), (q, got, expected)
-    got = prometheus.query_value('model_window_mean{field="amount",window="5m"}')
+    got = prometheus.query_value(f'model_window_mean{{field="amount",window="5m",{model}}}')
     assert got == pytest.approx(float(amounts.mean()), rel=1e-9)
-    got = prometheus.query_value('model_window_samples{field="amount",window="5m"}')
+    got = prometheus.query_value(f'model_window_samples{{field="amount",window="5m",{model}}}')
     assert got == len(amounts)
 
     labelled = truth.has_ground_truth & truth.parses
-    got = prometheus.query_value("model_ground_truth_total")
+    got = prometheus.query_value("sum(model_ground_truth_total)")
     assert got == int(labelled.sum())
-    got = prometheus.query_value("model_prediction_errors_total")
+    got = prometheus.query_value("sum(model_prediction_errors_total)")
     assert got == int((truth.error & labelled).sum())
 
     checked = promtool("check", "metrics", input=sidecar.metrics_text())
@@ -136,9 +137,10 @@ def test_garbage_log_is_counted_and_the_sidecar_keeps_running(
 
     totals = wait_until(parse_errors, timeout=20, message="500 parse errors")
     assert totals == {"invalid_json": 200, "not_an_object": 200, "invalid_utf8": 100}
-    # "{}" is a record with every field missing; it names no model, so the defaults apply.
+    # "{}" is a record with every field missing; it names no model, so it counts under
+    # __unknown__, with every line that is not a record (docs/metrics.md).
     text = sidecar.metrics_text()
-    unknown = 'model="unknown",version="unknown"'
+    unknown = 'model="__unknown__",version="__unknown__"'
     assert f"model_predictions_total{{{unknown}}} 100.0" in text
     assert f'model_anomalies_total{{field="amount",kind="missing",{unknown}}} 100.0' in text
     assert f'model_anomalies_total{{field="record",kind="parse_error",{unknown}}} 500.0' in text

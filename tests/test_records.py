@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.anomaly import PARSE_ERROR_REASONS, Kind
-from exporter.batch import OTHER, Batch
+from exporter.batch import OTHER, UNKNOWN, Batch
 from exporter.config import parse_config
 from exporter.decode import PIECE_BYTES, Decoder
 from exporter.errors import ConfigError
@@ -452,7 +452,7 @@ def test_several_groups_in_one_chunk() -> None:
     batch = d.decode(encode(*records))
     rows = by_rid(d, batch)
     for i, (m, v) in enumerate(pairs):
-        model = "unknown" if m is None else str(m)
+        model = UNKNOWN if m is None else str(m)
         assert batch.groups[batch.group[rows[i]]] == (model, str(v))
     assert len(set(batch.groups)) == len(batch.groups) == 5
 
@@ -703,7 +703,7 @@ def test_a_structured_model_or_version_names_no_model() -> None:
         )
     )
     assert batch.size == 2
-    assert sorted(batch.groups) == [("m", "v"), ("unknown", "unknown")]
+    assert sorted(batch.groups) == [(UNKNOWN, UNKNOWN), ("m", "v")]
 
 
 def test_a_literal_other_value_shares_the_overflow_code() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from exporter.anomaly import Kind
-from exporter.batch import OTHER
+from exporter.batch import OTHER, UNKNOWN
 from exporter.config import parse_config
 from exporter.config_types import Config
 from exporter.decode import Decoder
@@ -280,19 +280,43 @@ def test_a_snapshot_names_only_the_categories_of_ingested_records() -> None:
     assert state.snapshot(T0).categories[1] == [(0, "DE"), (1, "FR"), (2, OTHER)]
 
 
-def test_parse_errors_are_charged_to_the_group_read_before_them() -> None:
+def test_parse_errors_are_charged_to_the_unknown_model_not_the_one_read_before() -> None:
+    """docs/metrics.md: a line that names no model counts under ``__unknown__`` when names come
+    from the log; before, 10 of 35 parse errors went to whichever model was read last."""
     _, decoder, state = build()
     rng = np.random.default_rng(6)
     state.ingest(decoder.decode(encode([], junk=3), T0), T0)  # nothing read yet
     state.ingest(decoder.decode(encode(make_records(rng, 10, T0, ("a",)), junk=2), T0), T0)
     state.ingest(decoder.decode(b"[1]\n{x\n", T0 + 1), T0 + 1)
+    state.ingest(decoder.decode(encode(make_records(rng, 5, T0, ("b",))), T0 + 1), T0 + 1)
     snapshot = state.snapshot(T0 + 1)
     record_row = len(snapshot.layout.anomaly_fields)
-    assert [(g.model, g.version) for g in snapshot.groups] == [("a", "v1")]  # no "unknown"
-    a = group(snapshot, "a")
-    assert a.totals.anomalies[record_row, Kind.PARSE_ERROR] == 3 + 2 + 2  # waited for "a"
-    assert window(a, "1m").summary.anomalies[record_row, Kind.PARSE_ERROR] == 7
-    assert a.totals.records == 10
+    assert sorted((g.model, g.version) for g in snapshot.groups) == [
+        (UNKNOWN, UNKNOWN),
+        ("a", "v1"),
+        ("b", "v1"),
+    ]
+    unknown = group(snapshot, UNKNOWN, UNKNOWN)
+    assert unknown.totals.anomalies[record_row, Kind.PARSE_ERROR] == 3 + 2 + 2
+    assert window(unknown, "1m").summary.anomalies[record_row, Kind.PARSE_ERROR] == 7
+    assert unknown.totals.records == 0
+    for name, records in (("a", 10), ("b", 5)):
+        named = group(snapshot, name)
+        assert named.totals.anomalies[record_row, Kind.PARSE_ERROR] == 0
+        assert named.totals.records == records
+
+
+def test_parse_errors_with_a_static_name_are_charged_to_that_model() -> None:
+    """With ``model_name`` there is one model: a bad line is that model's."""
+    fields = {**CONFIG["fields"], "model_name": "fraud", "model_version": "v9"}
+    del fields["model"], fields["version"]
+    _, decoder, state = build(fields=fields)
+    state.ingest(decoder.decode(b"not json\n{bad\n", T0), T0)
+    state.ingest(decoder.decode(encode([{"ts": T0, "p": 0.5}]), T0), T0)
+    (only,) = state.snapshot(T0).groups
+    assert (only.model, only.version) == ("fraud", "v9")
+    assert only.totals.anomalies[-1, Kind.PARSE_ERROR] == 2
+    assert only.totals.records == 1
 
 
 def test_groups_beyond_the_limit_fold_into_one_overflow_group() -> None:
@@ -327,13 +351,3 @@ def test_static_model_and_version_label_every_record() -> None:
     state.ingest(decoder.decode(encode(make_records(np.random.default_rng(8), 50, T0))), T0)
     snapshot = state.snapshot(T0)
     assert [(g.model, g.version) for g in snapshot.groups] == [("fraud", "v9")]
-
-
-def test_parse_errors_before_the_first_record_wait_for_its_model() -> None:
-    _, decoder, state = build()
-    state.ingest(decoder.decode(b"not json\n{bad\n", T0), T0)
-    assert state.snapshot(T0).groups == []  # no invented "unknown" model
-    state.ingest(decoder.decode(encode([{"ts": T0, "model": "m", "version": "v"}]), T0 + 1), T0 + 1)
-    (group,) = state.snapshot(T0 + 1).groups
-    assert (group.model, group.version) == ("m", "v")
-    assert group.totals.anomalies[-1, Kind.PARSE_ERROR] == 2
