@@ -24,7 +24,6 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = str(ROOT / ".venv" / "bin" / "model-exporter")
 TICKS = os.sysconf("SC_CLK_TCK")
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -45,12 +44,15 @@ class Proc:
     popen: subprocess.Popen[bytes]
     started: float
     hwm_kib: int = 0
+    cpu_at_exit: float = float("nan")  # user + system seconds, from wait4 once it exited
 
     @classmethod
-    def start(cls, command: Sequence[str], cpu: str | None, stderr: Path) -> Proc:
-        with open(stderr, "ab") as err:
+    def start(
+        cls, command: Sequence[str], cpu: str | None, stderr: Path, stdout: Path | None = None
+    ) -> Proc:
+        with open(stderr, "ab") as err, open(stdout or os.devnull, "wb") as out:
             started = time.perf_counter()
-            popen = subprocess.Popen(pinned(command, cpu), stdout=subprocess.DEVNULL, stderr=err)
+            popen = subprocess.Popen(pinned(command, cpu), stdout=out, stderr=err)
         return cls(popen, started)
 
     @property
@@ -76,15 +78,21 @@ class Proc:
         return self.hwm_kib / 1024
 
     def wait_sampling(self, timeout: float) -> float:
-        """Wait for exit, sampling peak RSS every 10 ms; returns the wall time from start."""
+        """Wait for exit, sampling peak RSS every 10 ms; returns the wall time from start.
+        The CPU time comes from wait4 (exact, unlike the peak RSS it also reports)."""
         deadline = time.perf_counter() + timeout
-        while self.popen.poll() is None:
+        while True:
             self.peak_rss_mib()
+            pid, status, usage = os.wait4(self.pid, os.WNOHANG)
+            if pid:
+                seconds = time.perf_counter() - self.started
+                self.popen.returncode = os.waitstatus_to_exitcode(status)
+                self.cpu_at_exit = usage.ru_utime + usage.ru_stime
+                return seconds
             if time.perf_counter() > deadline:
                 self.stop()
                 raise TimeoutError(f"{self.popen.args} did not finish in {timeout:.0f} s")
             time.sleep(0.01)
-        return time.perf_counter() - self.started
 
     def stop(self) -> None:
         if self.popen.poll() is None:
