@@ -4,9 +4,8 @@ Why this shape: after msgspec has decoded a piece of a log into Structs, the cos
 values out of one Python object per record. Reading a column with ``attrgetter`` costs one
 call per record *per field*; ``msgspec.structs.astuple`` copies all of a Struct's fields in
 one C call, and ``np.fromiter`` lays the tuples out as an object matrix whose columns are the
-fields. A numeric field is declared ``float`` with a NaN default (a missing key), so its
-column converts to float64 in one numpy call; a JSON ``null`` there fails typed decoding and
-takes the decoder's lenient path like any other odd value.
+fields. A numeric field is declared ``float | None`` with a NaN default (a missing key), so
+its column converts to float64 in one numpy call unless a JSON ``null`` put a None in it.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from exporter.errors import ConfigError
 Path = tuple[str, ...]
 ObjectArray = npt.NDArray[np.object_]
 
-NUMBER = float  # a numeric field: a NaN default where the key is absent
+NUMBER = float | None  # a numeric field: NaN where the key is absent, None for null
 CATEGORY = str | int | bool | None
 TIMESTAMP = float | str | None
 NAME = str | int | None
@@ -76,7 +75,6 @@ class RecordType:
                     raise ConfigError(
                         [f"fields: {joined!r} is mapped as a value but also has mapped children"]
                     )
-        self.numeric_paths = {p for p, t in leaves.items() if t is NUMBER}
         self._counter = 0
         self._root_node = _Node()
         self.type = self._build((), leaves, self._root_node)
@@ -89,7 +87,7 @@ class RecordType:
             child = (*prefix, key)
             if child in leaves:
                 typ = leaves[child]
-                default = math.nan if typ is NUMBER else None
+                default = math.nan if typ == NUMBER else None
                 members.append((attr, typ, msgspec.field(default=default, name=key)))
                 node.leaves.append((position, child))
             else:

@@ -209,11 +209,15 @@ class Decoder:
     def _numbers(
         self, column: ObjectArray, j: int, preset: list[tuple[int, int, Kind]]
     ) -> FloatArray:
-        """A numeric column in one numpy call; per value only when the path is also mapped
-        to a role of another type (so the column holds strings or None)."""
+        """A numeric column in one numpy call (two when a JSON null left a None in it); per
+        value only when the path is also mapped to a role of another type."""
         try:
             result: FloatArray = column.astype(np.float64)
             return result
+        except (TypeError, ValueError, OverflowError):
+            pass
+        try:
+            return np.array(column.tolist(), dtype=np.float64)  # None → NaN
         except (TypeError, ValueError, OverflowError):
             pass
         numbers = np.empty(len(column))

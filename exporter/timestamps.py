@@ -144,35 +144,31 @@ class _Shape:
     """One fixed-width layout: 19 characters of date and time, then ``fraction`` digits after
     a dot (if any), then a zone of 0, 1 (``Z``) or 6 (``±HH:MM``) characters."""
 
-    FIELDS = ("year", "month", "day", "hour", "minute", "second", "micros", "zh", "zm")
-    LOW = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0])[:, None]
-    HIGH = np.array([9999, 12, 31, 23, 59, 59, 999_999, 23, 59])[:, None]
-
     def __init__(self, length: int, fraction: int, zone: int) -> None:
         self.length = length
-        spans = {"year": (0, 4), "month": (5, 2), "day": (8, 2), "hour": (11, 2)}
-        spans |= {"minute": (14, 2), "second": (17, 2)}
+        self.fraction = fraction
         marks = {4: "-", 7: "-", 13: ":", 16: ":"}
+        # Two-digit fields, tens then ones: month, day, hour, minute, second (and the zone's
+        # hours and minutes); low and high bounds for each.
+        pairs = [5, 8, 11, 14, 17]
+        low, high = [1, 1, 0, 0, 0], [12, 31, 23, 59, 59]
+        digits = [0, 1, 2, 3]
         if fraction:
             marks[19] = "."
-            spans["micros"] = (20, fraction)
+            digits += list(range(20, 20 + fraction))
         self.zone_at = 19 + (fraction + 1 if fraction else 0)
         self.zone = zone
         if zone == 1:
             marks[self.zone_at] = "Z"
         elif zone == 6:
             marks[self.zone_at + 3] = ":"
-            spans["zh"], spans["zm"] = (self.zone_at + 1, 2), (self.zone_at + 4, 2)
-        self.digit_at = [p for first, width in spans.values() for p in range(first, first + width)]
-        # Digits → field values in one matrix product: weight 10^k for the k-th digit from
-        # the right of each field (micros scaled to six digits).
-        self.weights = np.zeros((len(self.FIELDS), len(self.digit_at)))
-        column = 0
-        for name, (_, width) in spans.items():
-            scale = 10 ** (6 - width) if name == "micros" else 1
-            for k in range(width):
-                self.weights[self.FIELDS.index(name), column] = 10 ** (width - 1 - k) * scale
-                column += 1
+            pairs += [self.zone_at + 1, self.zone_at + 4]
+            low, high = [*low, 0, 0], [*high, 23, 59]
+        self.tens = pairs
+        self.ones = [p + 1 for p in pairs]
+        self.digit_at = digits + self.tens + self.ones
+        self.low = np.array(low)[:, None]
+        self.high = np.array(high)[:, None]
         self.mark_at = list(marks)
         self.mark = np.frombuffer("".join(marks.values()).encode(), dtype=np.uint8)[:, None]
 
@@ -183,9 +179,14 @@ class _Shape:
         good: BoolArray = np.all(digits <= 9, axis=0)
         good &= (matrix[self.mark_at] == self.mark).all(axis=0)
         good &= (matrix[10] == ord("T")) | (matrix[10] == ord(" "))
-        fields = (self.weights @ digits).astype(np.int64)
-        good &= ((fields >= self.LOW) & (fields <= self.HIGH)).all(axis=0)
-        year, month, day, hour, minute, second, micros, zone_hours, zone_minutes = fields
+        d = digits.astype(np.int32)  # rows: year, fraction, tens of the pairs, their ones
+        first_pair = 4 + self.fraction
+        count = len(self.tens)
+        pairs = d[first_pair : first_pair + count] * 10 + d[first_pair + count :]
+        good &= ((pairs >= self.low) & (pairs <= self.high)).all(axis=0)
+        year = ((d[0] * 10 + d[1]) * 10 + d[2]) * 10 + d[3]
+        good &= year >= 1
+        month, day, hour, minute, second = pairs[:5].astype(np.int64)
         year = np.where(good, year, 1970)
         month = np.where(good, month, 1)
         leap = _LEAP[year]
@@ -195,8 +196,11 @@ class _Shape:
         if self.zone == 6:
             sign = matrix[self.zone_at]
             good &= (sign == ord("+")) | (sign == ord("-"))
-            offset = zone_hours * 3600 + zone_minutes * 60
+            offset = pairs[5].astype(np.int64) * 3600 + pairs[6] * 60
             whole -= np.where(sign == ord("-"), -offset, offset)
+        micros = np.zeros(n, dtype=np.int64)
+        for k in range(self.fraction):
+            micros += d[4 + k] * 10 ** (5 - k)
         # Integer microseconds, then one division: the same correctly rounded value as
         # datetime.timestamp() (total microseconds / 10**6) while they convert to a float
         # exactly (below 2**53, until the year 2255); later times take the per-value parser.
