@@ -190,7 +190,7 @@ def wait_ready(port: int, proc: Proc, timeout: float = 60.0) -> None:
     while time.perf_counter() < deadline:
         if proc.popen.poll() is not None:
             raise RuntimeError(f"sidecar exited with {proc.popen.returncode}")
-        reply = try_scrape(port, "/readyz")
+        reply = try_scrape(port, "/healthz")
         if reply is not None and reply.status == 200:
             return
         time.sleep(0.05)

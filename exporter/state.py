@@ -171,6 +171,8 @@ class State:
         self._last_key = (config.fields.model_value, config.fields.version_value)
         self._unattributed = 0  # parse errors seen before any record named its model
         self._lock = threading.Lock()
+        self._version = 0  # bumped by every change a scrape could show
+        self._bucket_widths = sorted({w.seconds / config.window_buckets for w in config.windows})
         self._reference: Reference | None = None
         freeze = config.drift.freeze_first
         self._freezing = Summary.empty(self._shape) if freeze > 0 else None
@@ -182,8 +184,15 @@ class State:
     def reference(self) -> Reference | None:
         return self._reference
 
+    def version(self, now: float) -> tuple[int, ...]:
+        """Equal for two moments only if a snapshot would be too: nothing was added, no
+        reference changed, and no window bucket turned over in between. (Read before taking
+        the snapshot it names, so a change in between only costs a render.)"""
+        return (self._version, *(math.floor(now / width) for width in self._bucket_widths))
+
     def set_reference(self, reference: Reference | None) -> None:
         with self._lock:
+            self._version += 1
             self._reference = reference
             self._freezing = None  # a profile from a file wins over freezing the first records
             if reference is not None:  # fields with no value yet are anchored on the profile
@@ -343,6 +352,7 @@ class State:
         """Add a prepared update: only additions and assignments, in one call under the lock."""
         now = update.now
         with self._lock:
+            self._version += 1
             self._named = update.named
             if update.shape is not None:
                 self._shape = update.shape

@@ -217,6 +217,7 @@ class Ring:
         self._slots = [Summary.empty(shape) for _ in range(buckets)]
         self._epochs = [-1] * buckets
         self._revisions = [0] * buckets
+        self._closed: tuple[tuple[int, ...], Summary] | None = None
         self._shape = shape
 
     def _epoch(self, now: float) -> int:
@@ -234,12 +235,27 @@ class Ring:
         self._revisions[slot] += 1
 
     def view(self, now: float) -> Summary:
-        """The merge of the buckets still inside the window at ``now``."""
+        """The merge of the buckets still inside the window at ``now``.
+
+        The buckets other than the current one change only when the current bucket turns
+        over (or a clock that stepped back adds to one), so their merge is kept between
+        calls: a scrape merges two summaries instead of one per bucket.
+        """
         epoch = self._epoch(now)
+        current = epoch % len(self._slots)
+        key = (epoch, *self._epochs, *self._revisions[:current], *self._revisions[current + 1 :])
+        if self._closed is None or self._closed[0] != key:
+            closed = Summary.empty(self._shape)
+            for slot, (summary, slot_epoch) in enumerate(
+                zip(self._slots, self._epochs, strict=True)
+            ):
+                if slot != current and epoch - len(self._slots) < slot_epoch <= epoch:
+                    closed.add(summary)
+            self._closed = (key, closed)
         merged = Summary.empty(self._shape)
-        for slot, slot_epoch in zip(self._slots, self._epochs, strict=True):
-            if epoch - len(self._slots) < slot_epoch <= epoch:
-                merged.add(slot)
+        merged.add(self._closed[1])
+        if self._epochs[current] == epoch:
+            merged.add(self._slots[current])
         return merged
 
     def signature(self, now: float) -> tuple[tuple[int, int], ...]:
