@@ -495,7 +495,7 @@ def main() -> int:
     parser.add_argument("--ladder-seconds", type=float, default=30.0)
     parser.add_argument("--ladder-all", action="store_true", help="go on after a failed rate")
     parser.add_argument("--series", default="1000,10000,50000", help="scrape series targets")
-    parser.add_argument("--scrapes", type=int, default=5, help="scrapes measured per case")
+    parser.add_argument("--scrapes", type=int, default=10, help="scrapes measured per case")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--only", default=",".join(SECTIONS), help="sections to run")
     parser.add_argument(

@@ -204,7 +204,7 @@ def wait_ready(port: int, proc: Proc, timeout: float = 60.0) -> None:
 class WriterResult:
     lines: int = 0
     seconds: float = 0.0
-    behind: bool = False  # could not write as fast as asked
+    behind: bool = False  # wrote under 95% of the asked rate
 
 
 @dataclass
@@ -250,8 +250,8 @@ class Writer:
                     last = min(total, first + (due - written))
                     f.write(self.source[self._ends[first] : self._ends[last]])
                     written += last - first
-                if time.perf_counter() - started - elapsed > 0.05:
-                    self.result.behind = True
                 time.sleep(0.01)
         self.result.lines = written
         self.result.seconds = time.perf_counter() - started
+        # Behind only if the rate itself was missed (a stall of this process is caught up).
+        self.result.behind = written < 0.95 * self.rate * self.seconds
