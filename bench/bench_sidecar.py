@@ -350,7 +350,7 @@ def run_ladder(
         try:
             wait_ready(port, proc)
             writer = Writer(source, target, rate, args.ladder_seconds)
-            cpu0, wall0 = proc.cpu_seconds(), time.perf_counter()
+            cpu0, wall0, wait0 = proc.cpu_seconds(), time.perf_counter(), proc.waited_seconds()
             writer.start()
             lags: list[float] = []
             while writer.running:
@@ -359,7 +359,9 @@ def run_ladder(
                 if reply is not None and reply.status == 200:
                     lags.append(metric_sum(reply.text, "model_exporter_source_lag_bytes"))
             result = writer.join()
-            cpu_share = (proc.cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
+            wall = time.perf_counter() - wall0
+            cpu_share = (proc.cpu_seconds() - cpu0) / wall
+            waited = (proc.waited_seconds() - wait0) / wall
             peak = max(peak, proc.peak_rss_mib())
         finally:
             proc.stop()
@@ -377,7 +379,8 @@ def run_ladder(
             verdict,
             "bounded lag",
             f"wrote {achieved:,.0f}/s; lag max {max(lags, default=0) / second:.1f} s, "
-            f"end {end_lag / second:.2f} s of log; sidecar CPU {cpu_share * 100:.0f}%",
+            f"end {end_lag / second:.2f} s of log; sidecar CPU {cpu_share * 100:.0f}%, "
+            f"runnable but waiting for the core {waited * 100:.0f}%",
         )
         if ok:
             kept = rate

@@ -67,6 +67,17 @@ class Proc:
             return math_nan()
         return (int(fields[11]) + int(fields[12])) / TICKS
 
+    def waited_seconds(self) -> float:
+        """Time its threads spent runnable but waiting for a CPU (/proc/PID/schedstat): on a
+        shared machine, what the pinned core was busy with for others."""
+        total = 0
+        try:
+            for task in Path(f"/proc/{self.pid}/task").iterdir():
+                total += int((task / "schedstat").read_text().split()[1])
+        except OSError:
+            return math_nan()
+        return total / 1e9
+
     def peak_rss_mib(self) -> float:
         """VmHWM, remembered: it is unreadable once the process has exited."""
         try:
