@@ -20,7 +20,7 @@ timestamps, request ids, ground truth on a third of the lines, five features, 0.
 Setup: ``apt-get install -y mtail`` (the mtail column is skipped, with a message, without it).
 Run from the repository root after ``pip install -e .``::
 
-    .venv/bin/python bench/bench_sidecar.py                  # the full run, ~5-10 minutes
+    .venv/bin/python bench/bench_sidecar.py                  # the full run, ~10 minutes
     .venv/bin/python bench/bench_sidecar.py --quick          # smaller sizes, ~1-2 minutes
     .venv/bin/python bench/bench_sidecar.py --only catchup,mtail --lines 4000000
 
@@ -495,10 +495,15 @@ def main() -> int:
         default="100000,200000,300000,500000,700000,1000000",
         help="live ladder rates (lines/s)",
     )
-    parser.add_argument("--ladder-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--ladder-seconds",
+        type=float,
+        default=20.0,
+        help="seconds per rate (60 to be sure a lag does not grow)",
+    )
     parser.add_argument("--ladder-all", action="store_true", help="go on after a failed rate")
     parser.add_argument("--series", default="1000,10000,50000", help="scrape series targets")
-    parser.add_argument("--scrapes", type=int, default=10, help="scrapes measured per case")
+    parser.add_argument("--scrapes", type=int, default=8, help="scrapes measured per case")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--only", default=",".join(SECTIONS), help="sections to run")
     parser.add_argument(
