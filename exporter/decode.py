@@ -1,12 +1,13 @@
 """Bytes of complete JSON lines → a columnar ``Batch`` (numpy arrays), one chunk at a time.
 
 Why columnar: per-line Python work is what limits speed (the README's Performance section,
-measured by ``bench/bench_pipeline.py``). The fast path decodes a whole piece of a chunk with a
-typed msgspec decoder built from the field mapping, pulls each mapped field into a numpy column,
-and classifies every bad value with array operations. A piece that fails typed decoding (a
-malformed line, a string where a number belongs) is decoded line by line: good lines keep the
-typed path, and only the bad ones go through a lenient parser that says *what* is wrong with
-each field. A bad line costs one slow parse, never a crash and never a silent drop.
+measured by ``bench/bench_sidecar.py``). The fast path decodes a whole piece of a chunk with a
+typed msgspec decoder built from the field mapping (``columns``), lays the records out as
+columns in one pass, reads timestamps a column at a time (``timestamps``), and classifies every
+bad value with array operations. A piece that fails typed decoding (a malformed line, a string
+where a number belongs) is decoded again around the line msgspec's error names: good lines keep
+the typed path, and only the bad ones go through a lenient parser that says *what* is wrong
+with each field. A bad line costs one slow parse, never a crash and never a silent drop.
 
 The batch, its layout and the category vocabularies are plain value types in ``batch``.
 """
