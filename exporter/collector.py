@@ -12,17 +12,11 @@ import math
 import platform
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain
-from operator import attrgetter
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
@@ -38,6 +32,7 @@ from exporter.anomaly import (
 )
 from exporter.assess import Assessment
 from exporter.batch import Layout
+from exporter.exposition import COUNTER, GAUGE, HISTOGRAM, Family, Writer, encode
 from exporter.health import PREFIX, SOURCE_METRICS, Health
 from exporter.labels import label_text
 from exporter.state import GroupSnapshot, Snapshot, WindowView
@@ -88,13 +83,38 @@ class ModelCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        """Every part of the scrape that can be rendered, whatever one part holds.
+        """The prometheus_client view of ``families`` (for a registry and its encoders).
+
+        prometheus_client's encoders fail the whole scrape on a label value that is not valid
+        UTF-8 (our own writer never does): values that ingestion did not repair are repaired
+        here with the ingest's ``label_text``."""
+        for family in self.families():
+            metric = Metric(family.name, family.help, family.type)
+            for suffix, names, values, value in family.rows:
+                labels = dict(zip(names, map(_valid_text, values), strict=True))
+                metric.add_sample(family.name + suffix, labels, value)
+            yield metric
+
+    def registry(self) -> CollectorRegistry:
+        """A registry holding only this collector (no process or platform collectors: the
+        sidecar's own health metrics are the ones that say something about it)."""
+        result = CollectorRegistry(auto_describe=False)
+        result.register(self)
+        return result
+
+    def families(self) -> Iterator[Family]:
+        yield from self.model_families()
+        yield from self.health_families()
+
+    def model_families(self) -> Iterator[Family]:
+        """Everything the state and the assessment decide: unchanged until a record arrives,
+        a bucket turns or the windows are judged again.
 
         Rendering is total: a part whose families fail to build is left out of this scrape
         (counted in model_exporter_render_errors_total, logged once), never the whole scrape.
         """
         snapshot = self._snapshot()
-        parts: list[tuple[str, Callable[[], Iterable[Metric]]]] = [
+        parts: list[tuple[str, Callable[[], Iterable[Family]]]] = [
             ("model", lambda: _model_families(snapshot)),
             ("reference", lambda: _reference_families(snapshot)),
             ("build_info", _build_info),
@@ -102,24 +122,30 @@ class ModelCollector(Collector):
         if self._assessment is not None:
             assessment = self._assessment
             parts.insert(1, ("drift", lambda: _drift_families(assessment())))
+        yield from self._parts(parts)
+
+    def health_families(self) -> Iterator[Family]:
+        """The sidecar's own counters (rendered for every body, never cached)."""
         if self._health is not None:
             health = self._health
-            parts.append(("health", lambda: _health_families(health())))
+            yield from self._parts([("health", lambda: _health_families(health()))])
+        with self._lock:
+            errors = self._render_errors
+        yield _family(
+            COUNTER,
+            "model_exporter_render_errors",
+            "Parts of a scrape left out because they failed to render.",
+            value=errors,
+        )
+
+    def _parts(self, parts: list[tuple[str, Callable[[], Iterable[Family]]]]) -> Iterator[Family]:
         for name, build in parts:
             try:
                 families = list(build())
             except Exception:
                 self._failed(name)
                 continue
-            for family in families:
-                yield self._valid_text(family)
-        with self._lock:
-            errors = self._render_errors
-        yield CounterMetricFamily(
-            "model_exporter_render_errors",
-            "Parts of a scrape left out because they failed to render.",
-            value=errors,
-        )
+            yield from families
 
     def _failed(self, part: str) -> None:
         with self._lock:
@@ -129,26 +155,13 @@ class ModelCollector(Collector):
         if first:  # once per part: a broken value fails every scrape until it leaves the window
             log.exception("cannot render the %s metrics; leaving them out of the scrape", part)
 
-    def _valid_text(self, family: Metric) -> Metric:
-        """The exposition is UTF-8: a label value that is not valid Unicode (text from a log or
-        a config that ingestion did not repair) would fail the whole scrape. Checked with one
-        encode per family (C iteration only); repaired with the ingest's ``label_text``."""
-        values = chain.from_iterable(map(dict.values, map(_labels, family.samples)))
-        try:
-            "".join(values).encode("utf-8")
-        except UnicodeEncodeError:
-            for sample in family.samples:
-                for key, value in sample.labels.items():
-                    sample.labels[key] = label_text(value, sys.maxsize)[0]
-            with self._lock:
-                first = "labels" not in self._logged
-                self._logged.add("labels")
-            if first:
-                log.warning("%s: label values that are not valid UTF-8 repaired", family.name)
-        return family
 
-
-_labels = attrgetter("labels")
+def _valid_text(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return label_text(value, sys.maxsize)[0]
+    return value
 
 
 def registry(
@@ -156,64 +169,115 @@ def registry(
     health: Callable[[], Health] | None,
     assessment: Callable[[], Assessment] | None = None,
 ) -> CollectorRegistry:
-    """A registry holding only this collector (no process or platform collectors: the
-    sidecar's own health metrics are the ones that say something about it)."""
-    result = CollectorRegistry(auto_describe=False)
-    result.register(ModelCollector(snapshot, health, assessment))
-    return result
+    return ModelCollector(snapshot, health, assessment).registry()
 
 
-def _build_info() -> Iterator[Metric]:
-    info = GaugeMetricFamily(
+class Bodies:
+    """``/metrics`` bodies whose model part is rendered once per version and kept.
+
+    ``version`` must be equal between two calls only if the model part would render the same
+    (a record ingested, a bucket turned, a new assessment: a new version), and is read before
+    the render it names, so a change in between only costs one more render. The sidecar's
+    health part (and the server's own families) is small and rendered for every body.
+    """
+
+    def __init__(self, collector: ModelCollector, version: Callable[[], Hashable]) -> None:
+        self._collector = collector
+        self._version = version
+        self._writer = Writer()
+        self._lock = threading.Lock()
+        self._cached: dict[bool, tuple[Hashable, bytes]] = {}
+        self.renders = 0  # model-part renders so far (the other bodies reused one)
+
+    def render(self, openmetrics: bool, extra: Iterable[Family] = ()) -> bytes:
+        with self._lock:
+            key = self._version()
+            cached = self._cached.get(openmetrics)
+            if cached is None or cached[0] != key:
+                model = self._writer.render(self._collector.model_families(), openmetrics)
+                cached = self._cached[openmetrics] = (key, encode(model))
+                self.renders += 1
+            rest = chain(self._collector.health_families(), extra)
+            tail = encode(self._writer.render(rest, openmetrics))
+        return cached[1] + tail + (b"# EOF\n" if openmetrics else b"")
+
+
+def _family(
+    kind: str,
+    name: str,
+    help_text: str,
+    labels: Sequence[str] = (),
+    value: float | None = None,
+) -> Family:
+    family = Family(name, kind, help_text, tuple(labels))
+    if value is not None:
+        family.add((), value)
+    return family
+
+
+def _build_info() -> Iterator[Family]:
+    info = _family(
+        GAUGE,
         "model_exporter_build_info",
         "Build information of the model-exporter sidecar.",
         labels=["version", "python_version"],
     )
-    info.add_metric([__version__, platform.python_version()], 1.0)
+    info.add([__version__, platform.python_version()], 1.0)
     yield info
 
 
-def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
+def _model_families(snapshot: Snapshot) -> Iterator[Family]:
     layout = snapshot.layout
     pairs = anomaly_pairs(layout)
     wl = [*MODEL_LABELS, "window"]
     fl = [*MODEL_LABELS, "field"]
     fwl = [*MODEL_LABELS, "field", "window"]
 
-    predictions = CounterMetricFamily(
-        "model_predictions", "Prediction records ingested.", labels=MODEL_LABELS
+    predictions = _family(
+        COUNTER, "model_predictions", "Prediction records ingested.", labels=MODEL_LABELS
     )
-    anomalies = CounterMetricFamily(
-        "model_anomalies", "Bad or suspicious values by field and kind.", labels=[*fl, "kind"]
+    anomalies = _family(
+        COUNTER,
+        "model_anomalies",
+        "Bad or suspicious values by field and kind.",
+        labels=[*fl, "kind"],
     )
-    labelled = CounterMetricFamily(
-        "model_ground_truth", "Records with a ground-truth label.", labels=MODEL_LABELS
+    labelled = _family(
+        COUNTER, "model_ground_truth", "Records with a ground-truth label.", labels=MODEL_LABELS
     )
-    errors = CounterMetricFamily(
-        "model_prediction_errors", "Labelled predictions that were wrong.", labels=MODEL_LABELS
+    errors = _family(
+        COUNTER,
+        "model_prediction_errors",
+        "Labelled predictions that were wrong.",
+        labels=MODEL_LABELS,
     )
-    overflow = CounterMetricFamily(
+    overflow = _family(
+        COUNTER,
         "model_category_overflow",
         "Categorical values past the field's category cap, exported as __other__.",
         labels=fl,
     )
-    clamped = CounterMetricFamily(
+    clamped = _family(
+        COUNTER,
         "model_sketch_clamped",
         "Numeric values outside the field's sketch range: their quantiles are not within bound.",
         labels=fl,
     )
-    join = CounterMetricFamily(
+    join = _family(
+        COUNTER,
         "model_ground_truth_join",
         "Predictions waiting for a late label, by how they left the join buffer.",
         labels=[*MODEL_LABELS, "outcome"],
     )
-    last_ts = GaugeMetricFamily(
+    last_ts = _family(
+        GAUGE,
         "model_last_record_timestamp_seconds",
         "Largest record timestamp seen (the record's own time field).",
         labels=MODEL_LABELS,
     )
     histograms = [
-        HistogramMetricFamily(
+        _family(
+            HISTOGRAM,
             f"model_{_histogram_name(h.name)}",
             _HISTOGRAM_HELP[h.name],
             labels=MODEL_LABELS,
@@ -221,7 +285,7 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
         for h in snapshot.histograms
     ]
     g = {
-        name: GaugeMetricFamily(f"model_window_{name}", help_text, labels=labels)
+        name: _family(GAUGE, f"model_window_{name}", help_text, labels=labels)
         for name, help_text, labels in (
             ("predictions", "Records in the window.", wl),
             ("samples", "Valid values of a field in the window.", fwl),
@@ -255,29 +319,29 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
     for group in snapshot.groups:
         mv = [group.model, group.version]
         t = group.totals
-        predictions.add_metric(mv, t.records)
-        labelled.add_metric(mv, t.labelled)
-        errors.add_metric(mv, t.wrong)
+        predictions.add(mv, t.records)
+        labelled.add(mv, t.labelled)
+        errors.add(mv, t.wrong)
         if math.isfinite(t.latest):
-            last_ts.add_metric(mv, t.latest)
+            last_ts.add(mv, t.latest)
         if group.join_outcomes:
             for outcome in ("matched", "expired", "unmatched"):
-                join.add_metric([*mv, outcome], group.join_outcomes.get(outcome, 0))
+                join.add([*mv, outcome], group.join_outcomes.get(outcome, 0))
         for row, name, kinds in pairs:
             for kind in kinds:
-                anomalies.add_metric([*mv, name, KIND_NAMES[kind]], int(t.anomalies[row, kind]))
+                anomalies.add([*mv, name, KIND_NAMES[kind]], int(t.anomalies[row, kind]))
         for c, spec in enumerate(layout.categorical):
             other_code = snapshot.categories[c][-1][0]  # __other__ is last
-            overflow.add_metric([*mv, spec.name], int(t.categories[c, other_code]))
+            overflow.add([*mv, spec.name], int(t.categories[c, other_code]))
         for f, spec in enumerate(layout.numeric):
-            clamped.add_metric([*mv, spec.name], int(t.clamped[f]))
+            clamped.add([*mv, spec.name], int(t.clamped[f]))
         for h, (family, histogram) in enumerate(zip(histograms, snapshot.histograms, strict=True)):
             counts = group.histogram_counts[h, : len(histogram.bounds) + 1].cumsum()
             buckets = [
                 (number_label(b), float(c)) for b, c in zip(histogram.bounds, counts, strict=False)
             ]
             buckets.append(("+Inf", float(counts[-1])))
-            family.add_metric(mv, buckets, float(group.histogram_sums[h]))
+            family.add_histogram(mv, buckets, float(group.histogram_sums[h]))
         for view in group.windows:
             _window_metrics(g, snapshot, group, view, pairs)
 
@@ -294,7 +358,7 @@ def _model_families(snapshot: Snapshot) -> Iterator[Metric]:
 
 
 def _window_metrics(
-    g: Mapping[str, GaugeMetricFamily],
+    g: Mapping[str, Family],
     snapshot: Snapshot,
     group: GroupSnapshot,
     view: WindowView,
@@ -304,31 +368,31 @@ def _window_metrics(
     mv = [group.model, group.version]
     w = view.spec.name
     s = view.summary
-    g["predictions"].add_metric([*mv, w], s.records)
+    g["predictions"].add([*mv, w], s.records)
     for f, spec in enumerate(layout.numeric):
         n = int(s.count[f])
         labels = [*mv, spec.name, w]
-        g["samples"].add_metric(labels, n)
+        g["samples"].add(labels, n)
         if n == 0:
             continue
-        g["min"].add_metric(labels, s.low[f])
-        g["max"].add_metric(labels, s.high[f])
+        g["min"].add(labels, s.low[f])
+        g["max"].add(labels, s.high[f])
         mean, stddev = s.mean(f), s.stddev(f)
         if math.isfinite(mean) and math.isfinite(stddev):  # sums of values near 1e308 overflow
-            g["mean"].add_metric(labels, mean)
-            g["stddev"].add_metric(labels, stddev)
+            g["mean"].add(labels, mean)
+            g["stddev"].add(labels, stddev)
         for q, value in zip(snapshot.quantiles, view.quantiles[f], strict=True):
             # Beyond the sketch's range values are clamped; the exact extremes still bound them.
             bounded = min(max(float(value), s.low[f]), s.high[f])
-            g["quantile"].add_metric([*labels, number_label(q)], bounded)
+            g["quantile"].add([*labels, number_label(q)], bounded)
     for c, spec in enumerate(layout.categorical):
         counts = s.categories[c]
         n = int(counts.sum())
-        g["samples"].add_metric([*mv, spec.name, w], n)
+        g["samples"].add([*mv, spec.name, w], n)
         if n == 0:
             continue
         for code, value in snapshot.categories[c]:
-            g["category_ratio"].add_metric([*mv, spec.name, value, w], counts[code] / n)
+            g["category_ratio"].add([*mv, spec.name, value, w], counts[code] / n)
     unparsed = int(s.anomalies[-1, Kind.PARSE_ERROR])
     for row, name, kinds in pairs:
         # A record's fields are judged per record; an unparseable line is not a record, so
@@ -338,59 +402,65 @@ def _window_metrics(
             continue
         for kind in kinds:
             ratio = s.anomalies[row, kind] / lines
-            g["anomaly_ratio"].add_metric([*mv, name, KIND_NAMES[kind], w], ratio)
+            g["anomaly_ratio"].add([*mv, name, KIND_NAMES[kind], w], ratio)
     if layout.has_ground_truth:
-        g["ground_truth"].add_metric([*mv, w], s.labelled)
+        g["ground_truth"].add([*mv, w], s.labelled)
         if s.labelled and layout.regression:
             mae, rmse = s.abs_error / s.labelled, math.sqrt(s.sq_error / s.labelled)
             if math.isfinite(mae) and math.isfinite(rmse):
-                g["mae"].add_metric([*mv, w], mae)
-                g["rmse"].add_metric([*mv, w], rmse)
+                g["mae"].add([*mv, w], mae)
+                g["rmse"].add([*mv, w], rmse)
         elif s.labelled:
-            g["error_ratio"].add_metric([*mv, w], s.wrong / s.labelled)
+            g["error_ratio"].add([*mv, w], s.wrong / s.labelled)
         if s.joined:
-            g["label_delay_seconds"].add_metric([*mv, w], s.delay_total / s.joined)
+            g["label_delay_seconds"].add([*mv, w], s.delay_total / s.joined)
 
 
-def _drift_families(assessment: Assessment) -> Iterator[Metric]:
+def _drift_families(assessment: Assessment) -> Iterator[Family]:
     """Drift statistics beside their thresholds, so alerts compare the two series directly;
     as assessed at the last step (``assess``), not recomputed per scrape."""
     fwl = [*MODEL_LABELS, "field", "window"]
-    families: dict[str, GaugeMetricFamily] = {}
+    families: dict[str, Family] = {}
     for statistic, help_text in (
         ("psi", "Population stability index against the reference bins."),
         ("ks", "Kolmogorov-Smirnov statistic against the reference CDF."),
         ("js", "Jensen-Shannon distance (base 2) of category shares."),
     ):
-        families[statistic] = GaugeMetricFamily(
-            f"model_window_drift_{statistic}", help_text, labels=fwl
+        families[statistic] = _family(
+            GAUGE, f"model_window_drift_{statistic}", help_text, labels=fwl
         )
-        families[f"{statistic}_threshold"] = GaugeMetricFamily(
+        families[f"{statistic}_threshold"] = _family(
+            GAUGE,
             f"model_window_drift_{statistic}_threshold",
             f"Threshold for model_window_drift_{statistic}: max(floor, critical value at alpha/d).",
             labels=fwl,
         )
-    detected = GaugeMetricFamily(
+    detected = _family(
+        GAUGE,
         "model_window_drift_detected",
         "1 when the statistic exceeds its threshold (exported only with enough samples).",
         labels=[*fwl, "statistic"],
     )
-    error_gap = GaugeMetricFamily(
+    error_gap = _family(
+        GAUGE,
         "model_window_error_ratio_gap",
         "Production error ratio divided by the development error ratio.",
         labels=[*MODEL_LABELS, "window"],
     )
-    mae_gap = GaugeMetricFamily(
+    mae_gap = _family(
+        GAUGE,
         "model_window_mae_gap",
         "Regression: production MAE divided by the development MAE.",
         labels=[*MODEL_LABELS, "window"],
     )
-    rmse_gap = GaugeMetricFamily(
+    rmse_gap = _family(
+        GAUGE,
         "model_window_rmse_gap",
         "Regression: production RMSE divided by the development RMSE.",
         labels=[*MODEL_LABELS, "window"],
     )
-    confidence_gap = GaugeMetricFamily(
+    confidence_gap = _family(
+        GAUGE,
         "model_window_confidence_gap",
         "Production mean confidence divided by the development mean confidence.",
         labels=[*MODEL_LABELS, "window"],
@@ -399,9 +469,9 @@ def _drift_families(assessment: Assessment) -> Iterator[Metric]:
         mvw = [window.model, window.version, window.window]
         for found in window.drift:
             labels = [window.model, window.version, found.field, window.window]
-            families[found.statistic].add_metric(labels, found.verdict.statistic)
-            families[f"{found.statistic}_threshold"].add_metric(labels, found.verdict.threshold)
-            detected.add_metric([*labels, found.statistic], 1.0 if found.verdict.drifted else 0.0)
+            families[found.statistic].add(labels, found.verdict.statistic)
+            families[f"{found.statistic}_threshold"].add(labels, found.verdict.threshold)
+            detected.add([*labels, found.statistic], 1.0 if found.verdict.drifted else 0.0)
         for family, value in (
             (error_gap, window.gaps.error_ratio),
             (confidence_gap, window.gaps.confidence),
@@ -409,7 +479,7 @@ def _drift_families(assessment: Assessment) -> Iterator[Metric]:
             (rmse_gap, window.gaps.rmse),
         ):
             if value is not None:
-                family.add_metric(mvw, value)
+                family.add(mvw, value)
     yield from families.values()
     yield detected
     yield error_gap
@@ -418,36 +488,44 @@ def _drift_families(assessment: Assessment) -> Iterator[Metric]:
     yield confidence_gap
 
 
-def _reference_families(snapshot: Snapshot) -> Iterator[Metric]:
+def _reference_families(snapshot: Snapshot) -> Iterator[Family]:
     """The reference values themselves, labelled like each live model version, so Grafana
     draws development and production side by side and PromQL can divide one by the other."""
     reference = snapshot.reference
     fl = [*MODEL_LABELS, "field"]
-    info = GaugeMetricFamily(
+    info = _family(
+        GAUGE,
         "model_reference_info",
         "The loaded reference profile.",
         labels=[*MODEL_LABELS, "hash", "created"],
     )
-    samples = GaugeMetricFamily(
-        "model_reference_samples", "Records the reference was built from.", labels=MODEL_LABELS
+    samples = _family(
+        GAUGE,
+        "model_reference_samples",
+        "Records the reference was built from.",
+        labels=MODEL_LABELS,
     )
     moments = {
-        name: GaugeMetricFamily(
-            f"model_reference_{name}", f"Reference {name} of the field.", labels=fl
+        name: _family(
+            GAUGE, f"model_reference_{name}", f"Reference {name} of the field.", labels=fl
         )
         for name in ("mean", "stddev", "min", "max")
     }
-    quantile = GaugeMetricFamily(
-        "model_reference_quantile", "Reference quantile of the field.", labels=[*fl, "q"]
+    quantile = _family(
+        GAUGE, "model_reference_quantile", "Reference quantile of the field.", labels=[*fl, "q"]
     )
-    ratio = GaugeMetricFamily(
-        "model_reference_category_ratio", "Reference share of each category.", labels=[*fl, "value"]
+    ratio = _family(
+        GAUGE,
+        "model_reference_category_ratio",
+        "Reference share of each category.",
+        labels=[*fl, "value"],
     )
-    error = GaugeMetricFamily(
-        "model_reference_error_ratio", "Development error ratio.", labels=MODEL_LABELS
+    error = _family(
+        GAUGE, "model_reference_error_ratio", "Development error ratio.", labels=MODEL_LABELS
     )
     residuals = {
-        name: GaugeMetricFamily(
+        name: _family(
+            GAUGE,
             f"model_reference_{name}",
             f"Regression: development {name.upper()}.",
             labels=MODEL_LABELS,
@@ -457,22 +535,22 @@ def _reference_families(snapshot: Snapshot) -> Iterator[Metric]:
     if reference is not None:
         for group in snapshot.groups:
             mv = [group.model, group.version]
-            info.add_metric([*mv, reference.hash, reference.created], 1.0)
-            samples.add_metric(mv, reference.records)
+            info.add([*mv, reference.hash, reference.created], 1.0)
+            samples.add(mv, reference.records)
             for name, numeric in reference.numeric.items():
                 for moment, family in moments.items():
-                    family.add_metric([*mv, name], getattr(numeric, moment))
+                    family.add([*mv, name], getattr(numeric, moment))
                 for q, q_value in numeric.quantiles.items():
-                    quantile.add_metric([*mv, name, q], q_value)
+                    quantile.add([*mv, name, q], q_value)
             for name, categorical in reference.categorical.items():
                 for category, share in categorical.shares.items():
-                    ratio.add_metric([*mv, name, category], share)
+                    ratio.add([*mv, name, category], share)
             if reference.error_ratio is not None:
-                error.add_metric(mv, reference.error_ratio)
+                error.add(mv, reference.error_ratio)
             for name, family in residuals.items():
                 value = getattr(reference, name)
                 if value is not None:
-                    family.add_metric(mv, value)
+                    family.add(mv, value)
     yield info
     yield samples
     yield from moments.values()
@@ -493,55 +571,64 @@ _HISTOGRAM_HELP = {
 }
 
 
-def _health_families(health: Health) -> Iterator[Metric]:
+def _health_families(health: Health) -> Iterator[Family]:
     p = PREFIX
     for metric in SOURCE_METRICS:
-        family_type = CounterMetricFamily if metric.type == "counter" else GaugeMetricFamily
-        family = family_type(p + metric.name, metric.help, labels=["source"])
+        family = _family(metric.type, p + metric.name, metric.help, labels=["source"])
         for source, stats in health.sources.items():
-            family.add_metric([source], float(getattr(stats, metric.attribute)))
+            family.add([source], float(getattr(stats, metric.attribute)))
         yield family
-    up = GaugeMetricFamily(
-        f"{p}source_up", "1 when a file of the source is present and readable.", labels=["source"]
+    up = _family(
+        GAUGE,
+        f"{p}source_up",
+        "1 when a file of the source is present and readable.",
+        labels=["source"],
     )
     for source, stats in health.sources.items():
-        up.add_metric([source], 1.0 if stats.files_present > 0 else 0.0)
+        up.add([source], 1.0 if stats.files_present > 0 else 0.0)
     yield up
-    parse = CounterMetricFamily(
+    parse = _family(
+        COUNTER,
         f"{p}parse_errors",
         "Lines that are not a JSON object, by reason.",
         labels=["source", "reason"],
     )
     for (source, reason), count in sorted(health.parse_errors.items()):
-        parse.add_metric([source, reason], count)
+        parse.add([source, reason], count)
     yield parse
-    last = GaugeMetricFamily(
-        f"{p}last_read_timestamp_seconds", "Wall time the last line was read.", labels=["source"]
+    last = _family(
+        GAUGE,
+        f"{p}last_read_timestamp_seconds",
+        "Wall time the last line was read.",
+        labels=["source"],
     )
     for source, when in health.last_read.items():
-        last.add_metric([source], when)
+        last.add([source], when)
     yield last
-    yield CounterMetricFamily(
+    yield _family(
+        COUNTER,
         f"{p}checkpoint_errors",
         "Corrupt or unwritable positions file.",
-        value=health.checkpoint_errors,
+        value=float(health.checkpoint_errors),
     )
-    yield CounterMetricFamily(
+    yield _family(
+        COUNTER,
         f"{p}ingest_seconds",
         "Time spent parsing lines and updating state.",
-        value=health.ingest_seconds,
+        value=float(health.ingest_seconds),
     )
-    cut = CounterMetricFamily(
+    cut = _family(
+        COUNTER,
         f"{p}label_values_truncated",
         "Values from the log cut to max_label_value_bytes before becoming a label value.",
         labels=["field"],
     )
     for name, count in health.labels_cut.items():
-        cut.add_metric([name], count)
+        cut.add([name], count)
     yield cut
-    reloads = CounterMetricFamily(
-        f"{p}reference_reloads", "Reference profile loads by outcome.", labels=["outcome"]
+    reloads = _family(
+        COUNTER, f"{p}reference_reloads", "Reference profile loads by outcome.", labels=["outcome"]
     )
     for outcome in ("ok", "error"):
-        reloads.add_metric([outcome], health.reference_reloads.get(outcome, 0))
+        reloads.add([outcome], health.reference_reloads.get(outcome, 0))
     yield reloads

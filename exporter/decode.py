@@ -1,12 +1,13 @@
 """Bytes of complete JSON lines → a columnar ``Batch`` (numpy arrays), one chunk at a time.
 
 Why columnar: per-line Python work is what limits speed (the README's Performance section,
-measured by ``bench/bench_pipeline.py``). The fast path decodes a whole piece of a chunk with a
-typed msgspec decoder built from the field mapping, pulls each mapped field into a numpy column,
-and classifies every bad value with array operations. A piece that fails typed decoding (a
-malformed line, a string where a number belongs) is decoded line by line: good lines keep the
-typed path, and only the bad ones go through a lenient parser that says *what* is wrong with
-each field. A bad line costs one slow parse, never a crash and never a silent drop.
+measured by ``bench/bench_sidecar.py``). The fast path decodes a whole piece of a chunk with a
+typed msgspec decoder built from the field mapping (``columns``), lays the records out as
+columns in one pass, reads timestamps a column at a time (``timestamps``), and classifies every
+bad value with array operations. A piece that fails typed decoding (a malformed line, a string
+where a number belongs) is decoded again around the line msgspec's error names: good lines keep
+the typed path, and only the bad ones go through a lenient parser that says *what* is wrong
+with each field. A bad line costs one slow parse, never a crash and never a silent drop.
 
 The batch, its layout and the category vocabularies are plain value types in ``batch``.
 """
@@ -15,11 +16,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -38,67 +38,17 @@ from exporter.batch import (
     label_value,
     nameless,
 )
+from exporter.columns import ObjectArray, RecordType
 from exporter.config_types import FieldsConfig
-from exporter.errors import ConfigError
+from exporter.timestamps import epoch_seconds
 
 MAX_TIMESTAMP = 95_617_584_000.0  # 5000-01-01 in epoch seconds
-PIECE_BYTES = 64 << 10  # cache-sized decode pieces: a failing piece is re-decoded line by line
-
-
-def _struct_for(fields: FieldsConfig) -> tuple[type, dict[tuple[str, ...], str]]:
-    """Build nested msgspec Struct types declaring only the mapped paths.
-
-    Returns the root type and, for each mapped path, the attribute path (``a0.a3``) to read it.
-    """
-    leaves: dict[tuple[str, ...], Any] = {}
-
-    def want(path: tuple[str, ...] | None, typ: Any) -> None:
-        if path is None:
-            return
-        if path in leaves and leaves[path] != typ:
-            typ = str | int | float | bool | None
-        leaves[path] = typ
-
-    for spec in fields.numeric:
-        want(spec.path, float | None)
-    for spec in fields.categorical:
-        want(spec.path, str | int | bool | None)
-    want(fields.timestamp, float | str | None)
-    want(fields.model_path, str | int | None)
-    want(fields.version_path, str | int | None)
-    want(fields.ground_truth, str | int | float | bool | None)
-    want(fields.request_id, str | int | None)
-
-    for path in leaves:
-        for other in leaves:
-            if other != path and other[: len(path)] == path:
-                joined = ".".join(path)
-                raise ConfigError(
-                    [f"fields: {joined!r} is mapped as a value but also has mapped children"]
-                )
-
-    attr_paths: dict[tuple[str, ...], str] = {}
-    counter = iter(range(1 << 30))
-
-    def build(prefix: tuple[str, ...]) -> type:
-        children = sorted({p[len(prefix)] for p in leaves if p[: len(prefix)] == prefix})
-        members: list[tuple[str, Any, Any]] = []
-        for key in children:
-            attr = f"a{next(counter)}"
-            child = (*prefix, key)
-            if child in leaves:
-                members.append((attr, leaves[child], msgspec.field(default=None, name=key)))
-                attr_paths[child] = attr
-            else:
-                sub = build(child)
-                members.append((attr, sub, msgspec.field(default_factory=sub, name=key)))
-                for p in list(leaves):
-                    if p[: len(child)] == child and p in attr_paths:
-                        attr_paths[p] = f"{attr}.{attr_paths[p]}"
-        return msgspec.defstruct(f"Record{len(prefix)}_{next(counter)}", members, gc=False)
-
-    root = build(())
-    return root, attr_paths
+PIECE_BYTES = 64 << 10  # cache-sized decode pieces; a failing one is re-decoded around its bad line
+RETRIES = 8  # bad lines found by position in one piece; past that, the rest goes line by line
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+_AT_RECORD = re.compile(r"at `\$\[(\d+)\]")
+_AT_BYTE = re.compile(r"\(byte (\d+)\)")
+_JSON_SPACE = b" \t\r\n"
 
 
 def _lenient_number(value: Any) -> tuple[float, Kind]:
@@ -123,30 +73,6 @@ def _lenient_category(value: Any) -> tuple[Any, Kind]:
     return value, Kind.OK
 
 
-def _parse_timestamp(value: Any, scale: float) -> float:
-    """Epoch seconds from a number (scaled by the configured unit) or an ISO 8601 string."""
-    if isinstance(value, bool):
-        return math.nan
-    if isinstance(value, int | float):
-        try:
-            return float(value) * scale
-        except OverflowError:
-            return math.nan
-    if isinstance(value, str):
-        try:
-            return float(value) * scale
-        except (ValueError, OverflowError):
-            pass
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return math.nan
-        if parsed.tzinfo is None:  # a naive time in a log is taken as UTC, never as local time
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
-    return math.nan
-
-
 def _get_path(obj: Any, path: tuple[str, ...]) -> Any:
     for key in path:
         if not isinstance(obj, dict):
@@ -159,7 +85,7 @@ def _get_path(obj: Any, path: tuple[str, ...]) -> Any:
 class _Rows:
     """Raw column values gathered from decoded records, before classification."""
 
-    numeric: list[list[Any]]
+    numeric: list[FloatArray]
     categorical: list[list[Any]]
     timestamp: list[Any]
     models: list[Any]
@@ -191,23 +117,12 @@ class Decoder:
         ]
         self._names_cut = {"model": 0, "version": 0}  # names cut to the limit (cumulative)
         self._nameless = nameless(fields)
-        root, attr_paths = _struct_for(fields)
-        self._typed: msgspec.json.Decoder[Any] = msgspec.json.Decoder(root)
-        # Accepts NaN/Infinity (they become not_a_number) and integers of any length.
-        self._generic = json.JSONDecoder(parse_int=_parse_int)
-
-        def getter(path: tuple[str, ...] | None) -> Callable[[Any], Any] | None:
-            return attrgetter(attr_paths[path]) if path is not None else None
-
-        self._numeric_get = [getter(s.path) for s in self.layout.numeric]
-        self._categorical_get = [getter(s.path) for s in self.layout.categorical]
-        self._timestamp_get = getter(fields.timestamp)
-        self._model_get = getter(fields.model_path)
-        self._version_get = getter(fields.version_path)
-        self._truth_get = getter(fields.ground_truth)
         self._keep_labels = keep_labels and fields.request_id is not None
         self._regression = fields.regression
-        self._request_get = getter(fields.request_id) if self._keep_labels else None
+        self._record = RecordType(fields, with_request_id=self._keep_labels)
+        self._typed: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self._record.type)
+        # Accepts NaN/Infinity (they become not_a_number) and integers of any length.
+        self._generic = json.JSONDecoder(parse_int=_parse_int)
 
     @property
     def class_names(self) -> list[str]:
@@ -235,19 +150,40 @@ class Decoder:
         lenient: list[dict[str, Any]] = []
         errors: Counter[str] = Counter()
         for piece in _pieces(data, PIECE_BYTES):
-            try:
-                typed.extend(self._typed.decode_lines(piece))
-            except (
-                msgspec.DecodeError,
-                msgspec.ValidationError,
-                UnicodeDecodeError,
-                RecursionError,
-            ):
-                self._decode_lines_one_by_one(piece, typed, lenient, errors)
+            self._decode_piece(piece, typed, lenient, errors)
         rows = self._rows(typed, lenient)
         batch = self._classify(rows, now)
         batch.parse_errors = errors
         return batch
+
+    def _decode_piece(
+        self, piece: bytes, typed: list[Any], lenient: list[dict[str, Any]], errors: Counter[str]
+    ) -> None:
+        """One typed call for the piece; when it fails, msgspec's error says where, so the
+        lines before the bad one are decoded again in one call, the bad line (or two, when
+        the error shows at the start of the next) goes line by line, and the rest is retried.
+        A wrong guess of the bad line costs speed, never a record: every byte still goes
+        through the typed or the line-by-line path exactly once."""
+        rest = piece
+        for _ in range(RETRIES):
+            try:
+                typed.extend(self._typed.decode_lines(rest))
+                return
+            except _DECODE_ERRORS as exc:
+                span = _bad_span(exc, rest)
+            if span is None:
+                break
+            start, end = span
+            if rest[:start].strip():
+                try:
+                    typed.extend(self._typed.decode_lines(rest[:start]))
+                except _DECODE_ERRORS:
+                    self._decode_lines_one_by_one(rest[:start], typed, lenient, errors)
+            self._decode_lines_one_by_one(rest[start:end], typed, lenient, errors)
+            rest = rest[end:]
+            if not rest.strip():
+                return
+        self._decode_lines_one_by_one(rest, typed, lenient, errors)
 
     def _decode_lines_one_by_one(
         self, piece: bytes, typed: list[Any], lenient: list[dict[str, Any]], errors: Counter[str]
@@ -258,12 +194,7 @@ class Decoder:
             try:
                 typed.append(self._typed.decode(line))
                 continue
-            except (
-                msgspec.DecodeError,
-                msgspec.ValidationError,
-                UnicodeDecodeError,
-                RecursionError,
-            ):
+            except _DECODE_ERRORS:
                 pass
             try:
                 text = line.decode("utf-8")
@@ -281,27 +212,59 @@ class Decoder:
             lenient.append(obj)
 
     def _rows(self, typed: list[Any], lenient: list[dict[str, Any]]) -> _Rows:
-        def column(get: Callable[[Any], Any] | None) -> list[Any]:
-            return list(map(get, typed)) if get is not None else []
+        columns = self._record.columns(typed)
+
+        def values(path: tuple[str, ...] | None) -> list[Any]:
+            return columns[path].tolist() if path is not None else []
 
         f = self.fields
         rows = _Rows(
-            numeric=[column(g) for g in self._numeric_get],
-            categorical=[column(g) for g in self._categorical_get],
-            timestamp=column(self._timestamp_get),
-            models=column(self._model_get),
-            versions=column(self._version_get),
-            truth=column(self._truth_get),
+            numeric=[],
+            categorical=[values(spec.path) for spec in self.layout.categorical],
+            timestamp=values(f.timestamp),
+            models=values(f.model_path),
+            versions=values(f.version_path),
+            truth=values(f.ground_truth),
             preset=[],
-            request_ids=column(self._request_get),
+            request_ids=values(f.request_id) if self._keep_labels else [],
         )
+        for j, spec in enumerate(self.layout.numeric):
+            rows.numeric.append(self._numbers(columns[spec.path], j, rows.preset))
+        if lenient:
+            self._add_lenient(rows, len(typed), lenient)
+        return rows
+
+    def _numbers(
+        self, column: ObjectArray, j: int, preset: list[tuple[int, int, Kind]]
+    ) -> FloatArray:
+        """A numeric column in one numpy call (two when a JSON null left a None in it); per
+        value only when the path is also mapped to a role of another type."""
+        try:
+            result: FloatArray = column.astype(np.float64)
+            return result
+        except (TypeError, ValueError, OverflowError):
+            pass
+        try:
+            return np.array(column.tolist(), dtype=np.float64)  # None → NaN
+        except (TypeError, ValueError, OverflowError):
+            pass
+        numbers = np.empty(len(column))
+        for r, value in enumerate(column.tolist()):
+            numbers[r], kind = _lenient_number(value)
+            if kind is not Kind.OK and kind is not Kind.MISSING:
+                preset.append((r, j, kind))
+        return numbers
+
+    def _add_lenient(self, rows: _Rows, base: int, lenient: list[dict[str, Any]]) -> None:
+        """Append the records the lenient parser read, classifying their odd values here."""
+        f = self.fields
+        extra: list[list[float]] = [[] for _ in self.layout.numeric]
         n_num = len(self.layout.numeric)
-        base = len(typed)
         for i, obj in enumerate(lenient):
             r = base + i
             for j, spec in enumerate(self.layout.numeric):
                 value, kind = _lenient_number(_get_path(obj, spec.path))
-                rows.numeric[j].append(value)
+                extra[j].append(value)
                 if kind is not Kind.OK and kind is not Kind.MISSING:
                     rows.preset.append((r, j, kind))
             for j, spec in enumerate(self.layout.categorical):
@@ -327,7 +290,10 @@ class Decoder:
                 rows.truth.append(label)
             if self._keep_labels and f.request_id is not None:
                 rows.request_ids.append(_get_path(obj, f.request_id))
-        return rows
+        rows.numeric = [
+            np.concatenate([typed, np.array(more, dtype=np.float64)])
+            for typed, more in zip(rows.numeric, extra, strict=True)
+        ]
 
     # -- classification -------------------------------------------------------------------
 
@@ -340,8 +306,8 @@ class Decoder:
             flags[r, col] = kind
 
         numeric = np.empty((n, n_num), dtype=np.float64)
-        for j, values in enumerate(rows.numeric):
-            numeric[:, j] = _float_column(values)
+        for j, column_values in enumerate(rows.numeric):
+            numeric[:, j] = column_values
         if n_num:
             self._classify_numeric(numeric, flags)
 
@@ -399,19 +365,14 @@ class Decoder:
     def _timestamps(
         self, values: list[Any], kind: npt.NDArray[np.int8], now: float | None
     ) -> FloatArray:
-        scale = self.fields.timestamp_scale
-        try:
-            ts = np.array(values, dtype=np.float64) * scale
-        except (ValueError, TypeError, OverflowError):
-            ts = np.array(
-                [_parse_timestamp(v, scale) if v is not None else math.nan for v in values]
-            )
+        ts = epoch_seconds(values, self.fields.timestamp_scale)
         # No log line comes from before 1970 or after the year 5000: such a value (or an
         # infinity) is a broken field, and it must not drive time in a replay.
         with np.errstate(invalid="ignore"):
             implausible = ~((ts >= 0) & (ts < MAX_TIMESTAMP))
-        given = np.array([v is not None for v in values], dtype=bool)
-        kind[implausible & given & (kind == 0)] = Kind.TYPE_MISMATCH
+        for i in np.flatnonzero(implausible & (kind == 0)).tolist():
+            if values[i] is not None:  # given, but no time: a broken field, not a missing one
+                kind[i] = Kind.TYPE_MISMATCH
         ts[implausible] = np.nan
         kind[np.isnan(ts) & (kind == 0)] = Kind.MISSING
         if now is not None:
@@ -530,14 +491,54 @@ def _parse_int(text: str) -> int | str:
 
 
 def _row_count(rows: _Rows) -> int:
-    for column in (*rows.numeric, *rows.categorical, rows.timestamp, rows.models, rows.truth):
+    if rows.numeric:
+        return len(rows.numeric[0])
+    for column in (*rows.categorical, rows.timestamp, rows.models, rows.truth):
         return len(column)
     return 0
 
 
-def _float_column(values: Sequence[Any]) -> FloatArray:
-    """None → NaN in one numpy call; the lenient path already turned bad values into NaN."""
-    return np.array(values, dtype=np.float64)
+def _bad_span(exc: Exception, piece: bytes) -> tuple[int, int] | None:
+    """Bytes of the line(s) that a failed ``decode_lines`` call tripped on, from its error
+    message (``$[k]``: the k-th record; ``(byte n)``: an offset), or the first byte that is
+    not UTF-8. None when the error does not say: the caller then goes line by line."""
+    text = str(exc)
+    record = _AT_RECORD.search(text) if isinstance(exc, msgspec.ValidationError) else None
+    if record is not None:
+        return _nth_record_line(piece, int(record.group(1)))
+    found = _AT_BYTE.search(text)
+    if found is not None:
+        offset = min(int(found.group(1)), len(piece))
+    elif "UTF-8" in text:
+        try:
+            piece.decode("utf-8")
+            return None
+        except UnicodeDecodeError as bad:
+            offset = bad.start
+    else:
+        return None
+    # JSON whitespace spans newlines, so a record cut short shows its error at the start of
+    # the next one: the span starts at the line of the last byte before the offset.
+    before = offset - 1
+    while before >= 0 and piece[before] in _JSON_SPACE:
+        before -= 1
+    start = piece.rfind(b"\n", 0, max(before, 0)) + 1 if before >= 0 else 0
+    end = piece.find(b"\n", offset)
+    return start, len(piece) if end < 0 else end + 1
+
+
+def _nth_record_line(piece: bytes, k: int) -> tuple[int, int] | None:
+    """The k-th non-blank line (``decode_lines`` skips blank ones)."""
+    start, seen = 0, -1
+    while start < len(piece):
+        end = piece.find(b"\n", start)
+        end = len(piece) if end < 0 else end + 1
+        if piece[start:end].strip(_JSON_SPACE):
+            seen += 1
+            if seen == k:
+                return start, end
+        start = end
+    return None
 
 
 def _pieces(data: bytes, size: int) -> Iterable[bytes]:

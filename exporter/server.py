@@ -18,7 +18,7 @@ import logging
 import socket
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from exporter.basicauth import BasicAuth
 from exporter.clock import Clock, SystemClock
 from exporter.connections import Connection, ConnectionServer, Limits
 from exporter.errors import ConfigError
+from exporter.exposition import Family
 from exporter.request import ROUTES, Handler, SocketWriter
 from exporter.scrape import Renders, accepts_gzip
 from exporter.webconfig import RateLimit
@@ -40,6 +41,8 @@ from exporter.webfile import Loaded, WebConfigFile
 log = logging.getLogger(__name__)
 
 Check = Callable[[], tuple[bool, str]]
+# (openmetrics, the server's own families) -> the body, with "# EOF" when OpenMetrics
+Render = Callable[[bool, list[Family]], bytes]
 
 
 # -- the sidecar's own HTTP and reload counters ------------------------------------------------
@@ -152,10 +155,14 @@ class MetricsServer:
         limits: Limits | None = None,
         reloads: Callable[[], ReloadCounts] | None = None,
         clock: Clock | None = None,
+        render: Render | None = None,
     ) -> None:
         """``healthy``: is ingestion alive; ``ready``: has every source been polled once.
+        ``render``, when given, writes the body (see ``collector.Bodies``), with the server's
+        own families passed in; otherwise prometheus_client encodes the registry.
         Binds the port at once (a taken port fails here)."""
         self._registry = registry
+        self._render = render
         self._healthy = healthy
         self._ready = ready
         self._web = web_config
@@ -167,7 +174,8 @@ class MetricsServer:
         self._web_error_logged: object = None
         self._stopping = False
         self._draining = False
-        registry.register(ServerCollector(self._stats, reloads))
+        self._own = ServerCollector(self._stats, reloads)
+        registry.register(self._own)
         self._connections = ConnectionServer(host, port, self._serve, limits, self._clock)
 
     @property
@@ -313,7 +321,7 @@ class MetricsServer:
 
     def _metrics(self, handler: Handler, head: bool) -> None:
         encoder, content_type = choose_encoder(handler.headers.get("Accept", ""))
-        result = self._renders.get(content_type, lambda: encoder(self._registry))
+        result = self._renders.get(content_type, lambda: self._body(encoder, content_type))
         if result.error is not None:
             handler.reply(500, f"error rendering metrics: {result.error}\n".encode(), head=head)
             return
@@ -324,6 +332,25 @@ class MetricsServer:
             body = result.gzipped()
             headers["Content-Encoding"] = "gzip"
         handler.reply(200, body, headers, content_type, head=head)
+
+    def _body(self, encoder: Callable[[CollectorRegistry], bytes], content_type: str) -> bytes:
+        if self._render is None:
+            return encoder(self._registry)
+        openmetrics = content_type.startswith("application/openmetrics-text")
+        return self._render(openmetrics, _families(self._own.collect()))
+
+
+def _families(metrics: Iterable[Metric]) -> list[Family]:
+    """prometheus_client families as rows for our writer (the server's few own series)."""
+    families = []
+    for metric in metrics:
+        family = Family(metric.name, metric.type, metric.documentation)
+        for sample in metric.samples:
+            suffix = sample.name[len(metric.name) :]
+            labels = sample.labels
+            family.rows.append((suffix, tuple(labels), tuple(labels.values()), sample.value))
+        families.append(family)
+    return families
 
 
 def _san_allowed(cert: Any, allowed: Sequence[str]) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from exporter.budget import exposition_budget
 from exporter.clock import Clock, SystemClock
-from exporter.collector import registry
+from exporter.collector import Bodies, ModelCollector
 from exporter.config_types import Config, DriftConfig
 from exporter.engine import Engine
 from exporter.errors import ConfigError
@@ -205,7 +205,7 @@ def build(
     waker = Waker()
     pipeline = Pipeline(tailer, engine, clock, config.tail, waker, reference_file, on_failure)
     state, assessor = engine.state, engine.assessor
-    metrics = registry(
+    collector = ModelCollector(
         lambda: state.snapshot(clock.now()), pipeline.health, lambda: assessor.latest
     )
     budget = exposition_budget(config)
@@ -214,6 +214,13 @@ def build(
         budget.series,
         budget.bytes / (1 << 20),
     )
+
+    def version() -> tuple[object, ...]:
+        latest = assessor.latest  # held in the key: its identity cannot be reused meanwhile
+        return (state.version(clock.now()), id(latest), latest)
+
+    bodies = Bodies(collector, version)
+    metrics = collector.registry()
     host, port = parse_listen_address(config.listen_address)
     reloads = Reloads()
     server = MetricsServer(
@@ -224,6 +231,7 @@ def build(
         ready=pipeline.ready,
         web_config=web_config,
         reloads=reloads.counts,
+        render=bodies.render,
     )
     watched = [s.path for s in config.sources] + ([config.reference] if config.reference else [])
     return Sidecar(config, pipeline, server, engine, watched, waker, listen_address, reloads)

@@ -170,6 +170,8 @@ class State:
         self._groups: dict[tuple[str, str], _Group] = {}
         self._nameless = nameless(config.fields)
         self._lock = threading.Lock()
+        self._version = 0  # bumped by every change a scrape could show
+        self._bucket_widths = sorted({w.seconds / config.window_buckets for w in config.windows})
         self._reference: Reference | None = None
         freeze = config.drift.freeze_first
         self._freezing = Summary.empty(self._shape) if freeze > 0 else None
@@ -181,8 +183,15 @@ class State:
     def reference(self) -> Reference | None:
         return self._reference
 
+    def version(self, now: float) -> tuple[int, ...]:
+        """Equal for two moments only if a snapshot would be too: nothing was added, no
+        reference changed, and no window bucket turned over in between. (Read before taking
+        the snapshot it names, so a change in between only costs a render.)"""
+        return (self._version, *(math.floor(now / width) for width in self._bucket_widths))
+
     def set_reference(self, reference: Reference | None) -> None:
         with self._lock:
+            self._version += 1
             self._reference = reference
             self._freezing = None  # a profile from a file wins over freezing the first records
             if reference is not None:  # fields with no value yet are anchored on the profile
@@ -258,16 +267,42 @@ class State:
 
     def _parts(self, batch: Batch, shape: Shape) -> list[_Part]:
         parts = []
-        for code, key in enumerate(batch.groups):
-            rows = None if len(batch.groups) == 1 else batch.group == code
-            summary = summarize(batch, rows, shape)
+        for key, rows in self._by_group(batch):
+            summary = summarize(rows, None, shape)
             if summary.records == 0:
                 continue
-            numeric = batch.numeric if rows is None else batch.numeric[rows]
-            codes = batch.categorical if rows is None else batch.categorical[rows]
-            counts, sums = self._histogram_counts(numeric)
-            parts.append(_Part(key, summary, codes, counts, sums))
+            counts, sums = self._histogram_counts(rows.numeric)
+            parts.append(_Part(key, summary, rows.categorical, counts, sums))
         return parts
+
+    def _by_group(self, batch: Batch) -> list[tuple[tuple[str, str], Batch]]:
+        """The batch's records per state group, in order of first appearance.
+
+        Keys past ``max_model_versions`` go to the overflow group here, before anything is
+        summarised, and the rows are grouped with one sort: a log that names a new model on
+        every line costs one summary per kept group, not one pass over the batch per name.
+        Only the ingest thread adds groups, so reading the group table without the lock is
+        safe here.
+        """
+        if len(batch.groups) == 1:
+            return [(batch.groups[0], batch)]
+        slots: dict[tuple[str, str], int] = {}
+        room = self._config.max_model_versions - 1 - len(self._groups)
+        slot_of = np.empty(len(batch.groups), dtype=np.int64)
+        for code, key in enumerate(batch.groups):
+            kept = key
+            if key not in self._groups and key not in slots:
+                if room <= 0:
+                    kept = OVERFLOW_GROUP
+                elif key != OVERFLOW_GROUP:
+                    room -= 1
+            slot_of[code] = slots.setdefault(kept, len(slots))
+        if len(slots) == 1:
+            return [(next(iter(slots)), batch)]
+        slot = slot_of[batch.group]
+        order = np.argsort(slot, kind="stable")
+        bounds = np.searchsorted(slot[order], np.arange(len(slots) + 1))
+        return [(key, batch.take(order[bounds[i] : bounds[i + 1]])) for key, i in slots.items()]
 
     def _histogram_counts(self, numeric: FloatArray) -> tuple[IntArray, FloatArray]:
         widest = max((len(x.bounds) for x in self._histograms), default=0) + 1
@@ -316,6 +351,7 @@ class State:
         """Add a prepared update: only additions and assignments, in one call under the lock."""
         now = update.now
         with self._lock:
+            self._version += 1
             self._named = update.named
             if update.shape is not None:
                 self._shape = update.shape

@@ -332,6 +332,23 @@ def test_groups_beyond_the_limit_fold_into_one_overflow_group() -> None:
     assert overflow.totals.records == len(models) - (MAX_GROUPS - 1)
 
 
+def test_interleaved_known_and_new_groups_past_the_limit() -> None:
+    """Rows of one batch are grouped by sorting: known groups keep their rows wherever they
+    sit in the batch, and every name past the limit lands in the overflow group."""
+    _, decoder, state = build()
+    limit = Config().max_model_versions
+    first = [f"m{i:03d}" for i in range(limit - 1)]
+    state.ingest(decoder.decode(encode([{"model": m, "version": "v1"} for m in first]), T0), T0)
+    later = [first[i % len(first)] if i % 3 else f"new{i:04d}" for i in range(300)]
+    state.ingest(decoder.decode(encode([{"model": m, "version": "v1"} for m in later]), T0), T0)
+    snapshot = state.snapshot(T0)
+    for name in first:
+        assert group(snapshot, name).totals.records == 1 + later.count(name)
+    new = sum(m.startswith("new") for m in later)
+    assert group(snapshot, *OVERFLOW_GROUP).totals.records == new
+    assert len(snapshot.groups) == limit
+
+
 def test_a_snapshot_is_not_changed_by_later_ingestion() -> None:
     _, decoder, state = build()
     rng = np.random.default_rng(7)

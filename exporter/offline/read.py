@@ -10,7 +10,7 @@ from typing import TextIO
 
 from exporter.clock import SystemClock
 
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 1 << 20
 
 
 def read_chunks(path: str, block: int = BLOCK_BYTES) -> Iterator[bytes]:

@@ -22,6 +22,7 @@ hold for it, the window min/max still show it exactly.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -130,17 +131,25 @@ class SketchLayout:
 
     def bucket_values(self) -> FloatArray:
         """The estimate reported for each bucket: 2γ^k/(γ+1), within the relative error of any
-        magnitude in (γ^(k-1), γ^k]."""
-        k = np.arange(self.per_sign, dtype=np.float64) + self.k_min
-        gamma = math.exp(self.log_gamma)
-        with np.errstate(over="ignore"):  # the top bucket may reach past the largest double
-            positive = np.exp(k * self.log_gamma + math.log(2.0 / (gamma + 1.0)))
-        positive = np.minimum(positive, _LARGEST)  # still closer to any value it holds
-        return np.concatenate([-positive[::-1], [0.0], positive])
+        magnitude in (γ^(k-1), γ^k]. Read-only, and made once per layout: every quantile of
+        every window at every scrape reads it."""
+        return _bucket_values(self)
 
     def counts(self, values: FloatArray) -> IntArray:
         """A sketch (bucket counts) of finite ``values``."""
         return np.bincount(self.index(values), minlength=self.size).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=1024)
+def _bucket_values(layout: SketchLayout) -> FloatArray:
+    k = np.arange(layout.per_sign, dtype=np.float64) + layout.k_min
+    gamma = math.exp(layout.log_gamma)
+    with np.errstate(over="ignore"):  # the top bucket may reach past the largest double
+        positive = np.exp(k * layout.log_gamma + math.log(2.0 / (gamma + 1.0)))
+    positive = np.minimum(positive, _LARGEST)  # still closer to any value it holds
+    values = np.concatenate([-positive[::-1], [0.0], positive])
+    values.flags.writeable = False
+    return values
 
 
 @dataclass(frozen=True)

@@ -157,18 +157,23 @@ def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) ->
     summary = Summary.empty(shape, with_sketch=False)  # the sketch is computed below
     summary.records = n
 
-    valid = ~np.isnan(numeric)
-    summary.count = valid.sum(axis=0)
-    zeroed = np.where(valid, numeric, 0.0)
+    # Field-major copy: every statistic below reduces along contiguous rows, which numpy does
+    # several times faster than down the columns of the record-major batch.
+    values = np.ascontiguousarray(numeric.T)
+    valid = ~np.isnan(values)
+    summary.count = np.count_nonzero(valid, axis=1).astype(np.int64)
+    zeroed = np.where(valid, values, 0.0)
     # Values near the float limit overflow the sums to inf: the collector then exports no
     # mean or stddev for that window (min, max and quantiles stay exact).
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        summary.total = zeroed.sum(axis=0)
-        means = np.where(summary.count > 0, summary.total / summary.count, 0.0)
-        centred = np.where(valid, numeric - means, 0.0)
-        summary.deviations = (centred * centred).sum(axis=0)
-    summary.low = np.where(valid, numeric, np.inf).min(axis=0)
-    summary.high = np.where(valid, numeric, -np.inf).max(axis=0)
+        summary.total = zeroed.sum(axis=1)
+        means = np.where(summary.count > 0, summary.total / np.maximum(summary.count, 1), 0.0)
+        centred = np.subtract(zeroed, means[:, None], out=zeroed)
+        centred *= valid  # a missing value contributes no deviation
+        summary.deviations = np.einsum("ij,ij->i", centred, centred)
+    empty = summary.count == 0
+    summary.low = np.where(empty, np.inf, np.fmin.reduce(values, axis=1))  # fmin skips NaN
+    summary.high = np.where(empty, -np.inf, np.fmax.reduce(values, axis=1))
     summary.sketch, summary.clamped = shape.sketch.counts(numeric)
 
     if shape.categorical:
@@ -212,6 +217,7 @@ class Ring:
         self._slots = [Summary.empty(shape) for _ in range(buckets)]
         self._epochs = [-1] * buckets
         self._revisions = [0] * buckets
+        self._closed: tuple[tuple[int, ...], Summary] | None = None
         self._shape = shape
 
     def _epoch(self, now: float) -> int:
@@ -229,12 +235,27 @@ class Ring:
         self._revisions[slot] += 1
 
     def view(self, now: float) -> Summary:
-        """The merge of the buckets still inside the window at ``now``."""
+        """The merge of the buckets still inside the window at ``now``.
+
+        The buckets other than the current one change only when the current bucket turns
+        over (or a clock that stepped back adds to one), so their merge is kept between
+        calls: a scrape merges two summaries instead of one per bucket.
+        """
         epoch = self._epoch(now)
+        current = epoch % len(self._slots)
+        key = (epoch, *self._epochs, *self._revisions[:current], *self._revisions[current + 1 :])
+        if self._closed is None or self._closed[0] != key:
+            closed = Summary.empty(self._shape)
+            for slot, (summary, slot_epoch) in enumerate(
+                zip(self._slots, self._epochs, strict=True)
+            ):
+                if slot != current and epoch - len(self._slots) < slot_epoch <= epoch:
+                    closed.add(summary)
+            self._closed = (key, closed)
         merged = Summary.empty(self._shape)
-        for slot, slot_epoch in zip(self._slots, self._epochs, strict=True):
-            if epoch - len(self._slots) < slot_epoch <= epoch:
-                merged.add(slot)
+        merged.add(self._closed[1])
+        if self._epochs[current] == epoch:
+            merged.add(self._slots[current])
         return merged
 
     def signature(self, now: float) -> tuple[tuple[int, int], ...]:

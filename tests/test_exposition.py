@@ -1,0 +1,151 @@
+"""The sidecar's own scrape writer against prometheus_client's, and the shared render.
+
+Expected bodies come from prometheus_client's ``generate_latest`` (text 0.0.4 and OpenMetrics
+1.0) over the same families, never from the writer under test.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from test_collector import PROMTOOL, health
+from test_state import T0, build, encode, make_records
+
+from exporter.clock import ManualClock
+from exporter.collector import Bodies, ModelCollector
+from exporter.exposition import number
+from exporter.state import State
+
+ODD_NAMES = ("fraud", 'quo"te', "back\\slash", "new\nline", "ünïcødé ✓", "")
+
+
+def ingested(models: tuple[str, ...] = ODD_NAMES) -> tuple[State, ManualClock, Any]:
+    _, decoder, state = build()
+    clock = ManualClock(T0)
+    records = make_records(np.random.default_rng(5), 3_000, T0, models)
+    state.ingest(decoder.decode(encode(records, junk=4), T0), T0)
+    return state, clock, decoder
+
+
+def scrapes_of(state: State, clock: ManualClock) -> tuple[Bodies, ModelCollector]:
+    collector = ModelCollector(lambda: state.snapshot(clock.now()), health)
+    return Bodies(collector, lambda: state.version(clock.now())), collector
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_the_body_is_what_prometheus_client_writes(openmetrics: bool) -> None:
+    state, clock, _ = ingested()
+    scrapes, collector = scrapes_of(state, clock)
+    expected = (generate_openmetrics if openmetrics else generate_latest)(collector.registry())
+    assert scrapes.render(openmetrics) == expected
+    assert scrapes.render(openmetrics) == expected  # the kept model part, the same bytes
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0.0, -0.0, 1.0, 3, 0.1, 1e-300, 123456.0, 1234567.0, 1e22, -1e22, 2.5e-7, float("inf")],
+)
+def test_numbers_are_spelled_like_prometheus_client(value: float) -> None:
+    from prometheus_client.utils import floatToGoString  # noqa: PLC0415
+
+    assert number(value) == floatToGoString(value)
+    assert number(float("nan")) == "NaN"
+
+
+def test_the_text_body_passes_promtool_and_openmetrics_parses() -> None:
+    state, clock, _ = ingested()
+    scrapes, _ = scrapes_of(state, clock)
+    text = scrapes.render(False).decode()
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    families = list(text_string_to_metric_families(scrapes.render(True).decode()))
+    assert {f.name for f in families} >= {"model_predictions", "model_window_mean"}
+
+
+def test_a_name_that_is_not_valid_unicode_never_breaks_a_scrape() -> None:
+    """A JSON ``"\\ud800"`` decodes to a lone surrogate: the body is still valid UTF-8."""
+    _, decoder, state = build()
+    lines = [json.dumps({"ts": T0, "model": "\ud800", "version": "v1", "p": 0.5})]
+    lines.append(f'{{"ts": {T0!r}, "model": "m\\udfff", "version": "\\ud83d", "cls": "\\ud800"}}')
+    state.ingest(decoder.decode(("\n".join(lines) + "\n").encode()), T0)
+    scrapes, _ = scrapes_of(state, ManualClock(T0))
+    text = scrapes.render(False).decode("utf-8")  # strict: raises if not UTF-8
+    assert "model_predictions_total" in text
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    scrapes.render(True)
+
+
+def test_the_model_part_is_rendered_once_per_version() -> None:
+    state, clock, decoder = ingested(("fraud",))
+    scrapes, _ = scrapes_of(state, clock)
+    first = scrapes.render(False)
+    assert scrapes.render(False) == first
+    assert scrapes.render(False) == first
+    assert scrapes.renders == 1
+    scrapes.render(True)  # the other format is its own render
+    assert scrapes.renders == 2
+
+    records = make_records(np.random.default_rng(6), 10, T0)
+    state.ingest(decoder.decode(encode(records)), T0)  # a record arrived
+    after_ingest = scrapes.render(False)
+    assert scrapes.renders == 3
+    assert after_ingest != first
+
+    clock.advance(5.0)  # 1m windows of 12 buckets: a bucket turned over
+    scrapes.render(False)
+    assert scrapes.renders == 4
+    clock.advance(0.5)  # same bucket, nothing new
+    scrapes.render(False)
+    assert scrapes.renders == 4
+
+
+def test_concurrent_scrapes_share_one_render() -> None:
+    state, clock, _ = ingested(("fraud",))
+    scrapes, collector = scrapes_of(state, clock)
+    bodies: list[bytes] = []
+    start = threading.Barrier(4)
+
+    def scrape() -> None:
+        start.wait(timeout=10)
+        bodies.append(scrapes.render(False))
+
+    threads = [threading.Thread(target=scrape) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert scrapes.renders == 1
+    expected = generate_latest(collector.registry())
+    assert bodies == [expected] * 4
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_the_server_families_render_like_prometheus_client(openmetrics: bool) -> None:
+    """The server's own series go through the same writer (converted from its collector)."""
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    from exporter.exposition import Writer  # noqa: PLC0415
+    from exporter.server import ServerCollector, _families, _Stats  # noqa: PLC0415
+
+    stats = _Stats()
+    stats.count("/metrics", 200)
+    stats.count("/healthz", 503)
+    collector = ServerCollector(stats, None)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    expected = (generate_openmetrics if openmetrics else generate_latest)(registry)
+    text = Writer().render(_families(collector.collect()), openmetrics)
+    assert (text + ("# EOF\n" if openmetrics else "")).encode() == expected
