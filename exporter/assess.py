@@ -16,7 +16,10 @@ series change at most once per step and lag the window gauges by less than one s
 
 For a page that charts drift over time, each window keeps a short history: one point per bucket
 of that window (the assessment made at the first step of the bucket, i.e. the window as it
-stood when the previous bucket closed), for ``HISTORY_SECONDS``.
+stood when the previous bucket closed), for ``HISTORY_SECONDS``. A point also holds the
+window's quantiles of each numeric field, so the page can draw them against the reference's
+without reading the store again (they are computed when the window is judged, from the same
+merged sketch, so they cost one pass over buckets already summed).
 
 Pure but for the cache: window reads and the reference in, verdicts out; no I/O, no clock.
 """
@@ -36,6 +39,8 @@ from exporter.config_types import Config, DriftConfig
 from exporter.join import GroupKey
 from exporter.reference import Reference
 from exporter.state import Signature, State, WindowRead, WindowReads
+from exporter.stats.window import Summary
+from exporter.stats.sketch import quantiles as sketch_quantiles
 
 # Windows are read just before a step boundary, so a bucket ending there is whole. 1 ms is far
 # above float64 resolution at epoch scale (~0.2 µs) and far below any bucket width.
@@ -58,6 +63,11 @@ class WindowAssessment:
     records: int  # records in the window as it was read
     drift: tuple[FieldDrift, ...]  # fields with too few samples for a verdict are left out
     gaps: Gaps
+    # [F, Q] the window's quantiles of each numeric field (layout order, the configured
+    # levels), clamped to its min and max as on /metrics; NaN where the field had no value.
+    quantiles: npt.NDArray[np.float64] = field(
+        default_factory=lambda: np.zeros((0, 0)), compare=False
+    )
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,7 @@ class HistoryPoint:
     records: int
     drift: tuple[DriftPoint, ...]
     gaps: Gaps
+    quantiles: dict[str, tuple[float, ...]] = field(default_factory=dict)  # field → levels
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,7 @@ class _Stored:
     names: tuple[tuple[str, str], ...]
     values: npt.NDArray[np.float64]  # [k, 2]: statistic, threshold
     gaps: Gaps
+    quantiles: npt.NDArray[np.float64]  # [F, Q], as in WindowAssessment
 
 
 @dataclass(frozen=True)
@@ -122,8 +134,11 @@ class Assessor:
         step: float,
         buckets: int,
         history_seconds: float = HISTORY_SECONDS,
+        levels: tuple[float, ...] = (),
     ) -> None:
+        """``levels``: the quantiles each assessment and history point keeps (none: none)."""
         self._state = state
+        self._levels = levels
         self._settings = settings
         self._step = step
         self._buckets = buckets
@@ -201,7 +216,18 @@ class Assessor:
             summary.records,
             tuple(found),
             gaps(summary, reference, layout),
+            self._quantiles(summary, reads),
         )
+
+    def _quantiles(self, summary: Summary, reads: WindowReads) -> npt.NDArray[np.float64]:
+        result = np.full((len(reads.sketch), len(self._levels)), math.nan)
+        if summary.sketch is None or not self._levels:
+            return result
+        for f in range(len(reads.sketch)):
+            if summary.count[f]:
+                found = sketch_quantiles(reads.sketch[f], summary.sketch[f], self._levels)
+                result[f] = np.clip(found, summary.low[f], summary.high[f])
+        return result
 
     # -- history ----------------------------------------------------------------------------
 
@@ -222,7 +248,9 @@ class Assessor:
             values = np.array(
                 [(d.verdict.statistic, d.verdict.threshold) for d in result.drift], dtype=float
             ).reshape(-1, 2)
-            points.append(_Stored(epoch, result.records, names, values, result.gaps))
+            points.append(
+                _Stored(epoch, result.records, names, values, result.gaps, result.quantiles)
+            )
 
     def history(self, model: str, version: str, window: str) -> list[HistoryPoint]:
         """One window's points over the last ``HISTORY_SECONDS``, oldest first."""
@@ -231,6 +259,7 @@ class Assessor:
             if found is None:
                 return []
             width, stored = found[0], list(found[1])
+        numeric = [spec.name for spec in self._state.layout.numeric]
         return [
             HistoryPoint(
                 time=p.epoch * width,
@@ -240,6 +269,10 @@ class Assessor:
                     for (f, s), (v, t) in zip(p.names, p.values.tolist(), strict=True)
                 ),
                 gaps=p.gaps,
+                quantiles={
+                    name: tuple(row)
+                    for name, row in zip(numeric, p.quantiles.tolist(), strict=False)
+                },
             )
             for p in stored
         ]

@@ -78,6 +78,7 @@ class Engine:
             assess_every if assess_every is not None else assessment_step(config),
             config.window_buckets,
             history_seconds,
+            config.quantiles,
         )
         self._checks: ReferenceChecks | None = None
         if reference is not None:

@@ -194,6 +194,43 @@ def test_the_history_keeps_one_point_per_bucket_for_its_length() -> None:
     assert engine.assessor.history("other", "v", "10s") == []
 
 
+def test_history_points_hold_the_window_quantiles_read_at_their_step() -> None:
+    """The quantiles a point keeps are those of the window as it stood at the point's step:
+    what the store's own snapshot gives for that instant (then clamped to min/max as on
+    /metrics), for every numeric field and configured level."""
+    config = _config(["10s", "1m"], buckets=2)
+    engine = Engine(config, _reference(config), history_seconds=120.0)
+    rng = np.random.default_rng(7)
+    expected: dict[tuple[str, float], dict[str, list[float]]] = {}
+    for k in range(30):
+        now = T0 + 5.0 * k + 1.0
+        engine.advance(now)
+        snapshot = engine.state.snapshot(T0 + 5.0 * k - READ_BEFORE)
+        for group in snapshot.groups:
+            for view in group.windows:
+                expected[(view.spec.name, T0 + 5.0 * k)] = {
+                    spec.name: [
+                        min(max(q, view.summary.low[f]), view.summary.high[f])
+                        for q in view.quantiles[f].tolist()
+                    ]
+                    for f, spec in enumerate(snapshot.layout.numeric)
+                    if view.summary.count[f]
+                }
+        engine.ingest(_lines(rng, 120, shift=0.0 if k < 15 else 3.0), now)
+    checked = 0
+    for window in ("10s", "1m"):
+        for point in engine.assessor.history("m", "v", window):
+            want = expected[(window, point.time)]
+            assert set(point.quantiles) == {s.name for s in engine.state.layout.numeric}
+            assert len(config.quantiles) == 3
+            for name, values in want.items():
+                assert list(point.quantiles[name]) == pytest.approx(values)
+                checked += 1
+    assert checked > 20
+    shifted = engine.assessor.history("m", "v", "10s")[-1].quantiles["x"]
+    assert shifted[0] > 2.0  # the median follows the shift: the points are not all alike
+
+
 def test_a_failure_to_assess_exports_no_verdicts_and_ingestion_goes_on(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
