@@ -20,7 +20,16 @@ from exporter.connections import Connection
 MAX_REQUEST_LINE = 8 << 10  # longer: 414
 MAX_HEAD_BYTES = 16 << 10  # request line and headers together; more: 431
 MAX_HEADERS = 64  # header lines; more: 431
-ROUTES = ("/metrics", "/healthz", "/readyz", "/")
+ROUTES = (
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/",
+    "/api/v1/status",
+    "/static/app.js",
+    "/static/app.css",
+    "/static/favicon.svg",
+)
 
 
 class App(Protocol):

@@ -1,4 +1,6 @@
-"""HTTP: ``/metrics``, ``/healthz`` (liveness), ``/readyz`` (readiness) and a landing page.
+"""HTTP: ``/metrics``, ``/healthz`` (liveness), ``/readyz`` (readiness), the live page at ``/``
+with its files under ``/static/`` (``exporter.page``) and the JSON it reads, ``/api/v1/status``
+(``exporter.status``). Every path is behind the same TLS and basic auth.
 
 Our own small server instead of prometheus_client's ``start_http_server``: it compresses with
 gzip level 1 (level 9 costs ~16× the CPU for 1.7× fewer bytes, and rendering competes with
@@ -12,7 +14,6 @@ pool of workers (``exporter.connections``). This module routes, and does the TLS
 from __future__ import annotations
 
 import contextlib
-import html
 import ipaddress
 import logging
 import socket
@@ -27,12 +28,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from exporter import __version__
 from exporter.basicauth import BasicAuth
 from exporter.clock import Clock, SystemClock
 from exporter.connections import Connection, ConnectionServer, Limits
 from exporter.errors import ConfigError
 from exporter.exposition import Family
+from exporter.page import load_assets, not_modified
 from exporter.request import ROUTES, Handler, SocketWriter
 from exporter.scrape import Renders, accepts_gzip
 from exporter.webconfig import RateLimit
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 Check = Callable[[], tuple[bool, str]]
 # (openmetrics, the server's own families) -> the body, with "# EOF" when OpenMetrics
 Render = Callable[[bool, list[Family]], bytes]
+# (query string, gzip accepted) -> (status code, body): the /api/v1/status endpoint
+Status = Callable[[str, bool], tuple[int, bytes]]
 
 
 # -- the sidecar's own HTTP and reload counters ------------------------------------------------
@@ -106,20 +109,6 @@ class ServerCollector(Collector):
         )
 
 
-_LANDING = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>model-exporter</title></head>
-<body>
-<h1>model-exporter {html.escape(__version__)}</h1>
-<p>A Prometheus exporter sidecar for ML models.</p>
-<ul>
-<li><a href="/metrics">/metrics</a> — model and sidecar metrics</li>
-<li><a href="/healthz">/healthz</a> — liveness: ingestion and rendering work</li>
-<li><a href="/readyz">/readyz</a> — readiness: every source polled once</li>
-</ul>
-</body></html>
-"""
-
-
 class _TokenBucket:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -156,13 +145,17 @@ class MetricsServer:
         reloads: Callable[[], ReloadCounts] | None = None,
         clock: Clock | None = None,
         render: Render | None = None,
+        status: Status | None = None,
     ) -> None:
         """``healthy``: is ingestion alive; ``ready``: has every source been polled once.
         ``render``, when given, writes the body (see ``collector.Bodies``), with the server's
         own families passed in; otherwise prometheus_client encodes the registry.
-        Binds the port at once (a taken port fails here)."""
+        ``status``: the JSON status endpoint (without it, /api/v1/status is 404 and the page
+        has nothing to show). Binds the port at once (a taken port fails here)."""
         self._registry = registry
         self._render = render
+        self._status = status
+        self._assets = load_assets()
         self._healthy = healthy
         self._ready = ready
         self._web = web_config
@@ -313,9 +306,15 @@ class MetricsServer:
         elif path in ("/healthz", "/readyz"):
             ok, detail = self.live() if path == "/healthz" else self.readiness()
             handler.reply(200 if ok else 503, f"{detail}\n".encode(), head=head)
-        elif path == "/":
-            landing = _LANDING.encode()
-            handler.reply(200, landing, content_type="text/html; charset=utf-8", head=head)
+        elif path == "/api/v1/status" and self._status is not None:
+            self._status_json(handler, head)
+        elif path in self._assets:
+            asset = self._assets[path]
+            if not_modified(asset, handler.headers.get("If-None-Match")):
+                handler.reply(304, b"", asset.headers(), asset.content_type, head=True)
+            else:
+                body = asset.body
+                handler.reply(200, body, asset.headers(), asset.content_type, head=head)
         else:
             handler.reply(404, b"not found\n", head=head)
 
@@ -338,6 +337,24 @@ class MetricsServer:
             return encoder(self._registry)
         openmetrics = content_type.startswith("application/openmetrics-text")
         return self._render(openmetrics, _families(self._own.collect()))
+
+    def _status_json(self, handler: Handler, head: bool) -> None:
+        assert self._status is not None
+        query = handler.path.partition("?")[2]
+        gzipped = accepts_gzip(handler.headers.get_all("Accept-Encoding") or [])
+        try:
+            code, body = self._status(query, gzipped)
+        except Exception as exc:  # an answer, never a dropped connection
+            log.exception("error building the status document")
+            handler.reply(500, f"error building the status: {exc}\n".encode(), head=head)
+            return
+        if code != 200:
+            handler.reply(code, body, head=head)
+            return
+        headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        handler.reply(200, body, headers, "application/json", head=head)
 
 
 def _families(metrics: Iterable[Metric]) -> list[Family]:

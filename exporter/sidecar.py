@@ -26,6 +26,7 @@ from exporter.errors import ConfigError
 from exporter.pipeline import Pipeline
 from exporter.reload import ReferenceFile
 from exporter.server import MetricsServer, ReloadCounts
+from exporter.status import Inputs, StatusEndpoint
 from exporter.tail.tailer import Tailer
 from exporter.tail.watch import Stopper, Waker, start_watch
 from exporter.validate import parse_listen_address
@@ -232,7 +233,18 @@ def build(
         web_config=web_config,
         reloads=reloads.counts,
         render=bodies.render,
+        status=lambda query, gzipped: status.get(query, gzipped),
     )
+    inputs = Inputs(
+        snapshot=lambda: state.snapshot(clock.now()),
+        assessment=lambda: assessor.latest,
+        history=assessor.history,
+        health=pipeline.health,
+        live=server.live,
+        ready=server.readiness,
+        step=assessor.step,
+    )
+    status = StatusEndpoint(inputs, [w.name for w in config.windows], clock)
     watched = [s.path for s in config.sources] + ([config.reference] if config.reference else [])
     return Sidecar(config, pipeline, server, engine, watched, waker, listen_address, reloads)
 
