@@ -39,8 +39,8 @@ from exporter.config_types import Config, DriftConfig
 from exporter.join import GroupKey
 from exporter.reference import Reference
 from exporter.state import Signature, State, WindowRead, WindowReads
-from exporter.stats.window import Summary
 from exporter.stats.sketch import quantiles as sketch_quantiles
+from exporter.stats.window import Summary
 
 # Windows are read just before a step boundary, so a bucket ending there is whole. 1 ms is far
 # above float64 resolution at epoch scale (~0.2 µs) and far below any bucket width.

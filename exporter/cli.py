@@ -137,6 +137,11 @@ def _replay_parser(
         "--every", default="1m", help="report and alert evaluation step, in log time (default 1m)"
     )
     replay.add_argument("--json", action="store_true", help="one JSON document (rows, alerts)")
+    replay.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write a self-contained HTML report (timelines, alert episodes, ranking) to FILE",
+    )
     replay.add_argument("--window", help="the window of the text table (default: the smallest)")
     for flag, value, what in (
         ("--error-factor", defaults.error_factor, "error ratio over development"),
@@ -330,6 +335,16 @@ def _replay(args: argparse.Namespace) -> int:
     except ReplayError as exc:
         log.error("%s: %s", args.log, exc)
         return 1
+    if args.html:
+        from exporter.atomic import write_atomic  # noqa: PLC0415
+        from exporter.offline.html import render_html  # noqa: PLC0415
+
+        try:
+            write_atomic(args.html, render_html(report).encode("utf-8", "replace"))
+        except OSError as exc:
+            log.error("cannot write %s: %s", args.html, exc.strerror or exc)
+            return 1
+        log.info("wrote the HTML report to %s", args.html)
     sys.stdout.write(to_json(report) if args.json else render_text(report, args.window))
     return 0
 

@@ -233,7 +233,7 @@ def build(
         web_config=web_config,
         reloads=reloads.counts,
         render=bodies.render,
-        status=lambda query, gzipped: status.get(query, gzipped),
+        status=lambda query, gzipped: status.get(query, gzipped),  # noqa: PLW0108 (built below)
     )
     inputs = Inputs(
         snapshot=lambda: state.snapshot(clock.now()),
