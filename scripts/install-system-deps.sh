@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests run against: Debian's real Prometheus (with promtool) and
-# Alertmanager, the openssl CLI (the TLS tests make throwaway certificates with it), plus
-# python3-venv where the system Python cannot create a virtualenv.
+# Alertmanager, the openssl CLI (the TLS tests make throwaway certificates with it), Chromium and
+# its WebDriver (the browser tests of the live page and the replay report: Debian builds both
+# from one release, so they always match), plus python3-venv where the system Python cannot
+# create a virtualenv.
 #
 #   scripts/install-system-deps.sh            everything the test suite needs
 #   scripts/install-system-deps.sh --python   only what creating .venv needs (for the demo)
@@ -32,6 +34,12 @@ if [ "$python_only" = false ]; then
   fi
   if ! command -v openssl >/dev/null 2>&1; then
     packages+=(openssl)
+  fi
+  if [ ! -x /usr/bin/chromium ]; then
+    packages+=(chromium)
+  fi
+  if [ ! -x /usr/bin/chromedriver ]; then
+    packages+=(chromium-driver)
   fi
 fi
 if [ ${#packages[@]} -eq 0 ]; then
@@ -77,7 +85,7 @@ for service in prometheus prometheus-alertmanager; do
   fi
 done
 
-for cmd in prometheus promtool prometheus-alertmanager openssl; do
+for cmd in prometheus promtool prometheus-alertmanager openssl chromium chromedriver; do
   if [ "$python_only" = false ] && ! command -v "$cmd" >/dev/null 2>&1; then
     echo "error: $cmd is still missing after the install" >&2
     exit 1

@@ -53,7 +53,9 @@ def chromium(profile: Path) -> Iterator[webdriver.Chrome]:
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={WIDTH},1000")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(executable_path=CHROMEDRIVER, log_output=str(profile.parent / "chromedriver.log"))
+    service = Service(
+        executable_path=CHROMEDRIVER, log_output=str(profile.parent / "chromedriver.log")
+    )
     driver = webdriver.Chrome(options=options, service=service)
     try:
         driver.set_page_load_timeout(60)

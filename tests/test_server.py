@@ -3,6 +3,7 @@ request-head limits, and many connections at once."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.client
 import logging
@@ -12,7 +13,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import bcrypt
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -22,6 +25,7 @@ from exporter.connections import Limits
 from exporter.request import MAX_HEAD_BYTES, MAX_HEADERS, MAX_REQUEST_LINE
 from exporter.scrape import RENDER_FAILURES_UNHEALTHY, accepts_gzip
 from exporter.server import MetricsServer
+from exporter.webfile import WebConfigFile
 from tests.harness import wait_until
 
 
@@ -313,3 +317,83 @@ def test_stop_without_start_returns() -> None:
         "127.0.0.1", 0, CollectorRegistry(auto_describe=False), lambda: (True, "ok")
     )
     server.stop()
+
+
+# -- the live page and its JSON ------------------------------------------------------------------
+
+
+class _Status:
+    def __init__(self) -> None:
+        self.queries: list[tuple[str, bool]] = []
+
+    def __call__(self, query: str, gzipped: bool) -> tuple[int, bytes]:
+        self.queries.append((query, gzipped))
+        if query == "bad":
+            return 400, b"unknown parameter\n"
+        body = b'{"api_version":1}'
+        return 200, gzip.compress(body) if gzipped else body
+
+
+def _page_server(web_config: WebConfigFile | None = None) -> tuple[MetricsServer, _Status]:
+    status = _Status()
+    registry = CollectorRegistry(auto_describe=False)
+    server = MetricsServer(
+        "127.0.0.1", 0, registry, lambda: (True, "ok"), web_config=web_config, status=status
+    )
+    server.start()
+    return server, status
+
+
+def test_the_page_its_files_and_the_status_json_are_served_with_their_headers() -> None:
+    server, status = _page_server()
+    try:
+        code, body, headers = _get(server.port, "/")
+        assert code == 200
+        assert headers["Content-Type"] == "text/html; charset=utf-8"
+        assert b'<script src="/static/app.js" defer></script>' in body
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        for path, kind in (
+            ("/static/app.js", "text/javascript"),
+            ("/static/app.css", "text/css"),
+            ("/static/favicon.svg", "image/svg+xml"),
+        ):
+            code, body, headers = _get(server.port, path)
+            assert (code, headers["Content-Type"].split(";")[0]) == (200, kind)
+            assert body
+            etag = headers["ETag"]
+            code, body, headers = _get(server.port, path, {"If-None-Match": etag})
+            assert (code, body) == (304, b"")
+            assert headers["ETag"] == etag
+        code, body, headers = _get(server.port, "/api/v1/status?history=none")
+        assert (code, body) == (200, b'{"api_version":1}')
+        assert headers["Content-Type"] == "application/json"
+        assert headers["Cache-Control"] == "no-store"
+        code, body, headers = _get(server.port, "/api/v1/status", {"Accept-Encoding": "gzip"})
+        assert headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(body) == b'{"api_version":1}'
+        assert _get(server.port, "/api/v1/status?bad")[:2] == (400, b"unknown parameter\n")
+        assert status.queries == [("history=none", False), ("", True), ("bad", False)]
+        assert _get(server.port, "/static/nope.js")[0] == 404
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("POST", "/api/v1/status", body=b"{}")
+        assert conn.getresponse().status == 405
+        conn.close()
+    finally:
+        server.stop()
+
+
+def test_the_page_and_the_api_are_behind_the_same_password_as_metrics(tmp_path: Path) -> None:
+    password = "s3cret"
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  viewer: '{hashed}'\n")
+    server, status = _page_server(WebConfigFile(str(web)))
+    token = base64.b64encode(f"viewer:{password}".encode()).decode()
+    try:
+        for path in ("/", "/api/v1/status", "/static/app.js", "/static/app.css", "/metrics"):
+            assert _get(server.port, path)[0] == 401, path
+            assert _get(server.port, path, {"Authorization": f"Basic {token}"})[0] == 200, path
+        assert len(status.queries) == 1  # only the authorised request reached the endpoint
+    finally:
+        server.stop()
