@@ -9,6 +9,7 @@ with ``UPDATE_SCREENSHOTS=1`` they are also copied to docs/images/ for the READM
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from collections.abc import Iterator
@@ -76,9 +77,13 @@ def screenshot(driver: webdriver.Chrome, name: str, max_height: int = 6000) -> P
     """The whole page (up to ``max_height`` pixels) as a PNG in the artifact directory, and in
     docs/images/ too with UPDATE_SCREENSHOTS=1."""
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.set_window_size(WIDTH, min(max(height, 600), max_height))
+    clip = {"x": 0, "y": 0, "width": WIDTH, "height": min(height, max_height), "scale": 1}
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {"format": "png", "captureBeyondViewport": True, "clip": clip},
+    )
     path = artifacts() / name
-    assert driver.save_screenshot(str(path)), f"no screenshot saved to {path}"
+    path.write_bytes(base64.b64decode(shot["data"]))
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(path, ROOT / "docs" / "images" / name)
     return path

@@ -1,8 +1,8 @@
 """A prediction log with a drift episode, for the live page and the replay report.
 
 The simulated fraud model (``exporter.offline.simulate``) over four hours of log time ending
-now: calm for two hours, then drifted (``amount``, ``merchant_risk``, ``country``, the score
-and the labels move; ``age`` and ``device`` do not). Written in two halves so a test can show
+now: calm for an hour, then drifted (``amount``, ``merchant_risk``, ``country``, the score
+and the labels move; ``age`` and ``device`` do not). Written in two parts so a test can show
 the live page before and after the drift; ``replay`` reads the same file with the records' own
 time, so its 1h window sees the episode unfold and the drift alerts fire. ``late_after`` is a
 day, so the sidecar does not count four-hour-old timestamps as late.
@@ -23,7 +23,7 @@ from tests.configs import example_config, write_config
 
 SPAN = 4 * 3600.0  # seconds of log time
 RATE = 2.0  # records per second of log time
-DRIFT_AT = SPAN / 2
+DRIFT_AT = SPAN / 4
 DRIFTED = ("amount", "merchant_risk", "country")  # drift in every window, by a wide margin
 CALM = ("age", "device")
 
@@ -48,7 +48,7 @@ def make(directory: Path, config_overrides: dict[str, Any] | None = None) -> Epi
     log.touch()
     reference = directory / "reference.json"
     data = example_config(
-        log,
+        log.name,  # relative to the config's directory, where the sidecar runs: short on screen
         reference=str(reference),
         windows=["1m", "5m"],
         window_buckets=20,  # steps of 3 s: the page's numbers move quickly

@@ -54,6 +54,14 @@ def _status(sidecar: SidecarProcess) -> dict[str, Any]:
     return result
 
 
+def _history_points(sidecar: SidecarProcess, window: str) -> int:
+    got = http_get(f"{sidecar.url}/api/v1/status?history={window}")
+    assert got is not None
+    assert got[0] == 200
+    models = json.loads(got[1])["models"]
+    return int(models[0]["history"][window]["points"]) if models else 0
+
+
 def _lines_read(sidecar: SidecarProcess) -> int:
     return sum(s["lines_total"] for s in _status(sidecar)["sidecar"]["sources"])
 
@@ -105,6 +113,12 @@ def test_the_live_page_flags_drift_as_it_happens_without_a_reload(
     _until(browser, lambda d: _flag(d, "merchant_risk", "psi") == "false", "a calm verdict")
     assert _flag(browser, "amount", "ks") == "false"
     browser.execute_script("window.__sameDocument = 'yes'")
+    # A few calm points in the 1m window's history (3 s buckets), so its charts show a before.
+    calm = wait_until(
+        lambda: (n := _history_points(sidecar, "1m")) >= 4 and n,
+        timeout=WAIT,
+        message="calm history",
+    )
 
     drift_episode.append(episode.log, episode.drifted)
     for name, statistic in (("merchant_risk", "psi"), ("amount", "ks"), ("country", "js")):
@@ -138,12 +152,22 @@ def test_the_live_page_flags_drift_as_it_happens_without_a_reload(
     source = browser.execute_script(
         "return document.querySelector('table.sources td.mono').innerText"
     )
-    assert source == str(episode.log)
+    assert source == episode.log.name
+    # The 1m tab: its charts show the calm points, then the drift.
+    wait_until(
+        lambda: _history_points(sidecar, "1m") >= calm + 6, timeout=WAIT, message="drift history"
+    )
+    browser.execute_script("document.querySelector('button[data-window=\"1m\"]').click()")
     _until(
         browser,
-        lambda d: d.execute_script("return document.querySelectorAll('td.spark path.line').length"),
-        "charts",
+        lambda d: d.execute_script(
+            "return location.hash === '#window=1m'"
+            " && document.querySelector('button.tab.active').textContent === '1m'"
+            " && document.querySelectorAll('td.spark path.line').length > 0"
+        ),
+        "the 1m window's charts",
     )
+    assert _flag(browser, "merchant_risk", "psi") == "true"
     screenshot(browser, "live-page.png", max_height=2400)
     assert console_errors(browser) == []
 
@@ -194,8 +218,9 @@ def test_the_replay_report_shows_the_alert_episodes_and_ranks_the_drifted_fields
             "--json",
             "--html",
             str(report),
-            str(episode.log),
+            episode.log.name,
         ],
+        cwd=episode.log.parent,
         capture_output=True,
         timeout=300,
         check=False,
@@ -212,13 +237,17 @@ def test_the_replay_report_shows_the_alert_episodes_and_ranks_the_drifted_fields
     assert any(t.startswith("ModelFeatureDrift merchant_risk") for t in labels), labels
     heading = browser.find_element(By.CSS_SELECTOR, "#alerts h2").text
     assert heading == f"Alerts that would have fired ({len(episodes)})"
-    ranked = browser.find_elements(By.CSS_SELECTOR, "#ranking tr[data-field]")
-    shown = [r.get_attribute("data-field") for r in ranked if r.is_displayed()]
-    drifted = {
-        r.get_attribute("data-field") for r in ranked if "drifted" in r.get_attribute("class")
-    }
+    ranked = browser.execute_script(
+        "return [...document.querySelectorAll('#ranking tr[data-field]')].map(r => ["
+        "r.dataset.field, r.dataset.window, r.classList.contains('drifted'),"
+        " r.offsetParent !== null])"
+    )
+    # In the 1h window (the one the alerts read: thousands of records a step) exactly the
+    # drifted fields and what follows from them are over threshold; the controls never are.
+    drifted = {field for field, window, over, _ in ranked if window == "1h" and over}
     assert set(drift_episode.DRIFTED) <= drifted
     assert not set(drift_episode.CALM) & drifted
+    shown = [field for field, _, _, visible in ranked if visible]
     assert shown[0] in {*drift_episode.DRIFTED, "prediction", "confidence", "latency_seconds"}
     figures = browser.find_elements(By.CSS_SELECTOR, "details[open] figure.drift.drifted")
     assert {f.get_attribute("data-field") for f in figures} >= set(drift_episode.DRIFTED)

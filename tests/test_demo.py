@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,16 @@ def test_demo_serves_metrics_with_anomalies_and_drift(
     )
     assert 'model_exporter_parse_errors_total{reason="invalid_json"' in text
     assert "model_reference_info{" in text
+    first = demo.stdout_path.read_text().splitlines()[0]
+    assert first == f"model-exporter demo: open http://127.0.0.1:{port}/ to watch it live"
+    page = http_get(f"http://127.0.0.1:{port}/")
+    assert page is not None
+    assert page[0] == 200
+    assert b"/static/app.js" in page[1]
+    status = http_get(f"http://127.0.0.1:{port}/api/v1/status?history=none")
+    assert status is not None
+    assert status[0] == 200
+    assert json.loads(status[1])["models"][0]["model"] == "fraud-detector"
     assert demo.stop() == 0
 
 

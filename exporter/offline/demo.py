@@ -114,15 +114,20 @@ def _run(
 
 
 def _banner(args: argparse.Namespace, log_path: str, sidecar: Sidecar | None) -> None:
-    print("model-exporter demo", flush=True)
+    """The live page's address comes first: it is what a newcomer should open."""
+    if sidecar is None:
+        print("model-exporter demo (writer only: no sidecar, no page)", flush=True)
+    else:
+        host, _ = parse_listen_address(args.listen_address)
+        base = f"http://{host or 'localhost'}:{sidecar.server.port}"
+        print(f"model-exporter demo: open {base}/ to watch it live", flush=True)
     print(f"  simulated model: {args.rate:g} predictions/s into {log_path}")
     print(f"  drift episode:   from {args.drift_start:g}s to {args.drift_end:g}s after start")
     if sidecar is None:
-        print("  writer only (no sidecar); Ctrl-C to stop", flush=True)
+        print("  Ctrl-C to stop", flush=True)
         return
-    host, _ = parse_listen_address(args.listen_address)
-    base = f"http://{host or 'localhost'}:{sidecar.server.port}"
     print(f"  metrics:         {base}/metrics")
+    print(f"  status JSON:     {base}/api/v1/status")
     print(f"  try:             curl -s {base}/metrics | grep ^model_window_quantile")
     print("  Ctrl-C to stop.", flush=True)
 

@@ -377,7 +377,8 @@ def _ranking(page: _Page) -> None:
                 '<table class="grid ranking"><tbody>'
             )
         page.add(
-            f'<tr class="{"drifted" if over else ""}" data-field="{escape(r.field, quote=True)}">'
+            f'<tr class="{"drifted" if over else ""}" data-field="{escape(r.field, quote=True)}" '
+            f'data-window="{escape(r.window, quote=True)}">'
             f'<td class="strong">{escape(r.field)}</td><td>{escape(r.statistic.upper())}</td>'
             f'<td>{escape(r.window)}</td><td class="nowrap">{escape(r.model)} '
             f"{escape(r.version)}</td>"

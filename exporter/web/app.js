@@ -8,6 +8,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   const MIN_REFRESH = 1;
   const MAX_REFRESH = 10;
+  const MAX_ANOMALY_ROWS = 8;
   const state = { window: null, data: null, timer: null, failures: 0, loaded: false };
 
   // -- DOM helpers ------------------------------------------------------------------------
@@ -407,18 +408,23 @@
 
   function renderAnomalies(model, w) {
     const section = h("div", { class: "block" }, h("h3", { text: `Anomalies · ${state.window} window` }));
-    const rows = [];
+    const found = [];
     for (const [field, kinds] of Object.entries(w.anomalies)) {
-      for (const [kind, ratio] of Object.entries(kinds)) {
-        const total = (model.anomalies_total[field] || {})[kind] || 0;
-        rows.push(h("tr", { class: ratio > 0.05 ? "warn" : "", "data-field": field, "data-kind": kind }, h("td", { class: "field", text: field }), h("td", { text: kind.replace(/_/g, " ") }), h("td", { class: "num", text: pct(ratio) }), h("td", { class: "num", text: count(total) })));
-      }
+      for (const [kind, ratio] of Object.entries(kinds)) found.push([field, kind, ratio]);
     }
-    if (rows.length === 0) {
+    if (found.length === 0) {
       section.append(h("p", { class: "muted", text: "No anomaly in this window." }));
       return section;
     }
+    found.sort((a, b) => b[2] - a[2]); // the largest shares first
+    const rows = found.slice(0, MAX_ANOMALY_ROWS).map(([field, kind, ratio]) => {
+      const total = (model.anomalies_total[field] || {})[kind] || 0;
+      return h("tr", { class: ratio > 0.05 ? "warn" : "", "data-field": field, "data-kind": kind }, h("td", { class: "field", text: field }), h("td", { text: kind.replace(/_/g, " ") }), h("td", { class: "num", text: pct(ratio) }), h("td", { class: "num", text: count(total) }));
+    });
     section.append(h("table", { class: "grid-table anomalies" }, h("thead", {}, h("tr", {}, h("th", { text: "field" }), h("th", { text: "kind" }), h("th", { class: "num", text: "share of records" }), h("th", { class: "num", text: "since start" }))), h("tbody", {}, rows)));
+    if (found.length > MAX_ANOMALY_ROWS) {
+      section.append(h("p", { class: "muted small", text: `and ${found.length - MAX_ANOMALY_ROWS} smaller (all in /api/v1/status and /metrics)` }));
+    }
     return section;
   }
 
