@@ -173,7 +173,7 @@ def _model(
                 view,
                 snapshot,
                 assessment.window(group.model, group.version, view.spec.name),
-                covered=max(min(view.spec.seconds, now - started), 1e-9),
+                covered=max(min(view.spec.seconds, now - started), 1.0),
             )
             for view in group.windows
         },
@@ -282,7 +282,8 @@ def _smallest(values: Iterable[float | None]) -> float | None:
 def _history(points: list[HistoryPoint], snapshot: Snapshot, dev: float | None) -> JSON:
     """Columns over time, one entry per bin of points (see ``bins``): a bin shows its last
     point, except drift statistics and gaps, which show the bin's largest value (a spike is
-    never averaged away), and thresholds, the bin's smallest."""
+    never averaged away), and thresholds, the bin's smallest. ``dev`` is the reference's
+    error ratio, which turns the error-ratio gap back into an error ratio."""
     groups = bins(len(points), MAX_HISTORY_POINTS)
     last = [points[g[-1]] for g in groups]
     drift: dict[str, dict[str, dict[str, list[float | None]]]] = {}

@@ -187,8 +187,15 @@ class _Page:
     def add(self, *parts: str) -> None:
         self.out.extend(parts)
 
-    def chart(self, title: str, **kwargs: object) -> Chart:
-        chart = Chart(self.t0, self.t1, title=title, **kwargs)  # type: ignore[arg-type]
+    def chart(
+        self,
+        title: str,
+        width: int = 420,
+        height: int = 120,
+        floor: float | None = 0.0,
+        percent: bool = False,
+    ) -> Chart:
+        chart = Chart(self.t0, self.t1, width, height, floor=floor, percent=percent, title=title)
         chart.x_labels = (_stamp(self.t0, self.span), _stamp(self.t1, self.span))
         return chart
 

@@ -10,7 +10,7 @@ each bin's largest value, so a one-step spike survives; flat runs are written as
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
@@ -137,11 +137,9 @@ def _tick(v: float, percent: bool) -> str:
     return f"{v:.3g}"
 
 
-def _path(s: Series, x: object, y: object) -> str:
+def _path(s: Series, x: Callable[[float], float], y: Callable[[float], float]) -> str:
     """One path; a point whose neighbours share its height is left out (flat runs cost two
     points), and a point with no value lifts the pen."""
-    assert callable(x)
-    assert callable(y)
     points = [
         None if v is None or not math.isfinite(v) else (round(x(t), 1), round(y(v), 1))
         for t, v in zip(s.times, s.values, strict=True)
