@@ -20,13 +20,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from exporter.config import parse_config
+from exporter.offline.baseline import ProfileBuilder
 from tests import drift_episode
 from tests.browser import chromium, console_errors, screenshot
+from tests.configs import write_config
 from tests.harness import SidecarProcess, http_get, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -252,4 +256,65 @@ def test_the_replay_report_shows_the_alert_episodes_and_ranks_the_drifted_fields
     figures = browser.find_elements(By.CSS_SELECTOR, "details[open] figure.drift.drifted")
     assert {f.get_attribute("data-field") for f in figures} >= set(drift_episode.DRIFTED)
     screenshot(browser, "replay-report.png", max_height=3000)
+    assert console_errors(browser) == []
+
+
+def test_the_live_page_of_a_regression_model_shows_mae_and_rmse(
+    tmp_path: Path, start_sidecar: Callable[..., SidecarProcess], browser: Chrome
+) -> None:
+    """A model with a numeric label and no class: the page's other branch (MAE and RMSE against
+    development instead of an error ratio) renders without a console error."""
+    data: dict[str, Any] = {
+        "sources": [{"path": "demand.jsonl", "start_at": "beginning"}],
+        "tail": {"poll_interval": "200ms"},
+        "fields": {
+            "model_name": "demand",
+            "model_version": "v7",
+            "prediction": "y_hat",
+            "ground_truth": "y",
+        },
+        "windows": ["1m", "5m"],
+        "window_buckets": 20,
+        "reference": "reference.json",
+    }
+    rng = np.random.default_rng(8)
+
+    def lines(n: int, noise: float) -> bytes:
+        truth = rng.normal(100.0, 10.0, n)
+        guess = truth + rng.normal(0.0, noise, n)
+        return b"".join(
+            json.dumps({"y_hat": float(p), "y": float(y)}).encode() + b"\n"
+            for p, y in zip(guess, truth, strict=True)
+        )
+
+    config = parse_config(data)
+    builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+    builder.add(lines(3000, 2.0))
+    (tmp_path / "reference.json").write_text(builder.build("2026-01-01T00:00:00+00:00").to_json())
+    (tmp_path / "demand.jsonl").write_bytes(lines(2000, 6.0))
+    sidecar = start_sidecar(write_config(tmp_path, data))
+    browser.get(f"{sidecar.url}/")
+    labels = _until(
+        browser,
+        lambda d: (
+            (
+                found := d.execute_script(
+                    "return [...document.querySelectorAll('.kpi-label')].map(e => e.textContent)"
+                )
+            )
+            and "MAE" in found
+            and found
+        ),
+        "the MAE tile",
+    )
+    assert "RMSE" in labels
+    assert "error ratio" not in labels
+    _until(
+        browser,
+        lambda d: d.execute_script(
+            "return [...document.querySelectorAll('figcaption')]"
+            ".some(e => e.textContent.startsWith('MAE and RMSE'))"
+        ),
+        "the MAE and RMSE chart",
+    )
     assert console_errors(browser) == []

@@ -230,3 +230,45 @@ def test_label_values_come_back_exactly_and_the_bytes_are_ascii() -> None:
     assert b"<script>" in body  # JSON needs no HTML escaping: the page renders it as text
     assert json.loads(body)["models"][0]["model"] == name
     assert np.isfinite(json.loads(body)["generated_at"])
+
+
+def test_a_regression_model_gets_mae_and_rmse_and_no_error_ratio() -> None:
+    config = parse_config(
+        {
+            "sources": ["/unused"],
+            "fields": {
+                "model_name": "m",
+                "model_version": "v",
+                "prediction": "y_hat",
+                "ground_truth": "y",
+            },
+        }
+    )
+    rng = np.random.default_rng(5)
+
+    def lines(n: int, noise: float) -> bytes:
+        truth = rng.normal(100.0, 10.0, n)
+        guess = truth + rng.normal(0.0, noise, n)
+        return b"".join(
+            json.dumps({"y_hat": float(p), "y": float(y)}).encode() + b"\n"
+            for p, y in zip(guess, truth, strict=True)
+        )
+
+    builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+    builder.add(lines(2000, 2.0))
+    engine = Engine(config, builder.build("2026-01-01T00:00:00+00:00"))
+    clock = ManualClock(T0)
+    for k in range(6):
+        clock.set(T0 + 5.0 * k + 0.5)
+        engine.ingest(lines(300, 6.0), clock.now())
+    clock.advance(5.0)
+    engine.advance(clock.now())
+    doc = json.loads(json.dumps(document(_inputs(engine, clock), clock.now(), T0, None)))
+    jsonschema.validate(doc, SCHEMA)
+    window = doc["models"][0]["windows"]["1m"]
+    assert window["error_ratio"] is None
+    assert window["mae"] == pytest.approx(6.0 * np.sqrt(2 / np.pi), rel=0.1)
+    assert window["gaps"]["mae"] == pytest.approx(3.0, rel=0.15)  # three times the noise
+    assert window["gaps"]["error_ratio"] is None
+    history = doc["models"][0]["history"]["1m"]
+    assert max(v for v in history["mae_gap"] if v is not None) == pytest.approx(3.0, rel=0.15)
