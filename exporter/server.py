@@ -313,8 +313,7 @@ class MetricsServer:
             if not_modified(asset, handler.headers.get("If-None-Match")):
                 handler.reply(304, b"", asset.headers(), asset.content_type, head=True)
             else:
-                body = asset.body
-                handler.reply(200, body, asset.headers(), asset.content_type, head=head)
+                handler.reply(200, asset.body, asset.headers(), asset.content_type, head=head)
         else:
             handler.reply(404, b"not found\n", head=head)
 
