@@ -26,6 +26,7 @@ from exporter.anomaly import (
 )
 from exporter.batch import Layout
 from exporter.config_types import Config
+from exporter.histograms import most_bounds
 
 NAME_BYTES = 64  # the longest metric name with its suffix (_total, _bucket), rounded up
 LINE_BYTES = 192  # label names, quotes, separators, short fixed values (kind, q, le), value
@@ -59,7 +60,11 @@ def exposition_budget(config: Config) -> Budget:
     q, windows = len(config.quantiles), len(config.windows)
     anomalies = _anomaly_pairs(layout)
     numeric_names = {spec.name for spec in layout.numeric}
-    histograms = sum(len(b) + 3 for name, b in config.histograms if name in numeric_names)
+    histograms = sum(
+        most_bounds(name, b, config.explicit_histograms) + 3
+        for name, b in config.histograms
+        if name in numeric_names
+    )
 
     per_window = 1 + numeric * (5 + q) + sum(1 + v for v in values) + anomalies
     per_window += WINDOW_LABELLED if layout.has_ground_truth else 0

@@ -24,6 +24,18 @@ TARGET_BUCKETS = 10  # linear bounds: the nice step nearest span / TARGET_BUCKET
 NICE = (1.0, 2.0, 2.5, 5.0)
 LATENCY_RANGE = (0.001, 10.0)  # the default latency bounds' span, never narrowed
 LATENCY_HEADROOM = 10.0  # the top latency bound is at least this many times the slowest seen
+LATENCY_LIMITS = (1e-6, 1e5)  # and no bound outside 1 µs .. about a day, whatever development saw
+# The most bounds a derived histogram can have (the size budget counts them): linear steps are
+# the nice number nearest a tenth of the span, at most √2 below it, so ≤ 10·√2 + 2 bounds; the
+# latency series has three bounds a decade over at most LATENCY_LIMITS.
+MAX_BOUNDS = {"prediction": 16, "confidence": 16, LATENCY: 34}
+
+
+def most_bounds(name: str, configured: tuple[float, ...], explicit: frozenset[str]) -> int:
+    """The most bounds the histogram can have once a profile is loaded (for the size budget)."""
+    if name in explicit:
+        return len(configured)
+    return max(len(configured), MAX_BOUNDS.get(name, 0))
 
 
 def histogram_bounds(
@@ -80,6 +92,7 @@ def latency_bounds(ref: NumericReference) -> tuple[float, ...]:
     falls inside a finite bucket."""
     low = min(LATENCY_RANGE[0], ref.min) if ref.min > 0 else LATENCY_RANGE[0]
     high = max(LATENCY_RANGE[1], LATENCY_HEADROOM * ref.max)
+    low, high = max(low, LATENCY_LIMITS[0]), min(high, LATENCY_LIMITS[1])
     exponents = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
     steps = [_clean(m * 10.0**e) for e in exponents for m in (1.0, 2.5, 5.0)]
     first = max(i for i, v in enumerate(steps) if v <= low * (1 + 1e-9))

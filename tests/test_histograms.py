@@ -12,7 +12,14 @@ import pytest
 
 from exporter.config import parse_config
 from exporter.config_lists import DEFAULT_HISTOGRAMS
-from exporter.histograms import histogram_bounds, latency_bounds, linear_bounds, nice_step
+from exporter.histograms import (
+    MAX_BOUNDS,
+    histogram_bounds,
+    latency_bounds,
+    linear_bounds,
+    most_bounds,
+    nice_step,
+)
 from exporter.offline.baseline import ProfileBuilder
 from exporter.reference import NumericReference, Reference, load
 from exporter.sidecar import build
@@ -120,3 +127,20 @@ def test_the_sidecar_decides_its_buckets_at_start_and_keeps_them_on_reload(
         assert sidecar.engine.state.snapshot(0.0).histograms == (histogram,)
     finally:
         sidecar.server.stop()
+
+
+def test_derived_bounds_never_exceed_what_the_size_budget_counts() -> None:
+    """docs/metrics.md: a histogram left at its default counts 16 bounds (linear) or 34
+    (latency) in the size budget, whatever the development range."""
+    rng = np.random.default_rng(0)
+    most = {"linear": 0, "latency": 0}
+    for _ in range(4_000):
+        low = float(rng.uniform(-1e3, 1e3) * 10 ** rng.uniform(-6, 6))
+        high = low + float(10 ** rng.uniform(-8, 8))
+        most["linear"] = max(most["linear"], len(linear_bounds(numeric(low, high))))
+        fast, slow = sorted(10 ** rng.uniform(-12, 9, 2))
+        most["latency"] = max(most["latency"], len(latency_bounds(numeric(fast, slow))))
+    assert most["linear"] <= MAX_BOUNDS["prediction"] == MAX_BOUNDS["confidence"]
+    assert most["latency"] <= MAX_BOUNDS["latency_seconds"]
+    assert most_bounds("prediction", (1.0, 2.0), frozenset({"prediction"})) == 2
+    assert most_bounds("latency_seconds", DEFAULT_HISTOGRAMS["latency_seconds"], frozenset()) == 34
