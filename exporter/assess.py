@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from exporter.compare import FieldDrift, Gaps, compare, gaps
+from exporter.compare import FieldDrift, FleetThreshold, Gaps, compare, fleet_thresholds, gaps
 from exporter.config_types import Config, DriftConfig
 from exporter.join import GroupKey
 from exporter.reference import Reference
@@ -68,15 +68,20 @@ class WindowAssessment:
     quantiles: npt.NDArray[np.float64] = field(
         default_factory=lambda: np.zeros((0, 0)), compare=False
     )
+    # The error ratio the window's confidence implies under the profile's calibration table
+    # (cells.ReferenceCells.estimated_error_ratio); None without a table or a confidence value.
+    estimated_error_ratio: float | None = None
 
 
 @dataclass(frozen=True)
 class Assessment:
-    """Every window's verdicts, read at ``at``; empty without a reference."""
+    """Every window's verdicts, read at ``at``; empty without a reference. ``fleet`` holds the
+    thresholds' parts the fleet rules apply to the pooled cell counts of the profile (its hash)."""
 
     at: float
     reference: Reference | None = None
     windows: dict[tuple[str, str, str], WindowAssessment] = field(default_factory=dict)
+    fleet: tuple[FleetThreshold, ...] = ()
 
     def window(self, model: str, version: str, window: str) -> WindowAssessment | None:
         return self.windows.get((model, version, window))
@@ -179,7 +184,12 @@ class Assessor:
             self._cache.clear()
         else:
             windows = self._assess(start, reference, fresh)
-            self.latest = Assessment(start - READ_BEFORE, reference, windows)
+            cells = self._state.cells
+            fleet: tuple[FleetThreshold, ...] = ()
+            if cells is not None and cells.hash == reference.hash:
+                layout = self._state.layout
+                fleet = fleet_thresholds(cells, reference, layout, self._settings)
+            self.latest = Assessment(start - READ_BEFORE, reference, windows, fleet)
         return self.latest
 
     def _assess(
@@ -209,6 +219,7 @@ class Assessor:
         layout = self._state.layout
         found = compare(summary, reference, layout, reads.categories, reads.sketch, self._settings)
         model, version = read.key
+        cells = self._state.cells
         return WindowAssessment(
             model,
             version,
@@ -217,6 +228,7 @@ class Assessor:
             tuple(found),
             gaps(summary, reference, layout),
             self._quantiles(summary, reads),
+            None if cells is None else cells.estimated_error_ratio(summary),
         )
 
     def _quantiles(self, summary: Summary, reads: WindowReads) -> npt.NDArray[np.float64]:

@@ -26,6 +26,7 @@ from exporter.anomaly import (
 )
 from exporter.batch import Layout
 from exporter.config_types import Config
+from exporter.histograms import most_bounds
 
 NAME_BYTES = 64  # the longest metric name with its suffix (_total, _bucket), rounded up
 LINE_BYTES = 192  # label names, quotes, separators, short fixed values (kind, q, le), value
@@ -34,8 +35,14 @@ FAMILIES = 80  # families rendered, at most (every model, drift, reference and s
 SOURCE_SERIES = 15  # per-source sidecar series (lines, bytes, rotations, ..., last read)
 GROUP_COUNTERS = 7  # predictions, ground truth, errors, last timestamp, 3 join outcomes
 WINDOW_LABELLED = 4  # ground truth, error ratio or MAE and RMSE, label delay
-WINDOW_GAPS = 3  # error ratio, confidence and MAE gaps
+WINDOW_GAPS = 3  # error ratio, confidence gap, estimate (classification); or confidence, MAE, RMSE
 REFERENCE_SCALARS = 5  # info, samples, error ratio, MAE, RMSE
+# Fleet cells (model_field_bin_records_total, model_reference_bin_share): a numeric field's
+# profile has at most 20 cells (10 equal-frequency bins plus one per point mass, each holding a
+# tenth of the data: profile.bin_starts), a categorical one its kept categories and "other".
+NUMERIC_CELLS = 20
+FIELD_CELL_SERIES = 4  # per field: critical value, floor, minimum count, m
+CELL_LINE_BYTES = 96  # a cell series' extra labels: reference_hash, bin, lower, upper
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,11 @@ def exposition_budget(config: Config) -> Budget:
     q, windows = len(config.quantiles), len(config.windows)
     anomalies = _anomaly_pairs(layout)
     numeric_names = {spec.name for spec in layout.numeric}
-    histograms = sum(len(b) + 3 for name, b in config.histograms if name in numeric_names)
+    histograms = sum(
+        most_bounds(name, b, config.explicit_histograms) + 3
+        for name, b in config.histograms
+        if name in numeric_names
+    )
 
     per_window = 1 + numeric * (5 + q) + sum(1 + v for v in values) + anomalies
     per_window += WINDOW_LABELLED if layout.has_ground_truth else 0
@@ -63,7 +74,10 @@ def exposition_budget(config: Config) -> Budget:
     per_group = GROUP_COUNTERS + per_field + anomalies + histograms
     per_group += windows * (per_window + drift)
     per_group += reference
+    cells = numeric * (2 * NUMERIC_CELLS + FIELD_CELL_SERIES)
+    cells += sum(2 * v + FIELD_CELL_SERIES for v in values)
     model_series = groups * per_group
+    cell_series = groups * cells
 
     sources = len(config.sources)
     sidecar_series = 6 + len(layout.categorical) + 2  # build info, errors, reloads; fields cut
@@ -76,9 +90,13 @@ def exposition_budget(config: Config) -> Budget:
     # Escaping (\\, \", \n) at most doubles a label value: model, version and a category value.
     model_line = NAME_BYTES + LINE_BYTES + 2 * 3 * limit + 2 * (field + window)
     sidecar_line = NAME_BYTES + LINE_BYTES + 2 * max(source, field)
+    cell_line = model_line + CELL_LINE_BYTES
     return Budget(
-        series=model_series + sidecar_series,
-        bytes=model_series * model_line + sidecar_series * sidecar_line + FAMILIES * FAMILY_BYTES,
+        series=model_series + cell_series + sidecar_series,
+        bytes=model_series * model_line
+        + cell_series * cell_line
+        + sidecar_series * sidecar_line
+        + FAMILIES * FAMILY_BYTES,
     )
 
 

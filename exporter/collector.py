@@ -32,6 +32,8 @@ from exporter.anomaly import (
 )
 from exporter.assess import Assessment
 from exporter.batch import Layout
+from exporter.cells import ReferenceCells
+from exporter.compare import FleetThreshold
 from exporter.exposition import COUNTER, GAUGE, HISTOGRAM, Family, Writer, encode
 from exporter.health import PREFIX, SOURCE_METRICS, Health
 from exporter.labels import label_text
@@ -119,9 +121,12 @@ class ModelCollector(Collector):
             ("reference", lambda: _reference_families(snapshot)),
             ("build_info", _build_info),
         ]
+        latest = None
         if self._assessment is not None:
-            assessment = self._assessment
-            parts.insert(1, ("drift", lambda: _drift_families(assessment())))
+            latest = self._assessment()
+            assessed = latest
+            parts.insert(1, ("drift", lambda: _drift_families(assessed)))
+        parts.insert(-1, ("fleet", lambda: _cell_families(snapshot, latest)))
         yield from self._parts(parts)
 
     def health_families(self) -> Iterator[Family]:
@@ -321,7 +326,8 @@ def _model_families(snapshot: Snapshot) -> Iterator[Family]:
         t = group.totals
         predictions.add(mv, t.records)
         labelled.add(mv, t.labelled)
-        errors.add(mv, t.wrong)
+        if not layout.regression:  # right-or-wrong has no meaning for a regression model
+            errors.add(mv, t.wrong)
         if math.isfinite(t.latest):
             last_ts.add(mv, t.latest)
         if group.join_outcomes:
@@ -465,6 +471,12 @@ def _drift_families(assessment: Assessment) -> Iterator[Family]:
         "Production mean confidence divided by the development mean confidence.",
         labels=[*MODEL_LABELS, "window"],
     )
+    estimated = _family(
+        GAUGE,
+        "model_window_estimated_error_ratio",
+        "Error ratio implied by the window's confidence under the development calibration.",
+        labels=[*MODEL_LABELS, "window"],
+    )
     for window in assessment.windows.values():
         mvw = [window.model, window.version, window.window]
         for found in window.drift:
@@ -477,6 +489,7 @@ def _drift_families(assessment: Assessment) -> Iterator[Family]:
             (confidence_gap, window.gaps.confidence),
             (mae_gap, window.gaps.mae),
             (rmse_gap, window.gaps.rmse),
+            (estimated, window.estimated_error_ratio),  # needs no label: that is its point
         ):
             if value is not None:
                 family.add(mvw, value)
@@ -486,6 +499,7 @@ def _drift_families(assessment: Assessment) -> Iterator[Family]:
     yield mae_gap
     yield rmse_gap
     yield confidence_gap
+    yield estimated
 
 
 def _reference_families(snapshot: Snapshot) -> Iterator[Family]:
@@ -558,6 +572,97 @@ def _reference_families(snapshot: Snapshot) -> Iterator[Family]:
     yield ratio
     yield error
     yield from residuals.values()
+
+
+def _cell_families(snapshot: Snapshot, assessment: Assessment | None) -> Iterator[Family]:
+    """Records per reference cell and the reference's side of the fleet statistics, every series
+    labelled with the profile's hash: recording rules add the counters of the replicas that
+    share a profile and compute the fleet's PSI and JS with the sidecar's own thresholds
+    (docs/drift.md, "The fleet"). A replica with another profile forms a pool of its own."""
+    fh = [*MODEL_LABELS, "field", "reference_hash"]
+    records = _family(
+        COUNTER,
+        "model_field_bin_records",
+        "Records per reference cell (PSI bin or kept category) since the profile was loaded.",
+        labels=[*fh, "bin"],
+    )
+    share = _family(
+        GAUGE,
+        "model_reference_bin_share",
+        "Development share of the reference cell: [lower, upper) of a numeric field, the "
+        "category (value) a categorical cell starts with.",
+        labels=[*fh, "bin", "lower", "upper", "value"],
+    )
+    critical = _family(
+        GAUGE,
+        "model_reference_drift_critical",
+        "Chi-squared factor of the field's critical value at alpha/d: PSI's is "
+        "factor*(1/n+1/m), JS's sqrt(factor*(1/n+1/m)).",
+        labels=[*fh, "statistic"],
+    )
+    floor = _family(
+        GAUGE,
+        "model_drift_floor",
+        "Practical floor of the field's drift statistic.",
+        labels=[*fh, "statistic"],
+    )
+    reference_samples = _family(
+        GAUGE,
+        "model_reference_drift_samples",
+        "Development values the field's shares were measured on (the m of the critical value).",
+        labels=fh,
+    )
+    min_samples = _family(
+        GAUGE,
+        "model_drift_min_samples",
+        "Live values the field needs before a drift verdict.",
+        labels=fh,
+    )
+    cells = snapshot.cells
+    fleet = _fleet_thresholds(cells, assessment)
+    if cells is not None:
+        for group in snapshot.groups:
+            for field, counts in zip(cells.fields, group.cells, strict=True):
+                labels = [group.model, group.version, field.name, cells.hash]
+                for b in range(field.size):
+                    records.add([*labels, str(b)], float(counts[b]))
+                    if field.statistic == "psi":
+                        lower, upper = (_bound(v) for v in field.bounds[b])
+                        names = [lower, upper, ""]
+                    else:
+                        names = ["", "", field.values[b]]
+                    share.add([*labels, str(b), *names], float(field.shares[b]))
+                reference_samples.add(labels, field.reference_count)
+                threshold = fleet.get(field.name)
+                if threshold is not None:
+                    critical.add([*labels, field.statistic], threshold.critical)
+                    floor.add([*labels, field.statistic], threshold.floor)
+                    min_samples.add(labels, threshold.required)
+    yield records
+    yield share
+    yield critical
+    yield floor
+    yield reference_samples
+    yield min_samples
+
+
+def _fleet_thresholds(
+    cells: ReferenceCells | None, assessment: Assessment | None
+) -> dict[str, FleetThreshold]:
+    """Per field, the thresholds' parts assessed for this very profile (after a reload they
+    are left out until the next assessment step)."""
+    if cells is None or assessment is None or assessment.reference is None:
+        return {}
+    if assessment.reference.hash != cells.hash:
+        return {}
+    return {t.field: t for t in assessment.fleet}
+
+
+def _bound(value: float) -> str:
+    """A cell bound as a label, spelled like Prometheus' ``le`` at infinity."""
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return number_label(value)
 
 
 def _histogram_name(field_name: str) -> str:

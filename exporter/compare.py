@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from exporter.anomaly import Kind
 from exporter.batch import OTHER, Batch, Layout, Vocabulary
+from exporter.cells import FieldCells, ReferenceCells
 from exporter.config_types import DriftConfig
 from exporter.reference import Reference
 from exporter.stats import drift
@@ -38,6 +39,64 @@ class Gaps:
     rmse: float | None = None  # regression
 
 
+def n_tests(reference: Reference, layout: Layout) -> int:
+    """The Bonferroni divisor: the tests run per window, PSI and KS for every numeric field and
+    JS for every categorical field the profile and the config share."""
+    numeric = sum(1 for spec in layout.numeric if spec.name in reference.numeric)
+    categorical = sum(1 for spec in layout.categorical if spec.name in reference.categorical)
+    return max(2 * numeric + categorical, 1)
+
+
+@dataclass(frozen=True)
+class FleetThreshold:
+    """What the fleet rules need, besides the cell counts, to apply a field's test to the
+    pooled counts exactly as a window would be judged: threshold max(floor, K·(1/n + 1/m)) for
+    PSI, max(floor, sqrt(K·(1/n + 1/m))) for JS, no verdict below ``required`` values."""
+
+    field: str
+    statistic: str  # "psi" or "js"
+    critical: float  # K: drift.psi_critical_factor or drift.js_critical_factor at α/d
+    floor: float
+    required: float  # drift.required_count: max(min_samples, 5 per cell)
+
+
+def fleet_thresholds(
+    cells: ReferenceCells, reference: Reference, layout: Layout, settings: DriftConfig
+) -> tuple[FleetThreshold, ...]:
+    """The threshold's parts for every field of ``cells`` (the profile's, at these settings)."""
+    tests = n_tests(reference, layout)
+    result = []
+    for field in cells.fields:
+        if field.statistic == "psi":
+            critical = drift.psi_critical_factor(field.size, settings.alpha, tests)
+            floor = settings.psi_floor
+        else:
+            critical = drift.js_critical_factor(field.size, settings.alpha, tests)
+            floor = settings.js_floor
+        required = drift.required_count(settings.min_samples, field.size)
+        result.append(FleetThreshold(field.name, field.statistic, critical, floor, required))
+    return tuple(result)
+
+
+def fleet_verdict(
+    cells: FieldCells, threshold: FleetThreshold, counts: npt.ArrayLike
+) -> drift.Verdict | None:
+    """The fleet rules' test (config/prometheus/rules/fleet.yml) on pooled cell counts: the
+    field's statistic on the smoothed shares, max(floor, critical value at the pool's n), and
+    no verdict below the minimum. What Prometheus computes, for ``replay`` to mirror."""
+    c = np.asarray(counts, dtype=np.float64)
+    n, m = float(c.sum()), float(cells.reference_count)
+    if n <= 0 or m <= 0 or n < threshold.required:
+        return None
+    if threshold.statistic == "psi":
+        statistic = drift.psi(cells.shares, c)
+        critical = threshold.critical * (1 / n + 1 / m)
+    else:
+        statistic = drift.js_distance(*drift.smoothed_shares(cells.shares, c))
+        critical = math.sqrt(threshold.critical * (1 / n + 1 / m))
+    return drift.Verdict(statistic, critical, drift.effective_threshold(threshold.floor, critical))
+
+
 def compare(
     summary: Summary,
     reference: Reference,
@@ -57,7 +116,7 @@ def compare(
         if spec.name in reference.categorical
     ]
     # The Bonferroni divisor counts tests, not fields: each numeric field runs PSI and KS.
-    tests = max(2 * len(numeric) + len(categorical), 1)
+    tests = n_tests(reference, layout)
     alpha, min_count = settings.alpha, settings.min_samples
     results: list[FieldDrift] = []
     for f, name in numeric:

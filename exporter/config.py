@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.config_file import read_yaml
-from exporter.config_lists import histograms, quantiles, windows
+from exporter.config_lists import DEFAULT_HISTOGRAMS, histograms, quantiles, windows
 from exporter.config_types import (
     LABEL_VALUE_BYTES,
     Config,
@@ -395,6 +395,11 @@ def parse_config(raw: Any) -> Config:
             d.sketch_relative_accuracy,
         ),
         histograms=histograms(c, data.get("histograms")),
+        explicit_histograms=frozenset(
+            name for name in (data.get("histograms") or {}) if name in DEFAULT_HISTOGRAMS
+        )
+        if isinstance(data.get("histograms"), dict)
+        else frozenset(),
         late_after=c.get(data, "late_after", "", REAL["late_after"], d.late_after),
         future_after=c.get(data, "future_after", "", REAL["future_after"], d.future_after),
         reference=c.get(data, "reference", "", file_path, None),

@@ -136,6 +136,9 @@ class Config:
     quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)
     sketch_relative_accuracy: float = 0.01
     histograms: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    # The histograms the config sets; the others follow the reference profile when one is
+    # loaded at start (``histograms.histogram_bounds``).
+    explicit_histograms: frozenset[str] = frozenset()
     late_after: float = 300.0
     future_after: float = 60.0
     reference: str | None = None

@@ -26,6 +26,7 @@ from exporter.batch import Batch
 from exporter.compare import ReferenceChecks
 from exporter.config_types import Config, DriftConfig
 from exporter.decode import Decoder
+from exporter.histograms import histogram_bounds
 from exporter.join import JoinResult, LabelJoin
 from exporter.reference import Reference
 from exporter.reload import ReferenceFile
@@ -58,6 +59,13 @@ class Engine:
     ) -> None:
         """``history_seconds`` is how much drift history the assessor keeps (0: none);
         ``assess_every`` the assessment step, by default the config's (``assess``)."""
+        # Histogram buckets are decided once, here: a reload never changes them (Prometheus
+        # adds histograms up bucket by bucket, across replicas and over time).
+        bounds = histogram_bounds(config.histograms, config.explicit_histograms, reference)
+        for (name, default), (_, chosen) in zip(config.histograms, bounds, strict=True):
+            if chosen != default:
+                log.info("histogram %s: buckets follow the reference profile: %s", name, chosen)
+        config = replace(config, histograms=bounds)
         self.config = config
         self.decoder = Decoder(
             config.fields, config.late_after, config.future_after, config.label_join

@@ -18,16 +18,38 @@ import numpy as np
 import numpy.typing as npt
 
 from exporter.batch import OTHER, Layout
-from exporter.reference import VOCABULARY_CAP, CategoricalReference, NumericReference, Reference
+from exporter.reference import (
+    VOCABULARY_CAP,
+    Calibration,
+    CategoricalReference,
+    NumericReference,
+    Reference,
+)
 from exporter.stats.sketch import Sketches, SketchLayout, binned_counts, cdf, quantiles
 from exporter.stats.window import Summary
 from exporter.validate import number_label
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 BINS = 10  # equal-frequency bins of a continuous field; a point mass takes ≥ 1/BINS of the data
 CDF_PROBS = tuple(i / 100 for i in range(1, 100))  # percentiles for the KS statistic
 # A category is kept (a cell of its own) when the selection half holds it this often: fewer, and
 # its held-out share is mostly noise (Cochran's 5 expected per cell for the χ² approximation).
 MIN_CATEGORY_COUNT = 5
+CALIBRATED = "confidence"  # the field whose bins the calibration table uses
+
+
+def calibration_counts(
+    sketch: SketchLayout, confidence: FloatArray, wrong: npt.NDArray[np.integer]
+) -> IntArray:
+    """[2, S]: sketches of the confidence of labelled records and of wrong ones (``wrong`` is
+    -1 unlabelled, 0 right, 1 wrong). Summed over a development log, ``build`` bins them into
+    the calibration table."""
+    labelled = (wrong >= 0) & ~np.isnan(confidence)
+    return np.stack(
+        [sketch.counts(confidence[labelled]), sketch.counts(confidence[labelled & (wrong == 1)])]
+    )
 
 
 def bin_starts(counts: npt.NDArray[np.integer], bins: int = BINS) -> list[int]:
@@ -142,11 +164,14 @@ def build(
     source: dict[str, Any] | None = None,
     regression: bool = False,
     held_out: npt.NDArray[np.integer] | None = None,
+    calibration: npt.NDArray[np.integer] | None = None,
 ) -> Reference:
     """A profile from the summary of every development record (one pass, bounded memory).
 
     ``held_out`` [C, V] are the category counts of a random half of the records (see
     ``_categorical``); without it the shares come from the same counts as the choice.
+    ``calibration`` [2, S] are ``calibration_counts`` summed over the records: with labels and
+    a confidence field, they become the profile's calibration table (classification only).
     """
     numeric = {}
     for f, spec in enumerate(layout.numeric):
@@ -178,6 +203,28 @@ def build(
         if summary.labelled and regression
         else None,
         sketch_relative_accuracy=sketch.relative_accuracy,
+        calibration=None if regression else _calibration(numeric, layout, sketch, calibration),
         source=source or {},
     )
     return msgspec.structs.replace(reference, hash=reference.content_hash())
+
+
+def _calibration(
+    numeric: dict[str, NumericReference],
+    layout: Layout,
+    sketch: Sketches,
+    counts: npt.NDArray[np.integer] | None,
+) -> Calibration | None:
+    """Labelled and wrong development records per bin of the confidence field: binned like the
+    field's shares, so a live window's confidence falls into the same bins (through its sketch)."""
+    names = [spec.name for spec in layout.numeric]
+    ref = numeric.get(CALIBRATED)
+    if counts is None or ref is None or CALIBRATED not in names or not counts[0].sum():
+        return None
+    layout_f = sketch[names.index(CALIBRATED)]
+    labelled, wrong = (binned_counts(layout_f, row, ref.bin_edges) for row in counts)
+    return Calibration(
+        field=CALIBRATED,
+        labelled=[int(v) for v in labelled],
+        wrong=[int(v) for v in wrong],
+    )

@@ -62,6 +62,17 @@ class CategoricalReference(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     vocabulary: list[str] | None
 
 
+class Calibration(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How often development predictions were wrong, by confidence: per bin of the confidence
+    field's ``bin_edges`` (underflow and overflow included, like ``bin_shares``), the labelled
+    records and the wrong ones among them. Live windows are judged by it before their labels
+    arrive (``model_window_estimated_error_ratio``)."""
+
+    field: str  # the numeric field whose bins these are: "confidence"
+    labelled: list[Count]
+    wrong: list[Count]
+
+
 class Reference(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     created: str
     records: Count
@@ -72,20 +83,27 @@ class Reference(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     mae: NonNegative | None = None  # regression: mean absolute error
     rmse: NonNegative | None = None  # regression: root mean squared error
     sketch_relative_accuracy: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.01
+    # Optional (added within format 2): profiles without it load, and keep their hash.
+    calibration: Calibration | None = None
     source: dict[str, Any] = msgspec.field(default_factory=dict)
     hash: str = ""
 
     def content_hash(self) -> str:
         """sha256 of the content (not of the creation time or the hash itself), so the same
-        development data gives the same hash whenever it is rebuilt."""
+        development data gives the same hash whenever it is rebuilt. An absent calibration is
+        left out, so a profile written before the key existed keeps its hash."""
         body = msgspec.to_builtins(self)
         for key in ("hash", "created", "source"):
             body.pop(key, None)
+        if body.get("calibration") is None:
+            body.pop("calibration", None)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
         body = {"format": FORMAT, "format_version": FORMAT_VERSION, **msgspec.to_builtins(self)}
+        if body.get("calibration") is None:
+            body.pop("calibration", None)
         body["hash"] = self.content_hash()
         return json.dumps(body, indent=1, allow_nan=False) + "\n"
 
@@ -141,6 +159,16 @@ def _cross_field_problems(reference: Reference, where: str) -> list[str]:
     for name, cat in reference.categorical.items():
         if cat.share_count > cat.count:
             problems.append(f"{where}.categorical.{name}.share_count: more than count")
+    calibration = reference.calibration
+    if calibration is not None:
+        at = f"{where}.calibration"
+        binned = reference.numeric.get(calibration.field)
+        if binned is None:
+            problems.append(f"{at}.field: {calibration.field!r} is not a numeric field")
+        elif not len(calibration.labelled) == len(calibration.wrong) == len(binned.bin_shares):
+            problems.append(f"{at}: labelled and wrong need one count per bin of the field")
+        if any(w > n for w, n in zip(calibration.wrong, calibration.labelled, strict=False)):
+            problems.append(f"{at}.wrong: more than labelled in a bin")
     if reference.hash and reference.hash != reference.content_hash():
         problems.append(f"{where}.hash: does not match the content (edited by hand? rebuild it)")
     return problems

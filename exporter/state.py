@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from exporter.anomaly import Kind
 from exporter.batch import OTHER, Batch, Layout, nameless
+from exporter.cells import ReferenceCells
 from exporter.config_types import Config, WindowSpec
 from exporter.join import GroupKey, Joined
 from exporter.profile import build
@@ -53,6 +54,8 @@ class _Group:
     histogram_sums: FloatArray  # [H]
     rings: list[Ring]
     join_outcomes: Counter[str] = field(default_factory=Counter)
+    # Records per reference cell of each field since the profile was loaded (ReferenceCells)
+    cells: list[IntArray] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class _Part:
     codes: IntArray  # [n, C] its category codes (a frozen profile's held-out half)
     histogram_counts: IntArray  # [H, widest + 1]
     histogram_sums: FloatArray  # [H]
+    cells: tuple[str, list[IntArray]] | None = None  # (profile hash, records per cell)
 
 
 @dataclass
@@ -125,6 +129,7 @@ class GroupSnapshot:
     histogram_sums: FloatArray
     windows: list[WindowView]
     join_outcomes: dict[str, int] = field(default_factory=dict)
+    cells: list[IntArray] = field(default_factory=list)  # aligned with Snapshot.cells.fields
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,7 @@ class Snapshot:
     quantiles: tuple[float, ...]
     reference: Reference | None = None
     groups: list[GroupSnapshot] = field(default_factory=list)
+    cells: ReferenceCells | None = None
 
 
 class State:
@@ -173,15 +179,24 @@ class State:
         self._version = 0  # bumped by every change a scrape could show
         self._bucket_widths = sorted({w.seconds / config.window_buckets for w in config.windows})
         self._reference: Reference | None = None
+        self._cells: ReferenceCells | None = None
         freeze = config.drift.freeze_first
         self._freezing = Summary.empty(self._shape) if freeze > 0 else None
         # Category counts of a seeded random half of the frozen records (see profile.build).
         self._held_out = np.zeros((self._shape.categorical, self._shape.categories), np.int64)
         self._split = np.random.default_rng(0)
+        if not (config.fields.model_path or config.fields.version_path):
+            # A model named in the config has its series (counters at 0) before its first
+            # record, so rate() and the fleet rules across replicas count that record too.
+            self._group(self._nameless)
 
     @property
     def reference(self) -> Reference | None:
         return self._reference
+
+    @property
+    def cells(self) -> ReferenceCells | None:
+        return self._cells
 
     def version(self, now: float) -> tuple[int, ...]:
         """Equal for two moments only if a snapshot would be too: nothing was added, no
@@ -199,6 +214,23 @@ class State:
                     self._shape,
                     [_reference_values(reference, s.name) for s in self._layout.numeric],
                 )
+            self._install_cells(reference)
+
+    def _install_cells(self, reference: Reference | None) -> None:
+        """Cell counters follow the profile: a new hash starts them at zero (the series carry
+        the hash, so Prometheus sees new series), the same hash keeps counting."""
+        if reference is None:
+            self._cells = None
+        elif self._cells is None or self._cells.hash != reference.hash:
+            self._cells = ReferenceCells.build(reference, self._layout, self._shape.sketch)
+        else:
+            return
+        for group in self._groups.values():
+            group.cells = self._empty_cells()
+
+    def _empty_cells(self) -> list[IntArray]:
+        fields = () if self._cells is None else self._cells.fields
+        return [np.zeros(f.size, dtype=np.int64) for f in fields]
 
     @property
     def shape(self) -> Shape:
@@ -224,6 +256,7 @@ class State:
                 rings=[
                     Ring(w, self._config.window_buckets, self._shape) for w in self._config.windows
                 ],
+                cells=self._empty_cells(),
             )
             self._groups[key] = group
         return group
@@ -252,7 +285,7 @@ class State:
             if any(layout.offset is None for layout in shape.sketch.fields):
                 shape = _anchored(shape, list(batch.numeric.T))
                 update.shape = shape if shape is not self._shape else None
-            update.parts = self._parts(batch, shape)
+            update.parts = self._parts(batch, shape, self._names(update.named))
             update.parse_errors = sum(batch.parse_errors.values())
         for key, found in (joined or {}).items():
             # Late labels count in the window of the label's arrival.
@@ -265,14 +298,16 @@ class State:
             self._prepare_freeze(update, batch, shape)
         return update
 
-    def _parts(self, batch: Batch, shape: Shape) -> list[_Part]:
+    def _parts(self, batch: Batch, shape: Shape, names: list[list[tuple[int, str]]]) -> list[_Part]:
+        cells = self._cells
         parts = []
         for key, rows in self._by_group(batch):
             summary = summarize(rows, None, shape)
             if summary.records == 0:
                 continue
             counts, sums = self._histogram_counts(rows.numeric)
-            parts.append(_Part(key, summary, rows.categorical, counts, sums))
+            counted = None if cells is None else (cells.hash, cells.count(summary, names))
+            parts.append(_Part(key, summary, rows.categorical, counts, sums, counted))
         return parts
 
     def _by_group(self, batch: Batch) -> list[tuple[tuple[str, str], Batch]]:
@@ -360,6 +395,11 @@ class State:
                 self._add(group, part.summary, now)
                 group.histogram_counts += part.histogram_counts
                 group.histogram_sums += part.histogram_sums
+                if part.cells is not None and self._cells is not None:
+                    hash_, counts = part.cells
+                    if hash_ == self._cells.hash:  # counted against the profile still in use
+                        for f, field_counts in enumerate(counts):
+                            group.cells[f] += field_counts
             if update.parse_errors:
                 self._add_parse_errors(update.parse_errors, now)
             for key, summary in update.joined:
@@ -369,6 +409,7 @@ class State:
             if self._freezing is not None and self._reference is None:
                 if update.frozen is not None:
                     self._reference, self._freezing = update.frozen, None
+                    self._install_cells(update.frozen)
                 elif update.freezing is not None:
                     self._freezing = update.freezing
                 if update.held_out is not None and update.split is not None:
@@ -404,6 +445,7 @@ class State:
         with self._lock:
             names = self._names()
             reference = self._reference
+            cells = self._cells
             sketch = self._shape.sketch
             copied = [
                 (
@@ -413,19 +455,26 @@ class State:
                     group.histogram_sums.copy(),
                     [(ring.spec, ring.view(now)) for ring in group.rings],
                     dict(group.join_outcomes),
+                    [c.copy() for c in group.cells],
                 )
                 for key, group in self._groups.items()
             ]
         snapshot = Snapshot(
-            now, self._layout, names, self._histograms, self._config.quantiles, reference
+            now,
+            self._layout,
+            names,
+            self._histograms,
+            self._config.quantiles,
+            reference,
+            cells=cells,
         )
-        for (model, version), totals, counts, sums, views, outcomes in copied:
+        for (model, version), totals, counts, sums, views, outcomes, cell_counts in copied:
             windows = [
                 WindowView(spec, view, _quantiles(sketch, view, self._config.quantiles))
                 for spec, view in views
             ]
             snapshot.groups.append(
-                GroupSnapshot(model, version, totals, counts, sums, windows, outcomes)
+                GroupSnapshot(model, version, totals, counts, sums, windows, outcomes, cell_counts)
             )
         return snapshot
 

@@ -243,7 +243,7 @@ def _window(
             name: None if gaps is None else _number(getattr(gaps, name))
             for name in ("error_ratio", "confidence", "mae", "rmse")
         },
-        "estimated_error_ratio": _number(getattr(assessed, "estimated_error_ratio", None)),
+        "estimated_error_ratio": _number(assessed.estimated_error_ratio if assessed else None),
         "numeric": numeric,
         "categorical": categorical,
         "anomalies": anomalies,

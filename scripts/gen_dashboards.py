@@ -355,6 +355,7 @@ def dashboard(
 
 def fleet() -> dashboard_b.Dashboard:
     drift = f'model_version_field:model_window_drift_threshold_ratio:median{{{FLEET_REC}, window="$window"}}'
+    fleet_drift = f"model_version_field:model_fleet_drift_threshold_ratio:1h{{{FLEET_REC}}}"
     panels: list[Item] = [
         row("Fleet"),
         stat(
@@ -454,6 +455,26 @@ def fleet() -> dashboard_b.Dashboard:
             w=8,
         ),
         timeseries(
+            "Fleet drift ÷ threshold (all replicas pooled)",
+            "Each field's PSI (numeric) or Jensen-Shannon distance (categorical) computed by the "
+            "recording rules on the records of every replica with the same reference profile, "
+            "over the last hour (solid) and 5 minutes, divided by the sidecar's threshold at the "
+            "fleet's sample size. Above 1 (red line): the fleet drifted, even when no replica has "
+            "the records to tell (compare the median-replica panel beside it). ModelFleetDrift "
+            "watches the 1h series.",
+            targets(
+                (fleet_drift, "{{model}} {{version}} {{field}} 1h"),
+                (
+                    f"model_version_field:model_fleet_drift_threshold_ratio:5m{{{FLEET_REC}}}",
+                    "{{model}} {{version}} {{field}} 5m",
+                ),
+            ),
+            "suffix:×",
+            steps((None, GREEN), (1, RED)),
+            threshold_line=True,
+            w=8,
+        ),
+        timeseries(
             "Error ratio ÷ development",
             "Wrong predictions per labelled prediction over the last hour, divided by the "
             "development error ratio (1 = as in validation). Dashed: the alert factor.",
@@ -495,6 +516,41 @@ def fleet() -> dashboard_b.Dashboard:
             f"max by (model, version, field) ({drift})",
             "suffix:×",
             steps((None, GREEN), (1, RED)),
+        ),
+        table(
+            "Fleet drift by field",
+            "Drift statistic ÷ threshold per field over the last hour, all replicas with the same "
+            "profile pooled (one row per profile hash); above 1 means the fleet's records no "
+            "longer look like development.",
+            f"max by (model, version, field, reference_hash) ({fleet_drift})",
+            "suffix:×",
+            steps((None, GREEN), (1, RED)),
+        ),
+        table(
+            "Replicas per reference profile",
+            "How many sidecars of each model version loaded each profile (by hash). More than one "
+            "hash per version: fleet drift is judged per profile (ModelReferenceMismatch).",
+            f"model_version_hash:model_reference_info:replicas{{{FLEET_REC}}}",
+            "none",
+            steps((None, GREEN)),
+        ),
+        timeseries(
+            "Error ratio: estimated vs measured",
+            "Classification models with a confidence field: the error ratio the 1h window's "
+            "confidence implies under the development calibration (all replicas, no labels "
+            "needed), beside the measured error ratio over the last hour (labels). The estimate "
+            "fails when a shift breaks the calibration: confidently wrong (docs/drift.md).",
+            targets(
+                (
+                    f'model_version_window:model_window_estimated_error_ratio:pooled{{{FLEET_REC}, window="1h"}}',
+                    "estimated {{model}} {{version}}",
+                ),
+                (
+                    f"model_version:model_prediction_errors:ratio_rate1h{{{FLEET_REC}}}",
+                    "measured {{model}} {{version}}",
+                ),
+            ),
+            "percentunit",
         ),
         timeseries(
             "Latency p99",
@@ -689,12 +745,18 @@ def model_detail() -> dashboard_b.Dashboard:
             "Error ratio vs development",
             "Wrong predictions per labelled prediction: in the selected window (all replicas), over "
             "the last hour (what the alert uses), in development, and the alert threshold "
-            "(development × model_alert:error_ratio_factor).",
+            '(development × model_alert:error_ratio_factor). "Estimated from confidence" needs '
+            "no label: the error ratio the window's confidence implies under the development "
+            "calibration (model_window_estimated_error_ratio).",
             targets(
                 (error_ratio, "production, window {{version}}"),
                 (
                     f"model_version:model_prediction_errors:ratio_rate1h{{{ONE_REC}}}",
                     "production, 1h {{version}}",
+                ),
+                (
+                    f'model_version_window:model_window_estimated_error_ratio:pooled{{{ONE_REC}, window="$window"}}',
+                    "estimated from confidence, window {{version}}",
                 ),
                 (
                     f"max by (version) (model_reference_error_ratio{{{ONE_RAW}}})",

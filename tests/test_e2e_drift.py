@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from oracle import pool, sketch_bins
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
@@ -58,6 +59,7 @@ class Part:
     lines: list[bytes]
     features: dict[str, np.ndarray]
     wrong: np.ndarray
+    confidence: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def _part(
         }
         lines.append(json.dumps(record).encode() + b"\n")
     features["latency_seconds"] = latency_ms / 1000
-    return Part(lines, features, predicted != y)
+    return Part(lines, features, predicted != y, proba.max(axis=1))
 
 
 def _config(log: Path, reference: Path | None, **extra: Any) -> dict[str, Any]:
@@ -206,8 +208,9 @@ def _window_set(
     (docs/drift.md), so they may still describe part of the records for up to a step: the error
     ratio gap, exact for these records and nothing else, says when they cover all of them."""
     result = prometheus.query(
-        "{__name__=~'model_window_drift_.*|model_window_error_ratio_gap|"
-        f"model_window_predictions|model_window_confidence_gap',window='{window}'}}"
+        "{__name__=~'model_window_drift_.*|model_window_error_ratio_gap|model_window_error_ratio|"
+        "model_window_estimated_error_ratio|model_window_predictions|model_window_confidence_gap',"
+        f"window='{window}'}}"
     )
     predictions = [
         float(s["value"][1])
@@ -304,6 +307,12 @@ def test_production_drift_is_measured_against_the_development_profile(
     _assert_drift(result, UNSHIFTED_CATEGORICAL, ("js",), drifted=False)
     checked = promtool("check", "metrics", input=sidecar.metrics_text())
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The error ratio the calm confidences imply under the development calibration, beside
+    # the measured one (the numbers for docs/drift.md come from bench/estimate.py).
+    calm_estimate = _by_field_plain(result, "model_window_estimated_error_ratio")
+    assert calm_estimate == pytest.approx(_estimate(profile, scenario.calm.confidence), rel=1e-9)
+    calm_measured = _by_field_plain(result, "model_window_error_ratio")
+    assert calm_measured == pytest.approx(float(scenario.calm.wrong.mean()), rel=1e-9)
     calm_seen = time.monotonic() - started
 
     # -- the calm part ages out of the short window, then the shifted part arrives -----------
@@ -329,6 +338,9 @@ def test_production_drift_is_measured_against_the_development_profile(
     assert float(scenario.shifted.wrong.mean()) > float(scenario.calm.wrong.mean())
     assert gap == pytest.approx(float(scenario.shifted.wrong.mean()) / dev_error, rel=1e-9)
     assert gap > 1.15
+    shifted_estimate = _by_field_plain(result, "model_window_estimated_error_ratio")
+    want = _estimate(profile, scenario.shifted.confidence)
+    assert shifted_estimate == pytest.approx(want, rel=1e-9)
     checked = promtool("check", "metrics", input=sidecar.metrics_text())
     assert checked.returncode == 0, checked.stdout + checked.stderr
     shifted_seen = time.monotonic() - started
@@ -362,8 +374,24 @@ def test_production_drift_is_measured_against_the_development_profile(
     sidecar.assert_running()
     print(
         f"\ne2e drift: calm verdicts after {calm_seen:.1f}s, shifted after {shifted_seen:.1f}s, "
-        f"total {time.monotonic() - started:.1f}s; error gap {gap:.2f}"
+        f"total {time.monotonic() - started:.1f}s; error gap {gap:.2f}; error ratio calm "
+        f"{calm_measured:.3f} (estimated {calm_estimate:.3f}), shifted "
+        f"{float(scenario.shifted.wrong.mean()):.3f} (estimated {shifted_estimate:.3f})"
     )
+
+
+def _estimate(profile: dict[str, Any], confidence: np.ndarray) -> float:
+    """numpy: each record's confidence bin (sketch bucket keys, tests/oracle.py), the bins
+    without a development share pooled to the left, each cell's development error ratio shrunk
+    by one record towards the overall one, averaged over the records."""
+    shares = np.asarray(profile["numeric"]["confidence"]["bin_shares"])
+    table = profile["calibration"]
+    _, labelled = pool(shares, np.asarray(table["labelled"], dtype=float))
+    _, wrong = pool(shares, np.asarray(table["wrong"], dtype=float))
+    per_cell = (wrong + wrong.sum() / labelled.sum()) / (labelled + 1)
+    bins = sketch_bins(confidence, profile["numeric"]["confidence"]["bin_edges"], 0.01)
+    cell = np.maximum(np.cumsum(shares > 0) - 1, 0)[bins]
+    return float(per_cell[cell].mean())
 
 
 def _by_field_plain(result: list[dict[str, Any]], name: str) -> float:

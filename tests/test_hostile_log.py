@@ -32,6 +32,8 @@ from exporter.engine import Engine
 from exporter.errors import ConfigError
 from exporter.health import Health
 from exporter.labels import label_text
+from exporter.offline.baseline import ProfileBuilder
+from exporter.reference import Reference
 from exporter.state import Snapshot, State
 from tests.configs import example_config
 from tests.harness import promtool
@@ -215,18 +217,55 @@ def test_the_issue_hostile_log_scrape_stays_within_the_budget() -> None:
     assert all(len(m.encode()) <= 128 for m in models)
 
 
+def _filled_profile(config: Config, name: Callable[[str, int], str]) -> Reference:
+    """A development profile that fills every fleet-cell cap: each numeric field with nine
+    point masses of a tenth of the data and the rest spread (the most cells a profile gives a
+    numeric field), each categorical field with more values than its cap, all kept ones common."""
+    rng = np.random.default_rng(4)
+    masses = np.linspace(0.05, 0.85, 9)
+
+    def value(scale: float) -> float:
+        spread = rng.random() < 0.055
+        return scale * float(rng.uniform(0.0, 0.95) if spread else rng.choice(masses))
+
+    rows = [
+        line(
+            prediction=value(1.0),
+            confidence=value(1.0),
+            latency_ms=value(100.0),
+            predicted_class=name("c", i % 60),
+            ground_truth=name("c", (i + 1) % 60),
+            features={
+                "amount": value(1000.0),
+                "age": value(100.0),
+                "merchant_risk": value(1.0),
+                "country": name("k", i % 55),
+                "device": name("d", i % 70),
+            },
+        )
+        for i in range(4_000)
+    ]
+    builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+    builder.add(b"".join(row + b"\n" for row in rows))
+    return builder.build("2026-01-01T00:00:00+00:00")
+
+
 def test_a_state_filled_to_every_cap_stays_within_the_budget() -> None:
     """Every model version, every category up to its cap with the longest values (multibyte,
-    and characters the exposition escapes), a reference and drift verdicts: the largest scrape
-    this config can produce, held to the budget, which must also not be loose in series."""
-    drift = {"freeze_first": 200, "min_samples": 1}
+    and characters the exposition escapes), a reference filling every fleet-cell cap and drift
+    verdicts: the largest scrape this config can produce, held to the budget, which must also
+    not be loose in series."""
+    drift = {"min_samples": 1}
     config = parse_config(example_config("/var/log/p.jsonl", max_label_value_bytes=64, drift=drift))
-    engine = Engine(config)
-    rng = np.random.default_rng(3)
     long = '"\\\n€' * 20  # 7 bytes per repeat in UTF-8, up to 14 escaped
 
     def name(prefix: str, i: int) -> str:
         return f"{prefix}{i:02d}{long}"
+
+    reference = _filled_profile(config, name)
+    assert max(len(r.bin_shares) - 2 for r in reference.numeric.values()) >= 18  # near 20
+    engine = Engine(config, reference)
+    rng = np.random.default_rng(3)
 
     lines = []
     for i in range(400):

@@ -8,8 +8,10 @@ holding an edge), never from the profile code.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -418,3 +420,79 @@ def test_a_profile_built_at_another_sketch_accuracy_is_refused(
     check_compatible(ref, ref.sketch_relative_accuracy)
     with pytest.raises(ConfigError, match="sketch_relative_accuracy"):
         check_compatible(ref, ref.sketch_relative_accuracy / 2)
+
+
+# --- the calibration table ---------------------------------------------------------------------
+
+GOLDEN_FORMAT2 = Path(__file__).parent / "golden" / "reference_format2.json"
+
+
+def calibrated_profile() -> Reference:
+    """A classifier with a confidence field: truth right with probability conf."""
+    rng = np.random.default_rng(8)
+    rows = []
+    for _ in range(2_000):
+        conf = float(rng.uniform(0.5, 1.0))
+        cls = str(rng.choice(["yes", "no"]))
+        truth = cls if rng.random() < conf else ("no" if cls == "yes" else "yes")
+        rows.append(
+            {"x": float(rng.normal()), "k": 1, "c": "a", "conf": conf, "cls": cls, "truth": truth}
+        )
+    cfg = config(
+        fields={
+            "timestamp": None,
+            "predicted_class": "cls",
+            "confidence": {"path": "conf", "min": 0, "max": 1},
+            "ground_truth": "truth",
+            "features": [{"name": "x", "type": "numeric"}],
+        }
+    )
+    return profile(rows, cfg)
+
+
+def test_a_format_2_profile_from_before_the_table_loads_and_keeps_its_hash() -> None:
+    """tests/golden/reference_format2.json was written by `baseline` before `calibration`
+    existed: it loads unchanged, with the same hash, and writes back without the key."""
+    text = GOLDEN_FORMAT2.read_text()
+    assert "calibration" not in text
+    ref = parse(text)
+    assert ref.calibration is None
+    assert ref.hash == json.loads(text)["hash"] == ref.content_hash()
+    assert "calibration" not in json.loads(ref.to_json())
+
+
+def test_the_calibration_table_round_trips_and_enters_the_hash() -> None:
+    ref = calibrated_profile()
+    assert ref.calibration is not None
+    assert len(ref.calibration.labelled) == len(ref.numeric["confidence"].bin_shares)
+    assert sum(ref.calibration.labelled) == 2_000
+    assert parse(ref.to_json()) == ref
+    without = msgspec.structs.replace(ref, calibration=None)
+    assert without.content_hash() != ref.hash
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda c: c.update(field="x2"), "reference.calibration.field"),
+        (lambda c: c["labelled"].pop(), "reference.calibration: labelled and wrong"),
+        (lambda c: c["wrong"].__setitem__(2, 10**6), "reference.calibration.wrong"),
+        (lambda c: c["labelled"].__setitem__(0, -1), "reference.calibration.labelled"),
+        (lambda c: c.update(extra=1), "reference.calibration"),
+    ],
+)
+def test_a_bad_calibration_table_is_refused_naming_the_key(edit: Any, expected: str) -> None:
+    ref = calibrated_profile()
+    body = json.loads(ref.to_json())
+    edit(body["calibration"])
+    body["hash"] = ""  # the content checks come first; the hash is tested above
+    with pytest.raises(ConfigError) as raised:
+        parse(json.dumps(body))
+    assert any(expected in problem for problem in raised.value.problems), raised.value.problems
+
+
+def test_no_calibration_without_labels_or_confidence(
+    dev: tuple[list[dict[str, Any]], Reference],
+) -> None:
+    _, ref = dev  # labels, but no confidence field
+    assert ref.calibration is None

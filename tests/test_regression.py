@@ -106,3 +106,32 @@ def test_profile_mae_and_the_gap() -> None:
         metrics[("model_window_rmse_gap", "1m")], live_rmse / reference.rmse, rel_tol=1e-9
     )
     assert metrics[("model_reference_mae", "")] == reference.mae
+
+
+CLASSIFICATION_ONLY = (
+    "model_prediction_errors_total",
+    "model_window_error_ratio",
+    "model_window_error_ratio_gap",
+    "model_window_estimated_error_ratio",
+    "model_reference_error_ratio",
+)
+
+
+def test_a_regression_model_exports_no_classification_series() -> None:
+    """Right-or-wrong has no meaning for a residual: no error counter at 0, no error ratio, no
+    estimate from a calibration table (a regression profile has none)."""
+    rng = np.random.default_rng(5)
+    truth = rng.normal(50.0, 10.0, 1_000)
+    predictions = truth + rng.normal(0.0, 2.0, 1_000)
+    builder = ProfileBuilder(CONFIG.fields, CONFIG.quantiles, CONFIG.sketch_relative_accuracy)
+    builder.add(_lines(predictions, [float(v) for v in truth]))
+    reference = builder.build("now")
+    assert reference.calibration is None
+    decoder = Decoder(CONFIG.fields)
+    state = State(CONFIG, decoder.layout, [v.values for v in decoder.vocabularies])
+    state.set_reference(reference)
+    state.ingest(decoder.decode(_lines(predictions, [float(v) for v in truth]), T0), T0)
+    names = {name for name, _ in _scrape(state, T0)}
+    assert "model_window_mae" in names
+    assert "model_ground_truth_total" in names
+    assert names.isdisjoint(CLASSIFICATION_ONLY), names & set(CLASSIFICATION_ONLY)

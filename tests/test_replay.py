@@ -398,7 +398,8 @@ def test_the_rules_mirror_the_bundled_alerting_rules() -> None:
         assert parse_duration(alerts[name]["for"]) == rule.for_seconds, name
         assert alerts[name]["labels"]["severity"] == rule.severity, name
         expression = alerts[name]["expr"]
-        window = 'window="1h"' in expression or "rate1h" in expression
+        # The 1h window, a 1h rate or a recording rule over [1h] (named ...:1h)
+        window = 'window="1h"' in expression or "rate1h" in expression or ":1h{" in expression
         assert window == (rule.window == 3600.0), name
     constants = {
         rule["record"]: float(re.sub(r"vector\((.*)\)", r"\1", rule["expr"]))
@@ -612,3 +613,22 @@ def test_a_regression_model_is_reported_with_mae_rmse_and_their_gaps(
             row.rmse_gap,
         )
         assert got["error_ratio"] is None
+
+
+def test_fleet_drift_is_mirrored_on_the_sidecars_own_counts(episode: Episode) -> None:
+    """One sidecar's fleet is itself: ModelFleetDrift fires on the drifting fields (PSI for the
+    numeric ones, JS for the categorical ones) during the drift, names the profile, spares the
+    controls and resolves within the 1h range after the drift."""
+    fleet = [a for a in episode.report.alerts if a.alert == "ModelFleetDrift"]
+    during = {
+        a.labels["field"] for a in fleet if START + DRIFT_START <= a.start < START + DRIFT_END
+    }
+    assert set(DRIFTING) <= during
+    assert not {a.labels["field"] for a in fleet} & {*CONTROLS, "confidence", "latency_seconds"}
+    for a in fleet:
+        assert a.labels["reference_hash"] == episode.reference.hash
+        categorical = a.labels["field"] in episode.reference.categorical
+        assert a.labels["statistic"] == ("js" if categorical else "psi")
+        assert a.start - a.pending_since >= RULES["ModelFleetDrift"].for_seconds
+        assert a.end is not None
+        assert a.end <= START + DRIFT_END + 3600 + 60

@@ -8,13 +8,22 @@ config/prometheus/rules/ means reading one small module.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
+from exporter.assess import Assessment
+from exporter.compare import fleet_verdict
 from exporter.errors import ConfigError
+from exporter.state import Snapshot
 from exporter.validate import parse_duration
 
 PREDICTION_FIELDS = ("prediction", "predicted_class")
+OWN_ALERTS = ("confidence", "latency_seconds")  # fields judged by their own alerts, not drift
+FLEET_RANGE = 3600.0  # model_version_field:model_fleet_drift_threshold_ratio:1h
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class Rule:
 RULES: dict[str, Rule] = {
     "ModelFeatureDrift": Rule("warning", 3600.0, 1800.0),
     "ModelPredictionDrift": Rule("warning", 3600.0, 1800.0),
+    "ModelFleetDrift": Rule("warning", 3600.0, 1800.0),
     "ModelErrorRateAboveDevelopment": Rule("critical", 3600.0, 900.0),
     "ModelMAEAboveDevelopment": Rule("critical", 3600.0, 900.0),
     "ModelConfidenceDrop": Rule("warning", 3600.0, 1800.0),
@@ -90,6 +100,75 @@ class Row:
 
 
 @dataclass(frozen=True)
+class FleetStat:
+    """One field's fleet statistic at one report step (the fleet rules' 1h ratio)."""
+
+    model: str
+    version: str
+    field: str
+    statistic: str  # psi or js
+    reference_hash: str
+    records: int  # the pooled n
+    value: float
+    threshold: float
+
+    @property
+    def exceeded(self) -> bool:
+        return self.value > self.threshold
+
+
+@dataclass
+class FleetHistory:
+    """The fleet rules over one sidecar (its own fleet): the cell counters as Prometheus would
+    have scraped them at every report step, and the 1h test on their increase.
+
+    As the rules: the records of a range are the last sample minus the first one inside it
+    (max_over_time − min_over_time), per profile hash; a new hash, or a new model version,
+    starts from its first sample. A sidecar restart cannot happen in a replay, so the rules'
+    increase() fallback has nothing to mirror.
+    """
+
+    seconds: float = FLEET_RANGE
+    _samples: dict[tuple[str, str, str], deque[tuple[float, list[npt.NDArray[np.int64]]]]] = field(
+        default_factory=dict
+    )
+
+    def observe(self, time: float, snapshot: Snapshot, assessment: Assessment) -> list[FleetStat]:
+        cells = snapshot.cells
+        reference = assessment.reference
+        if cells is None or reference is None or reference.hash != cells.hash:
+            return []
+        thresholds = {t.field: t for t in assessment.fleet}
+        found = []
+        for group in snapshot.groups:
+            samples = self._samples.setdefault((group.model, group.version, cells.hash), deque())
+            samples.append((time, group.cells))
+            while samples and samples[0][0] < time - self.seconds:
+                samples.popleft()
+            first = samples[0][1]
+            for f, cell in enumerate(cells.fields):
+                threshold = thresholds.get(cell.name)
+                if threshold is None:
+                    continue
+                counts = group.cells[f] - first[f]
+                verdict = fleet_verdict(cell, threshold, counts)
+                if verdict is not None:
+                    found.append(
+                        FleetStat(
+                            group.model,
+                            group.version,
+                            cell.name,
+                            cell.statistic,
+                            cells.hash,
+                            int(counts.sum()),
+                            verdict.statistic,
+                            verdict.threshold,
+                        )
+                    )
+        return found
+
+
+@dataclass(frozen=True)
 class Episode:
     """An alert that would have fired: from ``start`` (pending since ``pending_since``) to
     ``end``, the first evaluation where its condition no longer held (None: still firing)."""
@@ -108,10 +187,21 @@ def conditions(
     slow: str,
     fast: str,
     source: str,
+    fleet: Sequence[FleetStat] = (),
 ) -> list[AlertKey]:
-    """The alerts whose expression holds on one step's rows; ``slow`` and ``fast`` name the 1h
-    and 5m windows the rules read (rate1h / window="1h", and rate5m)."""
+    """The alerts whose expression holds on one step's rows and fleet statistics; ``slow`` and
+    ``fast`` name the 1h and 5m windows the rules read (rate1h / window="1h", and rate5m)."""
     found: list[AlertKey] = []
+    for f in fleet:  # model_version_field:model_fleet_drift_threshold_ratio:1h > 1
+        if f.exceeded and f.field not in OWN_ALERTS:
+            pool: Labels = (
+                ("model", f.model),
+                ("version", f.version),
+                ("field", f.field),
+                ("statistic", f.statistic),
+                ("reference_hash", f.reference_hash),
+            )
+            found.append(("ModelFleetDrift", pool))
     lines = parse_errors = 0
     for row in rows:
         mv = (("model", row.model), ("version", row.version))

@@ -15,7 +15,7 @@ import numpy as np
 from exporter.batch import OTHER, Batch, Layout, Vocabulary
 from exporter.config_types import FieldsConfig, FieldSpec
 from exporter.decode import Decoder
-from exporter.profile import build
+from exporter.profile import CALIBRATED, build, calibration_counts
 from exporter.reference import VOCABULARY_CAP, Reference
 from exporter.stats.sketch import Sketches
 from exporter.stats.window import Shape, Summary, category_counts, summarize
@@ -55,6 +55,9 @@ class ProfileBuilder:
         self._qs = qs
         self._layout = Layout.from_fields(fields)
         self._regression = fields.regression
+        names = [spec.name for spec in self._layout.numeric]
+        self._confidence = names.index(CALIBRATED) if CALIBRATED in names else None
+        self._calibration = np.zeros((2, self._shape.sketch.size), dtype=np.int64)
         self.parse_errors = 0
 
     def add(self, data: bytes) -> None:
@@ -73,6 +76,9 @@ class ProfileBuilder:
         if sketch is not self._shape.sketch:  # fields are anchored by their first values
             self._shape = replace(self._shape, sketch=sketch)
         self._summary.add(summarize(batch, None, self._shape))
+        if self._confidence is not None:
+            f = self._confidence
+            self._calibration += calibration_counts(sketch[f], batch.numeric[:, f], batch.wrong)
         half = self._split.random(batch.size) < 0.5
         self._held_out += category_counts(batch.categorical[half], self._shape)
 
@@ -92,6 +98,7 @@ class ProfileBuilder:
             source,
             regression=self._regression,
             held_out=self._held_out,
+            calibration=self._calibration,
         )
 
 

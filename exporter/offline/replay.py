@@ -39,6 +39,7 @@ from exporter.errors import ConfigError
 from exporter.offline.backtest import (
     AlertTracker,
     DriftStat,
+    FleetHistory,
     Row,
     Thresholds,
     conditions,
@@ -220,6 +221,7 @@ class Replayer:
         self._thresholds = thresholds if thresholds is not None else Thresholds()
         self._for = dict(for_seconds) if for_seconds is not None else parse_for(())
         self._tracker = AlertTracker(self._for)
+        self._fleet = FleetHistory()
         self._source = source
         self._latest = -math.inf  # largest timestamp seen
         self._last_ingest = -math.inf
@@ -313,7 +315,8 @@ class Replayer:
         snapshot = self.engine.state.snapshot(boundary - READ_BEFORE)
         rows = _rows(snapshot, assessment, boundary, self._latency, self.engine.state.shape.sketch)
         self.rows.extend(rows)
-        holding = conditions(rows, self._thresholds, self._slow, self._fast, self._source)
+        fleet = self._fleet.observe(boundary, snapshot, assessment)
+        holding = conditions(rows, self._thresholds, self._slow, self._fast, self._source, fleet)
         self._tracker.observe(boundary, holding)
 
     def finish(self) -> Report:

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from exporter.config_types import DriftConfig
 from exporter.stats.chi2 import chi2_isf
+from exporter.stats.pooling import pooled_cells
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike
@@ -96,12 +97,9 @@ def pool_unsupported(
     supported = q > 0
     if supported.all() or not supported.any():
         return q, c
-    positions = np.arange(q.size)
-    target = np.maximum.accumulate(np.where(supported, positions, -1))
-    target[target < 0] = int(np.flatnonzero(supported)[0])
-    keep = np.flatnonzero(supported)
-    pooled_q = np.bincount(target, weights=q, minlength=q.size)[keep].astype(np.float64)
-    pooled_c = np.bincount(target, weights=c, minlength=q.size)[keep].astype(np.float64)
+    cell = pooled_cells(q)
+    pooled_q = np.bincount(cell, weights=q).astype(np.float64)
+    pooled_c = np.bincount(cell, weights=c, minlength=pooled_q.size).astype(np.float64)
     return pooled_q, pooled_c
 
 
@@ -192,6 +190,13 @@ def _inv_sizes(n: float, m: float) -> float:
     return 1.0 / n + 1.0 / m
 
 
+def psi_critical_factor(n_bins: int, alpha: float = DEFAULT_ALPHA, n_tests: int = 1) -> float:
+    """χ²_{B−1}(1 − α/d), the part of the PSI critical value that does not depend on the sample
+    sizes (exported for the fleet rules, which supply their own n); 0 for a single bin."""
+    tail = _tail(alpha, n_tests)
+    return 0.0 if n_bins <= 1 else chi2_isf(tail, n_bins - 1)
+
+
 def psi_critical(
     n: float, m: float, n_bins: int, alpha: float = DEFAULT_ALPHA, n_tests: int = 1
 ) -> float:
@@ -200,8 +205,8 @@ def psi_critical(
     ``m`` may be ``math.inf`` when the reference is taken as exact. B counts bins with mass on
     either side; with one bin there is nothing to test and the critical value is 0.
     """
-    tail, inv = _tail(alpha, n_tests), _inv_sizes(n, m)
-    return 0.0 if n_bins <= 1 else inv * chi2_isf(tail, n_bins - 1)
+    factor, inv = psi_critical_factor(n_bins, alpha, n_tests), _inv_sizes(n, m)
+    return inv * factor
 
 
 def ks_c(a: float) -> float:
@@ -215,6 +220,11 @@ def ks_critical(n: float, m: float, alpha: float = DEFAULT_ALPHA, n_tests: int =
     return ks_c(tail) * math.sqrt(inv)
 
 
+def js_critical_factor(n_categories: int, alpha: float = DEFAULT_ALPHA, n_tests: int = 1) -> float:
+    """χ²_{k−1}(1 − α/d) / (8·ln 2): the JS critical value is sqrt((1/n + 1/m) · this)."""
+    return psi_critical_factor(n_categories, alpha, n_tests) / (8.0 * math.log(2.0))
+
+
 def js_critical(
     n: float, m: float, n_categories: int, alpha: float = DEFAULT_ALPHA, n_tests: int = 1
 ) -> float:
@@ -223,10 +233,8 @@ def js_critical(
     Second-order expansion of JSD around equal shares gives JSD_nats ≈ Σ(p−q)²/(8π), and
     Σ(p̂−q̂)²/π·nm/(n+m) → χ²_{k−1}; the distance is the square root of JSD in bits.
     """
-    tail, inv = _tail(alpha, n_tests), _inv_sizes(n, m)
-    if n_categories <= 1:
-        return 0.0
-    return math.sqrt(inv * chi2_isf(tail, n_categories - 1) / (8.0 * math.log(2.0)))
+    factor, inv = js_critical_factor(n_categories, alpha, n_tests), _inv_sizes(n, m)
+    return math.sqrt(inv * factor)
 
 
 def effective_threshold(floor: float, critical: float) -> float:
