@@ -259,6 +259,7 @@ class State:
             summary = Summary.empty(self._shape)
             summary.labelled, summary.wrong = found.labelled, found.wrong
             summary.joined, summary.delay_total = found.matched, found.delay_total
+            summary.abs_error, summary.sq_error = found.abs_error, found.sq_error
             update.joined.append((key, summary))
         if self._freezing is not None and self._reference is None and update.records:
             assert batch is not None
