@@ -255,7 +255,12 @@ def _baseline(args: argparse.Namespace) -> int:
     from exporter.offline.read import Progress, read_chunks  # noqa: PLC0415
 
     config = load_config(args.config)
-    builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+    builder = ProfileBuilder(
+        config.fields,
+        config.quantiles,
+        config.sketch_relative_accuracy,
+        config.label_join_capacity if config.label_join else None,
+    )
     try:
         progress = Progress.for_file(args.input, "baseline")
         for chunk in read_chunks(args.input):
