@@ -316,6 +316,7 @@ def _replay(args: argparse.Namespace) -> int:
         anomaly_max=args.anomaly_max,
         parse_error_max=args.parse_error_max,
     )
+    thresholds.check()
     try:
         every = parse_duration(args.every)
     except ValueError as exc:
