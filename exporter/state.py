@@ -213,7 +213,8 @@ class State:
         if group is None:
             # Each model version holds its own windows (megabytes): past the configured number,
             # the rest share one overflow group rather than grow memory without bound.
-            if len(self._groups) >= self._config.max_model_versions - 1 and key != OVERFLOW_GROUP:
+            named = len(self._groups) - (OVERFLOW_GROUP in self._groups)
+            if named >= self._config.max_model_versions and key != OVERFLOW_GROUP:
                 return self._group(OVERFLOW_GROUP)
             h = len(self._histograms)
             widest = max((len(x.bounds) for x in self._histograms), default=0) + 1

@@ -326,10 +326,22 @@ def test_groups_beyond_the_limit_fold_into_one_overflow_group() -> None:
     records = [{"model": m, "version": "v1", "p": 0.5} for m in models]
     state.ingest(decoder.decode(encode(records), T0), T0)
     snapshot = state.snapshot(T0)
-    assert len(snapshot.groups) == MAX_GROUPS
+    assert len(snapshot.groups) == MAX_GROUPS + 1  # every pair kept, and the rest's group
     assert sum(g.totals.records for g in snapshot.groups) == len(models)
     overflow = group(snapshot, *OVERFLOW_GROUP)
-    assert overflow.totals.records == len(models) - (MAX_GROUPS - 1)
+    assert overflow.totals.records == len(models) - MAX_GROUPS
+
+
+def test_max_model_versions_pairs_keep_their_own_name() -> None:
+    """``max_model_versions: 1`` keeps the one model version a sidecar usually sees under its
+    own name; only a second one goes to ``__other__``."""
+    _, decoder, state = build(max_model_versions=1)
+    records = [{"model": "a", "version": "v1", "p": 0.5}] * 3
+    state.ingest(decoder.decode(encode(records), T0), T0)
+    assert [(g.model, g.version) for g in state.snapshot(T0).groups] == [("a", "v1")]
+    state.ingest(decoder.decode(encode([{"model": "b", "version": "v1", "p": 0.5}]), T0), T0)
+    snapshot = state.snapshot(T0)
+    assert [(g.model, g.version) for g in snapshot.groups] == [("a", "v1"), OVERFLOW_GROUP]
 
 
 def test_interleaved_known_and_new_groups_past_the_limit() -> None:
