@@ -33,6 +33,7 @@ from exporter.validate import (
     dotted_path,
     file_path,
     listen,
+    name_value,
     number,
     one_of,
     string,
@@ -192,7 +193,7 @@ def _static_name(limit: int) -> Callable[[Any], str]:
     """A static model or version name is a label value: valid Unicode within the limit."""
 
     def check(value: Any) -> str:
-        text = string(value)
+        text = name_value(value)
         if label_text(text, limit)[1:] != (False, False):
             raise ValueError(f"must be valid Unicode text of at most {limit} bytes (UTF-8)")
         return text
