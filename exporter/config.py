@@ -237,6 +237,7 @@ def _fields(c: Checker, value: Any, category_cap: int, label_limit: int) -> Fiel
     return FieldsConfig(
         timestamp=ts_path,
         timestamp_scale=ts_scale,
+        timestamp_required="timestamp" in data,
         model_path=c.get(data, "model", w, dotted_path, None),
         model_value=c.get(data, "model_name", w, _static_name(label_limit), "unknown"),
         version_path=c.get(data, "version", w, dotted_path, None),
