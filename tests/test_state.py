@@ -342,6 +342,14 @@ def test_max_model_versions_pairs_keep_their_own_name() -> None:
     state.ingest(decoder.decode(encode([{"model": "b", "version": "v1", "p": 0.5}]), T0), T0)
     snapshot = state.snapshot(T0)
     assert [(g.model, g.version) for g in snapshot.groups] == [("a", "v1"), OVERFLOW_GROUP]
+    _, decoder, state = build(max_model_versions=1)  # both in one batch
+    mixed = [{"model": m, "version": "v1", "p": 0.5} for m in ("a", "b", "a")]
+    state.ingest(decoder.decode(encode(mixed), T0), T0)
+    snapshot = state.snapshot(T0)
+    assert [(g.model, g.version, g.totals.records) for g in snapshot.groups] == [
+        ("a", "v1", 2),
+        (*OVERFLOW_GROUP, 1),
+    ]
 
 
 def test_interleaved_known_and_new_groups_past_the_limit() -> None:
@@ -349,7 +357,7 @@ def test_interleaved_known_and_new_groups_past_the_limit() -> None:
     sit in the batch, and every name past the limit lands in the overflow group."""
     _, decoder, state = build()
     limit = Config().max_model_versions
-    first = [f"m{i:03d}" for i in range(limit - 1)]
+    first = [f"m{i:03d}" for i in range(limit)]
     state.ingest(decoder.decode(encode([{"model": m, "version": "v1"} for m in first]), T0), T0)
     later = [first[i % len(first)] if i % 3 else f"new{i:04d}" for i in range(300)]
     state.ingest(decoder.decode(encode([{"model": m, "version": "v1"} for m in later]), T0), T0)
@@ -358,7 +366,7 @@ def test_interleaved_known_and_new_groups_past_the_limit() -> None:
         assert group(snapshot, name).totals.records == 1 + later.count(name)
     new = sum(m.startswith("new") for m in later)
     assert group(snapshot, *OVERFLOW_GROUP).totals.records == new
-    assert len(snapshot.groups) == limit
+    assert len(snapshot.groups) == limit + 1
 
 
 def test_a_snapshot_is_not_changed_by_later_ingestion() -> None:
