@@ -280,9 +280,9 @@ class Replayer:
         assert self._config.fields.timestamp is not None
         path = ".".join(self._config.fields.timestamp)
         return (
-            f" ({unusable} record(s) carry a {path} that is not a time between 1970 and the year "
-            f"5000; epoch milliseconds, microseconds or nanoseconds need "
-            f"fields.timestamp: {{path: {path}, unit: ms | us | ns}})"
+            f" ({unusable} record(s) carry a {path} that is not a time: ISO 8601, or epoch "
+            f"seconds from 1970 to the year 5000; epoch milliseconds, microseconds or "
+            f"nanoseconds need fields.timestamp: {{path: {path}, unit: ms | us | ns}})"
         )
 
     def _start(self, t: float) -> None:
