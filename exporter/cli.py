@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -99,12 +100,18 @@ def _parser() -> argparse.ArgumentParser:
         default=":10027",
         help="HOST:PORT for the sidecar's /metrics (default :10027)",
     )
-    demo.add_argument("--rate", type=float, default=200.0, help="records per second (default 200)")
-    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     demo.add_argument(
-        "--drift-start", type=float, default=120.0, help="seconds until the drift episode"
+        "--rate", type=_positive, default=200.0, help="records per second (default 200)"
     )
-    demo.add_argument("--drift-end", type=float, default=420.0, help="seconds until the drift ends")
+    demo.add_argument(
+        "--duration", type=_positive, default=None, help="stop after this many seconds"
+    )
+    demo.add_argument(
+        "--drift-start", type=_not_negative, default=120.0, help="seconds until the drift episode"
+    )
+    demo.add_argument(
+        "--drift-end", type=_not_negative, default=420.0, help="seconds until the drift ends"
+    )
     demo.add_argument("--log", default=None, help="where to write the log (default: a temp dir)")
     demo.add_argument(
         "--writer-only",
@@ -112,6 +119,25 @@ def _parser() -> argparse.ArgumentParser:
         help="only simulate the model writing the log (no sidecar)",
     )
     return parser
+
+
+def _positive(text: str) -> float:
+    """A finite number > 0 (a rate or duration of 0, negative or NaN would stall or crash)."""
+    return _number(text, lambda v: v > 0, "> 0")
+
+
+def _not_negative(text: str) -> float:
+    return _number(text, lambda v: v >= 0, ">= 0")
+
+
+def _number(text: str, ok: Callable[[float], bool], bound: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and ok(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number {bound} (got {text})")
+    return value
 
 
 def _replay_parser(
@@ -255,7 +281,12 @@ def _baseline(args: argparse.Namespace) -> int:
     from exporter.offline.read import Progress, read_chunks  # noqa: PLC0415
 
     config = load_config(args.config)
-    builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
+    builder = ProfileBuilder(
+        config.fields,
+        config.quantiles,
+        config.sketch_relative_accuracy,
+        config.label_join_capacity if config.label_join else None,
+    )
     try:
         progress = Progress.for_file(args.input, "baseline")
         for chunk in read_chunks(args.input):
@@ -311,6 +342,7 @@ def _replay(args: argparse.Namespace) -> int:
         anomaly_max=args.anomaly_max,
         parse_error_max=args.parse_error_max,
     )
+    thresholds.check()
     try:
         every = parse_duration(args.every)
     except ValueError as exc:

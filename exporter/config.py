@@ -33,6 +33,7 @@ from exporter.validate import (
     dotted_path,
     file_path,
     listen,
+    name_value,
     number,
     one_of,
     string,
@@ -192,7 +193,7 @@ def _static_name(limit: int) -> Callable[[Any], str]:
     """A static model or version name is a label value: valid Unicode within the limit."""
 
     def check(value: Any) -> str:
-        text = string(value)
+        text = name_value(value)
         if label_text(text, limit)[1:] != (False, False):
             raise ValueError(f"must be valid Unicode text of at most {limit} bytes (UTF-8)")
         return text
@@ -236,6 +237,7 @@ def _fields(c: Checker, value: Any, category_cap: int, label_limit: int) -> Fiel
     return FieldsConfig(
         timestamp=ts_path,
         timestamp_scale=ts_scale,
+        timestamp_required="timestamp" in data,
         model_path=c.get(data, "model", w, dotted_path, None),
         model_value=c.get(data, "model_name", w, _static_name(label_limit), "unknown"),
         version_path=c.get(data, "version", w, dotted_path, None),

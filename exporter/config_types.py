@@ -61,6 +61,9 @@ class FieldsConfig:
 
     timestamp: tuple[str, ...] | None = ("ts",)
     timestamp_scale: float = 1.0
+    # False when the config names no timestamp (the default path ``ts`` is only tried): a
+    # record without one is then not a ``missing`` timestamp anomaly.
+    timestamp_required: bool = True
     model_path: tuple[str, ...] | None = None
     model_value: str = "unknown"
     version_path: tuple[str, ...] | None = None

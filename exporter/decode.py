@@ -475,7 +475,9 @@ def _scalar(value: Any) -> Any:
 
 
 def _label(value: Any, default: str, limit: int) -> str:
-    if value is None or isinstance(value, dict | list):
+    """A model or version name as a label value; none, a structure or the empty string (which
+    Prometheus reads as no label at all) names no model."""
+    if value is None or value == "" or isinstance(value, dict | list):
         return default
     return label_value(value, limit)[0]
 

@@ -20,7 +20,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from exporter.anomaly import UNPROCESSABLE
+from exporter.anomaly import UNPROCESSABLE, Kind
 from exporter.assess import HISTORY_SECONDS, Assessment, Assessor, assessment_step
 from exporter.batch import Batch
 from exporter.compare import ReferenceChecks
@@ -144,6 +144,18 @@ class Engine:
 
     def decode(self, data: bytes, now: float | None = None) -> Batch:
         """Decode complete lines (``now`` marks late and future timestamps, live only)."""
+        return self._optional_timestamp(self._decode(data, now))
+
+    def _optional_timestamp(self, batch: Batch) -> Batch:
+        """A timestamp the config does not name is looked for at ``ts`` and used when there;
+        a log without one is not a log of records that all miss it."""
+        layout = self.decoder.layout
+        if layout.has_timestamp and not self.config.fields.timestamp_required:
+            column = batch.flags[:, layout.timestamp_column]
+            column[column == Kind.MISSING] = 0
+        return batch
+
+    def _decode(self, data: bytes, now: float | None) -> Batch:
         try:
             return self.decoder.decode(data, now)
         except Exception:

@@ -5,13 +5,18 @@ click). The model then logs a second line ``{"request_id": ..., "ground_truth": 
 join keeps the recent predictions that still wait for a label in a bounded, insertion-ordered
 buffer: memory is capped by ``capacity`` and by ``timeout``, whatever the traffic, and every
 prediction leaves it one way — matched, or expired — so the outcome counters add up.
+
+A classifier's waiting prediction keeps its class, to count the label as right or wrong; a
+regression model's keeps its score, to add the label's absolute and squared error (MAE, RMSE).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -25,12 +30,15 @@ class Joined:
     """Labels matched in one batch, per model version."""
 
     matched: int = 0
-    labelled: int = 0  # of the matched, those whose prediction had a class to compare
+    labelled: int = 0  # of the matched, those with a class (or a score) and label to compare
     wrong: int = 0
     delay_total: float = 0.0
+    abs_error: float = 0.0  # regression: sum of |score − label| over the labelled
+    sq_error: float = 0.0  # regression: sum of (score − label)²
 
 
-Waiting = tuple[float, str | None, GroupKey]  # arrival time, predicted class, model version
+# Arrival time, predicted class, model version, and the score of a regression model (else NaN).
+Waiting = tuple[float, str | None, GroupKey, float]
 
 
 @dataclass
@@ -62,6 +70,7 @@ class LabelJoin:
             c for c in (layout.prediction_column, layout.confidence_column) if c is not None
         ]
         self._class_column = layout.predicted_class_column
+        self._score_column = layout.prediction_column if layout.regression else None
 
     @property
     def pending(self) -> int:
@@ -91,13 +100,19 @@ class LabelJoin:
         label_only &= np.array([r is not None for r in batch.request_id], dtype=bool)
 
         added: dict[str, Waiting] = {}  # the buffer's new end, in order (a repeated id moves)
-        for i in np.flatnonzero(has_prediction & (batch.wrong < 0)).tolist():
+        unlabelled = batch.wrong < 0
+        if batch.residual is not None:  # regression: a label on the line gives a residual
+            unlabelled &= np.isnan(batch.residual)
+        for i in np.flatnonzero(has_prediction & unlabelled).tolist():
             request = batch.request_id[i]
             if request is None:
                 continue
             code = -1 if classes is None else int(classes[i])
             guess = self._class_names[code] if 0 <= code < len(self._class_names) else None
-            entry = (now, guess, batch.groups[batch.group[i]])
+            score = math.nan
+            if self._score_column is not None:
+                score = float(batch.numeric[i, self._score_column])
+            entry = (now, guess, batch.groups[batch.group[i]], score)
             result.added.append((category_text(request), entry))
             added.pop(category_text(request), None)
             added[category_text(request)] = entry
@@ -112,7 +127,7 @@ class LabelJoin:
                 continue
             removed.add(request)
             result.removed.append(request)
-            arrived, guess, key = waiting
+            arrived, guess, key, score = waiting
             result.outcomes[(key, "matched")] += 1
             joined = result.joined.setdefault(key, Joined())
             joined.matched += 1
@@ -120,6 +135,12 @@ class LabelJoin:
             if guess is not None:
                 joined.labelled += 1
                 joined.wrong += int(category_text(batch.label[i]) != guess)
+            elif self._score_column is not None:
+                error = score - _number(batch.label[i])
+                if not math.isnan(error):  # a score and a label that is a number
+                    joined.labelled += 1
+                    joined.abs_error += abs(error)
+                    joined.sq_error += error * error
         result.labels = int(label_only.sum())
         result.evicted = self._evicting(now, expired, added, removed, result.outcomes)
         if label_only.any():
@@ -130,7 +151,7 @@ class LabelJoin:
     def _expiring(self, now: float, size: int, outcomes: Counter[tuple[GroupKey, str]]) -> set[str]:
         """The requests at the front that expire before the batch is added."""
         gone: set[str] = set()
-        for request, (arrived, _, key) in self._pending.items():
+        for request, (arrived, _, key, _) in self._pending.items():
             if arrived >= now - self._timeout and size - len(gone) <= self._capacity:
                 break
             gone.add(request)
@@ -156,7 +177,7 @@ class LabelJoin:
         new = (item for item in added.items() if item[0] not in removed)
         survivors = itertools.chain(old, new)
         evicted = 0
-        for _, (arrived, _, key) in survivors:
+        for _, (arrived, _, key, _) in survivors:
             if arrived >= now - self._timeout and size - evicted <= self._capacity:
                 break
             evicted += 1
@@ -174,3 +195,15 @@ class LabelJoin:
             del self._pending[request]
         for _ in range(result.evicted):
             self._pending.popitem(last=False)
+
+
+def _number(value: Any) -> float:
+    """A regression label as a number, read as the decoder reads one on a prediction's own
+    line (a numeric string counts); NaN when it is not one."""
+    if value is None or isinstance(value, bool | dict | list):
+        return math.nan
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return math.nan
+    return number if math.isfinite(number) else math.nan

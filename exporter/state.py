@@ -245,7 +245,7 @@ class State:
         if group is None:
             # Each model version holds its own windows (megabytes): past the configured number,
             # the rest share one overflow group rather than grow memory without bound.
-            if len(self._groups) >= self._config.max_model_versions - 1 and key != OVERFLOW_GROUP:
+            if self._room() <= 0 and key != OVERFLOW_GROUP:
                 return self._group(OVERFLOW_GROUP)
             h = len(self._histograms)
             widest = max((len(x.bounds) for x in self._histograms), default=0) + 1
@@ -292,6 +292,7 @@ class State:
             summary = Summary.empty(self._shape)
             summary.labelled, summary.wrong = found.labelled, found.wrong
             summary.joined, summary.delay_total = found.matched, found.delay_total
+            summary.abs_error, summary.sq_error = found.abs_error, found.sq_error
             update.joined.append((key, summary))
         if self._freezing is not None and self._reference is None and update.records:
             assert batch is not None
@@ -310,6 +311,12 @@ class State:
             parts.append(_Part(key, summary, rows.categorical, counts, sums, counted))
         return parts
 
+    def _room(self) -> int:
+        """How many more (model, version) pairs get their own group: ``max_model_versions``
+        of them, the overflow group the rest share coming on top."""
+        named = len(self._groups) - (OVERFLOW_GROUP in self._groups)
+        return self._config.max_model_versions - named
+
     def _by_group(self, batch: Batch) -> list[tuple[tuple[str, str], Batch]]:
         """The batch's records per state group, in order of first appearance.
 
@@ -322,7 +329,7 @@ class State:
         if len(batch.groups) == 1:
             return [(batch.groups[0], batch)]
         slots: dict[tuple[str, str], int] = {}
-        room = self._config.max_model_versions - 1 - len(self._groups)
+        room = self._room()
         slot_of = np.empty(len(batch.groups), dtype=np.int64)
         for code, key in enumerate(batch.groups):
             kept = key

@@ -86,6 +86,19 @@ def string(value: Any) -> str:
     return value
 
 
+def name_value(value: Any) -> str:
+    """A static model name or version: text, or a whole number as YAML reads ``2`` (``"2"``,
+    as the same number in the log would be labelled). A YAML float cannot be kept as written
+    (``1.10`` reads as 1.1), so it must be quoted."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 64:
+        return str(value)
+    if isinstance(value, float):
+        raise ValueError(
+            f'must be text: quote it ({shown(value)} is a number to YAML: write "{value}")'
+        )
+    return string(value)
+
+
 def file_path(value: Any) -> str:
     """A path the sidecar will open: text without NUL (no system call accepts one)."""
     text = string(value)

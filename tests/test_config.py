@@ -157,6 +157,11 @@ def test_top_level_must_be_a_mapping(raw: Any) -> None:
             {"fields": {"prediction": "p", "version": "v", "model_version": "x"}},
             "fields.model_version: give either version",
         ),
+        (
+            {"fields": {"prediction": "p", "model_version": 1.0}},
+            'fields.model_version: must be text: quote it (1.0 is a number to YAML: write "1.0")',
+        ),
+        ({"fields": {"prediction": "p", "model_name": True}}, "fields.model_name: must be a non"),
         ({"fields": {"prediction": {"min": 0}}}, "fields.prediction.path: is required"),
         (
             {"fields": {"prediction": {"path": "p", "unit": "ms"}}},
@@ -462,3 +467,10 @@ def test_numbers_too_large_for_python_are_reported_against_their_bounds(
         load_config(path)
     assert len(info.value.problems) == 1
     assert info.value.problems[0].startswith(problem), info.value.problems
+
+
+def test_a_whole_number_as_a_static_version_is_its_text() -> None:
+    """``model_version: 2`` is what people write; YAML reads it as a number. It labels the
+    series as the same number in the log would: ``"2"``."""
+    config = parse_config({"sources": ["/x"], "fields": {"prediction": "p", "model_version": 2}})
+    assert config.fields.version_value == "2"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.cli import main
 from tests.harness import ManagedProcess, ProcessGroup, free_port, http_get, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -87,3 +88,23 @@ def test_writer_only_mode_writes_a_log(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert log.read_bytes().count(b"\n") >= 100
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--rate", "nan"),
+        ("--rate", "0"),
+        ("--rate", "-5"),
+        ("--duration", "-1"),
+        ("--drift-end", "inf"),
+    ],
+)
+def test_a_rate_or_duration_that_cannot_run_is_refused_naming_the_flag(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rate of 0 or below made the demo wait for records forever; NaN crashed it."""
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--writer-only", flag, value])
+    assert exited.value.code == 2
+    assert f"argument {flag}: must be a finite number" in capsys.readouterr().err

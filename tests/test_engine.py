@@ -230,3 +230,17 @@ def test_new_drift_thresholds_rebuild_the_checks_and_are_judged_at_once() -> Non
     row = engine.decoder.layout.anomaly_fields.index("x")
     assert group.totals.anomalies[row, Kind.OUT_OF_RANGE] == 1
     assert group.totals.anomalies[row, Kind.OUTLIER] == 1
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_a_timestamp_the_config_does_not_name_is_optional(named: bool) -> None:
+    """Without ``fields.timestamp`` the default path ``ts`` is used where records have it; a
+    log without timestamps is then not a log whose every record misses one (that counted every
+    record as a ``missing`` timestamp and fired ModelAnomalyRatioHigh). Named, it is required."""
+    fields: dict[str, Any] = {"model_name": "m", "prediction": "score"}
+    if named:
+        fields["timestamp"] = "ts"
+    engine = Engine(parse_config({"sources": ["/unused"], "fields": fields}))
+    batch = engine.decode(_lines({"score": 0.5}, {"score": 0.5, "ts": T0 - 3600}), T0)
+    column = batch.flags[:, engine.decoder.layout.timestamp_column].tolist()
+    assert sorted(column) == ([Kind.MISSING] if named else [0]) + [Kind.LATE]

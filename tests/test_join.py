@@ -164,6 +164,6 @@ def test_match_then_commit_agrees_with_applying_in_place(
         assert {o: n for (_, o), n in result.outcomes.items()} == dict(outcomes)
         assert sum(j.wrong for j in result.joined.values()) == wrong
         assert result.labels == len(labels)
-        assert [(r, a, g) for r, (a, g, _) in join._pending.items()] == [
+        assert [(r, a, g) for r, (a, g, _, _) in join._pending.items()] == [
             (r, a, g) for r, (a, g) in model.pending.items()
         ]

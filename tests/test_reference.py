@@ -496,3 +496,81 @@ def test_no_calibration_without_labels_or_confidence(
 ) -> None:
     _, ref = dev  # labels, but no confidence field
     assert ref.calibration is None
+
+
+# --- labels on their own line --------------------------------------------------------------------
+
+
+def _joined_config(tmp_path: Any, regression: bool) -> Any:
+    fields = (
+        {"timestamp": None, "prediction": "score", "ground_truth": "truth", "request_id": "id"}
+        if regression
+        else {
+            "timestamp": None,
+            "predicted_class": "cls",
+            "ground_truth": "truth",
+            "request_id": "id",
+        }
+    )
+    fields["features"] = [{"name": "x"}]
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        json.dumps(
+            {"sources": ["/unused"], "fields": fields, "ground_truth_join": {"enabled": True}}
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_baseline_joins_labels_on_their_own_line_as_if_inline(
+    tmp_path: Any, regression: bool
+) -> None:
+    """A development log whose labels come later, on their own line, gives the profile that
+    the same log with every label inline gives: labels are not records, and their errors make
+    the development error ratio (or MAE and RMSE)."""
+    from exporter.cli import main  # noqa: PLC0415
+
+    rng = np.random.default_rng(8)
+    inline, later, pending = [], [], []
+    for i in range(3_000):
+        record: dict[str, Any] = {"id": f"r{i}", "x": float(rng.normal())}
+        if regression:
+            record["score"] = float(rng.normal(10.0, 2.0))
+            truth: Any = record["score"] + float(rng.normal())
+        else:
+            record["cls"] = str(rng.choice(["yes", "no"]))
+            truth = record["cls"] if rng.random() > 0.3 else "maybe"
+        inline.append({**record, "truth": truth})
+        later.append(record)
+        pending.append({"id": f"r{i}", "truth": truth})
+        if len(pending) > 50:  # labels come 50 predictions late
+            later.append(pending.pop(0))
+    later += pending
+    config = _joined_config(tmp_path, regression)
+    profiles = []
+    for name, records in (("inline", inline), ("later", later)):
+        log, out = tmp_path / f"{name}.jsonl", tmp_path / f"{name}.json"
+        log.write_bytes(jsonl(records))
+        assert (
+            main(["baseline", "--config", str(config), "--input", str(log), "--output", str(out)])
+            == 0
+        )
+        profiles.append(json.loads(out.read_text()))
+    joined = profiles[1]
+    assert joined["records"] == 3_000
+    assert joined["labelled"] == 3_000
+    assert joined["numeric"]["x"]["missing"] == 0
+    if regression:
+        errors = np.array([r["score"] - r["truth"] for r in inline])
+        assert joined["mae"] == pytest.approx(np.abs(errors).mean(), rel=1e-12)
+    else:
+        wrong = sum(r["cls"] != r["truth"] for r in inline)
+        assert joined["error_ratio"] == wrong / 3_000
+    if not regression:
+        assert joined["hash"] == profiles[0]["hash"]
+    # A regression profile sums its errors in another order (float rounding moves the hash).
+    for profile_ in profiles:
+        for key in ("hash", "created", "source", "mae", "rmse"):
+            profile_.pop(key)
+    assert profiles[1] == profiles[0]

@@ -135,3 +135,47 @@ def test_a_regression_model_exports_no_classification_series() -> None:
     assert "model_window_mae" in names
     assert "model_ground_truth_total" in names
     assert names.isdisjoint(CLASSIFICATION_ONLY), names & set(CLASSIFICATION_ONLY)
+
+
+def test_late_labels_of_a_regression_model_give_mae_and_rmse() -> None:
+    """Labels on their own line, joined by request id, are compared with the waiting score:
+    the window's MAE and RMSE are numpy's over the joined pairs; a label that is not a number
+    is matched but not labelled; a prediction labelled on its own line never waits."""
+    config = parse_config(
+        {
+            "sources": ["/unused"],
+            "fields": {
+                "model_name": "m",
+                "model_version": "v",
+                "prediction": "y_hat",
+                "ground_truth": "y",
+                "request_id": "id",
+            },
+            "ground_truth_join": {"enabled": True},
+        }
+    )
+    rng = np.random.default_rng(5)
+    truth = rng.normal(50.0, 5.0, 300)
+    predictions = truth + rng.normal(0.0, 2.0, 300)
+    engine = Engine(config)
+    lines = [{"ts": T0, "id": f"r{i}", "y_hat": float(p)} for i, p in enumerate(predictions)]
+    lines.append({"ts": T0, "id": "inline", "y_hat": 1.0, "y": 1.5})
+    engine.ingest(b"".join(json.dumps(r).encode() + b"\n" for r in lines), T0)
+    labels: list[dict[str, object]] = [
+        {"ts": T0 + 30, "id": f"r{i}", "y": float(y)} for i, y in enumerate(truth)
+    ]
+    labels[0]["y"] = "n/a"
+    labels.append({"ts": T0 + 30, "id": "inline", "y": 1.5})
+    counts = engine.ingest(b"".join(json.dumps(r).encode() + b"\n" for r in labels), T0 + 30)
+    assert (counts.records, counts.labels) == (0, 301)
+
+    residual = (predictions - truth)[1:]
+    metrics = _scrape(engine.state, T0 + 30)
+    assert metrics[("model_window_ground_truth", "1m")] == len(residual) + 1  # + the inline one
+    window = np.append(residual, -0.5)
+    assert math.isclose(metrics[("model_window_mae", "1m")], np.abs(window).mean(), rel_tol=1e-12)
+    assert math.isclose(
+        metrics[("model_window_rmse", "1m")], np.sqrt((window**2).mean()), rel_tol=1e-12
+    )
+    outcomes = engine.state.snapshot(T0 + 30).groups[0].join_outcomes
+    assert (outcomes["matched"], outcomes["unmatched"]) == (300, 1)

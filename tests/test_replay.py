@@ -38,7 +38,7 @@ from exporter.offline.backtest import (
 )
 from exporter.offline.baseline import ProfileBuilder
 from exporter.offline.read import read_chunks
-from exporter.offline.replay import Replayer, replay, with_alert_windows
+from exporter.offline.replay import Replayer, ReplayError, replay, with_alert_windows
 from exporter.offline.report import Report, iso
 from exporter.offline.simulate import LineTruth, Scenario, generate, generate_with_truth
 from exporter.reference import Reference
@@ -275,8 +275,14 @@ def test_bad_arguments_exit_2_and_a_missing_log_exits_1(
     assert main([*base, "--for", "NoSuchAlert=5m", str(episode.log)]) == 2
     assert main([*base, "--every", "soon", str(episode.log)]) == 2
     assert main([*base, "--window", "2m", str(episode.log)]) == 2
+    assert main([*base, "--error-factor", "nan", str(episode.log)]) == 2
+    assert main([*base, "--anomaly-max", "2", str(episode.log)]) == 2
+    assert main([*base, "--latency-p99-max", "-1", str(episode.log)]) == 2
     assert main([*base, str(tmp_path / "missing.jsonl")]) == 1
-    assert "NoSuchAlert" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "NoSuchAlert" in err
+    assert "--error-factor: must be a finite number >= 0 (got nan)" in err
+    assert "--anomaly-max: must be a share from 0 to 1 (got 2.0)" in err
 
 
 # -- time from the records -----------------------------------------------------------------------
@@ -372,6 +378,25 @@ def test_a_first_block_without_timestamps_waits_for_the_first_one(tmp_path: Path
     assert report.retimed == 20
     assert report.parse_errors == {"invalid_json": 1}
     assert sum(_minute_counts(report).values()) == 600
+
+
+def test_epoch_milliseconds_read_as_seconds_are_named_in_the_error(tmp_path: Path) -> None:
+    """Without ``unit: ms``, epoch milliseconds are dates after the year 5000: no record has a
+    usable time, and the error says which field held what, and how to fix it."""
+    lines = [json.loads(x) for x in generate(50, START, 10.0, SMALL)]
+    data = b"".join(json.dumps({**r, "ts": int(r["ts"] * 1000)}).encode() + b"\n" for r in lines)
+    with pytest.raises(ReplayError) as error:
+        replay([data], _small_config(tmp_path), None)
+    message = str(error.value)
+    assert "50 record(s) carry a ts that is not a time" in message
+    assert "unit: ms" in message
+    with pytest.raises(ReplayError) as error:  # none at all: no hint to give
+        replay(
+            [b"".join(_strip_ts(x) for x in generate(5, START, 10.0, SMALL))],
+            _small_config(tmp_path),
+            None,
+        )
+    assert str(error.value) == "no record has a timestamp: nothing to drive time"
 
 
 def test_a_gap_of_days_in_the_log_costs_no_empty_steps(tmp_path: Path) -> None:

@@ -306,6 +306,18 @@ def test_parse_errors_are_charged_to_the_unknown_model_not_the_one_read_before()
         assert named.totals.records == records
 
 
+def test_an_empty_model_name_counts_under_unknown() -> None:
+    """Prometheus reads ``model=""`` as no label at all: an empty name names no model."""
+    _, decoder, state = build()
+    rng = np.random.default_rng(7)
+    records = make_records(rng, 4, T0, ("a",))
+    records[0]["model"] = ""
+    records[1]["version"] = ""
+    state.ingest(decoder.decode(encode(records), T0), T0)
+    names = sorted((g.model, g.version, g.totals.records) for g in state.snapshot(T0).groups)
+    assert names == [(UNKNOWN, "v1", 1), ("a", UNKNOWN, 1), ("a", "v1", 2)]
+
+
 def test_parse_errors_with_a_static_name_are_charged_to_that_model() -> None:
     """With ``model_name`` there is one model: a bad line is that model's."""
     fields = {**CONFIG["fields"], "model_name": "fraud", "model_version": "v9"}
@@ -326,10 +338,30 @@ def test_groups_beyond_the_limit_fold_into_one_overflow_group() -> None:
     records = [{"model": m, "version": "v1", "p": 0.5} for m in models]
     state.ingest(decoder.decode(encode(records), T0), T0)
     snapshot = state.snapshot(T0)
-    assert len(snapshot.groups) == MAX_GROUPS
+    assert len(snapshot.groups) == MAX_GROUPS + 1  # every pair kept, and the rest's group
     assert sum(g.totals.records for g in snapshot.groups) == len(models)
     overflow = group(snapshot, *OVERFLOW_GROUP)
-    assert overflow.totals.records == len(models) - (MAX_GROUPS - 1)
+    assert overflow.totals.records == len(models) - MAX_GROUPS
+
+
+def test_max_model_versions_pairs_keep_their_own_name() -> None:
+    """``max_model_versions: 1`` keeps the one model version a sidecar usually sees under its
+    own name; only a second one goes to ``__other__``."""
+    _, decoder, state = build(max_model_versions=1)
+    records = [{"model": "a", "version": "v1", "p": 0.5}] * 3
+    state.ingest(decoder.decode(encode(records), T0), T0)
+    assert [(g.model, g.version) for g in state.snapshot(T0).groups] == [("a", "v1")]
+    state.ingest(decoder.decode(encode([{"model": "b", "version": "v1", "p": 0.5}]), T0), T0)
+    snapshot = state.snapshot(T0)
+    assert [(g.model, g.version) for g in snapshot.groups] == [("a", "v1"), OVERFLOW_GROUP]
+    _, decoder, state = build(max_model_versions=1)  # both in one batch
+    mixed = [{"model": m, "version": "v1", "p": 0.5} for m in ("a", "b", "a")]
+    state.ingest(decoder.decode(encode(mixed), T0), T0)
+    snapshot = state.snapshot(T0)
+    assert [(g.model, g.version, g.totals.records) for g in snapshot.groups] == [
+        ("a", "v1", 2),
+        (*OVERFLOW_GROUP, 1),
+    ]
 
 
 def test_interleaved_known_and_new_groups_past_the_limit() -> None:
@@ -337,7 +369,7 @@ def test_interleaved_known_and_new_groups_past_the_limit() -> None:
     sit in the batch, and every name past the limit lands in the overflow group."""
     _, decoder, state = build()
     limit = Config().max_model_versions
-    first = [f"m{i:03d}" for i in range(limit - 1)]
+    first = [f"m{i:03d}" for i in range(limit)]
     state.ingest(decoder.decode(encode([{"model": m, "version": "v1"} for m in first]), T0), T0)
     later = [first[i % len(first)] if i % 3 else f"new{i:04d}" for i in range(300)]
     state.ingest(decoder.decode(encode([{"model": m, "version": "v1"} for m in later]), T0), T0)
@@ -346,7 +378,7 @@ def test_interleaved_known_and_new_groups_past_the_limit() -> None:
         assert group(snapshot, name).totals.records == 1 + later.count(name)
     new = sum(m.startswith("new") for m in later)
     assert group(snapshot, *OVERFLOW_GROUP).totals.records == new
-    assert len(snapshot.groups) == limit
+    assert len(snapshot.groups) == limit + 1
 
 
 def test_a_snapshot_is_not_changed_by_later_ingestion() -> None:

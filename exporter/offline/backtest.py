@@ -8,6 +8,7 @@ config/prometheus/rules/ means reading one small module.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,19 @@ class Thresholds:
     latency_p99_max: float = 0.5  # model_alert:latency_p99_slo_seconds
     anomaly_max: float = 0.05  # model_alert:anomaly_ratio_max
     parse_error_max: float = 0.01  # model_alert:parse_error_ratio_max
+
+    def check(self) -> None:
+        """Refuse values no rule can mean (NaN, infinities, negatives, shares above 1), naming
+        the flag, rather than back-test against them (and write NaN into the JSON)."""
+        shares = ("anomaly_max", "parse_error_max")
+        problems = []
+        for name, value in vars(self).items():
+            top = 1.0 if name in shares else math.inf
+            if not (math.isfinite(value) and 0.0 <= value <= top):
+                what = "a share from 0 to 1" if name in shares else "a finite number >= 0"
+                problems.append(f"--{name.replace('_', '-')}: must be {what} (got {value})")
+        if problems:
+            raise ConfigError(problems)
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,17 @@
 The offline half of profile building: it owns the decoder (a wide category scan) and the file's
 bytes; ``profile.build`` turns the summary into the profile with the same functions the live
 side uses.
+
+With ``ground_truth_join`` enabled, labels on their own line are joined to their prediction by
+request id, as the live sidecar joins them (``join.LabelJoin``): they are not records, and their
+errors count in the development error ratio (or MAE and RMSE). Offline there is no clock, so a
+prediction waits for its label however far down the log it comes; only the join's ``capacity``
+bounds the memory.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +22,7 @@ import numpy as np
 from exporter.batch import OTHER, Batch, Layout, Vocabulary
 from exporter.config_types import FieldsConfig, FieldSpec
 from exporter.decode import Decoder
+from exporter.join import LabelJoin
 from exporter.profile import CALIBRATED, build, calibration_counts
 from exporter.reference import VOCABULARY_CAP, Reference
 from exporter.stats.sketch import Sketches
@@ -34,14 +42,25 @@ class ProfileBuilder:
     SCAN_CATEGORIES = VOCABULARY_CAP
 
     def __init__(
-        self, fields: FieldsConfig, qs: tuple[float, ...], relative_accuracy: float
+        self,
+        fields: FieldsConfig,
+        qs: tuple[float, ...],
+        relative_accuracy: float,
+        join_capacity: int | None = None,
     ) -> None:
+        """``join_capacity``: join labels on their own line (``ground_truth_join``), with at
+        most this many predictions waiting; None reads every line as a record."""
         wide = replace(
             fields,
             predicted_class=_widen(fields.predicted_class),
             features=tuple(_widen(f) for f in fields.features),
         )
-        self._decoder = Decoder(wide)
+        self._decoder = Decoder(wide, keep_labels=join_capacity is not None)
+        self._join: LabelJoin | None = None
+        if join_capacity is not None:
+            self._join = LabelJoin(
+                self._decoder.layout, self._decoder.class_names, math.inf, join_capacity
+            )
         self._shape = Shape(
             numeric=len(self._decoder.layout.numeric),
             categorical=len(self._decoder.layout.categorical),
@@ -72,6 +91,15 @@ class ProfileBuilder:
 
     def add_batch(self, batch: Batch) -> None:
         """Add decoded records (coded with ``vocabularies``)."""
+        if self._join is not None:
+            joined = self._join.match(batch, 0.0)
+            self._join.commit(joined)
+            batch = joined.predictions
+            for found in joined.joined.values():
+                self._summary.labelled += found.labelled
+                self._summary.wrong += found.wrong
+                self._summary.abs_error += found.abs_error
+                self._summary.sq_error += found.sq_error
         sketch = self._shape.sketch.anchored_on(list(batch.numeric.T))
         if sketch is not self._shape.sketch:  # fields are anchored by their first values
             self._shape = replace(self._shape, sketch=sketch)

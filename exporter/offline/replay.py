@@ -266,8 +266,26 @@ class Replayer:
         self._pending.append(batch)
         if sum(b.size for b in self._pending) > MAX_PENDING_RECORDS:
             raise ReplayError(
-                f"the first {MAX_PENDING_RECORDS} records have no timestamp: nothing to drive time"
+                f"the first {MAX_PENDING_RECORDS} records have no timestamp: nothing to drive "
+                f"time{self._why_no_time()}"
             )
+
+    def _why_no_time(self) -> str:
+        """What the held records' timestamps were, when they had one that is not a time: the
+        usual cause is epoch milliseconds read as seconds (a date after the year 5000)."""
+        column = self._layout.timestamp_column
+        unusable = sum(
+            int(np.count_nonzero(b.flags[:, column] == Kind.TYPE_MISMATCH)) for b in self._pending
+        )
+        if not unusable:
+            return ""
+        assert self._config.fields.timestamp is not None
+        path = ".".join(self._config.fields.timestamp)
+        return (
+            f" ({unusable} record(s) carry a {path} that is not a time: ISO 8601, or epoch "
+            f"seconds from 1970 to the year 5000; epoch milliseconds, microseconds or "
+            f"nanoseconds need fields.timestamp: {{path: {path}, unit: ms | us | ns}})"
+        )
 
     def _start(self, t: float) -> None:
         self._first = t
@@ -322,7 +340,9 @@ class Replayer:
     def finish(self) -> Report:
         if self._first is None or self._step is None:
             if self._pending:
-                raise ReplayError("no record has a timestamp: nothing to drive time")
+                raise ReplayError(
+                    f"no record has a timestamp: nothing to drive time{self._why_no_time()}"
+                )
             raise ReplayError("the log holds no records")
         end = (self._step + 1) * self._every  # the step holding the last record is reported
         self._advance(self._step + 1)
