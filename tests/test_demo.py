@@ -90,6 +90,34 @@ def test_writer_only_mode_writes_a_log(tmp_path: Path) -> None:
     assert log.read_bytes().count(b"\n") >= 100
 
 
+def test_the_page_address_is_the_first_line_a_newcomer_sees(tmp_path: Path) -> None:
+    """stdout and stderr together, as in a terminal: the address comes before any log line."""
+    port = free_port()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "demo",
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--log",
+            str(tmp_path / "predictions.jsonl"),
+            "--duration",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"model-exporter demo: open http://127.0.0.1:{port}/ to watch it live"
+    assert any("INFO" in line for line in lines[1:])  # the sidecar's own lines follow
+
+
 @pytest.mark.parametrize(
     ("flag", "value"),
     [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import sys
 import tempfile
 import threading
 from dataclasses import replace
@@ -74,6 +75,7 @@ def run_demo(args: argparse.Namespace, stop: threading.Event) -> int:
     with tempfile.TemporaryDirectory(prefix="model-exporter-reference-") as ref_dir:
         reference = Path(ref_dir) / "reference.json"
         if not args.writer_only:
+            _announce(args.listen_address)  # before the sidecar's own start-up lines
             write_demo_reference(reference, demo_config(log_path))
             sidecar = build(demo_config(log_path, str(reference)), args.listen_address)
         return _run(args, stop, writer, sidecar, log_path, directory)
@@ -113,14 +115,26 @@ def _run(
     return 0
 
 
+def _base_url(listen_address: str, port: int) -> str:
+    host, _ = parse_listen_address(listen_address)
+    return f"http://{host or 'localhost'}:{port}"
+
+
+def _announce(listen_address: str) -> None:
+    """The live page's address comes first, before any log line: it is what a newcomer should
+    open. (Port 0 is only known once bound: the banner below gives it then.)"""
+    _, port = parse_listen_address(listen_address)
+    if port:
+        print(f"model-exporter demo: open {_base_url(listen_address, port)}/ to watch it live")
+        sys.stdout.flush()
+
+
 def _banner(args: argparse.Namespace, log_path: str, sidecar: Sidecar | None) -> None:
-    """The live page's address comes first: it is what a newcomer should open."""
     if sidecar is None:
         print("model-exporter demo (writer only: no sidecar, no page)", flush=True)
     else:
-        host, _ = parse_listen_address(args.listen_address)
-        base = f"http://{host or 'localhost'}:{sidecar.server.port}"
-        print(f"model-exporter demo: open {base}/ to watch it live", flush=True)
+        base = _base_url(args.listen_address, sidecar.server.port)
+        print(f"  live page:       {base}/", flush=True)
     print(f"  simulated model: {args.rate:g} predictions/s into {log_path}")
     print(f"  drift episode:   from {args.drift_start:g}s to {args.drift_end:g}s after start")
     if sidecar is None:
