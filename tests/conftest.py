@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests import harness
 from tests.harness import (
@@ -19,6 +20,11 @@ from tests.harness import (
     SidecarProcess,
     WebhookReceiver,
 )
+
+# Hypothesis' per-example deadline and its "too slow" health check are wall-clock assertions: on
+# a busy machine they fail tests whose properties hold. pytest-timeout bounds each test instead.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -3,14 +3,20 @@
 Everything listens on 127.0.0.1 on a free port, every wait goes through the one bounded
 ``wait_until``, and every process is started through a ``ProcessGroup`` that stops it at teardown,
 so a failing test leaves nothing running and says what the process printed.
+
+Bounds are generous on purpose: the suite must pass on a shared machine 5-10x slower than a
+quiet laptop. A wait returns as soon as its condition holds, so a large bound costs nothing when
+things work; it only decides how long a broken run takes to say so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,15 +32,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
+import pytest
 import yaml
 
 T = TypeVar("T")
 
-PROMETHEUS = "/usr/bin/prometheus"
-PROMTOOL = "/usr/bin/promtool"
-ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
-HTTP_TIMEOUT = 5.0
-START_TIMEOUT = 30.0
+# The bound for anything that happens on its own soon (a process answering, a line counted, a
+# scrape, a rule evaluated, an alert delivered). Normally a few seconds at most.
+WAIT = 120.0
+HTTP_TIMEOUT = 30.0  # one request to a local process that may be busy ingesting
+STOP_TIMEOUT = 60.0  # SIGTERM to exit, including the sidecar's drain and checkpoint
+
+
+@functools.cache
+def tool(name: str) -> str:
+    """The path of a system binary the tests run (prometheus, promtool, amtool, ...).
+
+    Looked up on PATH, once; a missing one fails the test that needs it, naming the fix, rather
+    than being skipped (a skipped end-to-end test would hide exactly what it is there to catch).
+    """
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"{name} is not on PATH; scripts/install-system-deps.sh installs it", pytrace=False
+        )
+    return path
 
 
 def wait_until(
@@ -173,7 +195,7 @@ class ManagedProcess:
                 raise AssertionError(f"{e}\n{self.output()}") from None
             raise
 
-    def stop(self, timeout: float = 10.0) -> int:
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM, a bounded wait, then SIGKILL; returns the exit code. Safe to call twice."""
         if self._popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -238,13 +260,25 @@ class ProcessGroup:
         return "\n".join(p.output() for p in self.started)
 
 
+def run_tool(
+    name: str, *args: str, input: str | None = None, timeout: float = WAIT
+) -> subprocess.CompletedProcess[str]:
+    """Run a system binary (see ``tool``) to completion, capturing its text output."""
+    return subprocess.run(
+        [tool(name), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def promtool(
-    *args: str, input: str | None = None, timeout: float = 60.0
+    *args: str, input: str | None = None, timeout: float = WAIT
 ) -> subprocess.CompletedProcess[str]:
     """Run promtool; ``check metrics`` reads the exposition text from ``input``."""
-    return subprocess.run(
-        [PROMTOOL, *args], input=input, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return run_tool("promtool", *args, input=input, timeout=timeout)
 
 
 # --- Prometheus --------------------------------------------------------------------------------
@@ -322,7 +356,7 @@ class Prometheus:
         scrape_interval: str = "1s",
         evaluation_interval: str = "1s",
         port: int | None = None,
-        timeout: float = START_TIMEOUT,
+        timeout: float = WAIT,
     ) -> Prometheus:
         """``port`` may be chosen beforehand (``free_port()``) so a target can name it."""
         workdir.mkdir(parents=True, exist_ok=True)
@@ -335,7 +369,7 @@ class Prometheus:
         proc = processes.start(
             "prometheus",
             [
-                PROMETHEUS,
+                tool("prometheus"),
                 f"--config.file={config_path}",
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
@@ -361,9 +395,11 @@ class Prometheus:
             raise AssertionError(f"/api/v1/{path} {dict(params or {})}: {status} {doc}")
         return doc["data"]
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        """Instant query; a scalar or string result comes back as one series without labels."""
-        data = self.api("query", {"query": promql})
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """Instant query (now, or at the Unix time ``at``); a scalar or string result comes
+        back as one series without labels."""
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+        data = self.api("query", params)
         if data["resultType"] in ("scalar", "string"):
             return [{"metric": {}, "value": data["result"]}]
         result: list[dict[str, Any]] = data["result"]
@@ -381,7 +417,7 @@ class Prometheus:
     def wait_for_query(
         self,
         promql: str,
-        timeout: float,
+        timeout: float = WAIT,
         predicate: Callable[[list[dict[str, Any]]], bool] = bool,
     ) -> list[dict[str, Any]]:
         def check() -> list[dict[str, Any]] | None:
@@ -395,7 +431,7 @@ class Prometheus:
         active: list[dict[str, Any]] = self.api("targets", {"state": "active"})["activeTargets"]
         return active
 
-    def wait_for_target_up(self, job: str, timeout: float = 20.0) -> list[dict[str, Any]]:
+    def wait_for_target_up(self, job: str, timeout: float = WAIT) -> list[dict[str, Any]]:
         """Wait until the job has targets and all of them were scraped successfully."""
 
         def check() -> list[dict[str, Any]] | None:
@@ -467,7 +503,7 @@ class Alertmanager:
         webhook_url: str | None = None,
         config_text: str | None = None,
         port: int | None = None,
-        timeout: float = START_TIMEOUT,
+        timeout: float = WAIT,
     ) -> Alertmanager:
         """Either route everything to ``webhook_url`` or use ``config_text`` as it is."""
         if (webhook_url is None) == (config_text is None):
@@ -482,7 +518,7 @@ class Alertmanager:
         proc = processes.start(
             "alertmanager",
             [
-                ALERTMANAGER,
+                tool("prometheus-alertmanager"),
                 f"--config.file={config_path}",
                 f"--storage.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
@@ -580,7 +616,7 @@ def start_sidecar(
     extra_args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-    timeout: float = START_TIMEOUT,
+    timeout: float = WAIT,
     ready: Callable[[SidecarProcess], bool] | None = None,
 ) -> SidecarProcess:
     """Start the real sidecar and wait until it is ready: /readyz answers 200 once every source

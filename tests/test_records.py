@@ -631,7 +631,7 @@ def _reason(line: bytes) -> str | None:
     return None if isinstance(obj, dict) else "not_an_object"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(lines=chunk(), crlf=st.booleans())
 def test_random_mixes_match_an_independent_classification(lines: list[bytes], crlf: bool) -> None:
     d = decoder(

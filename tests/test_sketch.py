@@ -94,7 +94,7 @@ def test_quantiles_within_relative_accuracy(name: str, accuracy: float) -> None:
     assert_within_bound(layout, values)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     values=arrays(
         np.float64,
@@ -124,7 +124,7 @@ def test_buckets_are_ordered_like_the_values() -> None:
     assert np.all(np.diff(layout.bucket_values()) > 0)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(
     a=arrays(np.float64, st.integers(0, 200), elements=st.floats(-1e6, 1e6)),
     b=arrays(np.float64, st.integers(0, 200), elements=st.floats(-1e6, 1e6)),

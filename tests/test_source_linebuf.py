@@ -37,7 +37,7 @@ line_bytes = st.lists(
 ).map(b"".join)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(
     stream=line_bytes,
     cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=12),

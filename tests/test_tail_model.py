@@ -187,6 +187,5 @@ class TailModel(RuleBasedStateMachine):
 TailModel.TestCase.settings = settings(
     max_examples=int(os.environ.get("TAIL_MODEL_EXAMPLES", "150")),
     stateful_step_count=40,
-    deadline=None,
 )
 test_tail_model = TailModel.TestCase

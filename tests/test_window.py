@@ -174,7 +174,7 @@ def test_a_record_leaves_the_window_exactly_one_window_after_its_bucket_starts()
     assert ring.view(edge + WIDTH).records == 0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     t_quarters=st.integers(0, 4 * 10**9),
     age_quarters=st.integers(0, 4 * 200),
@@ -207,7 +207,7 @@ def test_an_idle_window_empties_itself_without_writes() -> None:
     assert view.sketch.sum() == 0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     steps=st.lists(st.integers(0, 40), min_size=1, max_size=40),
     sizes=st.lists(st.integers(0, 30), min_size=40, max_size=40),
