@@ -18,17 +18,20 @@ import dashboard_types
 import pytest
 import yaml
 from grafana_foundation_sdk.builders import timeseries
-from test_bundle_promql import (
+
+from tests.bundle import (
     DASHBOARD_FILES,
+    ROOT,
     dashboard_exprs,
+    generator_check,
     metric_names,
     panels,
     panels_with_row,
     regression_panel,
+    substitute,
 )
+from tests.harness import promtool
 
-ROOT = Path(__file__).resolve().parent.parent
-PROMTOOL = "/usr/bin/promtool"
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
 UIDS = {
     "model-exporter-fleet.json": "model-exporter-fleet",
@@ -42,22 +45,6 @@ REQUIRED_VARS = {
     "model-exporter-sidecar.json": {"datasource", "job", "instance"},
 }
 GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__range"}
-# Values the variables take when a query is checked or run: one concrete value each, as Grafana
-# substitutes them (multi-value variables become a regex alternation, single ones a value).
-SUBSTITUTIONS = {
-    "__rate_interval": "1m",
-    "job": "model-exporter",
-    "instance": ".*",
-    "model": "fraud-detector",
-    "version": "v3",
-    "window": "5m",
-    "numeric_field": "amount",
-    "categorical_field": "country",
-}
-
-
-def substitute(expr: str, values: dict[str, str] = SUBSTITUTIONS) -> str:
-    return re.sub(r"\$\{?(\w+)\}?", lambda m: values[m.group(1)], expr)
 
 
 def dashboards() -> list[tuple[str, dict[str, Any]]]:
@@ -73,13 +60,7 @@ def test_the_three_dashboards_exist_with_stable_uids() -> None:
 
 
 def test_dashboards_are_generated_from_the_script() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "gen_dashboards.py"), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = generator_check("gen_dashboards.py")
     assert result.returncode == 0, result.stderr
 
 
@@ -147,9 +128,7 @@ def test_every_query_parses(name: str, dashboard: dict[str, Any], tmp_path: Path
     rules = [{"record": f"dashboard_query_{i}", "expr": e} for i, e in enumerate(exprs)]
     path = tmp_path / "queries.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": name, "rules": rules}]}))
-    result = subprocess.run(
-        [PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True, check=False
-    )
+    result = promtool("check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

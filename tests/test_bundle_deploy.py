@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 import yaml
-from test_bundle_rules import alerts
 
 from exporter.config import load_config
 from exporter.validate import parse_listen_address
+from tests.bundle import ROOT, alerts
 
-ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
 SIDECAR_UID = 10001
 METRICS_PORT = 10027

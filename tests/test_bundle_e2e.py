@@ -28,10 +28,13 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from test_bundle_dashboards import SUBSTITUTIONS, substitute
-from test_bundle_promql import (
+
+from exporter.offline.simulate import LineTruth, Scenario, generate_with_truth
+from tests.bundle import (
     PROMETHEUS_SERIES,
+    ROOT,
     RULE_FILES,
+    SUBSTITUTIONS,
     dashboard_exprs,
     load_dashboards,
     load_rules,
@@ -39,12 +42,12 @@ from test_bundle_promql import (
     panels_with_row,
     recorded_names,
     regression_panel,
+    substitute,
     variable_query_expr,
 )
-
-from exporter.offline.simulate import LineTruth, Scenario, generate_with_truth
 from tests.configs import example_config, write_config
 from tests.harness import (
+    WAIT,
     Alertmanager,
     Prometheus,
     ScrapeTarget,
@@ -55,7 +58,6 @@ from tests.harness import (
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
 JOB = "model-exporter"
 MODEL = {"model": "fraud-detector", "version": "v3"}
 REGRESSION = {"model": "house-prices", "version": "r1"}
@@ -157,7 +159,7 @@ def baseline(config: Path, development: Path, reference: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "exporter", "baseline", "--config", str(config),
          "--input", str(development), "--output", str(reference)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=WAIT, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
 
@@ -251,19 +253,24 @@ def test_bundle_alerts_and_dashboards_against_the_real_sidecar(
     write(log, calm[:50])
     write(reg_log, reg_calm[:50])
     for model in (MODEL, REGRESSION):
-        prometheus.wait_for_query(f'model_predictions_total{{model="{model["model"]}"}}', 30)
+        prometheus.wait_for_query(f'model_predictions_total{{model="{model["model"]}"}}')
     write(log, calm[50:])
     write(reg_log, reg_calm[50:])
+    # The rules must have gone through the whole calm part of both logs, not only their first
+    # slices, before "no alert" means anything.
+    calm_records = {MODEL["model"]: int(calm_truth.parses.sum()), REGRESSION["model"]: CALM}
+    for model, records in calm_records.items():
+        prometheus.wait_for_query(
+            f'count_over_time((sum(model_predictions_total{{model="{model}"}}) == {records})'
+            f"[1m:1s]) >= {CALM_EVALUATIONS}"
+        )
     drift_ratio = 'model_version_field:model_window_drift_threshold_ratio:median{window="1h"}'
     for evaluated in (
         drift_ratio,
         "model_version:model_prediction_errors:ratio_rate1h",
         POOLED_MAE,
     ):
-        prometheus.wait_for_query(
-            f"count_over_time(({evaluated})[1m:1s]) >= {CALM_EVALUATIONS}",
-            timeout=60,
-        )
+        prometheus.wait_for_query(f"count_over_time(({evaluated})[1m:1s]) >= {CALM_EVALUATIONS}")
     assert model_alerts(prometheus) == []
     assert webhook.received_alerts() == []
 
@@ -279,7 +286,7 @@ def test_bundle_alerts_and_dashboards_against_the_real_sidecar(
                     got.setdefault(alert["labels"]["alertname"], set()).add(body["receiver"])
         return got if set(EXPECTED_ALERTS) <= set(got) else None
 
-    got = wait_until(delivered, timeout=90, message=f"{sorted(EXPECTED_ALERTS)} at the webhook")
+    got = wait_until(delivered, timeout=WAIT, message=f"{sorted(EXPECTED_ALERTS)} at the webhook")
     for name, receiver in EXPECTED_ALERTS.items():
         assert got[name] == {receiver}, name
     drifting = {
@@ -307,7 +314,7 @@ def test_bundle_alerts_and_dashboards_against_the_real_sidecar(
         mae = prometheus.query_value(POOLED_MAE)
         return mae if mae is not None and abs(mae - pooled_mae) < 1e-6 * pooled_mae else None
 
-    wait_until(mae_settled, timeout=30, message=f"pooled MAE {pooled_mae} (numpy)")
+    wait_until(mae_settled, timeout=WAIT, message=f"pooled MAE {pooled_mae} (numpy)")
 
     # --- every dashboard query and variable returns data ------------------------------------------
     values = {**SUBSTITUTIONS, "job": JOB, **MODEL}

@@ -5,108 +5,30 @@ A dashboard or alert that reads a metric the sidecar does not export shows "No d
 fires, silently. Every name the bundle reads must be documented in docs/metrics.md, recorded by
 a bundled rule, or one of Prometheus' own series; the end-to-end test checks the same names
 against a real scrape.
-
-The helpers here (``metric_names``, the loaders) are shared by the other test_bundle_* modules.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-RULES_DIR = ROOT / "config" / "prometheus" / "rules"
-RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
-DASHBOARD_FILES = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+from tests.bundle import (
+    DASHBOARD_FILES,
+    PROMETHEUS_SERIES,
+    ROOT,
+    dashboard_exprs,
+    load_dashboards,
+    load_rules,
+    metric_names,
+    recorded_names,
+    variable_query_expr,
+)
+
 METRICS_DOC = ROOT / "docs" / "metrics.md"
-# Series Prometheus itself creates: scrape health and the alert state the fleet view counts.
-PROMETHEUS_SERIES = {"up", "ALERTS"}
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool"}
-_KEYWORDS |= {"and", "or", "unless", "offset", "atan2", "inf", "nan", "Inf", "NaN"}
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
-_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
-_IDENT = re.compile(r"(?<![\w:.$])([A-Za-z_:][\w:]*)(?![\w:])(?!\s*\()")
-_LABEL_VALUES = re.compile(r"^\s*label_values\((.*),\s*\w+\s*\)\s*$", re.S)
-
-
-def metric_names(expr: str) -> set[str]:
-    """Metric names an expression reads: identifiers that are not functions (followed by
-    "("), keywords, label names (inside braces or grouping clauses), strings, durations or
-    Grafana variables."""
-    text = _STRING.sub('""', expr)
-    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
-    text = re.sub(r"\[[^\]]*\]", "", text)  # ranges and subqueries
-    text = _GROUPING.sub(" ", text)
-    text = re.sub(r"\$\{?\w+\}?", " ", text)  # Grafana variables
-    return {m for m in _IDENT.findall(text) if m not in _KEYWORDS}
-
-
-def variable_query_expr(query: str) -> str:
-    """The PromQL inside a Grafana ``label_values(expr, label)`` variable query."""
-    m = _LABEL_VALUES.match(query)
-    return m.group(1) if m else query
-
-
-def load_rules() -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = []
-    for path in RULE_FILES:
-        for group in yaml.safe_load(path.read_text())["groups"]:
-            rules.extend(group["rules"])
-    return rules
-
-
-def recorded_names() -> set[str]:
-    return {r["record"] for r in load_rules() if "record" in r}
-
-
-def load_dashboards() -> dict[str, dict[str, Any]]:
-    return {p.name: json.loads(p.read_text()) for p in DASHBOARD_FILES}
-
-
-def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every panel, including those nested in collapsed rows."""
-    for panel in dashboard["panels"]:
-        yield panel
-        yield from panel.get("panels", [])
-
-
-REGRESSION_ROW = "Regression"
-
-
-def regression_panel(row_title: str) -> bool:
-    """Panels under a row titled "Regression..." show MAE/RMSE and have data only for
-    regression models; every other panel is checked against a classification model."""
-    return row_title.startswith(REGRESSION_ROW)
-
-
-def panels_with_row(dashboard: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(title of the row above it, panel) for every panel that is not a row."""
-    row = ""
-    for panel in dashboard["panels"]:
-        if panel["type"] == "row":
-            row = panel["title"]
-            for nested in panel.get("panels", []):
-                yield row, nested
-        else:
-            yield row, panel
-
-
-def dashboard_exprs(dashboard: dict[str, Any]) -> list[str]:
-    """Every PromQL expression: panel targets and variable queries."""
-    exprs = [t["expr"] for p in panels(dashboard) for t in p.get("targets", [])]
-    for var in dashboard["templating"]["list"]:
-        if var["type"] == "query":
-            query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
-            exprs.append(variable_query_expr(query))
-    return exprs
 
 
 def documented_metrics() -> tuple[set[str], set[str]]:

@@ -4,18 +4,24 @@ checked with the real promtool and amtool."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from test_bundle_promql import RULE_FILES, RULES_DIR, load_rules, metric_names, recorded_names
 
-ROOT = Path(__file__).resolve().parent.parent
-PROMTOOL = "/usr/bin/promtool"
-AMTOOL = "/usr/bin/amtool"
+from tests.bundle import (
+    ROOT,
+    RULE_FILES,
+    RULES_DIR,
+    alerts,
+    generator_check,
+    load_rules,
+    metric_names,
+    recorded_names,
+)
+from tests.harness import run_tool
+
 RULE_TESTS = sorted((ROOT / "config" / "prometheus" / "tests").glob("*.yaml"))
 # Overrides as a user adds them to thresholds.yml; only the override rule tests load them.
 OVERRIDES = ROOT / "config" / "prometheus" / "tests" / "threshold_overrides.yml"
@@ -28,14 +34,6 @@ GLOBAL_ONLY = {
 ALERTMANAGER = ROOT / "config" / "alertmanager" / "alertmanager.yml"
 ALERTS_DOC = ROOT / "docs" / "alerts.md"
 RUNBOOK_BASE = "https://github.com/model-exporter/model-exporter/blob/main/docs/alerts.md#"
-
-
-def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-
-
-def alerts() -> list[dict[str, Any]]:
-    return [r for r in load_rules() if "alert" in r]
 
 
 def duration_seconds(text: str) -> float:
@@ -53,13 +51,13 @@ def github_anchor(heading: str) -> str:
 
 
 def test_promtool_check_rules() -> None:
-    result = run(PROMTOOL, "check", "rules", *map(str, RULE_FILES))
+    result = run_tool("promtool", "check", "rules", *map(str, RULE_FILES))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("path", RULE_TESTS, ids=lambda p: p.name)
 def test_promtool_test_rules(path: Path) -> None:
-    result = run(PROMTOOL, "test", "rules", str(path))
+    result = run_tool("promtool", "test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -74,8 +72,8 @@ def test_rule_tests_load_every_rule_file() -> None:
 
 def test_promtool_check_config_of_the_scrape_example() -> None:
     """Also resolves rule_files relative to prometheus.yml and checks them."""
-    result = run(
-        PROMTOOL, "check", "config", str(ROOT / "config" / "prometheus" / "prometheus.yml")
+    result = run_tool(
+        "promtool", "check", "config", str(ROOT / "config" / "prometheus" / "prometheus.yml")
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(RULE_FILES)} rule files found" in result.stdout
@@ -237,7 +235,7 @@ def test_error_alerts_compare_with_development_times_the_factor(
 
 
 def test_prometheusrule_is_generated_from_the_rule_files() -> None:
-    result = run(sys.executable, str(ROOT / "scripts" / "gen_prometheusrule.py"), "--check")
+    result = generator_check("gen_prometheusrule.py")
     assert result.returncode == 0, result.stderr
     manifest = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "prometheusrule.yaml").read_text())
     groups = [g for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"]]
@@ -249,7 +247,7 @@ def test_prometheusrule_groups_pass_promtool(tmp_path: Path) -> None:
     manifest = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "prometheusrule.yaml").read_text())
     path = tmp_path / "rules.yml"
     path.write_text(yaml.safe_dump({"groups": manifest["spec"]["groups"]}))
-    result = run(PROMTOOL, "check", "rules", str(path))
+    result = run_tool("promtool", "check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -262,14 +260,14 @@ def am_config() -> dict[str, Any]:
 
 
 def test_amtool_check_config() -> None:
-    result = run(AMTOOL, "check-config", str(ALERTMANAGER))
+    result = run_tool("amtool", "check-config", str(ALERTMANAGER))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(("severity", "receiver"), [("critical", "pager"), ("warning", "ticket")])
 def test_severity_routes_to_its_receiver(severity: str, receiver: str) -> None:
-    result = run(
-        AMTOOL, "config", "routes", "test", f"--config.file={ALERTMANAGER}",
+    result = run_tool(
+        "amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER}",
         f"severity={severity}", "alertname=ModelErrorRateAboveDevelopment", "model=m", "version=1",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import subprocess
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -20,7 +19,6 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from test_state import CLASSES, CONFIG, FIELD_OF, T0, build, encode, make_records, valid
 
 from exporter.anomaly import (
     CATEGORICAL_KINDS,
@@ -38,8 +36,9 @@ from exporter.engine import Engine
 from exporter.health import SOURCE_METRICS, SourceStats
 from exporter.offline.baseline import ProfileBuilder
 from exporter.state import Snapshot, State
+from tests.harness import promtool
+from tests.state_data import CLASSES, CONFIG, FIELD_OF, T0, build, encode, make_records, valid
 
-PROMTOOL = "/usr/bin/promtool"
 GOLDEN = Path(__file__).parent / "golden" / "metrics_shape.txt"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -100,9 +99,7 @@ def ingested() -> tuple[State, list[dict[str, Any]]]:
 
 
 def promtool_check(text: str) -> None:
-    result = subprocess.run(
-        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, check=False
-    )
+    result = promtool("check", "metrics", input=text)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout + result.stderr == ""
 
