@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from exporter.cli import main
-from tests.harness import ManagedProcess, ProcessGroup, free_port, http_get, wait_until
+from tests.harness import WAIT, ManagedProcess, ProcessGroup, free_port, http_get, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +50,7 @@ def test_demo_serves_metrics_with_anomalies_and_drift(
         return text if any(line.endswith(" 1.0") for line in lines) else None
 
     text = wait_until(
-        drifting, timeout=45, interval=0.5, message="the demo's drift episode to be detected"
+        drifting, timeout=WAIT, interval=0.5, message="the demo's drift episode to be detected"
     )
     assert 'model_exporter_parse_errors_total{reason="invalid_json"' in text
     assert "model_reference_info{" in text
@@ -78,16 +78,24 @@ def test_writer_only_mode_writes_a_log(tmp_path: Path) -> None:
             "--writer-only",
             "--log",
             str(log),
+            "--rate",
+            "1000",
             "--duration",
-            "1",
+            "2",
         ],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=WAIT,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert log.read_bytes().count(b"\n") >= 100
+    # How many lines depends on how often the writer thread ran in those 2 s; that it writes
+    # whole prediction records does not.
+    data = log.read_bytes()
+    assert data.endswith(b"\n")
+    records = [r for r in map(_object_or_none, data.splitlines()) if r is not None]
+    assert records  # the demo's model also writes a few malformed lines on purpose
+    assert {r.get("model") for r in records} <= {"fraud-detector", None}
 
 
 def test_the_page_address_is_the_first_line_a_newcomer_sees(tmp_path: Path) -> None:
@@ -109,7 +117,7 @@ def test_the_page_address_is_the_first_line_a_newcomer_sees(tmp_path: Path) -> N
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
+        timeout=WAIT,
         check=False,
     )
     assert done.returncode == 0, done.stdout
@@ -136,3 +144,11 @@ def test_a_rate_or_duration_that_cannot_run_is_refused_naming_the_flag(
         main(["demo", "--writer-only", flag, value])
     assert exited.value.code == 2
     assert f"argument {flag}: must be a finite number" in capsys.readouterr().err
+
+
+def _object_or_none(line: bytes) -> dict[str, object] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -32,7 +32,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from tests.configs import write_config
-from tests.harness import Prometheus, ScrapeTarget, SidecarProcess, promtool, wait_until
+from tests.harness import (
+    WAIT,
+    Prometheus,
+    ScrapeTarget,
+    SidecarProcess,
+    promtool,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +54,9 @@ LOGGED = {  # field name in the log → column of the data set
     "mean_smoothness": "mean smoothness",
 }
 CLASS_NAMES = ("malignant", "benign")  # the data set's target codes 0 and 1
-SHORT, LONG = "5s", "1m"
+# The short window must hold the shifted part across several 1 s scrapes even on a slow machine,
+# and the calm part must age out of it before the shifted part arrives (the test waits for that).
+SHORT, LONG = "10s", "1m"
 # psi and ks for each numeric field (score, confidence, latency, features), js for two categorical
 VERDICTS = 2 * (3 + len(LOGGED)) + 2
 
@@ -174,7 +183,7 @@ def _baseline(config: Path, log: Path, output: Path) -> dict[str, Any]:
         ],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=WAIT,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -199,33 +208,45 @@ def _by_field(result: list[dict[str, Any]], name: str) -> dict[tuple[str, str], 
 
 
 def _window_set(
-    prometheus: Prometheus, window: str, records: int, gap: float
+    prometheus: Prometheus, window: str, records: int, gap: float, since: float
 ) -> list[dict[str, Any]] | None:
-    """Every drift series of one window in one instant query, once the window holds exactly
-    ``records`` records and its verdicts describe them (one scrape's consistent view).
+    """Every drift series of one window as one scrape saw them: the latest scrape after
+    ``since`` (when the records were written) at which the window held exactly ``records``
+    records and its verdicts described them, if all the verdicts were present then.
 
     Verdicts are assessed once per step on the window as it stood when the step began
     (docs/drift.md), so they may still describe part of the records for up to a step: the error
-    ratio gap, exact for these records and nothing else, says when they cover all of them."""
+    ratio gap, exact for these records and nothing else, says when they cover all of them. The
+    instant query is made at that scrape's own time, so the answer is the same however long
+    after the scrape this runs (the window may have moved on since)."""
+
+    def over_time(name: str) -> dict[float, float]:
+        held = prometheus.query(f"{name}{{window='{window}',{MODEL}}}[10m]")
+        return {float(t): float(v) for series in held for t, v in series["values"]}
+
+    counts = over_time("model_window_predictions")
+    gaps = over_time("model_window_error_ratio_gap")
+    times = [
+        t
+        for t, n in counts.items()
+        if t > since and n == records and t in gaps and gaps[t] == pytest.approx(gap, rel=1e-9)
+    ]
+    if not times:
+        return None
     result = prometheus.query(
         "{__name__=~'model_window_drift_.*|model_window_error_ratio_gap|model_window_error_ratio|"
         "model_window_estimated_error_ratio|model_window_predictions|model_window_confidence_gap',"
-        f"window='{window}'}}"
+        f"window='{window}'}}",
+        at=max(times),
     )
     predictions = [
         float(s["value"][1])
         for s in result
         if s["metric"]["__name__"] == "model_window_predictions"
     ]
+    assert predictions == [records], predictions
     detected = _by_field(result, "model_window_drift_detected")
-    if predictions != [records] or len(detected) < VERDICTS:
-        return None
-    gaps = [
-        float(s["value"][1])
-        for s in result
-        if s["metric"]["__name__"] == "model_window_error_ratio_gap"
-    ]
-    return result if gaps == pytest.approx([gap], rel=1e-9) else None
+    return result if len(detected) >= VERDICTS else None
 
 
 def _assert_drift(
@@ -264,20 +285,23 @@ def test_production_drift_is_measured_against_the_development_profile(
     prometheus.wait_for_target_up("model")
 
     # -- calm production: same distribution, nothing drifts ----------------------------------
+    appended = time.time()
     _append(log, scenario.calm.lines)
     calm = len(scenario.calm.lines)
     dev_error = float(scenario.dev.wrong.mean())
     wait_until(
         lambda: prometheus.query_value(f"model_predictions_total{{{MODEL}}}") == calm,
-        timeout=15,
+        timeout=WAIT,
         message=f"Prometheus to see {calm} predictions",
     )
     calm_gap = float(scenario.calm.wrong.mean()) / dev_error
     result = wait_until(
-        lambda: _window_set(prometheus, LONG, calm, calm_gap), timeout=10, message="calm verdicts"
+        lambda: _window_set(prometheus, LONG, calm, calm_gap, appended),
+        timeout=WAIT,
+        message="calm verdicts",
     )
     # -- the development profile, as Prometheus sees it (labelled like each live model) ------
-    info = prometheus.wait_for_query(f"model_reference_info{{{MODEL}}}", timeout=10)
+    info = prometheus.wait_for_query(f"model_reference_info{{{MODEL}}}")
     assert info[0]["metric"]["hash"] == profile["hash"]
     assert prometheus.query_value(f"model_reference_samples{{{MODEL}}}") == len(scenario.dev.lines)
     got = prometheus.query_value(f"model_reference_error_ratio{{{MODEL}}}")
@@ -320,15 +344,16 @@ def test_production_drift_is_measured_against_the_development_profile(
         lambda: (
             prometheus.query_value(f'model_window_predictions{{window="{SHORT}",{MODEL}}}') == 0
         ),
-        timeout=15,
+        timeout=WAIT,
         message=f"the {SHORT} window to forget the calm part",
     )
+    appended = time.time()
     _append(log, scenario.shifted.lines)
     shifted = len(scenario.shifted.lines)
     shifted_gap = float(scenario.shifted.wrong.mean()) / dev_error
     result = wait_until(
-        lambda: _window_set(prometheus, SHORT, shifted, shifted_gap),
-        timeout=10,
+        lambda: _window_set(prometheus, SHORT, shifted, shifted_gap, appended),
+        timeout=WAIT,
         message="shifted verdicts",
     )
     _assert_drift(result, SHIFTED, ("psi", "ks"), drifted=True)
@@ -354,14 +379,14 @@ def test_production_drift_is_measured_against_the_development_profile(
     staged.replace(profile_path)
     wait_until(
         lambda: prometheus.query(f'model_reference_info{{hash="{second["hash"]}",{MODEL}}}'),
-        timeout=10,
+        timeout=WAIT,
         message="Prometheus to see the reloaded profile's hash",
     )
     staged.write_text('{"format": "model-exporter/reference", "format_version": 1, "numer')
     staged.replace(profile_path)  # atomic, as a deploy tool would
     wait_until(
         lambda: "refused, keeping the profile" in sidecar.output(),
-        timeout=10,
+        timeout=WAIT,
         message="the sidecar to refuse the corrupt profile",
     )
     hashes = [
@@ -437,7 +462,7 @@ def test_refused_profile_is_counted(
     _append(log, scenario.calm.lines[:10])  # a model series, so model_reference_info is labelled
     wait_until(
         lambda: _value(_scrape(sidecar), "model_predictions_total") == 10,
-        timeout=10,
+        timeout=WAIT,
         message="10 records",
     )
     staged = tmp_path / "staged.json"
@@ -445,7 +470,9 @@ def test_refused_profile_is_counted(
     staged.replace(profile_path)  # atomic, as a deploy tool would
     # Wait on the log line itself: "refused" alone also matches this test's own tmp_path.
     wait_until(
-        lambda: "refused, keeping the profile" in sidecar.output(), timeout=10, message="a refusal"
+        lambda: "refused, keeping the profile" in sidecar.output(),
+        timeout=WAIT,
+        message="a refusal",
     )
     samples = _scrape(sidecar)
     assert _value(samples, "model_reference_info", hash=profile["hash"]) == 1.0
@@ -465,7 +492,7 @@ def test_freeze_first_makes_the_first_production_records_the_reference(
     _append(log, lines[:60])
     wait_until(
         lambda: _value(_scrape(sidecar), "model_predictions_total") == 60,
-        timeout=10,
+        timeout=WAIT,
         message="60 records",
     )
     assert _value(_scrape(sidecar), "model_reference_info") is None
@@ -476,7 +503,7 @@ def test_freeze_first_makes_the_first_production_records_the_reference(
         samples = _scrape(sidecar)
         return samples if _value(samples, "model_reference_info") is not None else None
 
-    samples = wait_until(frozen_reference, timeout=10, message="a frozen reference")
+    samples = wait_until(frozen_reference, timeout=WAIT, message="a frozen reference")
     frozen = _value(samples, "model_reference_samples")
     assert frozen is not None
     assert freeze <= frozen <= 120  # the whole batch that crossed the count
@@ -500,6 +527,6 @@ def test_freeze_first_makes_the_first_production_records_the_reference(
             )
             is not None
         ),
-        timeout=10,
+        timeout=WAIT,
         message="verdicts against the frozen reference",
     )

@@ -18,7 +18,7 @@ import pytest
 
 from exporter.offline.simulate import Malformed, Scenario, generate_with_truth
 from tests.configs import example_config, write_config
-from tests.harness import Prometheus, ScrapeTarget, SidecarProcess, promtool, wait_until
+from tests.harness import WAIT, Prometheus, ScrapeTarget, SidecarProcess, promtool, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +68,7 @@ def test_prometheus_sees_exact_counts_and_quantiles(
     selector = "{" + model + "}"
     wait_until(
         lambda: prometheus.query_value(f"model_predictions_total{selector}") == records,
-        timeout=30,
+        timeout=WAIT,
         message=f"Prometheus to see {records} predictions",
     )
 
@@ -135,7 +135,7 @@ def test_garbage_log_is_counted_and_the_sidecar_keeps_running(
                 totals[reason] = float(line.rsplit(" ", 1)[1])
         return totals if sum(totals.values()) == 500 else None
 
-    totals = wait_until(parse_errors, timeout=20, message="500 parse errors")
+    totals = wait_until(parse_errors, timeout=WAIT, message="500 parse errors")
     assert totals == {"invalid_json": 200, "not_an_object": 200, "invalid_utf8": 100}
     # "{}" is a record with every field missing; it names no model, so it counts under
     # __unknown__, with every line that is not a record (docs/metrics.md).
@@ -154,7 +154,7 @@ def _refusals(config: Path) -> list[subprocess.CompletedProcess[str]]:
             [sys.executable, "-m", "exporter", *argv],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=WAIT,
             check=False,
         )
         for argv in (["run", "--config", str(config)], ["check-config", str(config)])

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.harness import (
+    WAIT,
     Alertmanager,
     ProcessGroup,
     Prometheus,
@@ -85,14 +86,26 @@ def test_failing_tests_still_stop_processes_and_threads_are_checked(
     pytester.makepyfile(
         test_inner=textwrap.dedent(
             f"""
-            import sys, threading, time
+            import sys, threading
+            import pytest
+
+            # The leaked thread runs until the module is done, so the leak check (at the end
+            # of its test) finds it however slowly the machine gets there.
+            release = threading.Event()
+
+            @pytest.fixture(scope="module", autouse=True)
+            def release_at_module_end():
+                yield
+                release.set()
+
             def test_fails_with_a_process(processes):
                 proc = processes.start("sleeper", [sys.executable, "-c", {SLEEPER!r}])
-                open({str(pid_file)!r}, "w").write(str(proc.pid))
+                with open({str(pid_file)!r}, "w") as f:
+                    f.write(str(proc.pid))
                 assert False, "deliberate"
 
             def test_leaks_a_thread():
-                threading.Thread(target=time.sleep, args=(1,), name="leaky").start()
+                threading.Thread(target=release.wait, name="leaky").start()
             """
         )
     )
@@ -128,7 +141,7 @@ def test_promtool_accepts_valid_exposition_and_rejects_invalid() -> None:
 def test_prometheus_scrapes_itself(start_prometheus: Callable[..., Prometheus]) -> None:
     port = free_port()
     prom = start_prometheus([ScrapeTarget("self", f"127.0.0.1:{port}")], port=port)
-    [target] = prom.wait_for_target_up("self", timeout=15)
+    [target] = prom.wait_for_target_up("self")
     assert target["scrapeUrl"] == f"http://127.0.0.1:{port}/metrics"
     assert prom.query_value('up{job="self"}') == 1.0
     assert prom.query_value('up{job="absent"}') is None
@@ -145,7 +158,7 @@ def test_alertmanager_delivers_posted_alerts_to_the_webhook(
     am.post_alerts([{"labels": {"alertname": "HarnessProbe", "severity": "page"}}])
     wait_until(
         lambda: "HarnessProbe" in webhook.received_alert_names(),
-        timeout=15,
+        timeout=WAIT,
         message="HarnessProbe at the webhook",
     )
     assert [a["labels"]["alertname"] for a in am.alerts()] == ["HarnessProbe"]
@@ -188,7 +201,7 @@ def test_rules_fire_through_prometheus_and_alertmanager(
     assert [r["name"] for r in group["rules"]] == ["job:up:sum", "SelfScraped"]
     wait_until(
         lambda: "SelfScraped" in webhook.received_alert_names(),
-        timeout=20,
+        timeout=WAIT,
         message="SelfScraped at the webhook",
     )
     assert [a["labels"]["alertname"] for a in prom.alerts()] == ["SelfScraped"]

@@ -26,7 +26,7 @@ from exporter.request import MAX_HEAD_BYTES, MAX_HEADERS, MAX_REQUEST_LINE
 from exporter.scrape import RENDER_FAILURES_UNHEALTHY, accepts_gzip
 from exporter.server import MetricsServer
 from exporter.webfile import WebConfigFile
-from tests.harness import wait_until
+from tests.harness import HTTP_TIMEOUT, WAIT, wait_until
 
 
 class _One(Collector):
@@ -79,7 +79,7 @@ def _get(
 ) -> tuple[int, bytes, http.client.HTTPMessage]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
             return response.status, response.read(), response.headers
     except urllib.error.HTTPError as error:
         return error.code, error.read(), error.headers
@@ -87,7 +87,7 @@ def _get(
 
 def _raw(port: int, request: bytes) -> bytes:
     """Send raw bytes, return everything the server answers until it closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT) as sock:
         sock.sendall(request)
         chunks = []
         while data := sock.recv(65536):
@@ -156,7 +156,7 @@ def test_healthz_fails_when_rendering_keeps_failing(
 def test_head_has_the_headers_of_get_and_no_body(served: _Served) -> None:
     served.ready[0] = True
     for path in ("/metrics", "/healthz", "/readyz", "/", "/nope"):
-        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=HTTP_TIMEOUT)
         conn.request("GET", path)
         got = conn.getresponse()
         body = got.read()
@@ -173,7 +173,7 @@ def test_head_has_the_headers_of_get_and_no_body(served: _Served) -> None:
 
 
 def test_other_methods_are_refused(served: _Served) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=HTTP_TIMEOUT)
     conn.request("POST", "/metrics", body=b"x")
     answer = conn.getresponse()
     assert answer.status == 405
@@ -248,9 +248,9 @@ def test_scrapes_during_a_render_share_the_next_render(served: _Served) -> None:
     served.collector.gate = gate
     with ThreadPoolExecutor(4) as pool:
         first = pool.submit(_get, served.port, "/metrics")
-        wait_until(lambda: served.collector.calls == 1, 10, message="the first render to start")
+        wait_until(lambda: served.collector.calls == 1, WAIT, message="the first render to start")
         others = [pool.submit(_get, served.port, "/metrics") for _ in range(3)]
-        wait_until(lambda: served.server.waiting_scrapes() == 3, 10, message="3 waiting")
+        wait_until(lambda: served.server.waiting_scrapes() == 3, WAIT, message="3 waiting")
         gate.set()
         answers = [first.result(), *(f.result() for f in others)]
     assert [status for status, _, _ in answers] == [200] * 4
@@ -267,7 +267,9 @@ def test_many_simultaneous_connections_are_all_answered() -> None:
     s.server.start()
     clients = 200
     try:
-        socks = [socket.create_connection(("127.0.0.1", s.port), timeout=30) for _ in range(8)]
+        socks = [
+            socket.create_connection(("127.0.0.1", s.port), timeout=HTTP_TIMEOUT) for _ in range(8)
+        ]
         for sock in socks:  # 8 kept-alive, idle connections
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
@@ -284,7 +286,7 @@ def test_a_slow_client_does_not_hold_the_only_worker() -> None:
     s = _Served(Limits(workers=1, head_timeout=1.0))
     s.server.start()
     try:
-        with socket.create_connection(("127.0.0.1", s.port), timeout=30) as slow:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=HTTP_TIMEOUT) as slow:
             slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
             # The worker is stuck reading that head until head_timeout shuts it down; then
             # the next client is served.
@@ -300,7 +302,7 @@ def test_idle_connections_are_evicted_to_make_room() -> None:
     try:
         idle = []
         for _ in range(4):
-            conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+            conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=HTTP_TIMEOUT)
             conn.request("GET", "/healthz")
             assert conn.getresponse().read() == b"ok\n"
             idle.append(conn)
@@ -375,7 +377,7 @@ def test_the_page_its_files_and_the_status_json_are_served_with_their_headers() 
         assert _get(server.port, "/api/v1/status?bad")[:2] == (400, b"unknown parameter\n")
         assert status.queries == [("history=none", False), ("", True), ("bad", False)]
         assert _get(server.port, "/static/nope.js")[0] == 404
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=HTTP_TIMEOUT)
         conn.request("POST", "/api/v1/status", body=b"{}")
         assert conn.getresponse().status == 405
         conn.close()

@@ -11,6 +11,7 @@ import pytest
 from tail_harness import SilentObserver
 
 from exporter.tail.watch import Waker, start_watch, watch_dirs
+from tests.harness import WAIT
 
 
 def test_waker_rings_once_and_clears() -> None:
@@ -25,10 +26,10 @@ def test_waker_rings_once_and_clears() -> None:
 def test_waker_wakes_a_waiting_thread() -> None:
     w = Waker()
     woke: list[bool] = []
-    t = threading.Thread(target=lambda: woke.append(w.wait(30)))
+    t = threading.Thread(target=lambda: woke.append(w.wait(WAIT)))
     t.start()
     w.wake()
-    t.join(30)
+    t.join(WAIT)
     assert woke == [True]
 
 
@@ -100,6 +101,6 @@ def test_real_observer_reports_an_append(tmp_path: Path) -> None:
     try:
         with target.open("ab") as f:
             f.write(b"{}\n")
-        assert w.wait(10.0)
+        assert w.wait(WAIT)
     finally:
         stop()
