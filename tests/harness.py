@@ -196,10 +196,13 @@ class ManagedProcess:
             raise
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
-        """SIGTERM, a bounded wait, then SIGKILL; returns the exit code. Safe to call twice."""
+        """SIGTERM, a bounded wait, then SIGKILL; returns the exit code. Safe to call twice.
+
+        SIGCONT follows the SIGTERM, so a process a test left stopped (SIGSTOP) handles it."""
         if self._popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self._popen.send_signal(signal.SIGTERM)
+                self._popen.send_signal(signal.SIGCONT)
             try:
                 self._popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
