@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
+from tests import harness
 from tests.harness import (
     WAIT,
     Alertmanager,
@@ -35,10 +38,18 @@ STUBBORN = (
 
 def test_wait_until_returns_the_first_truthy_value() -> None:
     values = iter([None, False, 0, [], "ready"])
-    assert wait_until(lambda: next(values), timeout=5, interval=0) == "ready"
+    assert wait_until(lambda: next(values), timeout=WAIT, interval=0) == "ready"
 
 
-def test_wait_until_reports_what_it_waited_for_and_the_last_value() -> None:
+def test_wait_until_reports_what_it_waited_for_and_the_last_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A manual clock: one second per look at it, so the deadline passes after the second
+    call however slow the machine is."""
+    ticks = itertools.count()
+    monkeypatch.setattr(
+        harness, "time", SimpleNamespace(monotonic=lambda: next(ticks), sleep=lambda _: None)
+    )
     seen = []
 
     def condition() -> int | None:
@@ -46,7 +57,8 @@ def test_wait_until_reports_what_it_waited_for_and_the_last_value() -> None:
         return 0 if len(seen) > 1 else None
 
     with pytest.raises(AssertionError, match=r"the answer; last value: 0"):
-        wait_until(condition, timeout=0.05, interval=0.001, message="the answer")
+        wait_until(condition, timeout=1.5, message="the answer")
+    assert len(seen) == 2
 
 
 def test_free_port_can_be_bound() -> None:
@@ -62,7 +74,7 @@ def test_stop_terminates_and_escalates_to_kill(processes: ProcessGroup) -> None:
     polite = processes.start("polite", [sys.executable, "-c", SLEEPER])
     stubborn = processes.start("stubborn", [sys.executable, "-c", STUBBORN])
     for proc in (polite, stubborn):
-        proc.wait_ready(_printed_ready(proc), timeout=10, message="prints ready")
+        proc.wait_ready(_printed_ready(proc), timeout=WAIT, message="prints ready")
     assert polite.stop() == -15
     assert stubborn.stop(timeout=0.5) == -9
     assert polite.returncode == -15
@@ -72,7 +84,7 @@ def test_stop_terminates_and_escalates_to_kill(processes: ProcessGroup) -> None:
 def test_a_dead_process_fails_the_wait_at_once_with_its_output(processes: ProcessGroup) -> None:
     proc = processes.start("crash", [sys.executable, "-c", "import sys; sys.exit('boom')"])
     with pytest.raises(AssertionError, match=r"(?s)crash exited with 1.*boom"):
-        proc.wait_ready(lambda: False, timeout=20, message="never")
+        proc.wait_ready(lambda: False, timeout=WAIT, message="never")
 
 
 def test_failing_tests_still_stop_processes_and_threads_are_checked(
