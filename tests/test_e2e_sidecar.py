@@ -66,16 +66,18 @@ def test_prometheus_sees_exact_counts_and_quantiles(
     assert records + whole_line == len(lines)
     model = 'model="fraud-detector",version="v3"'
     selector = "{" + model + "}"
+    counted = (
+        f"model_predictions_total{selector}",
+        f'sum(model_exporter_parse_errors_total{{source="{log}"}})',
+    )
+    # The ingest loop adds a chunk's parse errors just after the store has taken its records,
+    # so a scrape can fall between the two: wait for both totals, not for the first alone.
     wait_until(
-        lambda: prometheus.query_value(f"model_predictions_total{selector}") == records,
+        lambda: tuple(prometheus.query_value(q) for q in counted) == (records, whole_line),
         timeout=WAIT,
-        message=f"Prometheus to see {records} predictions",
+        message=f"Prometheus to see {records} predictions and {whole_line} parse errors",
     )
 
-    assert (
-        prometheus.query_value(f'sum(model_exporter_parse_errors_total{{source="{log}"}})')
-        == whole_line
-    )
     assert prometheus.query_value(f'model_exporter_lines_total{{source="{log}"}}') == len(lines)
     nan_amounts = truth.count(Malformed.NAN_STRING, "amount") + truth.count(
         Malformed.STRING_NUMBER, "amount"
