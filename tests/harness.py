@@ -40,6 +40,9 @@ T = TypeVar("T")
 # The bound for anything that happens on its own soon (a process answering, a line counted, a
 # scrape, a rule evaluated, an alert delivered). Normally a few seconds at most.
 WAIT = 120.0
+# A command doing real work to completion (replay of a long log, a baseline): it took up to ~16x
+# its idle time with both cores busy. pytest-timeout (300 s per test) stays the outer bound.
+RUN_TIMEOUT = 240.0
 HTTP_TIMEOUT = 30.0  # one request to a local process that may be busy ingesting
 STOP_TIMEOUT = 60.0  # SIGTERM to exit, including the sidecar's drain and checkpoint
 

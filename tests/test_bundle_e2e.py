@@ -47,6 +47,7 @@ from tests.bundle import (
 )
 from tests.configs import example_config, write_config
 from tests.harness import (
+    RUN_TIMEOUT,
     WAIT,
     Alertmanager,
     Prometheus,
@@ -159,7 +160,7 @@ def baseline(config: Path, development: Path, reference: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "exporter", "baseline", "--config", str(config),
          "--input", str(development), "--output", str(reference)],
-        capture_output=True, text=True, timeout=WAIT, check=False,
+        capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
 

@@ -33,6 +33,7 @@ from sklearn.preprocessing import StandardScaler
 
 from tests.configs import write_config
 from tests.harness import (
+    RUN_TIMEOUT,
     WAIT,
     Prometheus,
     ScrapeTarget,
@@ -183,7 +184,7 @@ def _baseline(config: Path, log: Path, output: Path) -> dict[str, Any]:
         ],
         capture_output=True,
         text=True,
-        timeout=WAIT,
+        timeout=RUN_TIMEOUT,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr

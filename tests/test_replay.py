@@ -44,7 +44,7 @@ from exporter.offline.simulate import LineTruth, Scenario, generate, generate_wi
 from exporter.reference import Reference
 from exporter.validate import parse_duration
 from tests.configs import ROOT, example_config, write_config
-from tests.harness import WAIT
+from tests.harness import RUN_TIMEOUT
 
 START = 1_764_000_000.0  # a multiple of 3600: steps and buckets line up with the log's start
 RATE = 5.0
@@ -237,7 +237,7 @@ def test_json_from_the_command_matches_the_text_report(
         [sys.executable, "-m", "exporter", "replay", *args, "--json", str(episode.log)],
         capture_output=True,
         text=True,
-        timeout=WAIT,
+        timeout=RUN_TIMEOUT,
         check=False,
     )
     assert result.returncode == 0, result.stderr
