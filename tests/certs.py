@@ -11,12 +11,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-OPENSSL = "openssl"
+from tests.harness import WAIT, tool
 
 
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(
-        [OPENSSL, *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60
+        [tool("openssl"), *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=WAIT
     )
 
 

@@ -594,7 +594,7 @@ class WebhookReceiver:
     def stop(self) -> None:
         if self._thread.is_alive():
             self._server.shutdown()
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=WAIT)
         self._server.server_close()
 
 

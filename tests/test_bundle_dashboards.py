@@ -30,7 +30,7 @@ from tests.bundle import (
     regression_panel,
     substitute,
 )
-from tests.harness import promtool
+from tests.harness import RUN_TIMEOUT, promtool
 
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
 UIDS = {
@@ -257,7 +257,7 @@ def test_a_wrong_builder_call_fails_the_type_check(tmp_path: Path) -> None:
     )
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(bad)],
-        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
+        capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     assert 'incompatible type "str"; expected "GraphDrawStyle"' in result.stdout

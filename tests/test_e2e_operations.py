@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.offline.simulate import Scenario, generate_with_truth
 from tests.configs import example_config, write_config
-from tests.harness import SidecarProcess, http_status, wait_until
+from tests.harness import RUN_TIMEOUT, WAIT, SidecarProcess, http_status, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +51,7 @@ def _baseline(tmp_path: Path, config: Path) -> Path:
         [sys.executable, "-m", "exporter", *argv],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=RUN_TIMEOUT,
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -73,7 +73,7 @@ def test_sighup_reloads_and_keeps_a_bad_config_out(
     with log.open("ab") as f:
         f.write(b"".join(lines))
     before = wait_until(
-        lambda: _samples(sidecar).get(THRESHOLD), 30, message="drift verdicts on amount"
+        lambda: _samples(sidecar).get(THRESHOLD), WAIT, message="drift verdicts on amount"
     )
     assert before < 7.5
     created = _reference_created(sidecar)
@@ -96,11 +96,13 @@ def test_sighup_reloads_and_keeps_a_bad_config_out(
     os.kill(sidecar.pid, signal.SIGHUP)
     wait_until(
         lambda: _samples(sidecar).get('model_exporter_config_reloads_total{outcome="ok"}') == 1,
-        30,
+        WAIT,
         message="one successful reload",
     )
-    wait_until(lambda: _samples(sidecar).get(THRESHOLD) == 7.5, 30, message="the new floor")
-    wait_until(lambda: _reference_created(sidecar) != created, 30, message="the profile read again")
+    wait_until(lambda: _samples(sidecar).get(THRESHOLD) == 7.5, WAIT, message="the new floor")
+    wait_until(
+        lambda: _reference_created(sidecar) != created, WAIT, message="the profile read again"
+    )
     assert not any('window="2h"' in name for name in _samples(sidecar))  # needs a restart
     stderr = sidecar.stderr_path.read_text()
     assert "config reload: windows changed; restart to apply" in stderr
@@ -112,7 +114,7 @@ def test_sighup_reloads_and_keeps_a_bad_config_out(
     os.kill(sidecar.pid, signal.SIGHUP)
     wait_until(
         lambda: _samples(sidecar).get('model_exporter_config_reloads_total{outcome="error"}') == 1,
-        30,
+        WAIT,
         message="one refused reload",
     )
     samples = _samples(sidecar)
@@ -142,5 +144,5 @@ def test_lines_written_once_ready_are_counted_with_start_at_end(
         f.write(b"".join(new))
     records = int(truth.parses.sum())
     key = 'model_predictions_total{model="fraud-detector",version="v3"}'
-    wait_until(lambda: _samples(sidecar).get(key) == records, 30, message=f"{records} records")
+    wait_until(lambda: _samples(sidecar).get(key) == records, WAIT, message=f"{records} records")
     assert _samples(sidecar)[f'model_exporter_lines_total{{source="{log}"}}'] == len(new)

@@ -23,7 +23,7 @@ from exporter.server import MetricsServer
 from exporter.webfile import WebConfigFile
 from tests.certs import Certificates, Pair, make_certificates
 from tests.configs import example_config, write_config
-from tests.harness import Prometheus, ScrapeTarget, SidecarProcess, wait_until
+from tests.harness import HTTP_TIMEOUT, WAIT, Prometheus, ScrapeTarget, SidecarProcess, wait_until
 
 PASSWORD = "correct horse battery staple"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
@@ -92,7 +92,7 @@ def _https(
     context: ssl.SSLContext,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes, http.client.HTTPResponse]:
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=HTTP_TIMEOUT)
     try:
         conn.request("GET", path, headers=headers or {})
         response = conn.getresponse()
@@ -141,7 +141,7 @@ def test_a_plain_http_client_is_refused_on_the_tls_port(
     serve: Callable[[dict[str, Any]], MetricsServer], certs: Certificates
 ) -> None:
     server = serve({"tls_server_config": _tls(certs)})
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=HTTP_TIMEOUT) as sock:
         sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         answer = b"".join(iter(lambda: sock.recv(65536), b""))
     assert answer.startswith(b"HTTP/1.1 400 Bad Request")
@@ -197,7 +197,7 @@ def test_cipher_suites_are_the_servers_choice(
     server = serve({"tls_server_config": _tls(certs, max_version="TLS12", cipher_suites=[chosen])})
     context = _client_context(certs)
     with (
-        socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw,
+        socket.create_connection(("127.0.0.1", server.port), timeout=HTTP_TIMEOUT) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
     ):
         assert tls.version() == "TLSv1.2"
@@ -215,7 +215,7 @@ def test_rate_limit_and_headers_without_tls(
     )
     statuses = []
     for _ in range(3):
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=HTTP_TIMEOUT)
         conn.request("GET", "/metrics")
         response = conn.getresponse()
         response.read()
@@ -228,7 +228,7 @@ def test_rate_limit_and_headers_without_tls(
 def _served_certificate(port: int, certs: Certificates) -> bytes:
     context = _client_context(certs)
     with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
     ):
         der = tls.getpeercert(binary_form=True)
@@ -333,12 +333,12 @@ def test_prometheus_scrapes_over_tls_with_basic_auth(
         ]
     )
     prometheus.wait_for_target_up("tls")
-    value = prometheus.wait_for_query('model_exporter_build_info{job="tls"}', timeout=30)
+    value = prometheus.wait_for_query('model_exporter_build_info{job="tls"}')
     assert value[0]["value"][1] == "1"
-    wrong = wait_until(lambda: _health(prometheus, "wrong-password"), 30, message="a scrape")
+    wrong = wait_until(lambda: _health(prometheus, "wrong-password"), WAIT, message="a scrape")
     assert wrong[0] == "down"
     assert "401" in wrong[1]
-    plain = wait_until(lambda: _health(prometheus, "plain-http"), 30, message="a scrape")
+    plain = wait_until(lambda: _health(prometheus, "plain-http"), WAIT, message="a scrape")
     assert plain[0] == "down"
     assert "400" in plain[1]
 
@@ -365,5 +365,5 @@ def test_prometheus_scrapes_with_a_client_certificate(
         ]
     )
     prometheus.wait_for_target_up("mtls")
-    refused = wait_until(lambda: _health(prometheus, "no-client-cert"), 30, message="a scrape")
+    refused = wait_until(lambda: _health(prometheus, "no-client-cert"), WAIT, message="a scrape")
     assert refused[0] == "down"

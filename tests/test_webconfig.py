@@ -21,6 +21,7 @@ from exporter.webconfig import parse_web_config
 from exporter.webfile import WebConfigFile, load_web_config
 from tests.certs import Certificates, make_certificates
 from tests.configs import example_config, write_config
+from tests.harness import WAIT
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
 
@@ -302,7 +303,7 @@ def test_a_bad_web_config_exits_2_naming_the_key(
         [sys.executable, "-m", "exporter", command, *config, "--web.config.file", str(web)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=WAIT,
         check=False,
     )
     assert done.returncode == 2, done.stderr
@@ -320,7 +321,7 @@ def test_check_config_accepts_a_good_web_config(
         [sys.executable, "-m", "exporter", *argv],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=WAIT,
         check=False,
     )
     assert done.returncode == 0, done.stderr
