@@ -61,6 +61,11 @@ def test_wait_until_reports_what_it_waited_for_and_the_last_value(
     assert len(seen) == 2
 
 
+def test_a_missing_system_binary_fails_naming_the_install_script() -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"not on PATH; scripts/install-system-deps"):
+        harness.tool("model-exporter-no-such-binary")
+
+
 def test_free_port_can_be_bound() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", free_port()))
