@@ -1,18 +1,21 @@
 """A small config, the State built from it, and random records with every kind of bad value:
-what the state and collector tests ingest, with the values the spec counts as valid (for numpy
-to check against)."""
+what the state, collector and exposition tests ingest, with the values the spec counts as valid
+(for numpy to check against), and the sidecar health the collector renders beside them."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
+from exporter.collector import Health
 from exporter.config import parse_config
 from exporter.config_types import Config
 from exporter.decode import Decoder
+from exporter.health import SourceStats
 from exporter.state import State
 
 T0 = 1_717_000_000.0
@@ -113,3 +116,18 @@ FIELD_OF = {
     "latency_seconds": "lat_ms",
     "amount": "amount",
 }
+
+
+# Every counter a different value, so a field rendered under another's name shows.
+SOURCE = SourceStats(*range(10, 10 + len(fields(SourceStats))))
+
+
+def health() -> Health:
+    return Health(
+        sources={"/var/log/*.jsonl": SOURCE},
+        parse_errors={("/var/log/*.jsonl", "invalid_json"): 3},
+        last_read={"/var/log/*.jsonl": T0},
+        checkpoint_errors=0,
+        ingest_seconds=0.25,
+        labels_cut={"predicted_class": 0, "country": 2},
+    )

@@ -11,7 +11,6 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -30,32 +29,28 @@ from exporter.anomaly import (
     TIMESTAMP_KINDS,
 )
 from exporter.batch import UNKNOWN
-from exporter.collector import Health, ModelCollector
+from exporter.collector import ModelCollector
 from exporter.config import parse_config
 from exporter.engine import Engine
-from exporter.health import SOURCE_METRICS, SourceStats
+from exporter.health import SOURCE_METRICS
 from exporter.offline.baseline import ProfileBuilder
 from exporter.state import Snapshot, State
 from tests.harness import promtool
-from tests.state_data import CLASSES, CONFIG, FIELD_OF, T0, build, encode, make_records, valid
+from tests.state_data import (
+    CLASSES,
+    CONFIG,
+    FIELD_OF,
+    SOURCE,
+    T0,
+    build,
+    encode,
+    health,
+    make_records,
+    valid,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics_shape.txt"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-# Every counter a different value, so a field rendered under another's name shows.
-SOURCE = SourceStats(*range(10, 10 + len(fields(SourceStats))))
-
-
-def health() -> Health:
-    return Health(
-        sources={"/var/log/*.jsonl": SOURCE},
-        parse_errors={("/var/log/*.jsonl", "invalid_json"): 3},
-        last_read={"/var/log/*.jsonl": T0},
-        checkpoint_errors=0,
-        ingest_seconds=0.25,
-        labels_cut={"predicted_class": 0, "country": 2},
-    )
 
 
 def scrape(snapshot: Callable[[], Snapshot], with_health: bool = True) -> str:

@@ -36,7 +36,7 @@ from exporter.errors import ConfigError
 from exporter.offline.simulate import Scenario, generate
 from exporter.sidecar import Sidecar, build
 from tests.configs import example_config
-from tests.harness import ManagedProcess, free_port, http_get, http_status, wait_until
+from tests.harness import WAIT, ManagedProcess, free_port, http_get, http_status, wait_until
 
 LOG_LINES = b"".join(generate(40, 1_764_000_000.0, 100.0, Scenario(malformed_ratio=0.1)))
 
@@ -267,7 +267,7 @@ def test_the_real_commands_agree_on_generated_configs(
             cwd=path.parent,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=WAIT,
             check=False,
             stdin=subprocess.DEVNULL,
         )
@@ -275,14 +275,14 @@ def test_the_real_commands_agree_on_generated_configs(
         assert "Traceback" not in checked.stderr
         event(f"check-config exit {checked.returncode}")
         if checked.returncode == 0:
-            proc.wait_ready(lambda: http_status(f"{url}/healthz") == 200, 30, "/healthz")
+            proc.wait_ready(lambda: http_status(f"{url}/healthz") == 200, WAIT, "/healthz")
             got = http_get(f"{url}/metrics")
             assert got is not None
             assert got[0] == 200
             _scrape_is_sound(got[1].decode())
         else:
             assert "invalid configuration" in checked.stderr
-            wait_until(lambda: proc.returncode is not None, 30, message="run to refuse")
+            wait_until(lambda: proc.returncode is not None, WAIT, message="run to refuse")
     finally:
         code = proc.stop()
     assert code == checked.returncode, proc.output()

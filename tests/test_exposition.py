@@ -7,7 +7,6 @@ Expected bodies come from prometheus_client's ``generate_latest`` (text 0.0.4 an
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from typing import Any
 
@@ -16,13 +15,13 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
-from test_collector import PROMTOOL, health
-from test_state import T0, build, encode, make_records
 
 from exporter.clock import ManualClock
 from exporter.collector import Bodies, ModelCollector
 from exporter.exposition import number
 from exporter.state import State
+from tests.harness import WAIT, promtool
+from tests.state_data import T0, build, encode, health, make_records
 
 ODD_NAMES = ("fraud", 'quo"te', "back\\slash", "new\nline", "ünïcødé ✓", "")
 
@@ -64,9 +63,7 @@ def test_the_text_body_passes_promtool_and_openmetrics_parses() -> None:
     state, clock, _ = ingested()
     scrapes, _ = scrapes_of(state, clock)
     text = scrapes.render(False).decode()
-    result = subprocess.run(
-        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, check=False
-    )
+    result = promtool("check", "metrics", input=text)
     assert result.returncode == 0, result.stdout + result.stderr
     families = list(text_string_to_metric_families(scrapes.render(True).decode()))
     assert {f.name for f in families} >= {"model_predictions", "model_window_mean"}
@@ -81,9 +78,7 @@ def test_a_name_that_is_not_valid_unicode_never_breaks_a_scrape() -> None:
     scrapes, _ = scrapes_of(state, ManualClock(T0))
     text = scrapes.render(False).decode("utf-8")  # strict: raises if not UTF-8
     assert "model_predictions_total" in text
-    result = subprocess.run(
-        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, check=False
-    )
+    result = promtool("check", "metrics", input=text)
     assert result.returncode == 0, result.stdout + result.stderr
     scrapes.render(True)
 
@@ -119,14 +114,14 @@ def test_concurrent_scrapes_share_one_render() -> None:
     start = threading.Barrier(4)
 
     def scrape() -> None:
-        start.wait(timeout=10)
+        start.wait(timeout=WAIT)
         bodies.append(scrapes.render(False))
 
     threads = [threading.Thread(target=scrape) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=30)
+        t.join(timeout=WAIT)
     assert scrapes.renders == 1
     expected = generate_latest(collector.registry())
     assert bodies == [expected] * 4

@@ -35,7 +35,7 @@ from exporter.collector import registry
 from exporter.config import parse_config
 from exporter.sidecar import build
 from tests.configs import example_config, write_config
-from tests.harness import SidecarProcess, free_port, promtool, wait_until
+from tests.harness import WAIT, SidecarProcess, free_port, promtool, wait_until
 
 MAX_LINE = 4096
 BOM = b"\xef\xbb\xbf"
@@ -249,7 +249,7 @@ def test_the_real_sidecar_counts_hostile_appends_once_and_serves_valid_scrapes(
         assert all(g <= w for g, w in zip(got, goal, strict=True)), (got, goal)
         return got if got == goal else None
 
-    wait_until(done, timeout=60, message=f"the sidecar to count {goal}")
+    wait_until(done, timeout=WAIT, message=f"the sidecar to count {goal}")
     checked = promtool("check", "metrics", input=live.sidecar.metrics_text())
     assert checked.returncode == 0, checked.stdout + checked.stderr
     live.sidecar.assert_running()

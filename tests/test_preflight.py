@@ -28,7 +28,7 @@ from exporter.config_types import Config
 from exporter.errors import ConfigError
 from exporter.reload import ReferenceFile
 from tests.configs import example_config, write_config
-from tests.harness import SidecarProcess, wait_until
+from tests.harness import WAIT, SidecarProcess, wait_until
 
 UNBINDABLE = "192.0.2.1:9"  # never local: a config that wrongly passes ends with exit 1
 
@@ -94,14 +94,14 @@ def test_run_warns_about_a_missing_log_directory_at_warning_level(
     path = write_config(tmp_path, example_config(tmp_path / "model-logs" / "p.jsonl", positions))
     sidecar = start_sidecar(path)
     stderr = sidecar.stderr_path
-    wait_until(positions.exists, timeout=30, message="the first checkpoint")
+    wait_until(positions.exists, timeout=WAIT, message="the first checkpoint")
     (tmp_path / "model-logs").mkdir()
     (tmp_path / "model-logs" / "p.jsonl").write_text(
         '{"model": "m", "version": "v1", "prediction": 0.5}\n'
     )
     wait_until(
         lambda: 'model_predictions_total{model="m",version="v1"} 1.0' in sidecar.metrics_text(),
-        timeout=30,
+        timeout=WAIT,
         message="the line written once the directory appeared",
     )
     sidecar.stop()
@@ -177,7 +177,7 @@ def test_a_positions_directory_the_user_cannot_create_fails_both_commands(
             [*as_user, sys.executable, "-m", "exporter", *argv],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=WAIT,
             check=False,
         )
         assert done.returncode == 2, done.stderr
@@ -327,7 +327,7 @@ def test_a_fifo_as_the_reference_is_refused_without_blocking(tmp_path: Path) -> 
         [sys.executable, "-m", "exporter", "check-config", str(write_config(tmp_path, raw))],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=WAIT,
         check=False,
     )
     assert done.returncode == 2
@@ -364,7 +364,7 @@ def test_a_taken_port_names_the_flag_that_changes_it(tmp_path: Path) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "exporter", "run", "--config", str(path),
              "--web.listen-address", f"127.0.0.1:{port}"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True, text=True, timeout=WAIT, check=False,
         )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
