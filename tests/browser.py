@@ -20,9 +20,9 @@ from typing import Any
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from tests.harness import tool
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -48,14 +48,14 @@ def artifacts() -> Path:
 @contextmanager
 def chromium(profile: Path) -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = tool("chromium")
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={WIDTH},1000")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(
-        executable_path=CHROMEDRIVER, log_output=str(profile.parent / "chromedriver.log")
+        executable_path=tool("chromedriver"), log_output=str(profile.parent / "chromedriver.log")
     )
     driver = webdriver.Chrome(options=options, service=service)
     try:

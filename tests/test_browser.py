@@ -31,11 +31,9 @@ from exporter.offline.baseline import ProfileBuilder
 from tests import drift_episode
 from tests.browser import chromium, console_errors, screenshot
 from tests.configs import write_config
-from tests.harness import SidecarProcess, http_get, wait_until
+from tests.harness import RUN_TIMEOUT, WAIT, SidecarProcess, http_get, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-WAIT = 90.0  # seconds: generous for a busy 2-core machine; the waits end as soon as it shows
 
 
 @pytest.fixture
@@ -226,7 +224,7 @@ def test_the_replay_report_shows_the_alert_episodes_and_ranks_the_drifted_fields
         ],
         cwd=episode.log.parent,
         capture_output=True,
-        timeout=300,
+        timeout=RUN_TIMEOUT,
         check=False,
     )
     assert done.returncode == 0, done.stderr.decode()

@@ -33,7 +33,6 @@ from exporter.offline.simulate import LineTruth, Scenario, generate_with_truth
 from tests.bundle import (
     PROMETHEUS_SERIES,
     ROOT,
-    RULE_FILES,
     SUBSTITUTIONS,
     dashboard_exprs,
     load_dashboards,
@@ -42,6 +41,7 @@ from tests.bundle import (
     panels_with_row,
     recorded_names,
     regression_panel,
+    shortened_rules,
     substitute,
     variable_query_expr,
 )
@@ -65,7 +65,6 @@ REGRESSION = {"model": "house-prices", "version": "r1"}
 POOLED_MAE = (
     f'model_version_window:model_window_mae:pooled{{model="{REGRESSION["model"]}", window="1h"}}'
 )
-SHORT_FOR = "2s"
 CALM, DRIFTED = 2_000, 8_000
 # Evaluations (1 s apart) the calm part must go through without an alert: several times the
 # shortened `for:`, so an alert that would fire on calm data has had every chance to.
@@ -78,22 +77,6 @@ EXPECTED_ALERTS = {
     "ModelErrorRateAboveDevelopment": "pager",
     "ModelMAEAboveDevelopment": "pager",
 }
-
-
-def shortened_rules(directory: Path) -> list[Path]:
-    """The bundled rule files with every `for:` cut to seconds; nothing else changes."""
-    directory.mkdir()
-    out = []
-    for path in RULE_FILES:
-        data = yaml.safe_load(path.read_text())
-        for group in data["groups"]:
-            for rule in group["rules"]:
-                if "alert" in rule:
-                    rule["for"] = SHORT_FOR
-        target = directory / path.name
-        target.write_text(yaml.safe_dump(data, sort_keys=False))
-        out.append(target)
-    return out
 
 
 def alertmanager_config(webhook: WebhookReceiver) -> str:

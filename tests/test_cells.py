@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from exporter.reference import Reference
 from exporter.state import State
 from exporter.stats import drift
 from exporter.stats.sketch import binned_counts
+from tests.harness import promtool
 
 T0 = 1_717_000_000.0
 KEPT = ["a", "b", "c", "d"]
@@ -354,10 +354,7 @@ def test_the_scrape_carries_every_cell_with_the_profile_hash(
     text = generate_latest(
         registry(lambda: engine.state.snapshot(T0), None, lambda: assessment)
     ).decode()
-    checked = subprocess.run(
-        ["/usr/bin/promtool", "check", "metrics"], input=text, capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
+    checked = promtool("check", "metrics", input=text)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     fleet = ("model_field_bin_records", "model_reference_bin_share")
     per_field = (

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import pytest
 from oracle import js, pool, psi, sketch_bins
-from test_bundle_e2e import shortened_rules
 
+from tests.bundle import shortened_rules
 from tests.configs import write_config
-from tests.harness import Prometheus, ScrapeTarget, SidecarProcess, wait_until
+from tests.harness import RUN_TIMEOUT, WAIT, Prometheus, ScrapeTarget, SidecarProcess, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +81,7 @@ def baseline(config_path: Path, development: Path, output: Path) -> dict[str, An
     done = subprocess.run(
         [sys.executable, "-m", "exporter", "baseline", "--config", str(config_path),
          "--input", str(development), "--output", str(output)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     profile: dict[str, Any] = json.loads(output.read_text())
@@ -130,7 +130,7 @@ def one_evaluation(
         stamps = {t for t, _ in found.values()}
         return found if len(stamps) == 1 else None
 
-    return wait_until(read, timeout=10, message=f"one evaluation of {selector}")
+    return wait_until(read, timeout=WAIT, message=f"one evaluation of {selector}")
 
 
 def test_prometheus_pools_the_replicas_that_share_a_profile(
@@ -176,7 +176,7 @@ def test_prometheus_pools_the_replicas_that_share_a_profile(
             prometheus.query_value("count(count_over_time(model_field_bin_records_total[1m]) >= 5)")
             == cells * (REPLICAS + 1)
         ),
-        timeout=30,
+        timeout=WAIT,
         message="five scrapes of every cell counter",
     )
     assert prometheus.query_value("sum(model_field_bin_records_total)") == 0
@@ -188,7 +188,7 @@ def test_prometheus_pools_the_replicas_that_share_a_profile(
     for sidecar, _ in sidecars:
         wait_until(
             lambda s=sidecar: counted(s) == PER_REPLICA,
-            timeout=15,
+            timeout=WAIT,
             message="the sidecar to count its lines",
         )
     wait_until(
@@ -196,7 +196,7 @@ def test_prometheus_pools_the_replicas_that_share_a_profile(
             prometheus.query_value(f'sum(model_predictions_total{{model="{MODEL}"}})')
             == (REPLICAS + 1) * PER_REPLICA
         ),
-        timeout=15,
+        timeout=WAIT,
         message="Prometheus to scrape every count",
     )
     hash_a, hash_b = profile["hash"], other["hash"]
@@ -208,7 +208,7 @@ def test_prometheus_pools_the_replicas_that_share_a_profile(
             (n := prometheus.query(pooled_n))
             and min(float(s["value"][1]) for s in n) >= REPLICAS * PER_REPLICA
         ),
-        timeout=15,
+        timeout=WAIT,
         message="a rule evaluation after the last scrape",
     )
 
@@ -259,7 +259,7 @@ def test_prometheus_pools_the_replicas_that_share_a_profile(
         names = {a["labels"]["alertname"] for a in alerts}
         return alerts if {"ModelFleetDrift", "ModelReferenceMismatch"} <= names else None
 
-    alerts = wait_until(firing, timeout=20, message="ModelFleetDrift and ModelReferenceMismatch")
+    alerts = wait_until(firing, timeout=WAIT, message="ModelFleetDrift and ModelReferenceMismatch")
     fleet = {
         (a["labels"]["field"], a["labels"]["reference_hash"])
         for a in alerts

@@ -19,6 +19,7 @@ from exporter.offline.replay import replay
 from exporter.offline.svg import MAX_POINTS, downsample
 from exporter.reference import Reference
 from tests.configs import write_config
+from tests.harness import RUN_TIMEOUT
 
 T0 = 1_800_000_000.0
 DAY = 86_400.0
@@ -142,7 +143,7 @@ def test_the_cli_writes_the_report(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=RUN_TIMEOUT,
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -167,7 +168,7 @@ def test_the_cli_writes_the_report(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=RUN_TIMEOUT,
         check=False,
     )
     assert bad.returncode == 1
