@@ -176,21 +176,28 @@ class Assessor:
             return self.latest
         start = step * self._step
         fresh = reference is not self._reference
-        # Published first, so a failure below leaves no stale verdicts and is not retried
-        # before the next step.
+        # A failure below is not retried before the next step.
         self._at_step, self._reference = step, reference
-        self.latest = Assessment(start - READ_BEFORE, reference)
+        try:
+            latest = self._assessment(start, reference, fresh)
+        except BaseException:
+            self.latest = Assessment(start - READ_BEFORE, reference)  # no stale verdicts
+            raise
+        # Published whole, in one assignment: a scrape meanwhile reads the previous step's
+        # verdicts, never a half-built or empty assessment (its series would go stale).
+        self.latest = latest
+        return latest
+
+    def _assessment(self, start: float, reference: Reference | None, fresh: bool) -> Assessment:
         if reference is None:
             self._cache.clear()
-        else:
-            windows = self._assess(start, reference, fresh)
-            cells = self._state.cells
-            fleet: tuple[FleetThreshold, ...] = ()
-            if cells is not None and cells.hash == reference.hash:
-                layout = self._state.layout
-                fleet = fleet_thresholds(cells, reference, layout, self._settings)
-            self.latest = Assessment(start - READ_BEFORE, reference, windows, fleet)
-        return self.latest
+            return Assessment(start - READ_BEFORE, reference)
+        windows = self._assess(start, reference, fresh)
+        cells = self._state.cells
+        fleet: tuple[FleetThreshold, ...] = ()
+        if cells is not None and cells.hash == reference.hash:
+            fleet = fleet_thresholds(cells, reference, self._state.layout, self._settings)
+        return Assessment(start - READ_BEFORE, reference, windows, fleet)
 
     def _assess(
         self, start: float, reference: Reference, fresh: bool

@@ -253,3 +253,30 @@ def test_a_failure_to_assess_exports_no_verdicts_and_ingestion_goes_on(
     assert "assessing drift failed" in caplog.text
     monkeypatch.undo()
     assert engine.advance(T0 + 15.0).window("m", "v", "1m") is not None
+
+
+def test_a_scrape_during_an_assessment_reads_the_previous_one_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a step's windows are being judged, ``latest`` is the previous step's assessment,
+    never an empty one: a scrape in between once lost every drift series (they went stale in
+    Prometheus and reset the alerts' for:)."""
+    config = _config(["1m"])
+    engine = Engine(config, _reference(config))
+    engine.ingest(_lines(np.random.default_rng(8), 200), T0)
+    before = engine.advance(T0 + 5.0)
+    assert before.windows
+    seen: list[assess.Assessment] = []
+    judge = assess.Assessor._judge
+
+    def watched(self: assess.Assessor, *args: Any) -> Any:
+        seen.append(self.latest)  # what a scrape would read right now
+        return judge(self, *args)
+
+    monkeypatch.setattr(assess.Assessor, "_judge", watched)
+    engine.ingest(_lines(np.random.default_rng(9), 100), T0 + 6.0)
+    after = engine.advance(T0 + 10.0)
+    assert seen
+    assert all(latest is before for latest in seen)
+    assert after is not before
+    assert after.windows
