@@ -6,8 +6,9 @@ more than ``/metrics`` does: label values, numbers, the reference's hash and cre
 configured source paths (the ``source`` label). No file contents, no other paths, no secrets.
 
 Bounded work: a document is built only on request, at most once per ``MIN_INTERVAL`` for each
-kind of request (there are a handful: all histories, one window's, none), one build at a time,
-and requests that arrive meanwhile share the result. History is capped at
+kind of request (all histories, none, a set of windows in the config's order), one build at a
+time, requests that arrive meanwhile share the result, and at most ``CACHED_DOCUMENTS`` kinds
+are kept (least recently asked dropped first), so no query string can grow memory. History is capped at
 ``MAX_HISTORY_POINTS`` per window (``downsample``), so the size of an answer depends on the
 config (models × fields × windows), never on the traffic. Ingestion only ever waits for the
 store's lock while a snapshot is copied, as for a scrape.
@@ -24,6 +25,7 @@ import itertools
 import json
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +47,7 @@ from exporter.validate import number_label
 API_VERSION = 1
 MAX_HISTORY_POINTS = 120  # per window and series: a 1m window's hour of 5 s buckets is 720
 MIN_INTERVAL = 1.0  # seconds: a document is built at most this often per kind of request
+CACHED_DOCUMENTS = 8  # kinds of request kept (all, none, each window...): memory stays bounded
 
 Check = Callable[[], tuple[bool, str]]
 JSON = dict[str, Any]
@@ -396,11 +399,11 @@ def parse_query(query: str, windows: Sequence[str]) -> tuple[str, ...] | None:
         return None
     if value == "none":
         return ()
-    chosen = tuple(dict.fromkeys(value.split(",")))
-    bad = [w for w in chosen if w not in windows]
+    asked = value.split(",")
+    bad = [w for w in asked if w not in windows]
     if bad:
         raise QueryError(f"history: {bad[0]!r} is not a window (windows: {', '.join(windows)})")
-    return chosen
+    return tuple(w for w in windows if w in asked)  # the config's order: one key per set
 
 
 @dataclass
@@ -427,7 +430,8 @@ class StatusEndpoint:
         self._min_interval = min_interval
         self._started = clock.now()
         self._lock = threading.Lock()
-        self._cache: dict[tuple[str, ...] | None, _Cached] = {}
+        # Least recently used last; bounded, since every set of windows is a key of its own.
+        self._cache: OrderedDict[tuple[str, ...] | None, _Cached] = OrderedDict()
         self.builds = 0
 
     def get(self, query: str, gzipped: bool = False) -> tuple[int, bytes]:
@@ -443,6 +447,9 @@ class StatusEndpoint:
                 body = self._build(history)
                 cached = _Cached(self._clock.monotonic(), body)
                 self._cache[history] = cached
+            self._cache.move_to_end(history)
+            while len(self._cache) > CACHED_DOCUMENTS:
+                self._cache.popitem(last=False)
             if not gzipped:
                 return 200, cached.body
             if cached.gzipped is None:

@@ -19,7 +19,14 @@ from exporter.engine import Engine
 from exporter.health import Health, SourceStats
 from exporter.offline.baseline import ProfileBuilder
 from exporter.offline.simulate import Scenario, generate
-from exporter.status import MAX_HISTORY_POINTS, Inputs, StatusEndpoint, bins, document
+from exporter.status import (
+    CACHED_DOCUMENTS,
+    MAX_HISTORY_POINTS,
+    Inputs,
+    StatusEndpoint,
+    bins,
+    document,
+)
 from tests.configs import example_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,6 +220,22 @@ def test_the_endpoint_builds_at_most_once_per_interval_and_refuses_unknown_queri
         assert code == 400
         assert message in body
     assert body.isascii()
+
+
+def test_the_cache_holds_one_document_per_set_of_windows_and_a_bounded_number_of_them() -> None:
+    """Each distinct query string was a document of its own, kept forever: with 10 windows,
+    millions of orderings. A set of windows is one key whatever its order, and at most
+    CACHED_DOCUMENTS are kept."""
+    engine = _engine()
+    clock = ManualClock(T0)
+    _feed(engine, clock, steps=3, drift_from=99)
+    windows = ["1m", "5m", "1h"]
+    endpoint = StatusEndpoint(_inputs(engine, clock), windows, clock, min_interval=1.0)
+    assert endpoint.get("history=1h,1m") == endpoint.get("history=1m,1h,1m")
+    assert endpoint.builds == 1
+    for query in ("all", "none", "1m", "5m", "1h", "1m,5m", "5m,1h", "1m,1h", "1m,5m,1h"):
+        assert endpoint.get(f"history={query}")[0] == 200
+    assert len(endpoint._cache) <= CACHED_DOCUMENTS
 
 
 def test_label_values_come_back_exactly_and_the_bytes_are_ascii() -> None:
