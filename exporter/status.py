@@ -8,9 +8,9 @@ configured source paths (the ``source`` label). No file contents, no other paths
 Bounded work: a document is built only on request, at most once per ``MIN_INTERVAL`` for each
 kind of request (all histories, none, a set of windows in the config's order), one build at a
 time, requests that arrive meanwhile share the result, and at most ``CACHED_DOCUMENTS`` kinds
-are kept (least recently asked dropped first), so no query string can grow memory. History is capped at
-``MAX_HISTORY_POINTS`` per window (``downsample``), so the size of an answer depends on the
-config (models × fields × windows), never on the traffic. Ingestion only ever waits for the
+are kept (least recently asked dropped first), so no query string can grow memory. History is
+capped at ``MAX_HISTORY_POINTS`` per window (``downsample``), so the size of an answer depends on
+the config (models × fields × windows), never on the traffic. Ingestion only ever waits for the
 store's lock while a snapshot is copied, as for a scrape.
 
 The format is versioned (``api_version``; the path says v1) and documented field by field in

@@ -89,7 +89,7 @@ _HEADERS: dict[str, tuple[str, ...] | None] = {
     "X-XSS-Protection": None,
     "Content-Security-Policy": None,
 }
-_BCRYPT = re.compile(r"^\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+_BCRYPT = re.compile(r"\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")  # fullmatch
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -200,7 +200,7 @@ def parse_web_config(raw: Any, base_dir: Path) -> WebConfig:
             headers.append((name, value))
     users = {}
     for user, hashed in p.mapping(data.get("basic_auth_users"), "basic_auth_users", None).items():
-        if not isinstance(hashed, str) or not _BCRYPT.match(hashed):
+        if not isinstance(hashed, str) or not _BCRYPT.fullmatch(hashed):
             # Never echo the value: it may be a plain password put there by mistake.
             p.fail(f"basic_auth_users.{user}", "must be a bcrypt hash ($2y$10$..., htpasswd -B)")
         else:

@@ -159,6 +159,8 @@ def test_an_empty_file_means_no_tls_and_no_auth() -> None:
         ),
         ({"http_server_config": {"http2": "yes"}}, "http_server_config.http2: must be true"),
         ({"basic_auth_users": {"alice": "hunter2"}}, "basic_auth_users.alice: must be a bcrypt"),
+        # A hash pasted with its newline (a YAML `|` block) was accepted, then no login worked.
+        ({"basic_auth_users": {"alice": HASH + "\n"}}, "basic_auth_users.alice: must be a bcrypt"),
         ({"basic_auth_users": ["alice"]}, "basic_auth_users: must be a mapping"),
         ({"rate_limit": {"interval": "soon", "burst": 1}}, "rate_limit.interval: must be a"),
         ({"rate_limit": {"interval": "1s", "burst": 0}}, "rate_limit.burst: must be an integer"),
