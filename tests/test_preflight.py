@@ -86,6 +86,7 @@ def test_a_fifo_as_the_log_is_refused(tmp_path: Path) -> None:
         check_paths(config)
 
 
+@pytest.mark.e2e
 def test_run_warns_about_a_missing_log_directory_at_warning_level(
     tmp_path: Path, start_sidecar: Callable[..., SidecarProcess]
 ) -> None:
