@@ -229,9 +229,7 @@ def _fixed(value: float | None, digits: int, scale: float = 1.0) -> str:
     return "-" if value is None else f"{value * scale:.{digits}f}"
 
 
-def test_json_from_the_command_matches_the_text_report(
-    episode: Episode, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_json_from_the_command_matches_the_text_report(episode: Episode) -> None:
     args = ["--config", str(episode.config_path), "--reference", str(episode.reference_path)]
     result = subprocess.run(
         [sys.executable, "-m", "exporter", "replay", *args, "--json", str(episode.log)],
