@@ -184,7 +184,9 @@ class State:
         self._freezing = Summary.empty(self._shape) if freeze > 0 else None
         # Category counts of a seeded random half of the frozen records (see profile.build).
         self._held_out = np.zeros((self._shape.categorical, self._shape.categories), np.int64)
-        self._split = np.random.default_rng(0)
+        # Made at the first frozen batch: numpy.random costs ~2 MiB of RSS to import, and a
+        # sidecar with a profile from a file never freezes.
+        self._split: np.random.Generator | None = None
         if not (config.fields.model_path or config.fields.version_path):
             # A model named in the config has its series (counters at 0) before its first
             # record, so rate() and the fleet rules across replicas count that record too.
@@ -367,8 +369,9 @@ class State:
         freezing = Summary.empty(shape)
         freezing.add(self._freezing)
         held_out = self._held_out.copy()
-        split = np.random.Generator(type(self._split.bit_generator)())
-        split.bit_generator.state = self._split.bit_generator.state  # drawn here, kept at commit
+        split = np.random.default_rng(0)
+        if self._split is not None:  # drawn here, kept at commit
+            split.bit_generator.state = self._split.bit_generator.state
         for part in update.parts:
             freezing.add(part.summary)
             half = split.random(len(part.codes)) < 0.5
