@@ -517,7 +517,8 @@ def _quantiles(sketch: Sketches, summary: Summary, qs: tuple[float, ...]) -> Flo
         return result
     for f in range(len(sketch)):
         if summary.count[f]:
-            result[f] = quantiles(sketch[f], summary.sketch[f], qs)
+            start, counts = summary.sketch.span(f)
+            result[f] = quantiles(sketch[f], counts, qs, start)
     return result
 
 
