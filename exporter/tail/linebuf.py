@@ -67,18 +67,25 @@ class LineAssembler:
             kept = data.replace(b"\0", b"")
             self.nul_bytes += len(data) - len(kept)
             data = kept
-        buf = self._partial + data if self._partial else data
-        end = buf.rfind(b"\n") + 1
-        rest = len(buf) - end
-        if rest > self.max_line:
+        # The pending partial line never holds a newline: whole lines end at the last newline
+        # of ``data``. They are copied out once (a read is a megabyte; each copy costs).
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            rest_bytes = self._partial + data
+        else:
+            rest_bytes = data[end:]
+            if self._partial:
+                out = b"".join((self._partial, memoryview(data)[:end]))
+            else:
+                out = data[:end] if rest_bytes else data
+        if len(rest_bytes) > self.max_line:
             self.too_long += 1
             self.skipping = True
             self._partial = b""
         else:
-            self._partial = buf[end:] if rest else b""
+            self._partial = rest_bytes
         if end == 0:
             return b"", settled
-        out = buf[:end] if rest else buf
         bom = self.at_start and out.startswith(BOM)  # lengths count raw bytes, BOM included
         self.at_start = False
         if len(out) > self.max_line + 1:
