@@ -362,8 +362,7 @@ class Decoder:
     def _encode(self, j: int, values: list[Any]) -> tuple[IntArray, npt.NDArray[np.int8]]:
         vocabulary = self.vocabularies[j]
         codes, invalid = vocabulary.encode(values)
-        kinds = np.where(codes < 0, Kind.MISSING, 0).astype(np.int8)
-        kinds[vocabulary.unseen(values, codes)] = Kind.UNSEEN_CATEGORY
+        kinds = vocabulary.kinds(values, codes)
         kinds[invalid] = Kind.INVALID_TEXT
         return codes, kinds
 
