@@ -48,9 +48,11 @@ def _log_gamma(relative_accuracy: float) -> float:
 def keys(values: FloatArray, log_gamma: float) -> IntArray:
     """Global bucket key of each non-zero magnitude (0 for zeros; callers mask them)."""
     magnitude = np.abs(values)
-    with np.errstate(divide="ignore"):
-        k = np.ceil(np.log(np.where(magnitude > 0, magnitude, 1.0)) / log_gamma)
-    return k.astype(np.int64)
+    magnitude[~(magnitude > 0)] = 1.0  # zeros (and NaN) to key 0; in place: batches are big
+    np.log(magnitude, out=magnitude)
+    magnitude /= log_gamma
+    np.ceil(magnitude, out=magnitude)
+    return magnitude.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -205,11 +207,16 @@ class Sketches:
         per_sign = size // 2
         present = np.where(valid, values, 0.0)
         with np.errstate(invalid="ignore"):
-            raw = keys(present, self.fields[0].log_gamma) - k_min[:, None]
-        outside = valid & (present != 0) & ((raw < 0) | (raw >= per_sign))
-        offset = np.clip(raw, 0, per_sign - 1)
-        idx = np.where(present > 0, per_sign + 1 + offset, per_sign - 1 - offset)
-        idx = np.where(present == 0, per_sign, idx)
+            idx = keys(present, self.fields[0].log_gamma)
+        idx -= k_min[:, None]
+        outside = valid & (present != 0) & ((idx < 0) | (idx >= per_sign))
+        # Offset in the sign's window, then the bucket: zero_index ± (1 + offset), or the
+        # zero bucket (in place: these arrays are the size of the batch).
+        np.clip(idx, 0, per_sign - 1, out=idx)
+        idx += 1
+        np.negative(idx, out=idx, where=present < 0)
+        idx[present == 0] = 0
+        idx += per_sign
         for f in range(n_fields):
             column = idx[f] if valid[f].all() else idx[f][valid[f]]
             if column.size:

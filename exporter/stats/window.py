@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from exporter.anomaly import N_KINDS, Kind
+from exporter.anomaly import N_KINDS
 from exporter.batch import Batch
 from exporter.config_types import WindowSpec
 from exporter.stats.sketch import BucketCounts, Sketches
@@ -179,11 +179,12 @@ def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) ->
     if shape.categorical:
         summary.categories = category_counts(codes, shape)
 
+    # Only flagged cells are counted (OK is not): a flag is rare, and the matrix is n × A.
     width = flags.shape[1]
-    offsets = np.arange(width, dtype=np.int64)[None, :] * N_KINDS
-    flat = np.bincount((flags.astype(np.int64) + offsets).ravel(), minlength=width * N_KINDS)
-    summary.anomalies[:width] = flat.reshape(width, N_KINDS)
-    summary.anomalies[:, Kind.OK] = 0
+    cells = flags.ravel()
+    flagged = np.flatnonzero(cells)
+    found = np.bincount(flagged % width * N_KINDS + cells[flagged], minlength=width * N_KINDS)
+    summary.anomalies[:width] = found.reshape(width, N_KINDS)
 
     summary.labelled = int((wrong >= 0).sum())
     summary.wrong = int((wrong == 1).sum())
