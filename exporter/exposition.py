@@ -140,11 +140,14 @@ class Writer:
         values = list(map(float, [row[3] for row in family.rows]))
         texts = list(map(spelled.get, values))
         if None in texts:
-            for i, value in enumerate(values):
-                if texts[i] is None:
-                    text = texts[i] = number(value)
-                    if value:
-                        spelled[value] = text
+            for i in [i for i, text in enumerate(texts) if text is None]:
+                value = values[i]
+                text = repr(value)  # ``number`` inline: Go spells most floats as repr does
+                if "n" in text or text.find(".") > 6:  # inf, nan, 7+ digits before the dot
+                    text = number(value)
+                elif value:
+                    spelled[value] = text
+                texts[i] = text
         return texts  # type: ignore[return-value]  # every None was replaced
 
 
