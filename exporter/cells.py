@@ -140,9 +140,13 @@ def _cells_of(sketch: BucketCounts | None, field: FieldCells) -> IntArray:
     if sketch is None:
         return np.zeros(field.size, dtype=np.int64)
     start, counts = sketch.span(field.column)
-    cumulative = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
-    bounds = np.concatenate([field.starts, [sketch.size]]) - start
-    result: IntArray = np.diff(cumulative[np.clip(bounds, 0, len(counts))]).astype(np.int64)
+    cumulative = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=cumulative[1:])
+    at = np.append(field.starts, sketch.size) - start  # each cell's first bucket, and the end
+    np.maximum(at, 0, out=at)
+    np.minimum(at, len(counts), out=at)
+    picked = cumulative[at]
+    result: IntArray = picked[1:] - picked[:-1]
     return result
 
 
