@@ -173,6 +173,7 @@ class State:
             for name, bounds in config.histograms
             if name in columns
         )
+        self._bounds = [np.asarray(h.bounds, dtype=np.float64) for h in self._histograms]
         self._groups: dict[tuple[str, str], _Group] = {}
         self._nameless = nameless(config.fields)
         self._lock = threading.Lock()
@@ -308,7 +309,7 @@ class State:
             summary = summarize(rows, None, shape)
             if summary.records == 0:
                 continue
-            counts, sums = self._histogram_counts(rows.numeric)
+            counts, sums = self._histogram_counts(rows.numeric, summary)
             counted = None if cells is None else (cells.hash, cells.count(summary, names))
             parts.append(_Part(key, summary, rows.categorical, counts, sums, counted))
         return parts
@@ -348,18 +349,22 @@ class State:
         bounds = np.searchsorted(slot[order], np.arange(len(slots) + 1))
         return [(key, batch.take(order[bounds[i] : bounds[i + 1]])) for key, i in slots.items()]
 
-    def _histogram_counts(self, numeric: FloatArray) -> tuple[IntArray, FloatArray]:
+    def _histogram_counts(
+        self, numeric: FloatArray, summary: Summary
+    ) -> tuple[IntArray, FloatArray]:
+        """Counts per bucket and the sum of each histogram's field; the summary already holds
+        the field's valid values' count and sum. NaN (no value) sorts past every bound, so it
+        is taken back out of the last bucket instead of filtered out first."""
         widest = max((len(x.bounds) for x in self._histograms), default=0) + 1
         counts = np.zeros((len(self._histograms), widest), dtype=np.int64)
         sums = np.zeros(len(self._histograms))
         for h, histogram in enumerate(self._histograms):
-            values = numeric[:, histogram.column]
-            values = values[~np.isnan(values)]
-            slots = np.searchsorted(np.asarray(histogram.bounds), values, side="left")
-            counts[h, : len(histogram.bounds) + 1] = np.bincount(
-                slots, minlength=len(histogram.bounds) + 1
-            )
-            sums[h] = float(values.sum())
+            column, bounds = histogram.column, self._bounds[h]
+            slots = np.searchsorted(bounds, numeric[:, column], side="left")
+            found = np.bincount(slots, minlength=len(bounds) + 1)
+            found[-1] -= len(numeric) - summary.count[column]
+            counts[h, : len(bounds) + 1] = found
+            sums[h] = summary.total[column]
         return counts, sums
 
     def _prepare_freeze(self, update: Update, batch: Batch, shape: Shape) -> None:
