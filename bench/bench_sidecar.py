@@ -30,6 +30,7 @@ Logs are cached under ``--workdir`` (generation takes ~10 s per million lines).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import shutil
@@ -393,8 +394,9 @@ def run_ladder(
 def run_scrapes(args: argparse.Namespace, workdir: Path, tmp: Path, report: Report) -> None:
     for target in args.series:
         # About 470 series per model version with 12 countries; each more country value adds
-        # one category-ratio series per window.
-        versions = 1 if target <= 2_000 else max(2, target // 10_000)
+        # one category-ratio series per window. category_cap is at most 1000, so a version
+        # carries at most ~3,400 series and larger targets take more versions.
+        versions = max(1, math.ceil(target / 3_300))
         per_version = target / versions
         countries = max(12, int(12 + (per_version - 470) / 3))
         shape = Shape(versions=versions, countries=countries, rate=1000.0)

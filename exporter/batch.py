@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from exporter import labels
+from exporter.anomaly import Kind
 from exporter.config_types import LABEL_VALUE_BYTES, FieldsConfig, FieldSpec
 
 FloatArray = npt.NDArray[np.float64]
@@ -48,7 +49,10 @@ class Vocabulary:
         self.cut = 0  # values cut to ``limit`` so far (every occurrence, cumulative)
         self._codes: dict[str | None, int] = {None: -1}  # None (missing) encodes as -1
         self._development: frozenset[str] | None = None
-        self._known = np.zeros(cap + 1, dtype=bool)  # code → seen in development
+        # The kind of a value by its code + 1: missing for -1, unseen_category for a code
+        # development never saw, OK otherwise (``__other__`` is asked value by value).
+        self._kinds = np.zeros(cap + 2, dtype=np.int8)
+        self._kinds[0] = Kind.MISSING
         for value in seed:
             self.code(value)
 
@@ -58,20 +62,25 @@ class Vocabulary:
         self._development = (
             None if values is None else frozenset(label_value(v, self.limit)[0] for v in values)
         )
-        self._known[:] = False
-        if self._development is not None:
-            for code, value in enumerate(self.values):
-                self._known[code] = value in self._development
+        for code, value in enumerate(self.values):
+            self._kinds[code + 1] = self._judged(value)
 
-    def unseen(self, values: list[Any], codes: IntArray) -> npt.NDArray[np.bool_]:
-        """Which values of a column (with their ``codes``) development never saw."""
+    def _judged(self, value: str) -> Kind:
         development = self._development
-        if development is None:
-            return np.zeros(len(codes), dtype=bool)
-        mask = (codes >= 0) & (codes < self.cap) & ~self._known[np.clip(codes, 0, self.cap)]
-        for i in np.flatnonzero(codes == self.cap).tolist():  # past the cap: ask the value
-            mask[i] = label_value(values[i], self.limit)[0] not in development
-        return mask
+        return (
+            Kind.UNSEEN_CATEGORY
+            if development is not None and value not in development
+            else Kind.OK
+        )
+
+    def kinds(self, values: list[Any], codes: IntArray) -> npt.NDArray[np.int8]:
+        """The anomaly kind of each value of a column (with its ``codes``): missing,
+        unseen_category (a value development never saw, coded or past the cap) or OK."""
+        kinds: npt.NDArray[np.int8] = self._kinds[codes + 1]
+        if self._development is not None:
+            for i in np.flatnonzero(codes == self.cap).tolist():  # past the cap: ask the value
+                kinds[i] = self._judged(label_value(values[i], self.limit)[0])
+        return kinds
 
     @property
     def other(self) -> int:
@@ -89,8 +98,7 @@ class Vocabulary:
             code = len(self.values)
             self._codes[text] = code
             self.values.append(text)
-            if self._development is not None:
-                self._known[code] = text in self._development
+            self._kinds[code + 1] = self._judged(text)
         return code
 
     def names(self) -> list[str]:

@@ -27,7 +27,7 @@ import numpy.typing as npt
 from exporter.batch import OTHER, Layout
 from exporter.reference import Calibration, Reference
 from exporter.stats.pooling import pooled_cells
-from exporter.stats.sketch import Sketches, SketchLayout
+from exporter.stats.sketch import BucketCounts, Sketches, SketchLayout
 from exporter.stats.window import Summary
 
 FloatArray = npt.NDArray[np.float64]
@@ -112,9 +112,7 @@ class ReferenceCells:
         result = []
         for field in self.fields:
             if field.statistic == "psi":
-                sketch = summary.sketch
-                counts = None if sketch is None else sketch[field.column]
-                result.append(_sum_ranges(counts, field.starts, field.size))
+                result.append(_cells_of(summary.sketch, field))
             else:
                 cells = np.zeros(field.size, dtype=np.int64)
                 live = summary.categories[field.column]
@@ -131,18 +129,24 @@ class ReferenceCells:
         if self.error_ratios is None or self.confidence is None or summary.sketch is None:
             return None
         field = self.fields[self.confidence]
-        counts = _sum_ranges(summary.sketch[field.column], field.starts, field.size)
+        counts = _cells_of(summary.sketch, field)
         n = int(counts.sum())
         return float(counts @ self.error_ratios / n) if n else None
 
 
-def _sum_ranges(counts: npt.NDArray[np.integer] | None, starts: IntArray, size: int) -> IntArray:
-    """Sketch bucket counts summed per cell (cell k covers buckets starts[k] .. starts[k+1])."""
-    if counts is None:
-        return np.zeros(size, dtype=np.int64)
-    cumulative = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
-    bounds = np.concatenate([starts, [len(counts)]])
-    result: IntArray = np.diff(cumulative[bounds]).astype(np.int64)
+def _cells_of(sketch: BucketCounts | None, field: FieldCells) -> IntArray:
+    """A numeric field's sketch counts summed per cell, read from the span of buckets the
+    sketch holds (no dense array per field and batch)."""
+    if sketch is None:
+        return np.zeros(field.size, dtype=np.int64)
+    start, counts = sketch.span(field.column)
+    cumulative = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=cumulative[1:])
+    at = np.append(field.starts, sketch.size) - start  # each cell's first bucket, and the end
+    np.maximum(at, 0, out=at)
+    np.minimum(at, len(counts), out=at)
+    picked = cumulative[at]
+    result: IntArray = picked[1:] - picked[:-1]
     return result
 
 

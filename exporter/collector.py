@@ -78,6 +78,7 @@ class ModelCollector(Collector):
         self._lock = threading.Lock()
         self._render_errors = 0
         self._logged: set[str] = set()
+        self._labels = CategoryLabels()
 
     def describe(self) -> list[Metric]:
         # Returning nothing keeps registration from calling collect() (which would take a
@@ -117,7 +118,7 @@ class ModelCollector(Collector):
         """
         snapshot = self._snapshot()
         parts: list[tuple[str, Callable[[], Iterable[Family]]]] = [
-            ("model", lambda: _model_families(snapshot)),
+            ("model", lambda: _model_families(snapshot, self._labels)),
             ("reference", lambda: _reference_families(snapshot)),
             ("build_info", _build_info),
         ]
@@ -231,7 +232,30 @@ def _build_info() -> Iterator[Family]:
     yield info
 
 
-def _model_families(snapshot: Snapshot) -> Iterator[Family]:
+class CategoryLabels:
+    """The label values of each category-ratio series, kept between scrapes.
+
+    They are most of a large exposition (one series per category value, field, window and
+    model version), and making ~40k tuples per scrape cost more in garbage-collector passes
+    than in making them. A vocabulary only grows, so the names of one (model, version, field,
+    window) are the same while their count is; only the ingest thread adds names, and two
+    renders at once at worst build one list twice.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, str, str, str], list[tuple[str, ...]]] = {}
+
+    def of(
+        self, model: str, version: str, field: str, window: str, names: list[tuple[int, str]]
+    ) -> list[tuple[str, ...]]:
+        key = (model, version, field, window)
+        labels = self._kept.get(key)
+        if labels is None or len(labels) != len(names):
+            labels = self._kept[key] = [(model, version, field, v, window) for _, v in names]
+        return labels
+
+
+def _model_families(snapshot: Snapshot, kept: CategoryLabels) -> Iterator[Family]:
     layout = snapshot.layout
     pairs = anomaly_pairs(layout)
     wl = [*MODEL_LABELS, "window"]
@@ -349,7 +373,7 @@ def _model_families(snapshot: Snapshot) -> Iterator[Family]:
             buckets.append(("+Inf", float(counts[-1])))
             family.add_histogram(mv, buckets, float(group.histogram_sums[h]))
         for view in group.windows:
-            _window_metrics(g, snapshot, group, view, pairs)
+            _window_metrics(g, snapshot, group, view, pairs, kept)
 
     yield predictions
     yield anomalies
@@ -369,6 +393,7 @@ def _window_metrics(
     group: GroupSnapshot,
     view: WindowView,
     pairs: list[tuple[int, str, tuple[Kind, ...]]],
+    kept: CategoryLabels,
 ) -> None:
     layout = snapshot.layout
     mv = [group.model, group.version]
@@ -397,8 +422,12 @@ def _window_metrics(
         g["samples"].add([*mv, spec.name, w], n)
         if n == 0:
             continue
-        for code, value in snapshot.categories[c]:
-            g["category_ratio"].add([*mv, spec.name, value, w], counts[code] / n)
+        shares = (counts / n).tolist()  # one division, not a numpy scalar per value
+        names = snapshot.categories[c]
+        g["category_ratio"].add_many(
+            kept.of(group.model, group.version, spec.name, w, names),
+            [shares[code] for code, _ in names],
+        )
     unparsed = int(s.anomalies[-1, Kind.PARSE_ERROR])
     for row, name, kinds in pairs:
         # A record's fields are judged per record; an unparseable line is not a record, so

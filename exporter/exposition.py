@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 COUNTER, GAUGE, HISTOGRAM = "counter", "gauge", "histogram"
 MAX_CACHED_SERIES = 500_000  # the prefix cache starts over past this (series churn)
@@ -38,7 +39,13 @@ class Family:
 
     def add(self, values: Sequence[str], value: float) -> None:
         suffix = "_total" if self.type == COUNTER else ""
-        self.rows.append((suffix, self.labels, tuple(values), value))
+        row = values if type(values) is tuple else tuple(values)
+        self.rows.append((suffix, self.labels, row, value))
+
+    def add_many(self, values: Iterable[tuple[str, ...]], numbers: Iterable[float]) -> None:
+        """``add`` for many series at once (label value tuples and their numbers, in order)."""
+        suffix = "_total" if self.type == COUNTER else ""
+        self.rows.extend(zip(repeat(suffix), repeat(self.labels), values, numbers, strict=False))
 
     def add_histogram(
         self, values: Sequence[str], buckets: Sequence[tuple[str, float]], total: float
@@ -82,27 +89,66 @@ class Writer:
     """Renders families; keeps each series' rendered name and labels between scrapes."""
 
     def __init__(self) -> None:
-        self._prefixes: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
+        # Per sample name (family name + suffix): label values → ``name{labels}``.
+        self._prefixes: dict[str, dict[tuple[str, ...], str]] = {}
+        self._cached = 0
+        self._spelled: dict[float, str] = {}  # value → its spelling (``_numbers``)
 
     def render(self, families: Iterable[Family], openmetrics: bool) -> str:
         """The families as text (no ``# EOF``: the caller ends an OpenMetrics body)."""
-        if len(self._prefixes) > MAX_CACHED_SERIES:
+        if self._cached > MAX_CACHED_SERIES:
             self._prefixes.clear()
-        prefixes = self._prefixes
+            self._cached = 0
+        if len(self._spelled) > MAX_CACHED_SERIES:
+            self._spelled.clear()
         out: list[str] = []
-        append = out.append
         for family in families:
             name = family.name
             shown = name + "_total" if family.type == COUNTER and not openmetrics else name
-            append(f"# HELP {shown} {_help(family.help, openmetrics)}\n")
-            append(f"# TYPE {shown} {family.type}\n")
-            for suffix, names, values, value in family.rows:
-                key = (name + suffix, names, values)
-                prefix = prefixes.get(key)
-                if prefix is None:
-                    prefix = prefixes[key] = _prefix(*key)
-                append(f"{prefix} {number(value)}\n")
+            out.append(f"# HELP {shown} {_help(family.help, openmetrics)}\n")
+            out.append(f"# TYPE {shown} {family.type}\n")
+            if family.rows:
+                prefixes, texts = self._row_prefixes(family), self._numbers(family)
+                out += [f"{prefix} {text}\n" for prefix, text in zip(prefixes, texts, strict=True)]
         return "".join(out)
+
+    def _row_prefixes(self, family: Family) -> list[str]:
+        """``name{labels}`` of each row, from the cache where the series was seen before."""
+        name = family.name
+        suffixes = {row[0] for row in family.rows}
+        if len(suffixes) == 1:  # every row of one sample name: one cache, looked up in C
+            known = self._prefixes.setdefault(name + suffixes.pop(), {})
+            found = list(map(known.get, [row[2] for row in family.rows]))
+            if None not in found:
+                return found  # type: ignore[return-value]  # no None: checked above
+        prefixes = []
+        for suffix, names, values, _ in family.rows:
+            known = self._prefixes.setdefault(name + suffix, {})
+            prefix = known.get(values)
+            if prefix is None:
+                prefix = known[values] = _prefix(name + suffix, names, values)
+                self._cached += 1
+            prefixes.append(prefix)
+        return prefixes
+
+    def _numbers(self, family: Family) -> list[str]:
+        """Each row's value as ``number`` spells it. Spelling a float is ``repr``'s shortest
+        round trip, ~0.4 µs for a ratio of 17 digits, so spellings are kept by value: the
+        windows a scrape finds unchanged cost a lookup. Zeros (0.0 and -0.0 are one key) and
+        NaN (never equal to itself) are spelled each time."""
+        spelled = self._spelled
+        values = list(map(float, [row[3] for row in family.rows]))
+        texts = list(map(spelled.get, values))
+        if None in texts:
+            for i in [i for i, text in enumerate(texts) if text is None]:
+                value = values[i]
+                text = repr(value)  # ``number`` inline: Go spells most floats as repr does
+                if "n" in text or text.find(".") > 6:  # inf, nan, 7+ digits before the dot
+                    text = number(value)
+                elif value:
+                    spelled[value] = text
+                texts[i] = text
+        return texts  # type: ignore[return-value]  # every None was replaced
 
 
 def _prefix(sample: str, names: tuple[str, ...], values: tuple[str, ...]) -> str:

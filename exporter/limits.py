@@ -64,9 +64,9 @@ def window_memory(config: Config) -> int:
     """Bytes the window rings of ``max_model_versions`` groups, and the ``__other__`` group
     the rest share, hold at most.
 
-    Each bucket of each window holds a dense quantile sketch per numeric field (thousands of
-    counters at 1% accuracy) plus category and anomaly counts, allocated when a group first
-    appears. The product of these settings, not any one of them, is what exhausts memory.
+    Each bucket of each window holds a quantile sketch per numeric field — at most thousands of
+    counters at 1% accuracy, when its values span the whole sketch range — plus category and
+    anomaly counts. The product of these settings, not any one of them, is what exhausts memory.
     """
     fields = config.fields
     numeric, categorical = len(fields.numeric), len(fields.categorical)

@@ -173,6 +173,7 @@ class State:
             for name, bounds in config.histograms
             if name in columns
         )
+        self._bounds = [np.asarray(h.bounds, dtype=np.float64) for h in self._histograms]
         self._groups: dict[tuple[str, str], _Group] = {}
         self._nameless = nameless(config.fields)
         self._lock = threading.Lock()
@@ -184,7 +185,9 @@ class State:
         self._freezing = Summary.empty(self._shape) if freeze > 0 else None
         # Category counts of a seeded random half of the frozen records (see profile.build).
         self._held_out = np.zeros((self._shape.categorical, self._shape.categories), np.int64)
-        self._split = np.random.default_rng(0)
+        # Made at the first frozen batch: numpy.random costs ~2 MiB of RSS to import, and a
+        # sidecar with a profile from a file never freezes.
+        self._split: np.random.Generator | None = None
         if not (config.fields.model_path or config.fields.version_path):
             # A model named in the config has its series (counters at 0) before its first
             # record, so rate() and the fleet rules across replicas count that record too.
@@ -306,7 +309,7 @@ class State:
             summary = summarize(rows, None, shape)
             if summary.records == 0:
                 continue
-            counts, sums = self._histogram_counts(rows.numeric)
+            counts, sums = self._histogram_counts(rows.numeric, summary)
             counted = None if cells is None else (cells.hash, cells.count(summary, names))
             parts.append(_Part(key, summary, rows.categorical, counts, sums, counted))
         return parts
@@ -346,18 +349,22 @@ class State:
         bounds = np.searchsorted(slot[order], np.arange(len(slots) + 1))
         return [(key, batch.take(order[bounds[i] : bounds[i + 1]])) for key, i in slots.items()]
 
-    def _histogram_counts(self, numeric: FloatArray) -> tuple[IntArray, FloatArray]:
+    def _histogram_counts(
+        self, numeric: FloatArray, summary: Summary
+    ) -> tuple[IntArray, FloatArray]:
+        """Counts per bucket and the sum of each histogram's field; the summary already holds
+        the field's valid values' count and sum. NaN (no value) sorts past every bound, so it
+        is taken back out of the last bucket instead of filtered out first."""
         widest = max((len(x.bounds) for x in self._histograms), default=0) + 1
         counts = np.zeros((len(self._histograms), widest), dtype=np.int64)
         sums = np.zeros(len(self._histograms))
         for h, histogram in enumerate(self._histograms):
-            values = numeric[:, histogram.column]
-            values = values[~np.isnan(values)]
-            slots = np.searchsorted(np.asarray(histogram.bounds), values, side="left")
-            counts[h, : len(histogram.bounds) + 1] = np.bincount(
-                slots, minlength=len(histogram.bounds) + 1
-            )
-            sums[h] = float(values.sum())
+            column, bounds = histogram.column, self._bounds[h]
+            slots = np.searchsorted(bounds, numeric[:, column], side="left")
+            found = np.bincount(slots, minlength=len(bounds) + 1)
+            found[-1] -= len(numeric) - summary.count[column]
+            counts[h, : len(bounds) + 1] = found
+            sums[h] = summary.total[column]
         return counts, sums
 
     def _prepare_freeze(self, update: Update, batch: Batch, shape: Shape) -> None:
@@ -367,8 +374,9 @@ class State:
         freezing = Summary.empty(shape)
         freezing.add(self._freezing)
         held_out = self._held_out.copy()
-        split = np.random.Generator(type(self._split.bit_generator)())
-        split.bit_generator.state = self._split.bit_generator.state  # drawn here, kept at commit
+        split = np.random.default_rng(0)
+        if self._split is not None:  # drawn here, kept at commit
+            split.bit_generator.state = self._split.bit_generator.state
         for part in update.parts:
             freezing.add(part.summary)
             half = split.random(len(part.codes)) < 0.5
@@ -514,7 +522,8 @@ def _quantiles(sketch: Sketches, summary: Summary, qs: tuple[float, ...]) -> Flo
         return result
     for f in range(len(sketch)):
         if summary.count[f]:
-            result[f] = quantiles(sketch[f], summary.sketch[f], qs)
+            start, counts = summary.sketch.span(f)
+            result[f] = quantiles(sketch[f], counts, qs, start)
     return result
 
 

@@ -2,8 +2,9 @@
 
 Why vectorised: parsing an ISO-8601 string per record in Python (``datetime.fromisoformat``)
 was the largest single cost of ingesting a log that writes them. Here the common shape —
-``YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}][Z|±HH:MM]`` — is read as a byte matrix with numpy: the
-digits become numbers with a few array operations, and every row whose bytes do not fit the
+``YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}][Z|±HH:MM]`` — is read as a byte matrix with numpy (the
+column joined and encoded once, each value's bytes found from the separators): the digits
+become numbers with a few array operations on bytes, and every row whose bytes do not fit the
 shape exactly (other ISO variants, numbers written as strings, garbage, a day 31 in April)
 goes through the exact per-value parser. So the fast path only ever answers for values it
 reads exactly as ``datetime.fromisoformat`` does; everything else gets the slow, exact answer.
@@ -81,12 +82,10 @@ def epoch_seconds(values: Sequence[Any], scale: float) -> FloatArray:
         return np.array(values, dtype=np.float64) * scale
     except (ValueError, TypeError, OverflowError):
         pass
-    n = len(values)
     try:
-        lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+        seconds, ok = iso_seconds(values)
     except TypeError:  # numbers or None among the strings
         return _mixed(values, scale)
-    seconds, ok = iso_seconds(values, lengths)
     for i in np.flatnonzero(~ok).tolist():
         seconds[i] = parse_one(values[i], scale)
     return seconds
@@ -100,8 +99,7 @@ def _mixed(values: Sequence[Any], scale: float) -> FloatArray:
             at.append(i)
         elif value is not None:
             seconds[i] = parse_one(value, scale)
-    texts = [values[i] for i in at]
-    parsed, ok = iso_seconds(texts, np.fromiter(map(len, texts), dtype=np.int64, count=len(at)))
+    parsed, ok = iso_seconds([values[i] for i in at])
     rows = np.array(at, dtype=np.int64)
     seconds[rows[ok]] = parsed[ok]
     for i in rows[~ok].tolist():
@@ -109,34 +107,41 @@ def _mixed(values: Sequence[Any], scale: float) -> FloatArray:
     return seconds
 
 
-def iso_seconds(
-    texts: Sequence[str], lengths: npt.NDArray[np.int64]
-) -> tuple[FloatArray, BoolArray]:
-    """Epoch seconds of the strings that have the fast shape, and which ones had it."""
+def iso_seconds(texts: Sequence[str]) -> tuple[FloatArray, BoolArray]:
+    """Epoch seconds of the strings that have the fast shape, and which ones had it (a
+    TypeError if one is not a string).
+
+    The column is joined and encoded once, and each value's bytes found from the separators
+    with array operations: rows of one length (usually all of them) form a byte matrix per
+    length, read in one pass. A value holding a newline of its own leaves every value to the
+    per-value parser."""
     n = len(texts)
     seconds = np.full(n, math.nan)
     ok = np.zeros(n, dtype=bool)
     if n == 0:
         return seconds, ok
-    uniform = lengths.min() == lengths.max()
+    blob = np.frombuffer("\n".join(texts).encode("utf-8", "surrogatepass") + b"\n", dtype=np.uint8)
+    ends = np.flatnonzero(blob == ord("\n"))
+    if len(ends) != n:
+        return seconds, ok
+    starts = np.empty(n, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    lengths = ends - starts
+    uniform = lengths[0] == lengths[-1] and (lengths == lengths[0]).all()
     for length in [int(lengths[0])] if uniform else np.unique(lengths).tolist():
-        if length > LONGEST:
+        if not 0 < length <= LONGEST:
             continue
-        rows = np.arange(n) if uniform else np.flatnonzero(lengths == length)
-        group = texts if uniform else [texts[i] for i in rows.tolist()]
-        match = _SHAPE.fullmatch(group[0])
+        rows = None if uniform else np.flatnonzero(lengths == length)
+        match = _SHAPE.fullmatch(texts[0 if rows is None else int(rows[0])])
         if match is None:
             continue  # this length holds some other shape: the per-value parser reads it
-        try:
-            raw = np.array(group, dtype=f"S{length}")
-        except UnicodeEncodeError:  # a non-ASCII string is not of the shape
-            ascii_rows = np.array([t.isascii() for t in group], dtype=bool)
-            rows = rows[ascii_rows]
-            raw = np.array([t for t in group if t.isascii()], dtype=f"S{length}")
         shape = _shape(length, len(match.group(1) or ""), len(match.group(2) or ""))
-        values, good = shape.read(raw)
-        seconds[rows] = values
-        ok[rows] = good
+        if rows is None:
+            seconds, ok = shape.read_rows(blob.reshape(n, length + 1)[:, :length])
+        else:
+            matrix = blob[starts[rows][:, None] + np.arange(length)]
+            seconds[rows], ok[rows] = shape.read_rows(matrix)
     return seconds, ok
 
 
@@ -167,44 +172,47 @@ class _Shape:
         self.tens = pairs
         self.ones = [p + 1 for p in pairs]
         self.digit_at = digits + self.tens + self.ones
-        self.low = np.array(low)[:, None]
-        self.high = np.array(high)[:, None]
+        self.low = np.array(low, dtype=np.uint8)[:, None]
+        self.high = np.array(high, dtype=np.uint8)[:, None]
         self.mark_at = list(marks)
         self.mark = np.frombuffer("".join(marks.values()).encode(), dtype=np.uint8)[:, None]
 
-    def read(self, raw: npt.NDArray[np.bytes_]) -> tuple[FloatArray, BoolArray]:
-        n = len(raw)
-        matrix = np.ascontiguousarray(raw.view(np.uint8).reshape(n, self.length).T)
+    def read_rows(self, rows: npt.NDArray[np.uint8]) -> tuple[FloatArray, BoolArray]:
+        """Seconds and validity of each row of an [n, length] byte matrix."""
+        matrix = np.ascontiguousarray(rows.T)
         digits = matrix[self.digit_at] - np.uint8(ord("0"))  # bytes below '0' wrap around
         good: BoolArray = np.all(digits <= 9, axis=0)
         good &= (matrix[self.mark_at] == self.mark).all(axis=0)
         good &= (matrix[10] == ord("T")) | (matrix[10] == ord(" "))
-        d = digits.astype(np.int32)  # rows: year, fraction, tens of the pairs, their ones
+        # Rows: year, fraction, tens of the pairs, their ones. Two digits fit a byte and a
+        # year 16 bits; a row that is not all digits is already not good (its numbers wrap).
         first_pair = 4 + self.fraction
         count = len(self.tens)
-        pairs = d[first_pair : first_pair + count] * 10 + d[first_pair + count :]
+        pairs = digits[first_pair : first_pair + count] * np.uint8(10)
+        pairs += digits[first_pair + count :]
         good &= ((pairs >= self.low) & (pairs <= self.high)).all(axis=0)
+        d = digits[:first_pair].astype(np.int32)
         year = ((d[0] * 10 + d[1]) * 10 + d[2]) * 10 + d[3]
         good &= year >= 1
-        month, day, hour, minute, second = pairs[:5].astype(np.int64)
+        month = np.where(good, pairs[0], 1)
         year = np.where(good, year, 1970)
-        month = np.where(good, month, 1)
+        day = pairs[1].astype(np.int32)
         leap = _LEAP[year]
         good &= day <= _DAYS_IN_MONTH[month] + (month == 2) * leap
-        days = _YEAR_START[year] + _DAYS_BEFORE_MONTH[month] + (month > 2) * leap + day - 1
-        whole = days * 86_400 + hour * 3600 + minute * 60 + second
+        days = _YEAR_START[year] + (_DAYS_BEFORE_MONTH[month] + (month > 2) * leap + day - 1)
+        clock = pairs[2].astype(np.int32) * 3600 + pairs[3].astype(np.int32) * 60 + pairs[4]
         if self.zone == 6:
             sign = matrix[self.zone_at]
             good &= (sign == ord("+")) | (sign == ord("-"))
-            offset = pairs[5].astype(np.int64) * 3600 + pairs[6] * 60
-            whole -= np.where(sign == ord("-"), -offset, offset)
-        micros = np.zeros(n, dtype=np.int64)
+            offset = pairs[5].astype(np.int32) * 3600 + pairs[6].astype(np.int32) * 60
+            clock -= np.where(sign == ord("-"), -offset, offset)
+        micros = clock.astype(np.int64) * 1_000_000
         for k in range(self.fraction):
             micros += d[4 + k] * 10 ** (5 - k)
         # Integer microseconds, then one division: the same correctly rounded value as
         # datetime.timestamp() (total microseconds / 10**6) while they convert to a float
         # exactly (below 2**53, until the year 2255); later times take the per-value parser.
-        total = whole * 1_000_000 + micros
+        total = days * 86_400_000_000 + micros
         good &= np.abs(total) < _EXACT
         values: FloatArray = total / 1e6
         return values, good

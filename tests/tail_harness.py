@@ -260,6 +260,10 @@ class FaultyOps(FileOps):
         self._maybe_fail("pread")
         return super().pread(fd, size, offset)
 
+    def pread_into(self, fd: int, buffer: memoryview, offset: int) -> int:
+        self._maybe_fail("pread")
+        return super().pread_into(fd, buffer, offset)
+
     def close(self, fd: int) -> None:
         self.calls["close"] += 1
         super().close(fd)

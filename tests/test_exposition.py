@@ -144,3 +144,20 @@ def test_the_server_families_render_like_prometheus_client(openmetrics: bool) ->
     expected = (generate_openmetrics if openmetrics else generate_latest)(registry)
     text = Writer().render(_families(collector.collect()), openmetrics)
     assert (text + ("# EOF\n" if openmetrics else "")).encode() == expected
+
+
+def test_kept_spellings_keep_every_value_as_prometheus_client_spells_it() -> None:
+    """Spellings are kept by value between renders: 0.0 and -0.0 are one dict key and NaN is
+    never equal to itself, so a warm writer must still spell each as it is."""
+    from prometheus_client.utils import floatToGoString  # noqa: PLC0415
+
+    from exporter.exposition import GAUGE, Family, Writer  # noqa: PLC0415
+
+    values = [0.1, -0.0, 0.0, float("nan"), float("inf"), -float("inf"), 1234567.0, 1e22, 3]
+    writer = Writer()
+    for order in (values, values[::-1], [-0.0, 0.0, -0.0]):
+        family = Family("model_x", GAUGE, "x", ("i",))
+        for i, value in enumerate(order):
+            family.add([str(i)], value)
+        lines = writer.render([family], openmetrics=False).splitlines()[2:]
+        assert [line.split(" ")[1] for line in lines] == [floatToGoString(v) for v in order]

@@ -152,6 +152,41 @@ def test_sketches_of_columns_equal_separate_sketches() -> None:
         assert clamped[f] == sketches[f].clamped(present) == 0
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    parts=st.lists(
+        arrays(
+            np.float64,
+            st.tuples(st.integers(0, 60), st.just(2)),
+            elements=st.one_of(st.floats(-1e12, 1e12), st.just(np.nan), st.just(0.0)),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_bucket_counts_add_up_like_dense_arrays(parts: list[FloatArray]) -> None:
+    """Spans that overlap, nest, sit apart or are empty add up to the dense sum, in any order,
+    and the quantiles read from a span equal those of the dense counts."""
+    sketches = Sketches.unanchored(2)
+    total = sketches.counts(np.zeros((0, 2)))[0]
+    dense = np.zeros((2, sketches.size), dtype=np.int64)
+    for part in parts:
+        counts, _ = sketches.counts(part)
+        dense += np.asarray(counts)
+        total.add(counts)
+    np.testing.assert_array_equal(np.asarray(total), dense)
+    copy = total.copy()
+    total.clear()
+    assert not np.asarray(total).any()
+    np.testing.assert_array_equal(np.asarray(copy), dense)
+    for f in range(2):
+        start, span = copy.span(f)
+        if span.sum():
+            np.testing.assert_array_equal(
+                quantiles(sketches[f], span, QS, start), quantiles(sketches[f], dense[f], QS)
+            )
+
+
 def test_a_window_is_anchored_once_and_never_moves() -> None:
     sketches = Sketches.unanchored(2)
     zeros_only = sketches.anchored_on([np.zeros(5), np.array([np.nan])])

@@ -147,3 +147,21 @@ def test_numbers_take_the_unit_and_none_is_nan() -> None:
     assert got[0] == pytest.approx(1_717_000_000.123)
     assert math.isnan(got[1])
     assert got[2] == 0.005
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        "2024-01-01T00:0\n:00Z",  # a newline of its own, at the width of its neighbours
+        "2024-01-01T00:00:00Z\n",
+        "\n",
+        "2024-01-01T00:00:0\ud800",  # a lone surrogate (a JSON "\ud800")
+        "2024-01-01T00:00:00\u00e9",  # non-ASCII, one byte longer than it looks
+        "2024-01-01T00:00:0\u00e9",
+    ],
+)
+def test_a_column_read_as_one_text_keeps_values_apart(odd: str) -> None:
+    """The column is joined with newlines and encoded as one: a value's own newline, or a
+    character of several bytes, must not shift its neighbours."""
+    column = ["2000-02-29T12:00:00Z", odd, "2024-02-29T00:00:00Z", "2024-02-29 00:00:01"]
+    assert same(epoch_seconds(column, 1.0), [expected(t) for t in column])

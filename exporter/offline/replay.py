@@ -248,9 +248,10 @@ class Replayer:
             return
         # Row order is not line order (lines the decoder had to parse leniently come last), so
         # a block is put in time order; across blocks, time only moves forward.
-        order = np.argsort(times, kind="stable")
         unparsed = batch.parse_errors
-        batch, times = batch.take(order), times[order]
+        if not (times[1:] >= times[:-1]).all():  # usually in order already: no copy then
+            order = np.argsort(times, kind="stable")
+            batch, times = batch.take(order), times[order]
         self._mark_retimed(batch, times)
         self._latest = float(times[-1])
         if self._first is None:
@@ -258,7 +259,7 @@ class Replayer:
         bounds = run_bounds(times, self._widths)
         errors = _apportion(unparsed, [hi - lo for lo, hi in bounds])
         for (lo, hi), share in zip(bounds, errors, strict=True):
-            run = batch.take(np.arange(lo, hi))
+            run = batch if hi - lo == batch.size else batch.take(np.arange(lo, hi))
             run.parse_errors = share
             self._ingest(run, float(times[hi - 1]))
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from exporter.anomaly import N_KINDS, Kind
+from exporter.anomaly import N_KINDS
 from exporter.batch import Batch
 from exporter.config_types import WindowSpec
-from exporter.stats.sketch import Sketches
+from exporter.stats.sketch import BucketCounts, Sketches
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -43,7 +43,7 @@ class Summary:
     deviations: FloatArray  # [F] sum of squared deviations from the mean (M2)
     low: FloatArray  # [F] min (+inf when empty)
     high: FloatArray  # [F] max (-inf when empty)
-    sketch: IntArray | None  # [F, S] bucket counts; None where quantiles are not needed
+    sketch: BucketCounts | None  # per field; None where quantiles are not needed
     categories: IntArray  # [C, V]
     anomalies: IntArray  # [A, N_KINDS]
     labelled: int
@@ -66,7 +66,7 @@ class Summary:
             deviations=np.zeros(f),
             low=np.full(f, np.inf),
             high=np.full(f, -np.inf),
-            sketch=np.zeros((f, shape.sketch.size), dtype=np.int64) if with_sketch else None,
+            sketch=BucketCounts(f, shape.sketch.size) if with_sketch else None,
             categories=np.zeros((shape.categorical, shape.categories), dtype=np.int64),
             anomalies=np.zeros((shape.anomaly_fields, N_KINDS), dtype=np.int64),
             labelled=0,
@@ -91,7 +91,7 @@ class Summary:
         self.low.fill(np.inf)
         self.high.fill(-np.inf)
         if self.sketch is not None:
-            self.sketch.fill(0)
+            self.sketch.clear()
 
     def _merge_moments(self, other: Summary) -> None:
         """Chan et al.'s parallel update: M2 = M2a + M2b + δ²·na·nb/n.
@@ -133,7 +133,7 @@ class Summary:
         self.anomalies += other.anomalies
         self.clamped += other.clamped
         if self.sketch is not None and other.sketch is not None:
-            self.sketch += other.sketch
+            self.sketch.add(other.sketch)
 
 
 def category_counts(codes: IntArray, shape: Shape) -> IntArray:
@@ -174,16 +174,17 @@ def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) ->
     empty = summary.count == 0
     summary.low = np.where(empty, np.inf, np.fmin.reduce(values, axis=1))  # fmin skips NaN
     summary.high = np.where(empty, -np.inf, np.fmax.reduce(values, axis=1))
-    summary.sketch, summary.clamped = shape.sketch.counts(numeric)
+    summary.sketch, summary.clamped = shape.sketch.count_fields(values, valid)
 
     if shape.categorical:
         summary.categories = category_counts(codes, shape)
 
+    # Only flagged cells are counted (OK is not): a flag is rare, and the matrix is n × A.
     width = flags.shape[1]
-    offsets = np.arange(width, dtype=np.int64)[None, :] * N_KINDS
-    flat = np.bincount((flags.astype(np.int64) + offsets).ravel(), minlength=width * N_KINDS)
-    summary.anomalies[:width] = flat.reshape(width, N_KINDS)
-    summary.anomalies[:, Kind.OK] = 0
+    cells = flags.ravel()
+    flagged = np.flatnonzero(cells)
+    found = np.bincount(flagged % width * N_KINDS + cells[flagged], minlength=width * N_KINDS)
+    summary.anomalies[:width] = found.reshape(width, N_KINDS)
 
     summary.labelled = int((wrong >= 0).sum())
     summary.wrong = int((wrong == 1).sum())

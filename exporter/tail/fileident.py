@@ -59,6 +59,11 @@ class FileOps:
     def pread(self, fd: int, size: int, offset: int) -> bytes:
         return os.pread(fd, size, offset)
 
+    def pread_into(self, fd: int, buffer: memoryview, offset: int) -> int:
+        """``pread`` into a buffer the caller keeps: reading a megabyte into new memory each
+        time cost more than the read (page faults)."""
+        return os.preadv(fd, [buffer], offset)
+
     def close(self, fd: int) -> None:
         os.close(fd)
 

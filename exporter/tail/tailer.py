@@ -41,7 +41,7 @@ from exporter.tail.fileident import (
     read_head,
     read_marker,
 )
-from exporter.tail.linebuf import LineAssembler
+from exporter.tail.linebuf import LineAssembler, count_lines
 from exporter.tail.positions import Key, Position, Positions
 from exporter.tail.tracked import LogLimiter, Tracked
 
@@ -110,6 +110,9 @@ class Tailer:
         own = tail.positions_file
         self._own_files = _own_files((own, temporary_path(own)) if own else ())
         self.more_pending = False  # the last poll stopped on its byte budget: poll again soon
+        # Reads land here, and whole lines are copied out (LineAssembler.feed): one buffer
+        # kept warm rather than a fresh megabyte per read.
+        self._read_buffer = bytearray(0)
 
     # ---- public API -------------------------------------------------------------------
 
@@ -424,19 +427,23 @@ class Tailer:
         too_long, nul_bytes = f.asm.too_long, f.asm.nul_bytes
         while budget > 0:
             want = min(piece, budget)
+            buffer = self._read_buffer
+            if len(buffer) < want:
+                buffer = self._read_buffer = bytearray(want)
             try:
-                data = self._ops.pread(f.fd, want, f.read_off)
+                size = self._ops.pread_into(f.fd, memoryview(buffer)[:want], f.read_off)
             except OSError as e:
                 self._pread_failed(src, f, e)
                 break
-            if not data:
+            if not size:
                 break
+            data = buffer if size == len(buffer) else buffer[:size]
             budget -= len(data)
             got += len(data)
             complete, settled = f.asm.feed(data)
             f.handed += settled
             if complete:
-                n = complete.count(b"\n")
+                n = count_lines(complete)
                 lines += n
                 out.append(Chunk(src.path, f.path, complete, n))
             if len(data) < want:
