@@ -66,6 +66,9 @@ class Shape:
     malformed_ratio: float = 0.001
     versions: int = 1
     countries: int = len(COUNTRIES)  # more spreads half the traffic over made-up codes
+    # Every line a new model, version, predicted class and country: the cardinality attack the
+    # caps (max_model_versions, category_cap) must absorb without the work or memory growing.
+    unique: bool = False
 
 
 def _timestamps(ts: np.ndarray, ts_format: str) -> list[str]:
@@ -140,15 +143,21 @@ def block(index: int, shape: Shape, first: int = 0, count: int = BLOCK) -> bytes
                 score_part = ""
             else:
                 features = features.replace(f'"device": "{DEVICES[device[i]]}", ', "")
+        model, predicted = "fraud-detector", CLASSES[int(fraud[i])]
+        if shape.unique:
+            n_line = int(line_no[i])
+            model, ver, predicted = f"m{n_line:x}", f"v{n_line:x}", f"c{n_line:x}"
+            here = f'"country": "{names[country[i]]}"'
+            features = features.replace(here, f'"country": "K{n_line:x}"')
         line = (
-            f'{{"ts": {stamps[i]}, "model": "fraud-detector", "version": "{ver}", '
-            f'"request_id": "{rid}", {score_part}"predicted_class": "{CLASSES[int(fraud[i])]}", '
+            f'{{"ts": {stamps[i]}, "model": "{model}", "version": "{ver}", '
+            f'"request_id": "{rid}", {score_part}"predicted_class": "{predicted}", '
             f'"confidence": {confidence[i]}, {latency_part}{gt}, "features": {{{features}}}}}'
         )
         if kind == "truncated":
             line = line[: len(line) // 2]
         elif kind == "invalid_utf8":
-            line = line.replace('"fraud-detector"', '"fraud-detector\udcff"')
+            line = line.replace(f'"{model}"', f'"{model}\udcff"', 1)
         lines.append(line)
     text = "\n".join(lines) + "\n"
     return text.encode("utf-8", errors="surrogateescape")
@@ -183,6 +192,9 @@ def main() -> int:
     parser.add_argument("--versions", type=int, default=1)
     parser.add_argument("--countries", type=int, default=len(COUNTRIES))
     parser.add_argument("--malformed-ratio", type=float, default=0.001)
+    parser.add_argument(
+        "--unique", action="store_true", help="a new model, version, class and country per line"
+    )
     args = parser.parse_args()
     shape = Shape(
         seed=args.seed,
@@ -190,6 +202,7 @@ def main() -> int:
         versions=args.versions,
         countries=args.countries,
         malformed_ratio=args.malformed_ratio,
+        unique=args.unique,
     )
     size = write_log(Path(args.output), args.lines, shape)
     print(f"{args.output}: {args.lines:,} lines, {size / args.lines:.0f} bytes/line")
