@@ -7,7 +7,9 @@ first records) is rebuilt here, in one place.
 
 Failures are idempotent. Only decoding is pure, so only decoding is retried: a chunk that trips
 an unexpected error is decoded again line by line, and a line that still fails is counted
-``unprocessable``. Everything after it is worked out first without changing anything (reference
+``unprocessable``. (Decoding may give new category values their codes, which a second decode
+gives again; what it counts — label values cut to the limit — travels on the batch and is
+counted with it.) Everything after it is worked out first without changing anything (reference
 flags on the batch, what the label join would match, the state's update, the checks for a
 reference frozen by this batch) and then applied in one go; if working it out fails, nothing was
 applied and the batch's records are counted ``unprocessable``. So no record is counted twice
@@ -189,6 +191,7 @@ class Engine:
             errors[UNPROCESSABLE] += batch.size
             return Counts(parse_errors=errors)
         self.state.commit(update)
+        self.decoder.commit(batch)
         if self.join is not None:
             self.join.commit(joined)
         if checks is not None:
