@@ -176,6 +176,10 @@ class State:
         self._bounds = [np.asarray(h.bounds, dtype=np.float64) for h in self._histograms]
         self._groups: dict[tuple[str, str], _Group] = {}
         self._nameless = nameless(config.fields)
+        # Groups that never take one of the ``max_model_versions`` slots: the overflow group,
+        # and the group of lines that name no model (a few such lines must not push a real
+        # model version into ``__other__``).
+        self._unslotted = {OVERFLOW_GROUP, self._nameless}
         self._lock = threading.Lock()
         self._version = 0  # bumped by every change a scrape could show
         self._bucket_widths = sorted({w.seconds / config.window_buckets for w in config.windows})
@@ -248,7 +252,7 @@ class State:
         if group is None:
             # Each model version holds its own windows (megabytes): past the configured number,
             # the rest share one overflow group rather than grow memory without bound.
-            if self._room() <= 0 and key != OVERFLOW_GROUP:
+            if self._room() <= 0 and key not in self._unslotted:
                 return self._group(OVERFLOW_GROUP)
             h = len(self._histograms)
             widest = max((len(x.bounds) for x in self._histograms), default=0) + 1
@@ -316,8 +320,8 @@ class State:
 
     def _room(self) -> int:
         """How many more (model, version) pairs get their own group: ``max_model_versions``
-        of them, the overflow group the rest share coming on top."""
-        named = len(self._groups) - (OVERFLOW_GROUP in self._groups)
+        of them, the nameless group and the overflow group the rest share coming on top."""
+        named = len(self._groups.keys() - self._unslotted)
         return self._config.max_model_versions - named
 
     def _by_group(self, batch: Batch) -> list[tuple[tuple[str, str], Batch]]:
@@ -336,10 +340,10 @@ class State:
         slot_of = np.empty(len(batch.groups), dtype=np.int64)
         for code, key in enumerate(batch.groups):
             kept = key
-            if key not in self._groups and key not in slots:
+            if key not in self._groups and key not in slots and key not in self._unslotted:
                 if room <= 0:
                     kept = OVERFLOW_GROUP
-                elif key != OVERFLOW_GROUP:
+                else:
                     room -= 1
             slot_of[code] = slots.setdefault(kept, len(slots))
         if len(slots) == 1:
