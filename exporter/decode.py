@@ -39,7 +39,7 @@ from exporter.batch import (
     nameless,
 )
 from exporter.columns import ObjectArray, RecordType
-from exporter.config_types import FieldsConfig
+from exporter.config_types import FUTURE_AFTER, LATE_AFTER, FieldsConfig
 from exporter.timestamps import epoch_seconds
 
 MAX_TIMESTAMP = 95_617_584_000.0  # 5000-01-01 in epoch seconds
@@ -101,8 +101,8 @@ class Decoder:
     def __init__(
         self,
         fields: FieldsConfig,
-        late_after: float = 300.0,
-        future_after: float = 60.0,
+        late_after: float = LATE_AFTER,
+        future_after: float = FUTURE_AFTER,
         keep_labels: bool = False,
     ) -> None:
         """``keep_labels`` keeps raw request ids and labels on the batch for joining labels

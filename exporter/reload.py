@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 class ReferenceFile:
     def __init__(
-        self, path: str, relative_accuracy: float = 0.01, fields: FieldsConfig | None = None
+        self, path: str, relative_accuracy: float, fields: FieldsConfig | None = None
     ) -> None:
         """``relative_accuracy`` is the sidecar's sketch accuracy, which a profile must share;
         ``fields`` the config's mapping, whose fields a profile must describe."""
