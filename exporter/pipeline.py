@@ -67,7 +67,9 @@ class Pipeline:
         what is new, ingest it. Returns the number of lines handled."""
         self._apply_reload()
         if self._reference_file is not None:
-            self._engine.reload(self._reference_file)
+            # A changed, valid profile goes to the engine; one it cannot use is refused and
+            # counted like a file that does not parse, and the profile in use stays.
+            self._reference_file.poll(self._engine.reload)
         self._engine.advance(self._clock.now())
         lines = 0
         for chunk in self._tailer.poll_once():

@@ -74,7 +74,8 @@ class ReferenceFile:
     def poll(self, accept: Callable[[Reference], None] | None = None) -> Reference | None:
         """A newly loaded profile when the file changed and is valid, else None.
 
-        ``accept`` may refuse a profile that parses but cannot be used here, by raising.
+        ``accept`` takes the profile into use, or refuses one that parses but cannot be used
+        by raising before it changes anything; a refused profile counts as an error.
         """
         identity = self._identity()
         if identity is None or identity == self._seen:
