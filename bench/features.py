@@ -129,7 +129,7 @@ def _batch(layout: Layout, values: Any, vocabulary: Vocabulary | None) -> Batch:
     if vocabulary is None:
         numeric[:, 0] = values
     else:
-        categorical[:, 0] = vocabulary.encode(list(values))
+        categorical[:, 0] = vocabulary.encode(list(values))[0]
     return Batch(
         groups=[("m", "v")],
         group=np.zeros(n, dtype=np.int64),

@@ -46,7 +46,6 @@ class Vocabulary:
         self.cap = cap
         self.limit = limit
         self.values: list[str] = []
-        self.cut = 0  # values cut to ``limit`` so far (every occurrence, cumulative)
         self._codes: dict[str | None, int] = {None: -1}  # None (missing) encodes as -1
         self._development: frozenset[str] | None = None
         # The kind of a value by its code + 1: missing for -1, unseen_category for a code
@@ -118,21 +117,26 @@ class Vocabulary:
                 dtype=np.int64,
             )
 
-    def encode(self, values: list[Any]) -> tuple[IntArray, list[int]]:
-        """Codes of a column (-1 for None), and the rows whose text was not valid Unicode.
+    def encode(self, values: list[Any]) -> tuple[IntArray, list[int], int]:
+        """Codes of a column (-1 for None), the rows whose text was not valid Unicode, and how
+        many values were cut to ``limit``.
 
         Known strings — nearly every value of a real log — cost one dict lookup in C; only
         misses (a new value, a number, a boolean, text to repair or cut) take the Python path.
+        The cut values are returned, not counted here: a chunk may be decoded twice (the
+        engine's line-by-line retry), and only the decode whose records are kept may count.
+        Assigning codes is safe to repeat: a value encoded again gets the code it was given.
         """
         codes = self.lookup(values)
         invalid: list[int] = []
+        cuts = 0
         for i in np.flatnonzero(codes == MISS).tolist():
             text, repaired, cut = label_value(values[i], self.limit)
             codes[i] = self._code(text)
             if repaired:
                 invalid.append(i)
-            self.cut += cut
-        return codes, invalid
+            cuts += cut
+        return codes, invalid, cuts
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,9 @@ class Batch:
     timestamp: FloatArray  # [n] seconds since the epoch, NaN where absent
     wrong: npt.NDArray[np.int8]  # [n] -1 no label, 0 correct, 1 wrong prediction
     parse_errors: Counter[str] = field(default_factory=Counter)
+    # Label values cut to ``max_label_value_bytes``, by field (every occurrence): counted when
+    # the batch is committed, so a chunk decoded twice counts its cuts once.
+    labels_cut: Counter[str] = field(default_factory=Counter)
     # Regression (a score and no class): prediction − label, NaN where there is no label.
     residual: FloatArray | None = None
     # Only with ground_truth_join enabled: raw request ids and labels, for joining late labels.
@@ -227,8 +234,8 @@ class Batch:
         return len(self.group)
 
     def take(self, rows: npt.NDArray[np.bool_] | npt.NDArray[np.int64]) -> Batch:
-        """The records selected by a mask or an index array (parse errors stay with the
-        original batch: they belong to no record)."""
+        """The records selected by a mask or an index array (parse errors and cut label values
+        stay with the original batch: they are counted once, for the whole chunk)."""
         index = np.flatnonzero(rows) if rows.dtype == np.bool_ else rows
         pick = index.tolist()
         return Batch(
@@ -259,15 +266,17 @@ class Batch:
 
     @classmethod
     def concat(cls, batches: list[Batch]) -> Batch:
-        """One batch of the records and parse errors of several (at least one) from the same
-        decoder, e.g. the lines of a chunk decoded one by one."""
+        """One batch of the records, parse errors and cut label values of several (at least
+        one) from the same decoder, e.g. the lines of a chunk decoded one by one."""
         index: dict[tuple[str, str], int] = {}
         codes = []
         errors: Counter[str] = Counter()
+        cut: Counter[str] = Counter()
         for batch in batches:
             remap = np.array([index.setdefault(k, len(index)) for k in batch.groups], np.int64)
             codes.append(remap[batch.group] if batch.size else batch.group)
             errors.update(batch.parse_errors)
+            cut.update(batch.labels_cut)
         residuals = [b.residual for b in batches if b.residual is not None]
         requests = [b.request_id for b in batches if b.request_id is not None]
         labels = [b.label for b in batches if b.label is not None]
@@ -280,6 +289,7 @@ class Batch:
             timestamp=np.concatenate([b.timestamp for b in batches]),
             wrong=np.concatenate([b.wrong for b in batches]),
             parse_errors=errors,
+            labels_cut=cut,
             residual=np.concatenate(residuals) if residuals else None,
             request_id=[r for part in requests for r in part] if requests else None,
             label=[v for part in labels for v in part] if labels else None,

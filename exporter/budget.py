@@ -54,7 +54,7 @@ class Budget:
 def exposition_budget(config: Config) -> Budget:
     """Upper bounds of the series and bytes one scrape of this config can hold."""
     layout = Layout.from_fields(config.fields)
-    groups = config.max_model_versions + 1  # __unknown__ takes a slot; __other__ comes on top
+    groups = config.max_model_versions + 2  # __unknown__ and __other__ come on top
     numeric = len(layout.numeric)
     values = [spec.max_categories + 1 for spec in layout.categorical]  # with __other__
     q, windows = len(config.quantiles), len(config.windows)

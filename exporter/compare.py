@@ -6,6 +6,7 @@ thresholds are ``drift``'s; this module only lines the two sides up.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -37,6 +38,9 @@ class Gaps:
     confidence: float | None
     mae: float | None = None  # regression
     rmse: float | None = None  # regression
+
+
+GAP_NAMES = tuple(f.name for f in dataclasses.fields(Gaps))  # as the status page and API name them
 
 
 def n_tests(reference: Reference, layout: Layout) -> int:

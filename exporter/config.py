@@ -16,6 +16,7 @@ from typing import Any
 from exporter.config_file import read_yaml
 from exporter.config_lists import DEFAULT_HISTOGRAMS, histograms, quantiles, windows
 from exporter.config_types import (
+    CATEGORY_CAP,
     LABEL_VALUE_BYTES,
     Config,
     DriftConfig,
@@ -373,7 +374,7 @@ def parse_config(raw: Any) -> Config:
         raise ConfigError(["(top level): must be a mapping of settings"])
     data = c.mapping(raw, "", TOP_LEVEL_KEYS)
     d = Config()
-    category_cap = c.get(data, "category_cap", "", WHOLE["category_cap"], 50)
+    category_cap = c.get(data, "category_cap", "", WHOLE["category_cap"], CATEGORY_CAP)
     label_limit = c.get(
         data, "max_label_value_bytes", "", WHOLE["max_label_value_bytes"], LABEL_VALUE_BYTES
     )

@@ -14,6 +14,12 @@ LABEL_VALUE_BYTES = 128  # default of max_label_value_bytes: room for any sensib
 FieldKind = Literal["numeric", "categorical"]
 
 
+# Defaults that more than the dataclasses below use (the config parser, the decoder).
+CATEGORY_CAP = 50  # ``category_cap``: values exported per categorical field
+LATE_AFTER = 300.0  # ``late_after``: a record's timestamp this far behind now is late
+FUTURE_AFTER = 60.0  # ``future_after``: this far ahead, it is in the future
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     """One configured source: a file path or a glob (``*``, ``?``, ``[...]``)."""
@@ -52,7 +58,7 @@ class FieldSpec:
     minimum: float | None = None
     maximum: float | None = None
     scale: float = 1.0
-    max_categories: int = 50
+    max_categories: int = CATEGORY_CAP
 
 
 @dataclass(frozen=True)
@@ -142,8 +148,8 @@ class Config:
     # The histograms the config sets; the others follow the reference profile when one is
     # loaded at start (``histograms.histogram_bounds``).
     explicit_histograms: frozenset[str] = frozenset()
-    late_after: float = 300.0
-    future_after: float = 60.0
+    late_after: float = LATE_AFTER
+    future_after: float = FUTURE_AFTER
     reference: str | None = None
     max_model_versions: int = 16
     drift: DriftConfig = field(default_factory=DriftConfig)

@@ -39,7 +39,7 @@ from exporter.batch import (
     nameless,
 )
 from exporter.columns import ObjectArray, RecordType
-from exporter.config_types import FieldsConfig
+from exporter.config_types import FUTURE_AFTER, LATE_AFTER, FieldsConfig
 from exporter.timestamps import epoch_seconds
 
 MAX_TIMESTAMP = 95_617_584_000.0  # 5000-01-01 in epoch seconds
@@ -101,8 +101,8 @@ class Decoder:
     def __init__(
         self,
         fields: FieldsConfig,
-        late_after: float = 300.0,
-        future_after: float = 60.0,
+        late_after: float = LATE_AFTER,
+        future_after: float = FUTURE_AFTER,
         keep_labels: bool = False,
     ) -> None:
         """``keep_labels`` keeps raw request ids and labels on the batch for joining labels
@@ -115,7 +115,9 @@ class Decoder:
         self.vocabularies = [
             Vocabulary(spec.max_categories, limit=limit) for spec in self.layout.categorical
         ]
-        self._names_cut = {"model": 0, "version": 0}  # names cut to the limit (cumulative)
+        # Label values cut to the limit, by field (cumulative): added by ``commit``, not while
+        # decoding, so decoding a chunk again (the engine's line-by-line retry) counts nothing.
+        self._cut: Counter[str] = Counter()
         self._nameless = nameless(fields)
         self._keep_labels = keep_labels and fields.request_id is not None
         self._regression = fields.regression
@@ -134,13 +136,15 @@ class Decoder:
     def labels_cut(self) -> dict[str, int]:
         """Label values cut to ``label_value_bytes`` so far, by field (read by scrapes: plain
         int reads of counters the ingest thread owns)."""
-        vocabularies = zip(self.layout.categorical, self.vocabularies, strict=True)
-        cut = {spec.name: vocabulary.cut for spec, vocabulary in vocabularies}
-        if self.fields.model_path is not None:
-            cut["model"] = self._names_cut["model"]
-        if self.fields.version_path is not None:
-            cut["version"] = self._names_cut["version"]
-        return cut
+        names = [spec.name for spec in self.layout.categorical]
+        names += ["model"] if self.fields.model_path is not None else []
+        names += ["version"] if self.fields.version_path is not None else []
+        return {name: self._cut[name] for name in names}
+
+    def commit(self, batch: Batch) -> None:
+        """Count the label values a decoded batch cut, once its records are kept: decoding
+        stays free of side effects a retry could repeat."""
+        self._cut.update(batch.labels_cut)
 
     # -- decoding -------------------------------------------------------------------------
 
@@ -317,8 +321,9 @@ class Decoder:
             self._classify_numeric(numeric, flags)
 
         categorical = np.full((n, n_cat), -1, dtype=np.int64)
+        cut: Counter[str] = Counter()
         for j, values in enumerate(rows.categorical):
-            categorical[:, j], kinds = self._encode(j, values)
+            categorical[:, j], kinds, cut[layout.categorical[j].name] = self._encode(j, values)
             column = flags[:, n_num + j]
             np.copyto(column, kinds, where=column == 0)
 
@@ -327,9 +332,10 @@ class Decoder:
             timestamp = self._timestamps(rows.timestamp, flags[:, layout.timestamp_column], now)
 
         groups, group = self._groups(rows, n)
-        self._check_names(rows, group, flags)
+        cut.update(self._check_names(rows, group, flags))
         wrong = self._wrong(rows, categorical, n)
         batch = Batch(groups, group, numeric, categorical, flags, timestamp, wrong)
+        batch.labels_cut = +cut  # only the fields that cut something
         if self._regression:
             batch.residual = self._residual(rows, numeric, flags[:, layout.ground_truth_column])
         if self._keep_labels:
@@ -359,12 +365,12 @@ class Decoder:
             kind[bad] = Kind.OUT_OF_RANGE
             column[bad] = np.nan
 
-    def _encode(self, j: int, values: list[Any]) -> tuple[IntArray, npt.NDArray[np.int8]]:
+    def _encode(self, j: int, values: list[Any]) -> tuple[IntArray, npt.NDArray[np.int8], int]:
         vocabulary = self.vocabularies[j]
-        codes, invalid = vocabulary.encode(values)
+        codes, invalid, cut = vocabulary.encode(values)
         kinds = vocabulary.kinds(values, codes)
         kinds[invalid] = Kind.INVALID_TEXT
-        return codes, kinds
+        return codes, kinds, cut
 
     def _timestamps(
         self, values: list[Any], kind: npt.NDArray[np.int8], now: float | None
@@ -404,15 +410,18 @@ class Decoder:
         groups = [(_label(m, model, limit), _label(v, version, limit)) for m, v in index]
         return groups, codes
 
-    def _check_names(self, rows: _Rows, group: IntArray, flags: npt.NDArray[np.int8]) -> None:
+    def _check_names(
+        self, rows: _Rows, group: IntArray, flags: npt.NDArray[np.int8]
+    ) -> Counter[str]:
         """Model and version names are label values too: flag the records whose name was not
-        valid Unicode (``invalid_text``), and count the names cut to the limit.
+        valid Unicode (``invalid_text``), and return how many names were cut to the limit.
 
         Looks at one row per group, not at every record: the rows of a group share their names.
         """
+        cut: Counter[str] = Counter()
         layout = self.layout
         if not len(group) or not (layout.has_model or layout.has_version):
-            return
+            return cut
         firsts = np.unique(group, return_index=True)[1].tolist() if group.any() else [0]
         sizes = np.bincount(group)
         roles = (
@@ -427,13 +436,14 @@ class Decoder:
                 name = values[first]
                 if name is None or isinstance(name, dict | list):
                     continue
-                _, repaired, cut = label_value(name, self.fields.label_value_bytes)
+                _, repaired, was_cut = label_value(name, self.fields.label_value_bytes)
                 if repaired:
                     repaired_groups.append(group[first])
-                if cut:
-                    self._names_cut[role] += int(sizes[group[first]])
+                if was_cut:
+                    cut[role] += int(sizes[group[first]])
             if repaired_groups:
                 flags[np.isin(group, repaired_groups), column] = Kind.INVALID_TEXT
+        return cut
 
     def _residual(self, rows: _Rows, numeric: FloatArray, kind: npt.NDArray[np.int8]) -> FloatArray:
         """Prediction − label per record; a label that is not a number is a type_mismatch."""

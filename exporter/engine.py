@@ -2,12 +2,15 @@
 
 The live ingest loop and ``replay`` both run it; time is the only difference. Live, every record
 is added at the clock's now; ``replay`` adds each run of records at the records' own time.
-Whatever follows the reference (loaded at start, reloaded from its file, or frozen from the
-first records) is rebuilt here, in one place.
+Which reference is in use (loaded at start, reloaded from its file by the caller, or frozen
+from the first records by ``freeze``) is decided here, and whatever follows it is rebuilt here,
+in one place. The engine reads no files: the pipeline hands it a loaded profile.
 
 Failures are idempotent. Only decoding is pure, so only decoding is retried: a chunk that trips
 an unexpected error is decoded again line by line, and a line that still fails is counted
-``unprocessable``. Everything after it is worked out first without changing anything (reference
+``unprocessable``. (Decoding may give new category values their codes, which a second decode
+gives again; what it counts — label values cut to the limit — travels on the batch and is
+counted with it.) Everything after it is worked out first without changing anything (reference
 flags on the batch, what the label join would match, the state's update, the checks for a
 reference frozen by this batch) and then applied in one go; if working it out fails, nothing was
 applied and the batch's records are counted ``unprocessable``. So no record is counted twice
@@ -26,10 +29,10 @@ from exporter.batch import Batch
 from exporter.compare import ReferenceChecks
 from exporter.config_types import Config, DriftConfig
 from exporter.decode import Decoder
+from exporter.freeze import Freezer, Freezing
 from exporter.histograms import histogram_bounds
 from exporter.join import JoinResult, LabelJoin
 from exporter.reference import Reference
-from exporter.reload import ReferenceFile
 from exporter.state import State
 
 log = logging.getLogger(__name__)
@@ -89,6 +92,10 @@ class Engine:
             config.quantiles,
         )
         self._checks: ReferenceChecks | None = None
+        # Without a profile, the first records become one (a profile loaded later wins).
+        self._freezer: Freezer | None = None
+        if config.drift.freeze_first > 0:
+            self._freezer = Freezer(config, self.state)
         if reference is not None:
             self._use(reference, self._checks_for(reference))
 
@@ -104,6 +111,7 @@ class Engine:
     def _use(self, reference: Reference, checks: ReferenceChecks) -> None:
         self.state.set_reference(reference)
         self._checks = checks
+        self._freezer = None  # a profile in use ends freezing the first records
 
     def set_drift(self, drift: DriftConfig) -> None:
         """New drift thresholds (a config reload; ``freeze_first`` keeps its value from start):
@@ -115,13 +123,11 @@ class Engine:
             self._checks = self._checks_for(reference)
         self.assessor.set_settings(drift)
 
-    def reload(self, reference_file: ReferenceFile) -> None:
-        """Take a changed, valid profile from its file; one whose checks cannot be built is
-        refused like a file that does not parse, and the profile in use stays."""
-        prepared: list[ReferenceChecks] = []
-        reference = reference_file.poll(lambda r: prepared.append(self._checks_for(r)))
-        if reference is not None:
-            self._use(reference, prepared[0])
+    def reload(self, reference: Reference) -> None:
+        """Use a newly loaded profile. One whose checks cannot be built raises before anything
+        changes, so the caller can refuse it like a file that does not parse, and the profile
+        in use stays."""
+        self._use(reference, self._checks_for(reference))
 
     # -- time -------------------------------------------------------------------------------
 
@@ -179,7 +185,10 @@ class Engine:
                 self._checks.apply(batch)  # flags on the batch only
             joined = self.join.match(batch, now) if self.join is not None else JoinResult(batch)
             update = self.state.prepare(joined.predictions, now, joined.joined, joined.outcomes)
-            frozen = update.frozen
+            freezing: Freezing | None = None
+            if self._freezer is not None:
+                freezing = self._freezer.prepare(update)
+            frozen = freezing.frozen if freezing is not None else None
             checks = self._checks_for(frozen) if frozen is not None else None
         except Exception:
             log.exception(
@@ -189,8 +198,11 @@ class Engine:
             errors[UNPROCESSABLE] += batch.size
             return Counts(parse_errors=errors)
         self.state.commit(update)
+        self.decoder.commit(batch)
         if self.join is not None:
             self.join.commit(joined)
-        if checks is not None:
-            self._checks = checks
+        if self._freezer is not None and freezing is not None:
+            self._freezer.commit(freezing)
+        if frozen is not None and checks is not None:
+            self._use(frozen, checks)
         return Counts(update.records, joined.labels, Counter(batch.parse_errors))

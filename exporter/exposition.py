@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 from itertools import repeat
 
 COUNTER, GAUGE, HISTOGRAM = "counter", "gauge", "histogram"
-MAX_CACHED_SERIES = 500_000  # the prefix cache starts over past this (series churn)
+SUFFIXES = ("", "_total", "_bucket", "_count", "_sum")  # every sample name a family can have
+# A family's kept prefixes or spellings start over when they outnumber twice its rows in this
+# render plus this floor: memory follows the series a scrape shows, not the most it ever showed.
+CACHE_FLOOR = 64
 
 Row = tuple[str, tuple[str, ...], tuple[str, ...], float]  # suffix, names, values, number
 
@@ -86,21 +89,28 @@ def _help(text: str, openmetrics: bool) -> str:
 
 
 class Writer:
-    """Renders families; keeps each series' rendered name and labels between scrapes."""
+    """Renders families; keeps each series' rendered name and labels between scrapes.
+
+    What is kept is bounded family by family by what the family shows now: past twice its rows
+    plus ``CACHE_FLOOR``, a family's prefixes (or spellings) start over. So a burst of label
+    churn (a log naming new models, categories coming and going, a new reference hash on every
+    reference series) costs memory only until the next render that finds it gone, and a family
+    whose rows churn on every scrape keeps at most about two scrapes' worth.
+    """
 
     def __init__(self) -> None:
         # Per sample name (family name + suffix): label values → ``name{labels}``.
         self._prefixes: dict[str, dict[tuple[str, ...], str]] = {}
-        self._cached = 0
-        self._spelled: dict[float, str] = {}  # value → its spelling (``_numbers``)
+        # Per family name: value → its spelling (``_numbers``).
+        self._spelled: dict[str, dict[float, str]] = {}
+
+    def cached(self) -> tuple[int, int]:
+        """(series prefixes, number spellings) kept, for tests and benchmarks."""
+        prefixes = sum(map(len, self._prefixes.values()))
+        return prefixes, sum(map(len, self._spelled.values()))
 
     def render(self, families: Iterable[Family], openmetrics: bool) -> str:
         """The families as text (no ``# EOF``: the caller ends an OpenMetrics body)."""
-        if self._cached > MAX_CACHED_SERIES:
-            self._prefixes.clear()
-            self._cached = 0
-        if len(self._spelled) > MAX_CACHED_SERIES:
-            self._spelled.clear()
         out: list[str] = []
         for family in families:
             name = family.name
@@ -110,12 +120,20 @@ class Writer:
             if family.rows:
                 prefixes, texts = self._row_prefixes(family), self._numbers(family)
                 out += [f"{prefix} {text}\n" for prefix, text in zip(prefixes, texts, strict=True)]
+            else:  # nothing to show: nothing to keep
+                self._spelled.pop(name, None)
+                for suffix in SUFFIXES:
+                    self._prefixes.pop(name + suffix, None)
         return "".join(out)
 
     def _row_prefixes(self, family: Family) -> list[str]:
         """``name{labels}`` of each row, from the cache where the series was seen before."""
         name = family.name
         suffixes = {row[0] for row in family.rows}
+        kept = [self._prefixes.get(name + suffix) for suffix in suffixes]
+        if sum(len(k) for k in kept if k is not None) > 2 * len(family.rows) + CACHE_FLOOR:
+            for suffix in suffixes:
+                self._prefixes.pop(name + suffix, None)
         if len(suffixes) == 1:  # every row of one sample name: one cache, looked up in C
             known = self._prefixes.setdefault(name + suffixes.pop(), {})
             found = list(map(known.get, [row[2] for row in family.rows]))
@@ -127,7 +145,6 @@ class Writer:
             prefix = known.get(values)
             if prefix is None:
                 prefix = known[values] = _prefix(name + suffix, names, values)
-                self._cached += 1
             prefixes.append(prefix)
         return prefixes
 
@@ -136,7 +153,9 @@ class Writer:
         round trip, ~0.4 µs for a ratio of 17 digits, so spellings are kept by value: the
         windows a scrape finds unchanged cost a lookup. Zeros (0.0 and -0.0 are one key) and
         NaN (never equal to itself) are spelled each time."""
-        spelled = self._spelled
+        spelled = self._spelled.setdefault(family.name, {})
+        if len(spelled) > 2 * len(family.rows) + CACHE_FLOOR:
+            spelled.clear()
         values = list(map(float, [row[3] for row in family.rows]))
         texts = list(map(spelled.get, values))
         if None in texts:

@@ -17,7 +17,6 @@ import math
 
 from exporter.reference import NumericReference, Reference
 
-LINEAR = ("prediction", "confidence")
 LATENCY = "latency_seconds"
 MARGIN = 0.1  # the development range is widened by this share of its span on each side
 TARGET_BUCKETS = 10  # linear bounds: the nice step nearest span / TARGET_BUCKETS

@@ -61,8 +61,8 @@ WINDOW_MEMORY_BUDGET = 2 << 30
 
 
 def window_memory(config: Config) -> int:
-    """Bytes the window rings of ``max_model_versions`` groups, and the ``__other__`` group
-    the rest share, hold at most.
+    """Bytes the window rings of ``max_model_versions`` groups, the ``__unknown__`` group of
+    lines that name no model and the ``__other__`` group the rest share hold at most.
 
     Each bucket of each window holds a quantile sketch per numeric field — at most thousands of
     counters at 1% accuracy, when its values span the whole sketch range — plus category and
@@ -75,7 +75,7 @@ def window_memory(config: Config) -> int:
     anomaly_fields = numeric + categorical + 3  # plus timestamp, label and the record
     per_bucket = 8 * (numeric * (sketch + 6) + categorical * widest + anomaly_fields * N_KINDS)
     buckets = len(config.windows) * config.window_buckets + 1  # + the running totals
-    return (config.max_model_versions + 1) * buckets * per_bucket
+    return (config.max_model_versions + 2) * buckets * per_bucket
 
 
 def memory_problem(config: Config) -> str | None:

@@ -67,7 +67,9 @@ class Pipeline:
         what is new, ingest it. Returns the number of lines handled."""
         self._apply_reload()
         if self._reference_file is not None:
-            self._engine.reload(self._reference_file)
+            # A changed, valid profile goes to the engine; one it cannot use is refused and
+            # counted like a file that does not parse, and the profile in use stays.
+            self._reference_file.poll(self._engine.reload)
         self._engine.advance(self._clock.now())
         lines = 0
         for chunk in self._tailer.poll_once():
@@ -138,10 +140,24 @@ class Pipeline:
 
     def _drain(self) -> None:
         """Lines written before the stop signal are counted before exit (then checkpointed),
-        within a deadline well inside the stop timeout; what is left is read after a restart."""
+        within a deadline well inside the stop timeout; what is left is read after a restart.
+
+        "Before the signal" to within one poll: the first pass after the stop reads what is
+        there (up to the poll's byte budget), and the bytes it left unread (the sources' lag
+        then) are the rest of the backlog. Once those are read the drain ends, even if the
+        writer is still writing: a model server that keeps logging through its own shutdown
+        must not hold the exit for the whole deadline, and what it wrote after the signal is
+        read after a restart, from the checkpoint saved next.
+        """
         deadline = self._clock.monotonic() + DRAIN_SECONDS
+        backlog_end: int | None = None  # bytes read, in total, once the backlog is read
         while self._clock.monotonic() < deadline:
-            if self.step() == 0 and not self._tailer.more_pending:
+            lines = self.step()
+            stats = self._tailer.stats().values()
+            read = sum(s.bytes_read for s in stats)
+            if backlog_end is None:
+                backlog_end = read + sum(s.lag_bytes for s in stats)
+            if (lines == 0 and not self._tailer.more_pending) or read >= backlog_end:
                 return
             self.flush_positions_if_due()
 

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 class ReferenceFile:
     def __init__(
-        self, path: str, relative_accuracy: float = 0.01, fields: FieldsConfig | None = None
+        self, path: str, relative_accuracy: float, fields: FieldsConfig | None = None
     ) -> None:
         """``relative_accuracy`` is the sidecar's sketch accuracy, which a profile must share;
         ``fields`` the config's mapping, whose fields a profile must describe."""
@@ -74,7 +74,8 @@ class ReferenceFile:
     def poll(self, accept: Callable[[Reference], None] | None = None) -> Reference | None:
         """A newly loaded profile when the file changed and is valid, else None.
 
-        ``accept`` may refuse a profile that parses but cannot be used here, by raising.
+        ``accept`` takes the profile into use, or refuses one that parses but cannot be used
+        by raising before it changes anything; a refused profile counts as an error.
         """
         identity = self._identity()
         if identity is None or identity == self._seen:

@@ -4,7 +4,7 @@ The store computes nothing at scrape time beyond copying and quantiles: drift ve
 gaps against the reference are ``assess``'s, which reads window views from here.
 
 Adding a batch has two halves. ``prepare`` computes everything the batch changes (summaries per
-model version, histogram counts, a frozen reference) without touching the store, so it may fail
+model version, histogram counts) without touching the store, so it may fail
 and leave nothing behind; ``commit`` only adds the prepared numbers, under the lock, in one
 call. One lock guards it all: a scrape holds it only while copying window views; quantiles are
 computed on the copies, outside the lock, so a scrape never stalls ingestion for long.
@@ -17,7 +17,6 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
@@ -27,10 +26,9 @@ from exporter.batch import OTHER, Batch, Layout, nameless
 from exporter.cells import ReferenceCells
 from exporter.config_types import Config, WindowSpec
 from exporter.join import GroupKey, Joined
-from exporter.profile import build
 from exporter.reference import Reference
 from exporter.stats.sketch import Sketches, quantiles
-from exporter.stats.window import Ring, Shape, Summary, category_counts, summarize
+from exporter.stats.window import Ring, Shape, Summary, summarize
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -88,12 +86,12 @@ class WindowReads:
 
 
 @dataclass(frozen=True)
-class _Part:
+class Part:
     """One model version's share of a batch, summarised."""
 
     key: GroupKey
     summary: Summary
-    codes: IntArray  # [n, C] its category codes (a frozen profile's held-out half)
+    codes: IntArray  # [n, C] its category codes (``freeze`` draws a held-out half from them)
     histogram_counts: IntArray  # [H, widest + 1]
     histogram_sums: FloatArray  # [H]
     cells: tuple[str, list[IntArray]] | None = None  # (profile hash, records per cell)
@@ -105,15 +103,11 @@ class Update:
 
     now: float
     named: list[int]  # names in each vocabulary once this batch's codes were assigned
-    parts: list[_Part] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
     joined: list[tuple[GroupKey, Summary]] = field(default_factory=list)
     outcomes: dict[tuple[GroupKey, str], int] = field(default_factory=dict)
     parse_errors: int = 0
     shape: Shape | None = None  # sketch windows newly anchored on this batch's values
-    freezing: Summary | None = None  # the first records accumulated so far, this batch included
-    held_out: IntArray | None = None  # and the category counts of their held-out half
-    split: np.random.Generator | None = None  # the generator that drew that half, advanced
-    frozen: Reference | None = None  # the reference they became, when this batch crossed the count
 
     @property
     def records(self) -> int:
@@ -176,18 +170,15 @@ class State:
         self._bounds = [np.asarray(h.bounds, dtype=np.float64) for h in self._histograms]
         self._groups: dict[tuple[str, str], _Group] = {}
         self._nameless = nameless(config.fields)
+        # Groups that never take one of the ``max_model_versions`` slots: the overflow group,
+        # and the group of lines that name no model (a few such lines must not push a real
+        # model version into ``__other__``).
+        self._unslotted = {OVERFLOW_GROUP, self._nameless}
         self._lock = threading.Lock()
         self._version = 0  # bumped by every change a scrape could show
         self._bucket_widths = sorted({w.seconds / config.window_buckets for w in config.windows})
         self._reference: Reference | None = None
         self._cells: ReferenceCells | None = None
-        freeze = config.drift.freeze_first
-        self._freezing = Summary.empty(self._shape) if freeze > 0 else None
-        # Category counts of a seeded random half of the frozen records (see profile.build).
-        self._held_out = np.zeros((self._shape.categorical, self._shape.categories), np.int64)
-        # Made at the first frozen batch: numpy.random costs ~2 MiB of RSS to import, and a
-        # sidecar with a profile from a file never freezes.
-        self._split: np.random.Generator | None = None
         if not (config.fields.model_path or config.fields.version_path):
             # A model named in the config has its series (counters at 0) before its first
             # record, so rate() and the fleet rules across replicas count that record too.
@@ -211,7 +202,6 @@ class State:
         with self._lock:
             self._version += 1
             self._reference = reference
-            self._freezing = None  # a profile from a file wins over freezing the first records
             if reference is not None:  # fields with no value yet are anchored on the profile
                 self._shape = _anchored(
                     self._shape,
@@ -248,7 +238,7 @@ class State:
         if group is None:
             # Each model version holds its own windows (megabytes): past the configured number,
             # the rest share one overflow group rather than grow memory without bound.
-            if self._room() <= 0 and key != OVERFLOW_GROUP:
+            if self._room() <= 0 and key not in self._unslotted:
                 return self._group(OVERFLOW_GROUP)
             h = len(self._histograms)
             widest = max((len(x.bounds) for x in self._histograms), default=0) + 1
@@ -278,8 +268,8 @@ class State:
         """Everything a batch (its records arrived at ``now``) and the late labels matched at
         ``now`` change, computed without changing the store.
 
-        Called from the ingest thread only, which is also the only writer: the freezing
-        summary it reads cannot change before the matching ``commit``.
+        Called from the ingest thread only, which is also the only writer: the group table
+        and the shape it reads cannot change before the matching ``commit``.
         """
         named = [len(names) for names in self._category_lists]
         update = Update(now, named, outcomes=dict(outcomes or {}))
@@ -297,12 +287,9 @@ class State:
             summary.joined, summary.delay_total = found.matched, found.delay_total
             summary.abs_error, summary.sq_error = found.abs_error, found.sq_error
             update.joined.append((key, summary))
-        if self._freezing is not None and self._reference is None and update.records:
-            assert batch is not None
-            self._prepare_freeze(update, batch, shape)
         return update
 
-    def _parts(self, batch: Batch, shape: Shape, names: list[list[tuple[int, str]]]) -> list[_Part]:
+    def _parts(self, batch: Batch, shape: Shape, names: list[list[tuple[int, str]]]) -> list[Part]:
         cells = self._cells
         parts = []
         for key, rows in self._by_group(batch):
@@ -311,13 +298,13 @@ class State:
                 continue
             counts, sums = self._histogram_counts(rows.numeric, summary)
             counted = None if cells is None else (cells.hash, cells.count(summary, names))
-            parts.append(_Part(key, summary, rows.categorical, counts, sums, counted))
+            parts.append(Part(key, summary, rows.categorical, counts, sums, counted))
         return parts
 
     def _room(self) -> int:
         """How many more (model, version) pairs get their own group: ``max_model_versions``
-        of them, the overflow group the rest share coming on top."""
-        named = len(self._groups) - (OVERFLOW_GROUP in self._groups)
+        of them, the nameless group and the overflow group the rest share coming on top."""
+        named = len(self._groups.keys() - self._unslotted)
         return self._config.max_model_versions - named
 
     def _by_group(self, batch: Batch) -> list[tuple[tuple[str, str], Batch]]:
@@ -336,10 +323,10 @@ class State:
         slot_of = np.empty(len(batch.groups), dtype=np.int64)
         for code, key in enumerate(batch.groups):
             kept = key
-            if key not in self._groups and key not in slots:
+            if key not in self._groups and key not in slots and key not in self._unslotted:
                 if room <= 0:
                     kept = OVERFLOW_GROUP
-                elif key != OVERFLOW_GROUP:
+                else:
                     room -= 1
             slot_of[code] = slots.setdefault(kept, len(slots))
         if len(slots) == 1:
@@ -367,36 +354,6 @@ class State:
             sums[h] = summary.total[column]
         return counts, sums
 
-    def _prepare_freeze(self, update: Update, batch: Batch, shape: Shape) -> None:
-        """Without a profile, the first ``freeze_first`` production records become the
-        reference (the whole batch that crosses the count, so it may hold a few more)."""
-        assert self._freezing is not None
-        freezing = Summary.empty(shape)
-        freezing.add(self._freezing)
-        held_out = self._held_out.copy()
-        split = np.random.default_rng(0)
-        if self._split is not None:  # drawn here, kept at commit
-            split.bit_generator.state = self._split.bit_generator.state
-        for part in update.parts:
-            freezing.add(part.summary)
-            half = split.random(len(part.codes)) < 0.5
-            held_out += category_counts(part.codes[half], shape)
-        update.freezing, update.held_out, update.split = freezing, held_out, split
-        if freezing.records < self._config.drift.freeze_first:
-            return
-        created = datetime.fromtimestamp(update.now, UTC).isoformat(timespec="seconds")
-        update.frozen = build(
-            freezing,
-            self._layout,
-            self._names(update.named),
-            shape.sketch,
-            self._config.quantiles,
-            created,
-            {"frozen_first_records": freezing.records},
-            regression=self._config.fields.regression,
-            held_out=held_out,
-        )
-
     def commit(self, update: Update) -> None:
         """Add a prepared update: only additions and assignments, in one call under the lock."""
         now = update.now
@@ -421,20 +378,17 @@ class State:
                 self._add(self._group(key), summary, now)
             for (key, outcome), count in update.outcomes.items():
                 self._group(key).join_outcomes[outcome] += count
-            if self._freezing is not None and self._reference is None:
-                if update.frozen is not None:
-                    self._reference, self._freezing = update.frozen, None
-                    self._install_cells(update.frozen)
-                elif update.freezing is not None:
-                    self._freezing = update.freezing
-                if update.held_out is not None and update.split is not None:
-                    self._held_out, self._split = update.held_out, update.split
 
     def _add(self, group: _Group, summary: Summary, now: float) -> None:
         for ring in group.rings:
             ring.add(now, summary)
         totals = replace(summary, sketch=None)  # totals keep no sketch
         group.totals.add(totals)
+
+    def names(self, named: list[int]) -> list[list[tuple[int, str]]]:
+        """(code, value) of each categorical field up to ``named`` (an update's), ``__other__``
+        last: the names a prepared update's codes refer to."""
+        return self._names(named)
 
     def _names(self, named: list[int] | None = None) -> list[list[tuple[int, str]]]:
         """(code, value) of each categorical field, up to ``named`` (default: the names of

@@ -39,6 +39,7 @@ from exporter import __version__
 from exporter.anomaly import KIND_NAMES, Kind
 from exporter.assess import Assessment, HistoryPoint, WindowAssessment
 from exporter.clock import Clock
+from exporter.compare import GAP_NAMES
 from exporter.health import SOURCE_METRICS, Health
 from exporter.reference import Reference
 from exporter.state import GroupSnapshot, Snapshot, WindowView
@@ -243,8 +244,7 @@ def _window(
         "rmse": _number(math.sqrt(s.sq_error / labelled)) if labelled and regression else None,
         "label_delay_seconds": s.delay_total / s.joined if s.joined else None,
         "gaps": {
-            name: None if gaps is None else _number(getattr(gaps, name))
-            for name in ("error_ratio", "confidence", "mae", "rmse")
+            name: None if gaps is None else _number(getattr(gaps, name)) for name in GAP_NAMES
         },
         "estimated_error_ratio": _number(assessed.estimated_error_ratio if assessed else None),
         "numeric": numeric,
@@ -317,12 +317,11 @@ def _history(points: list[HistoryPoint], snapshot: Snapshot, dev: float | None) 
             "value": _column(values[i]),
             "threshold": _column(thresholds[i]),
         }
-    gap_names = ("error_ratio", "confidence", "mae", "rmse")
     gap_values = np.array(
-        [[math.nan if (v := getattr(p.gaps, g)) is None else v for p in points] for g in gap_names],
+        [[math.nan if (v := getattr(p.gaps, g)) is None else v for p in points] for g in GAP_NAMES],
         dtype=np.float64,
-    ).reshape(len(gap_names), n)
-    gaps = dict(zip(gap_names, _binned(gap_values, starts, "max"), strict=True))
+    ).reshape(len(GAP_NAMES), n)
+    gaps = dict(zip(GAP_NAMES, _binned(gap_values, starts, "max"), strict=True))
     error_ratio = gaps["error_ratio"] * (math.nan if dev is None else dev)
     labels = [number_label(q) for q in snapshot.quantiles]
     numeric = [spec.name for spec in snapshot.layout.numeric]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.errors import ConfigError
+from exporter.validate import parse_duration
 
 _TOP_KEYS = {
     "tls_server_config",
@@ -90,8 +91,6 @@ _HEADERS: dict[str, tuple[str, ...] | None] = {
     "Content-Security-Policy": None,
 }
 _BCRYPT = re.compile(r"\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")  # fullmatch
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -285,13 +284,20 @@ def _rate_limit(p: _Problems, data: Mapping[str, Any]) -> RateLimit | None:
     if not data:
         return None
     interval = data.get("interval")
-    match = _DURATION.match(interval) if isinstance(interval, str) else None
+    seconds = _duration(interval)
     burst = data.get("burst")
-    if match is None:
+    if seconds is None:
         p.fail("rate_limit.interval", "must be a duration such as 100ms or 1s")
     if not isinstance(burst, int) or isinstance(burst, bool) or not 0 < burst <= 1_000_000:
         p.fail("rate_limit.burst", "must be an integer from 1 to 1000000")
-    if match is None or not isinstance(burst, int):
+    if seconds is None or not isinstance(burst, int):
         return None
-    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     return RateLimit(seconds, burst) if seconds > 0 else None
+
+
+def _duration(value: Any) -> float | None:
+    """Seconds of a duration written as the exporter's config writes them, or None."""
+    try:
+        return parse_duration(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

@@ -244,3 +244,83 @@ def test_a_timestamp_the_config_does_not_name_is_optional(named: bool) -> None:
     batch = engine.decode(_lines({"score": 0.5}, {"score": 0.5, "ts": T0 - 3600}), T0)
     column = batch.flags[:, engine.decoder.layout.timestamp_column].tolist()
     assert sorted(column) == ([Kind.MISSING] if named else [0]) + [Kind.LATE]
+
+
+def _cutting_config() -> Config:
+    """Model and version names and a category read from the log, with a short label limit."""
+    return parse_config(
+        {
+            "sources": ["/unused"],
+            "max_label_value_bytes": 16,
+            "fields": {
+                "timestamp": "ts",
+                "model": "model",
+                "version": "version",
+                "prediction": "score",
+                "predicted_class": "cls",
+                "features": [{"name": "x", "path": "x"}],
+            },
+        }
+    )
+
+
+def test_a_chunk_retried_line_by_line_counts_its_cut_label_values_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Decoding is retried, so it must count nothing itself: a chunk whose decode fails after
+    doing all its work and is then decoded line by line ends with the same counters as a clean
+    one (label values cut, records, parse errors)."""
+    long = "n" * 40
+    records = [
+        {"ts": T0, "model": long + "m", "version": long + "v", "score": 0.5, "cls": long, "x": 1},
+        {"ts": T0, "model": "short", "version": "1", "score": 0.5, "cls": long + "2", "x": 2},
+        {"ts": T0, "model": long + "m", "version": "1", "score": 0.5, "cls": "ok", "x": 3},
+    ]
+    chunk = _lines(*records) + b"{bad\n"
+
+    clean = Engine(_cutting_config())
+    clean_counts = clean.ingest(chunk, T0)
+
+    retried = Engine(_cutting_config())
+    real = Decoder.decode
+    failed: list[int] = []
+
+    def fails_once_after_decoding(self: Decoder, data: bytes, now: float | None = None) -> Batch:
+        batch = real(self, data, now)  # every side effect of a whole decode happens ...
+        if not failed:
+            failed.append(len(data))
+            raise RuntimeError("an unforeseen bug")  # ... and then it trips
+        return batch
+
+    monkeypatch.setattr(Decoder, "decode", fails_once_after_decoding)
+    retried_counts = retried.ingest(chunk, T0)
+
+    assert failed == [len(chunk)]  # the whole chunk failed once, then went line by line
+    expected = {"model": 2, "version": 1, "predicted_class": 2}
+    assert clean.decoder.labels_cut() == expected
+    assert retried.decoder.labels_cut() == expected
+    assert (retried_counts.records, retried_counts.parse_errors) == (
+        clean_counts.records,
+        clean_counts.parse_errors,
+    )
+
+    def totals(engine: Engine) -> list[tuple[str, str, int]]:
+        groups = engine.state.snapshot(T0).groups
+        return sorted((g.model, g.version, g.totals.records) for g in groups)
+
+    assert totals(retried) == totals(clean)
+
+
+def test_a_batch_that_cannot_be_applied_counts_no_cut_label_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its records are counted unprocessable and never reach a series, so what decoding cut
+    in them is not counted either."""
+    engine = Engine(_cutting_config())
+    chunk = _lines({"ts": T0, "model": "m" * 40, "version": "1", "score": 0.5, "cls": "a"})
+    with monkeypatch.context() as patch:
+        patch.setattr(State, "prepare", _fail)
+        engine.ingest(chunk, T0)
+    assert engine.decoder.labels_cut() == {"model": 0, "version": 0, "predicted_class": 0}
+    engine.ingest(chunk, T0)
+    assert engine.decoder.labels_cut() == {"model": 1, "version": 0, "predicted_class": 0}

@@ -161,3 +161,37 @@ def test_kept_spellings_keep_every_value_as_prometheus_client_spells_it() -> Non
             family.add([str(i)], value)
         lines = writer.render([family], openmetrics=False).splitlines()[2:]
         assert [line.split(" ")[1] for line in lines] == [floatToGoString(v) for v in order]
+
+
+def test_what_the_writer_keeps_follows_the_series_it_renders_now() -> None:
+    """Label churn (new label values on every render, a burst of series that goes away) must
+    not leave the writer holding every series it ever rendered: what it keeps stays within
+    twice each family's current rows plus a floor, and the bodies stay exact."""
+    from exporter.exposition import CACHE_FLOOR, COUNTER, GAUGE, Family, Writer  # noqa: PLC0415
+
+    rows = 50
+
+    def families(render: int, burst: int = 0) -> list[Family]:
+        churn = Family("model_churn", GAUGE, "churning label values", ("model", "value"))
+        for i in range(rows):  # half the series are new on every render, values too
+            churn.add([f"m{i}", f"v{render if i % 2 else 0}"], render + i / 7)
+        steady = Family("model_steady", COUNTER, "the same series", ("field",))
+        for i in range(rows):
+            steady.add([f"f{i}"], float(i))
+        spike = Family("model_spike", GAUGE, "many series once, then none", ("k",))
+        for i in range(burst):
+            spike.add([str(i)], i / 3)
+        return [churn, steady, spike]
+
+    writer = Writer()
+    writer.render(families(0, burst=5_000), openmetrics=False)
+    assert writer.cached()[0] >= 5_000  # the burst is kept while it is shown ...
+    most = 2 * (2 * rows) + 2 * CACHE_FLOOR  # two families with rows, each within its bound
+    for render in range(1, 400):
+        for openmetrics in (False, True):
+            shown = families(render)
+            text = writer.render(shown, openmetrics)
+            assert text == Writer().render(shown, openmetrics)  # a cold writer writes the same
+            prefixes, spellings = writer.cached()
+            assert prefixes <= most, render  # ... and let go once it is not
+            assert spellings <= most, render

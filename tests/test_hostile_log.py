@@ -53,6 +53,7 @@ def setup(**overrides: Any) -> tuple[Config, Decoder, State]:
 def ingest(decoder: Decoder, state: State, lines: list[bytes], now: float = T0) -> Batch:
     batch = decoder.decode(b"".join(line + b"\n" for line in lines), now)
     state.ingest(batch, now)
+    decoder.commit(batch)  # as the engine does: cut label values count once the batch is kept
     return batch
 
 
@@ -269,7 +270,7 @@ def test_a_state_filled_to_every_cap_stays_within_the_budget() -> None:
 
     lines = []
     for i in range(400):
-        m = i % config.max_model_versions
+        m = i % (config.max_model_versions + 1)  # one more than the cap: __other__
         lines.append(
             line(
                 model=name("m", m),
@@ -302,8 +303,11 @@ def test_a_state_filled_to_every_cap_stays_within_the_budget() -> None:
     )
     check(text)
     series = [row for row in text.splitlines() if not row.startswith("#")]  # one per series
-    # 16 model versions fill the slots; the line that names no model goes to __other__
-    assert len([row for row in series if row.startswith("model_predictions_total{")]) == 17
+    # 16 model versions fill the slots, the 17th goes to __other__, and the line that names no
+    # model to __unknown__, which takes no slot
+    predictions = [row for row in series if row.startswith("model_predictions_total{")]
+    assert len(predictions) == config.max_model_versions + 2
+    assert sum(f'model="{OTHER}"' in row or f'model="{UNKNOWN}"' in row for row in predictions) == 2
     assert len(series) <= budget.series
     assert len(text.encode()) <= budget.bytes
     assert len(series) >= 0.8 * budget.series  # the formula counts what is there, not far more

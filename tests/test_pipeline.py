@@ -168,3 +168,35 @@ def test_reload_reads_the_reference_again_even_when_its_file_looks_unchanged(
     pipeline.step()
     assert state.reference.created.startswith("2026-01-02")
     assert pipeline.health().reference_reloads == {"ok": 2}
+
+
+def test_the_drain_at_stop_reads_what_was_written_before_it_and_not_what_keeps_coming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that keeps logging through the sidecar's shutdown must not hold the exit: the
+    drain reads the backlog there was at the stop (more than one poll's byte budget of it),
+    and what is written after is left for the next start, from the saved checkpoint."""
+    config = _config(tmp_path)
+    log = tmp_path / "p.jsonl"
+    line = json.dumps({"p": 0.5, "pad": "x" * 200}) + "\n"
+    backlog = 30_000  # ~6.5 MB: several polls' budget (POLL_BUDGET_BYTES)
+    log.write_text(line * backlog)
+    pipeline, state = _pipeline(config)
+    real = Engine.ingest
+    written_after = [0]
+
+    def still_writing(self: Engine, data: bytes, now: float) -> Any:
+        if written_after[0] < 100_000:  # the writer carries on while the sidecar drains
+            with log.open("a") as f:
+                f.write(line * 1_000)
+            written_after[0] += 1_000
+        return real(self, data, now)
+
+    monkeypatch.setattr(Engine, "ingest", still_writing)
+    pipeline.stop()  # stopped before the loop runs: run() goes straight to the drain
+    pipeline.run()
+    counted = _records(state)
+    assert counted >= backlog  # everything written before the stop ...
+    assert written_after[0] < 100_000  # ... and the drain ended while the writer still wrote
+    assert counted < backlog + written_after[0]  # some of what came after is left unread
+    assert (tmp_path / "positions.json").exists()  # checkpointed: read after a restart

@@ -18,7 +18,7 @@ import pytest
 from exporter.batch import OTHER
 from exporter.config import parse_config
 from exporter.config_types import Config
-from exporter.decode import Decoder
+from exporter.engine import Engine
 from exporter.errors import ConfigError
 from exporter.offline.baseline import ProfileBuilder
 from exporter.profile import BINS
@@ -30,7 +30,6 @@ from exporter.reference import (
     load,
     parse,
 )
-from exporter.state import State
 from exporter.stats.sketch import SketchLayout
 
 QUANTILES = [0.1, 0.5, 0.9, 0.99]
@@ -400,13 +399,12 @@ def test_load_names_an_unreadable_file(tmp_path: Any) -> None:
 
 def test_freeze_first_turns_the_first_records_into_the_reference() -> None:
     cfg = config(drift={"freeze_first": 200})
-    decoder = Decoder(cfg.fields)
-    state = State(cfg, decoder.layout, [v.values for v in decoder.vocabularies])
+    engine = Engine(cfg)
     records = dev_records(np.random.default_rng(4), 300)
-    state.ingest(decoder.decode(jsonl(records[:150]), 1000.0), 1000.0)
-    assert state.reference is None
-    state.ingest(decoder.decode(jsonl(records[150:]), 1001.0), 1001.0)
-    reference = state.reference
+    engine.ingest(jsonl(records[:150]), 1000.0)
+    assert engine.state.reference is None
+    engine.ingest(jsonl(records[150:]), 1001.0)
+    reference = engine.state.reference
     assert reference is not None
     assert reference.records == 300  # the whole batch that crossed the count
     x = np.array([r["x"] for r in records])

@@ -56,13 +56,26 @@ DISTRIBUTIONS: dict[str, Callable[[np.random.Generator], FloatArray]] = {
 }
 
 
+def window(layout: SketchLayout) -> tuple[float, float]:
+    """The smallest and largest magnitudes inside the layout's window (the lower end of its
+    first bucket, the upper end of its last, at most the largest double)."""
+    largest = float(np.finfo(np.float64).max)
+    low = math.exp((layout.k_min - 1) * layout.log_gamma)
+    try:
+        high = min(math.exp((layout.k_min + layout.per_sign - 1) * layout.log_gamma), largest)
+    except OverflowError:
+        high = largest
+    return low, high
+
+
 def outside_window(
     layout: SketchLayout, values: FloatArray, slack: float = -SLACK
 ) -> npt.NDArray[np.bool_]:
     """Independent of the sketch's own bookkeeping: non-zero magnitudes outside the window
     (``slack`` > 0: only those clearly outside; < 0: also those within rounding of an end)."""
     magnitude = np.abs(values)
-    low, high = layout.min_value * (1 - slack), layout.max_value * (1 + slack)
+    smallest, largest = window(layout)
+    low, high = smallest * (1 - slack), largest * (1 + slack)
     return (magnitude > 0) & ((magnitude < low) | (magnitude > high))
 
 
@@ -208,8 +221,9 @@ def test_cdf_matches_empirical_within_one_bucket(name: str) -> None:
     gamma = math.exp(layout.log_gamma) * (1 + SLACK)
     points = np.concatenate([np.quantile(values, np.linspace(0, 1, 41)), [0.0, -1.0, 1.0]])
     estimate = cdf(layout, layout.counts(values), points)
-    low = np.minimum(points / gamma, points * gamma) - layout.min_value
-    high = np.maximum(points / gamma, points * gamma) + layout.min_value
+    smallest = window(layout)[0]
+    low = np.minimum(points / gamma, points * gamma) - smallest
+    high = np.maximum(points / gamma, points * gamma) + smallest
 
     def empirical(x: FloatArray) -> FloatArray:
         return np.searchsorted(values, x, side="right") / len(values)
@@ -238,7 +252,8 @@ def test_values_outside_the_window_are_counted_and_saturate() -> None:
     for value, sign in ((1e300, 1.0), (-1e300, -1.0)):
         estimate = quantiles(layout, layout.counts(np.array([value])), (0.5,))[0]
         assert np.sign(estimate) == sign
-        assert abs(abs(estimate) - layout.max_value) <= 0.02 * layout.max_value
+        largest = window(layout)[1]
+        assert abs(abs(estimate) - largest) <= 0.02 * largest
 
 
 def test_the_window_stays_inside_the_doubles() -> None:
@@ -264,4 +279,5 @@ def test_layout_size_is_fixed_by_its_parameters() -> None:
     for layout in (SketchLayout(0.01), SketchLayout(0.01).anchored_on(np.array([1e12]))):
         assert layout.size == 2 * per_sign + 1
         assert len(layout.bucket_values()) == layout.size
-        assert layout.max_value / layout.min_value >= 10**SPAN_DECADES
+        smallest, largest = window(layout)
+        assert largest / smallest >= 10**SPAN_DECADES

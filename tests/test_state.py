@@ -262,6 +262,28 @@ def test_max_model_versions_pairs_keep_their_own_name() -> None:
     ]
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["batch by batch", "one batch"])
+def test_lines_that_name_no_model_take_no_model_version_slot(together: bool) -> None:
+    """``__unknown__`` (a record without a model or version, or with an empty one, and every
+    line that is not a record) comes on top of ``max_model_versions``, like ``__other__``: a
+    log with a few such lines keeps as many real model versions as the cap says."""
+    _, decoder, state = build(max_model_versions=2)
+    records = [
+        {"model": "a", "version": "v1", "p": 0.5},
+        {"p": 0.5},  # no model or version
+        {"model": "", "version": "", "p": 0.5},  # empty names
+        {"model": "b", "version": "v1", "p": 0.5},
+        {"model": "c", "version": "v1", "p": 0.5},  # the third real one: past the cap
+    ]
+    batches = [records] if together else [[r] for r in records]
+    for batch in batches:
+        state.ingest(decoder.decode(encode(batch, junk=1), T0), T0)
+    got = {(g.model, g.version): g.totals.records for g in state.snapshot(T0).groups}
+    assert got == {("a", "v1"): 1, (UNKNOWN, UNKNOWN): 2, ("b", "v1"): 1, OVERFLOW_GROUP: 1}
+    unknown = group(state.snapshot(T0), UNKNOWN, UNKNOWN)
+    assert unknown.totals.anomalies[-1, Kind.PARSE_ERROR] == len(batches)  # the junk lines
+
+
 def test_interleaved_known_and_new_groups_past_the_limit() -> None:
     """Rows of one batch are grouped by sorting: known groups keep their rows wherever they
     sit in the batch, and every name past the limit lands in the overflow group."""

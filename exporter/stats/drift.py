@@ -12,6 +12,7 @@ Bin layout shared by every function here: edges e_0 < … < e_K give K + 2 bins,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,15 +52,6 @@ def _pair(a: ArrayLike, b: ArrayLike, names: tuple[str, str]) -> tuple[FloatArra
 
 
 # --- binning helpers -------------------------------------------------------------------------
-
-
-def bin_counts(values: ArrayLike, edges: ArrayLike) -> npt.NDArray[np.int64]:
-    """Counts per bin (underflow and overflow included); NaN is missing data and is not counted."""
-    v = _as_float(values, "values")
-    e = _as_float(edges, "edges")
-    v = v[~np.isnan(v)]
-    idx = np.searchsorted(e, v, side="right")
-    return np.bincount(idx, minlength=e.size + 1).astype(np.int64)
 
 
 def cdf_points(values: ArrayLike, probs: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -278,13 +270,12 @@ def psi_verdict(
 ) -> Verdict | None:
     """PSI with its threshold, or None when either side has too little data to judge. Cells
     without reference support are pooled first (:func:`pool_unsupported`)."""
-    q, c = pool_unsupported(ref_shares, live_counts)
-    n = float(c.sum())
-    if ref_count <= 0 or n <= 0 or n < required_count(min_count, int(np.count_nonzero(q))):
-        return None
-    cells = int(np.count_nonzero((q > 0) | (c > 0)))
-    crit = psi_critical(n, ref_count, cells, alpha, n_tests)
-    return Verdict(psi(q, c, pseudo_count), crit, effective_threshold(floor, crit))
+
+    def statistic(q: FloatArray, c: FloatArray) -> float:
+        return psi(q, c, pseudo_count)
+
+    counts = (ref_shares, ref_count, live_counts, min_count)
+    return _binned_verdict(*counts, statistic, psi_critical, floor, alpha, n_tests)
 
 
 def ks_verdict(
@@ -325,11 +316,32 @@ def js_verdict(
     records in 10 cells its false-positive rate is 1.6 % for α = 1 %; smoothed, 0.6 %.
     Cells without reference support are pooled first (:func:`pool_unsupported`).
     """
+
+    def statistic(q: FloatArray, c: FloatArray) -> float:
+        return js_distance(*smoothed_shares(q, c, pseudo_count))
+
+    counts = (ref_shares, ref_count, live_counts, min_count)
+    return _binned_verdict(*counts, statistic, js_critical, floor, alpha, n_tests)
+
+
+def _binned_verdict(
+    ref_shares: ArrayLike,
+    ref_count: float,
+    live_counts: ArrayLike,
+    min_count: int,
+    statistic: Callable[[FloatArray, FloatArray], float],
+    critical: Callable[[float, float, int, float, int], float],
+    floor: float,
+    alpha: float,
+    n_tests: int,
+) -> Verdict | None:
+    """PSI and JS judge binned counts alike: unsupported cells pooled, the same minimum count,
+    the critical value at the cells either side fills; only the statistic and its critical
+    value differ."""
     q, c = pool_unsupported(ref_shares, live_counts)
     n = float(c.sum())
     if ref_count <= 0 or n <= 0 or n < required_count(min_count, int(np.count_nonzero(q))):
         return None
     cells = int(np.count_nonzero((q > 0) | (c > 0)))
-    crit = js_critical(n, ref_count, cells, alpha, n_tests)
-    stat = js_distance(*smoothed_shares(q, c, pseudo_count))
-    return Verdict(stat, crit, effective_threshold(floor, crit))
+    crit = critical(n, ref_count, cells, alpha, n_tests)
+    return Verdict(statistic(q, c), crit, effective_threshold(floor, crit))

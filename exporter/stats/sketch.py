@@ -86,19 +86,6 @@ class SketchLayout:
     def zero_index(self) -> int:
         return self.per_sign
 
-    @property
-    def min_value(self) -> float:
-        """The smallest magnitude inside the window (the lower end of its first bucket)."""
-        return math.exp((self.k_min - 1) * self.log_gamma)
-
-    @property
-    def max_value(self) -> float:
-        """The largest magnitude inside the window (at most the largest double)."""
-        try:
-            return min(math.exp((self.k_min + self.per_sign - 1) * self.log_gamma), _LARGEST)
-        except OverflowError:
-            return _LARGEST
-
     def anchored_on(self, values: FloatArray) -> SketchLayout:
         """This layout with its window centred on the median magnitude of the non-zero finite
         ``values``; itself when already anchored or when there is no such value."""
