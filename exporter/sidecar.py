@@ -17,9 +17,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 
+from exporter.bodies import Bodies
 from exporter.budget import exposition_budget
 from exporter.clock import Clock, SystemClock
-from exporter.collector import Bodies, ModelCollector
+from exporter.collector import ModelCollector
 from exporter.config_types import Config, DriftConfig
 from exporter.engine import Engine
 from exporter.errors import ConfigError

@@ -1084,7 +1084,8 @@ def sidecar() -> dashboard_b.Dashboard:
         ),
         timeseries(
             "Parse errors per second",
-            "Lines that were not a JSON object, by reason.",
+            "Lines that did not become a record, by reason (invalid JSON, not an object, "
+            "invalid UTF-8, unprocessable).",
             targets(
                 (
                     f"sum by (instance, reason) (rate(model_exporter_parse_errors_total{{{SIDECAR}}}{rate}))",

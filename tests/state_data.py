@@ -11,11 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from exporter.collector import Health
 from exporter.config import parse_config
 from exporter.config_types import Config
 from exporter.decode import Decoder
-from exporter.health import SourceStats
+from exporter.health import Health, SourceStats
 from exporter.state import State
 
 T0 = 1_717_000_000.0

@@ -16,8 +16,9 @@ from prometheus_client import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from exporter.bodies import Bodies
 from exporter.clock import ManualClock
-from exporter.collector import Bodies, ModelCollector
+from exporter.collector import ModelCollector
 from exporter.exposition import number
 from exporter.state import State
 from tests.harness import WAIT, promtool

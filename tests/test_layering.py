@@ -22,6 +22,9 @@ def _loaded_after(statement: str) -> set[str]:
     "module",
     [
         "exporter.collector",
+        "exporter.bodies",
+        "exporter.families.model",
+        "exporter.families.fleet",
         "exporter.state",
         "exporter.assess",
         "exporter.compare",
