@@ -21,7 +21,6 @@ hold the answers to. Fields are only added within a version, never renamed or re
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 import math
 import threading
@@ -40,6 +39,7 @@ from exporter.anomaly import KIND_NAMES, Kind
 from exporter.assess import Assessment, HistoryPoint, WindowAssessment
 from exporter.clock import Clock
 from exporter.compare import GAP_NAMES
+from exporter.downsample import bins
 from exporter.health import SOURCE_METRICS, Health
 from exporter.reference import Reference
 from exporter.state import GroupSnapshot, Snapshot, WindowView
@@ -264,15 +264,6 @@ def _window(
 
 
 # -- history ------------------------------------------------------------------------------------
-
-
-def bins(n: int, cap: int) -> list[range]:
-    """Consecutive index ranges covering ``range(n)``, at most ``cap`` of them, as even as can
-    be; each index on its own when ``n <= cap``."""
-    if n <= cap:
-        return [range(i, i + 1) for i in range(n)]
-    edges = [n * k // cap for k in range(cap + 1)]
-    return [range(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def _column(values: npt.NDArray[np.float64]) -> list[float | None]:

@@ -15,6 +15,7 @@ import pytest
 
 from exporter.clock import ManualClock
 from exporter.config import parse_config
+from exporter.downsample import bins
 from exporter.engine import Engine
 from exporter.health import Health, SourceStats
 from exporter.offline.baseline import ProfileBuilder
@@ -24,7 +25,6 @@ from exporter.status import (
     MAX_HISTORY_POINTS,
     Inputs,
     StatusEndpoint,
-    bins,
     document,
 )
 from tests.configs import example_config

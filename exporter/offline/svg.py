@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
-from exporter.status import bins
+from exporter.downsample import bins
 
 MAX_POINTS = 300
 
