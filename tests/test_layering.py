@@ -39,6 +39,57 @@ def test_the_store_and_the_renderer_do_not_load_the_decoder(module: str) -> None
     assert not [m for m in loaded if m.startswith(("exporter.tail", "exporter.offline"))]
 
 
+HTTP_STACK = {
+    "exporter.server",
+    "exporter.connections",
+    "exporter.request",
+    "exporter.scrape",
+    "exporter.page",
+    "exporter.status",
+    "exporter.webconfig",
+    "exporter.webfile",
+    "exporter.basicauth",
+}
+RENDERER = {"exporter.collector", "exporter.bodies", "exporter.families", "prometheus_client"}
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "exporter.tail.tailer",
+        "exporter.tail.watch",
+        "exporter.engine",
+        "exporter.pipeline",
+        "exporter.assess",
+        "exporter.offline.replay",
+        "exporter.offline.baseline",
+        "exporter.offline.html",
+    ],
+)
+def test_the_pipeline_and_the_offline_side_do_not_load_the_http_stack(module: str) -> None:
+    """Replay, baseline and the report run the pipeline with no server at all."""
+    loaded = _loaded_after(f"import {module}")
+    assert module in loaded
+    assert not (HTTP_STACK | RENDERER | {"exporter.sidecar"}) & loaded
+
+
+def test_the_tailer_does_not_load_records_or_the_store() -> None:
+    """The tailer hands on bytes: decoding, joining and storing happen downstream of it."""
+    loaded = _loaded_after("import exporter.tail.tailer, exporter.tail.watch")
+    downstream = {
+        "exporter.decode",
+        "exporter.batch",
+        "exporter.engine",
+        "exporter.join",
+        "exporter.state",
+        "exporter.assess",
+        "exporter.pipeline",
+        "exporter.exposition",
+    }
+    assert not downstream & loaded
+    assert not [m for m in loaded if m.startswith("exporter.stats")]
+
+
 def test_the_store_does_not_load_the_drift_statistics() -> None:
     """Windows are stored by ``state`` and judged by ``assess``: the store needs no statistics."""
     loaded = _loaded_after("import exporter.state")
