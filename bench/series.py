@@ -18,10 +18,10 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import registry
+from exporter.bodies import Bodies
+from exporter.collector import ModelCollector
 from exporter.config import parse_config
 from exporter.engine import Engine
 from exporter.offline.baseline import ProfileBuilder
@@ -68,7 +68,8 @@ def main() -> None:
     engine.ingest(b"".join(live), T0 + 800)
     assessment = engine.advance(T0 + 800 + engine.assessor.step)
     snapshot = engine.state.snapshot(T0 + 800)
-    text = generate_latest(registry(lambda: snapshot, None, lambda: assessment)).decode()
+    collector = ModelCollector(lambda: snapshot, None, lambda: assessment)
+    text = Bodies(collector, object).render(False).decode()  # what the sidecar serves
     per_family: Counter[str] = Counter()
     cells: Counter[str] = Counter()
     for family in text_string_to_metric_families(text):

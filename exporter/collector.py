@@ -4,7 +4,9 @@ Follows prometheus_client's custom-collector pattern: the store knows nothing of
 the ``families`` modules walk one ``Snapshot`` (and the latest drift ``Assessment``) and build
 families from them, computing nothing. This module decides which parts a scrape holds and keeps
 one broken part from failing the others; ``bodies`` writes and caches the text the sidecar
-serves. ``collect``/``registry`` are the prometheus_client view of the same families.
+serves. ``collect``/``registry`` are the prometheus_client view of the same families: the
+registry is where the server adds its own few families, and prometheus_client only encodes it
+in the server's fallback (no renderer given), which the sidecar never takes.
 """
 
 from __future__ import annotations
@@ -136,11 +138,3 @@ def _valid_text(value: str) -> str:
     except UnicodeEncodeError:
         return label_text(value, sys.maxsize)[0]
     return value
-
-
-def registry(
-    snapshot: Callable[[], Snapshot],
-    health: Callable[[], Health] | None,
-    assessment: Callable[[], Assessment] | None = None,
-) -> CollectorRegistry:
-    return ModelCollector(snapshot, health, assessment).registry()

@@ -125,6 +125,7 @@ class Sidecar:
     engine: Engine
     watched: list[str]
     waker: Waker
+    bodies: Bodies  # what /metrics serves, before the server's own few families
     listen_override: str | None = None
     reloads: Reloads = field(default_factory=Reloads)
     _stop_watch: Stopper | None = None
@@ -247,7 +248,9 @@ def build(
     )
     status = StatusEndpoint(inputs, [w.name for w in config.windows], clock)
     watched = [s.path for s in config.sources] + ([config.reference] if config.reference else [])
-    return Sidecar(config, pipeline, server, engine, watched, waker, listen_address, reloads)
+    return Sidecar(
+        config, pipeline, server, engine, watched, waker, bodies, listen_address, reloads
+    )
 
 
 def run_until(sidecar: Sidecar, control: Control, load: Callable[[], Config] | None = None) -> None:

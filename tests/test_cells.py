@@ -14,13 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 from oracle import pool, psi, sketch_bins
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.assess import WindowAssessment
 from exporter.batch import OTHER
 from exporter.cells import ReferenceCells
-from exporter.collector import registry
 from exporter.compare import align
 from exporter.config import parse_config
 from exporter.config_types import Config
@@ -33,6 +31,7 @@ from exporter.state import State
 from exporter.stats import drift
 from exporter.stats.sketch import binned_counts
 from tests.harness import promtool
+from tests.served import served
 
 T0 = 1_717_000_000.0
 KEPT = ["a", "b", "c", "d"]
@@ -351,9 +350,7 @@ def test_the_scrape_carries_every_cell_with_the_profile_hash(
     engine = sidecar(cfg, reference)
     engine.ingest(jsonl(records(np.random.default_rng(12), 500)), T0)
     assessment = engine.advance(T0 + engine.assessor.step)
-    text = generate_latest(
-        registry(lambda: engine.state.snapshot(T0), None, lambda: assessment)
-    ).decode()
+    text = served(lambda: engine.state.snapshot(T0), None, lambda: assessment)
     checked = promtool("check", "metrics", input=text)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     fleet = ("model_field_bin_records", "model_reference_bin_share")

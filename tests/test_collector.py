@@ -36,6 +36,7 @@ from exporter.health import SOURCE_METRICS
 from exporter.offline.baseline import ProfileBuilder
 from exporter.state import Snapshot, State
 from tests.harness import promtool
+from tests.served import served
 from tests.state_data import (
     CLASSES,
     CONFIG,
@@ -54,9 +55,8 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def scrape(snapshot: Callable[[], Snapshot], with_health: bool = True) -> str:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ModelCollector(snapshot, health if with_health else None))
-    return generate_latest(registry).decode()
+    """What the sidecar serves (``Bodies.render``), less the server's own families."""
+    return served(snapshot, health if with_health else None)
 
 
 def parse(text: str) -> Samples:
@@ -266,6 +266,8 @@ def test_an_empty_state_renders_without_series() -> None:
 
 
 def test_registration_takes_no_snapshot() -> None:
+    """The sidecar registers the collector in the registry it hands the server (for the
+    server's own families): registering must not render."""
     calls: list[float] = []
     _, _, state = build()
 
@@ -430,11 +432,7 @@ def test_drift_families_render_the_latest_assessment_and_compute_nothing(
 
     monkeypatch.setattr("exporter.assess.compare", fail)
     monkeypatch.setattr("exporter.assess.gaps", fail)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(
-        ModelCollector(lambda: engine.state.snapshot(T0 + 6), None, lambda: assessment)
-    )
-    samples = parse(generate_latest(registry).decode())
+    samples = parse(served(lambda: engine.state.snapshot(T0 + 6), None, lambda: assessment))
     expected = 0
     for w in assessment.windows.values():
         mv = {"model": w.model, "version": w.version, "window": w.window}

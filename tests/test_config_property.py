@@ -17,7 +17,6 @@ import math
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,11 +26,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from prometheus_client import generate_latest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli import _load, main
-from exporter.collector import registry
 from exporter.errors import ConfigError
 from exporter.offline.simulate import Scenario, generate
 from exporter.sidecar import Sidecar, build
@@ -200,10 +200,12 @@ def _build(config: Any) -> Sidecar:
     raise AssertionError("unreachable")
 
 
-def _scrape_is_sound(text: str) -> None:
-    """The exposition parses and no series appears twice."""
+def _scrape_is_sound(text: str, openmetrics: bool = False) -> None:
+    """The exposition parses (prometheus_client's parser of its format) and no series appears
+    twice."""
+    parse = openmetrics_families if openmetrics else text_string_to_metric_families
     seen: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
-    for family in text_string_to_metric_families(text):
+    for family in parse(text):
         for sample in family.samples:
             seen[(sample.name, tuple(sorted(sample.labels.items())))] += 1
     duplicates = [series for series, n in seen.items() if n > 1]
@@ -239,12 +241,8 @@ def _validate_build_ingest_scrape(path: Path) -> None:
         assert not sidecar.pipeline.failed
         errors = sidecar.pipeline.health().parse_errors
         assert not [reason for (_, reason) in errors if reason == "unprocessable"], errors
-        state, assessor = sidecar.engine.state, sidecar.engine.assessor  # as the server does
-        metrics = registry(
-            lambda: state.snapshot(time.time()), sidecar.pipeline.health, lambda: assessor.latest
-        )
-        text = generate_latest(metrics)
-        _scrape_is_sound(text.decode())
+        for openmetrics in (False, True):  # the bodies /metrics serves, in either format
+            _scrape_is_sound(sidecar.bodies.render(openmetrics).decode(), openmetrics)
     finally:
         sidecar.server.stop()
 

@@ -37,6 +37,7 @@ from exporter.reference import Reference
 from exporter.state import Snapshot, State
 from tests.configs import example_config
 from tests.harness import promtool
+from tests.served import bodies, served
 
 T0 = 1_717_000_000.0
 Labels = dict[str, str]
@@ -62,6 +63,17 @@ def render(
     health: Callable[[], Health] | None = None,
     assessment: Callable[[], Assessment] | None = None,
 ) -> str:
+    """What the sidecar serves (``Bodies.render``, our own writer)."""
+    return served(snapshot, health, assessment)
+
+
+def render_fallback(
+    snapshot: Callable[[], Snapshot],
+    health: Callable[[], Health] | None = None,
+    assessment: Callable[[], Assessment] | None = None,
+) -> str:
+    """prometheus_client's encoder over the same collector: the server's fallback when it is
+    given no renderer (the sidecar always gives one)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ModelCollector(snapshot, health, assessment))
     return generate_latest(registry).decode()
@@ -149,10 +161,13 @@ def test_hostile_label_values_fed_straight_to_the_state_and_collector_render() -
     def health() -> Health:
         return Health(parse_errors={("/logs/\udcff*.jsonl", "invalid_json"): 1})
 
-    text = render(lambda: state.snapshot(T0), health)
-    check(text)
-    assert value(text, "model_exporter_render_errors_total") == 0
-    assert sum(v for n, _, v in samples(text) if n == "model_predictions_total") == n
+    for text in (
+        render(lambda: state.snapshot(T0), health),
+        render_fallback(lambda: state.snapshot(T0), health),  # collect() repairs for its encoder
+    ):
+        check(text)
+        assert value(text, "model_exporter_render_errors_total") == 0
+        assert sum(v for n, _, v in samples(text) if n == "model_predictions_total") == n
 
 
 def test_a_part_that_fails_to_render_is_left_out_counted_and_logged_once(
@@ -164,11 +179,10 @@ def test_a_part_that_fails_to_render_is_left_out_counted_and_logged_once(
     def broken() -> Health:
         raise RuntimeError("boom")
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ModelCollector(lambda: state.snapshot(T0), broken))
+    served_bodies = bodies(lambda: state.snapshot(T0), broken)
     caplog.set_level(logging.ERROR)
-    first = generate_latest(registry).decode()
-    second = generate_latest(registry).decode()
+    first = served_bodies.render(False).decode()
+    second = served_bodies.render(False).decode()
     for text, errors in ((first, 1), (second, 2)):
         check(text)
         assert value(text, "model_predictions_total", model="m") == 1

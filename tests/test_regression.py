@@ -7,16 +7,15 @@ import json
 import math
 
 import numpy as np
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.assess import Assessment
-from exporter.collector import registry
 from exporter.config import parse_config
 from exporter.decode import Decoder
 from exporter.engine import Engine
 from exporter.offline.baseline import ProfileBuilder
 from exporter.state import State
+from tests.served import served
 
 T0 = 1_800_000_000.0
 CONFIG = parse_config(
@@ -43,7 +42,7 @@ def _scrape(
     state: State, now: float, assessment: Assessment | None = None
 ) -> dict[tuple[str, str], float]:
     assessed = None if assessment is None else (lambda: assessment)
-    text = generate_latest(registry(lambda: state.snapshot(now), None, assessed)).decode()
+    text = served(lambda: state.snapshot(now), None, assessed)
     return {
         (s.name, s.labels.get("window", "")): s.value
         for family in text_string_to_metric_families(text)
