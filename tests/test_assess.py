@@ -17,32 +17,18 @@ import pytest
 from exporter import assess
 from exporter.assess import READ_BEFORE
 from exporter.compare import compare, gaps
-from exporter.config import parse_config
 from exporter.config_types import Config
 from exporter.engine import Engine
 from exporter.offline.baseline import ProfileBuilder
 from exporter.reference import Reference
+from tests.configs import classifier_fields, unread_config
 
 T0 = 1_800_000_000.0  # a multiple of every step and bucket width below
 
 
 def _config(windows: list[str], buckets: int = 12) -> Config:
-    return parse_config(
-        {
-            "sources": ["/unused"],
-            "fields": {
-                "timestamp": "ts",
-                "model_name": "m",
-                "model_version": "v",
-                "prediction": "score",
-                "predicted_class": "cls",
-                "ground_truth": "label",
-                "features": [{"name": "x", "path": "x"}, {"name": "c", "path": "c"}],
-            },
-            "windows": windows,
-            "window_buckets": buckets,
-        }
-    )
+    fields = classifier_fields(features=[{"name": "x", "path": "x"}, {"name": "c", "path": "c"}])
+    return unread_config(fields, windows=windows, window_buckets=buckets)
 
 
 def _lines(rng: np.random.Generator, n: int, shift: float = 0.0) -> bytes:

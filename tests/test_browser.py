@@ -30,7 +30,7 @@ from exporter.config import parse_config
 from exporter.offline.baseline import ProfileBuilder
 from tests import drift_episode
 from tests.browser import chromium, console_errors, screenshot
-from tests.configs import write_config
+from tests.configs import regression_fields, regression_lines, tailed_data, write_config
 from tests.harness import RUN_TIMEOUT, WAIT, SidecarProcess, http_get, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -262,34 +262,20 @@ def test_the_live_page_of_a_regression_model_shows_mae_and_rmse(
 ) -> None:
     """A model with a numeric label and no class: the page's other branch (MAE and RMSE against
     development instead of an error ratio) renders without a console error."""
-    data: dict[str, Any] = {
-        "sources": [{"path": "demand.jsonl", "start_at": "beginning"}],
-        "tail": {"poll_interval": "200ms"},
-        "fields": {
-            "model_name": "demand",
-            "model_version": "v7",
-            "prediction": "y_hat",
-            "ground_truth": "y",
-        },
-        "windows": ["1m", "5m"],
-        "window_buckets": 20,
-        "reference": "reference.json",
-    }
+    data = tailed_data(
+        "demand.jsonl",
+        regression_fields(model_name="demand", model_version="v7"),
+        windows=["1m", "5m"],
+        window_buckets=20,
+        reference="reference.json",
+    )
     rng = np.random.default_rng(8)
-
-    def lines(n: int, noise: float) -> bytes:
-        truth = rng.normal(100.0, 10.0, n)
-        guess = truth + rng.normal(0.0, noise, n)
-        return b"".join(
-            json.dumps({"y_hat": float(p), "y": float(y)}).encode() + b"\n"
-            for p, y in zip(guess, truth, strict=True)
-        )
 
     config = parse_config(data)
     builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
-    builder.add(lines(3000, 2.0))
+    builder.add(regression_lines(rng, 3000, 2.0))
     (tmp_path / "reference.json").write_text(builder.build("2026-01-01T00:00:00+00:00").to_json())
-    (tmp_path / "demand.jsonl").write_bytes(lines(2000, 6.0))
+    (tmp_path / "demand.jsonl").write_bytes(regression_lines(rng, 2000, 6.0))
     sidecar = start_sidecar(write_config(tmp_path, data))
     browser.get(f"{sidecar.url}/")
     labels = _until(

@@ -31,7 +31,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_te
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tests.configs import write_config
+from tests.configs import tailed_data, write_config
 from tests.harness import (
     RUN_TIMEOUT,
     WAIT,
@@ -151,25 +151,19 @@ def _config(log: Path, reference: Path | None, **extra: Any) -> dict[str, Any]:
         {"name": field, "path": f"inputs.{field}", "type": "numeric"} for field in LOGGED
     ]
     features.append({"name": "texture_band", "path": "inputs.texture_band", "type": "categorical"})
-    config: dict[str, Any] = {
-        "sources": [{"path": str(log), "start_at": "beginning"}],
-        "tail": {"poll_interval": "200ms"},
-        "fields": {
-            "timestamp": "ts",
-            "model": "model",
-            "version": "version",
-            "request_id": "request_id",
-            "prediction": {"path": "scores.malignant", "min": 0, "max": 1},
-            "predicted_class": "label",
-            "confidence": {"path": "scores.top", "min": 0, "max": 1},
-            "latency": {"path": "latency_ms", "unit": "ms", "min": 0},
-            "ground_truth": "truth",
-            "features": features,
-        },
-        "windows": [SHORT, LONG],
-        "window_buckets": 5,
-        "quantiles": [0.5, 0.9],
+    fields = {
+        "timestamp": "ts",
+        "model": "model",
+        "version": "version",
+        "request_id": "request_id",
+        "prediction": {"path": "scores.malignant", "min": 0, "max": 1},
+        "predicted_class": "label",
+        "confidence": {"path": "scores.top", "min": 0, "max": 1},
+        "latency": {"path": "latency_ms", "unit": "ms", "min": 0},
+        "ground_truth": "truth",
+        "features": features,
     }
+    config = tailed_data(log, fields, windows=[SHORT, LONG], window_buckets=5, quantiles=[0.5, 0.9])
     if reference is not None:
         config["reference"] = str(reference)
     config.update(extra)

@@ -28,7 +28,7 @@ import pytest
 from oracle import js, pool, psi, sketch_bins
 
 from tests.bundle import shortened_rules
-from tests.configs import write_config
+from tests.configs import tailed_data, write_config
 from tests.harness import RUN_TIMEOUT, WAIT, Prometheus, ScrapeTarget, SidecarProcess, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -60,21 +60,16 @@ def jsonl(rows: list[dict[str, Any]]) -> bytes:
 
 
 def config(log: Path, reference: Path) -> dict[str, Any]:
-    return {
-        "sources": [{"path": str(log), "start_at": "beginning"}],
-        "tail": {"poll_interval": "200ms"},
-        "fields": {
-            "timestamp": "ts",
-            "model_name": MODEL,
-            "model_version": VERSION,
-            "features": [
-                {"name": "x", "path": "features.x", "type": "numeric"},
-                {"name": "colour", "path": "features.colour", "type": "categorical"},
-            ],
-        },
-        "windows": ["1m", "1h"],
-        "reference": str(reference),
+    fields = {
+        "timestamp": "ts",
+        "model_name": MODEL,
+        "model_version": VERSION,
+        "features": [
+            {"name": "x", "path": "features.x", "type": "numeric"},
+            {"name": "colour", "path": "features.colour", "type": "categorical"},
+        ],
     }
+    return tailed_data(log, fields, windows=["1m", "1h"], reference=str(reference))
 
 
 def baseline(config_path: Path, development: Path, output: Path) -> dict[str, Any]:

@@ -18,7 +18,6 @@ import pytest
 from exporter.anomaly import Kind
 from exporter.batch import Batch
 from exporter.compare import ReferenceChecks
-from exporter.config import parse_config
 from exporter.config_types import Config
 from exporter.decode import Decoder
 from exporter.engine import Engine
@@ -26,27 +25,16 @@ from exporter.join import LabelJoin
 from exporter.offline.baseline import ProfileBuilder
 from exporter.reference import Reference
 from exporter.state import State
+from tests.configs import classifier_fields, unread_config
 
 T0 = 1_800_000_000.0
 
 
 def _config(**extra: Any) -> Config:
-    return parse_config(
-        {
-            "sources": ["/unused"],
-            "fields": {
-                "timestamp": "ts",
-                "model_name": "m",
-                "model_version": "v",
-                "prediction": "score",
-                "predicted_class": "cls",
-                "ground_truth": "label",
-                "request_id": "id",
-                "features": [{"name": "x", "path": "x"}],
-            },
-            "ground_truth_join": {"enabled": True, "timeout": "10m", "capacity": 100},
-            **extra,
-        }
+    return unread_config(
+        classifier_fields(request_id="id", features=[{"name": "x", "path": "x"}]),
+        ground_truth_join={"enabled": True, "timeout": "10m", "capacity": 100},
+        **extra,
     )
 
 
@@ -240,7 +228,7 @@ def test_a_timestamp_the_config_does_not_name_is_optional(named: bool) -> None:
     fields: dict[str, Any] = {"model_name": "m", "prediction": "score"}
     if named:
         fields["timestamp"] = "ts"
-    engine = Engine(parse_config({"sources": ["/unused"], "fields": fields}))
+    engine = Engine(unread_config(fields))
     batch = engine.decode(_lines({"score": 0.5}, {"score": 0.5, "ts": T0 - 3600}), T0)
     column = batch.flags[:, engine.decoder.layout.timestamp_column].tolist()
     assert sorted(column) == ([Kind.MISSING] if named else [0]) + [Kind.LATE]
@@ -248,20 +236,15 @@ def test_a_timestamp_the_config_does_not_name_is_optional(named: bool) -> None:
 
 def _cutting_config() -> Config:
     """Model and version names and a category read from the log, with a short label limit."""
-    return parse_config(
-        {
-            "sources": ["/unused"],
-            "max_label_value_bytes": 16,
-            "fields": {
-                "timestamp": "ts",
-                "model": "model",
-                "version": "version",
-                "prediction": "score",
-                "predicted_class": "cls",
-                "features": [{"name": "x", "path": "x"}],
-            },
-        }
-    )
+    fields = {
+        "timestamp": "ts",
+        "model": "model",
+        "version": "version",
+        "prediction": "score",
+        "predicted_class": "cls",
+        "features": [{"name": "x", "path": "x"}],
+    }
+    return unread_config(fields, max_label_value_bytes=16)
 
 
 def test_a_chunk_retried_line_by_line_counts_its_cut_label_values_once(

@@ -12,19 +12,17 @@ from exporter.batch import Batch
 from exporter.config import parse_config
 from exporter.decode import Decoder
 from exporter.join import JoinResult, LabelJoin
+from tests.configs import unread_data
 
-CONFIG = {
-    "sources": ["/unused"],
-    "fields": {
-        "model_name": "m",
-        "model_version": "v1",
-        "prediction": "score",
-        "predicted_class": "cls",
-        "ground_truth": "label",
-        "request_id": "id",
-    },
-    "ground_truth_join": {"enabled": True, "timeout": "10m", "capacity": 3},
+FIELDS = {
+    "model_name": "m",
+    "model_version": "v1",
+    "prediction": "score",
+    "predicted_class": "cls",
+    "ground_truth": "label",
+    "request_id": "id",
 }
+CONFIG = unread_data(FIELDS, ground_truth_join={"enabled": True, "timeout": "10m", "capacity": 3})
 
 
 def _setup(capacity: int = 3, timeout: float = 600.0) -> tuple[Decoder, LabelJoin]:

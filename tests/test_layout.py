@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from exporter.batch import Batch, Layout
-from exporter.config import parse_config
 from exporter.config_types import FieldsConfig, FieldSpec
 from exporter.decode import Decoder
 from exporter.join import Joined, LabelJoin
+from tests.configs import unread_config
 
 CLASSES = ("legit", "fraud", "review")
 COUNTRIES = ("US", "DE", "BR")
@@ -34,21 +34,18 @@ class FeaturesFirst(FieldsConfig):
 
 
 def mapping(**roles: Any) -> FieldsConfig:
-    config = parse_config(
+    config = unread_config(
         {
-            "sources": ["/unused"],
-            "fields": {
-                "model_name": "m",
-                "model_version": "v1",
-                "confidence": "conf",
-                "latency": {"path": "lat_ms", "unit": "ms"},
-                "features": [
-                    {"name": "amount", "path": "amount"},
-                    {"name": "age", "path": "age"},
-                    {"name": "country", "path": "country", "type": "categorical"},
-                ],
-                **roles,
-            },
+            "model_name": "m",
+            "model_version": "v1",
+            "confidence": "conf",
+            "latency": {"path": "lat_ms", "unit": "ms"},
+            "features": [
+                {"name": "amount", "path": "amount"},
+                {"name": "age", "path": "age"},
+                {"name": "country", "path": "country", "type": "categorical"},
+            ],
+            **roles,
         }
     )
     return config.fields

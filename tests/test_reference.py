@@ -31,6 +31,7 @@ from exporter.reference import (
     parse,
 )
 from exporter.stats.sketch import SketchLayout
+from tests.configs import unread_data
 
 QUANTILES = [0.1, 0.5, 0.9, 0.99]
 CATEGORIES = ["rare1", "rare2", "a", "b", "c", "d", "e"]
@@ -512,11 +513,7 @@ def _joined_config(tmp_path: Any, regression: bool) -> Any:
     )
     fields["features"] = [{"name": "x"}]
     path = tmp_path / "config.yaml"
-    path.write_text(
-        json.dumps(
-            {"sources": ["/unused"], "fields": fields, "ground_truth_join": {"enabled": True}}
-        )
-    )
+    path.write_text(json.dumps(unread_data(fields, ground_truth_join={"enabled": True})))
     return path
 
 

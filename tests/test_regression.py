@@ -10,25 +10,15 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.assess import Assessment
-from exporter.config import parse_config
 from exporter.decode import Decoder
 from exporter.engine import Engine
 from exporter.offline.baseline import ProfileBuilder
 from exporter.state import State
+from tests.configs import regression_fields, unread_config
 from tests.served import served
 
 T0 = 1_800_000_000.0
-CONFIG = parse_config(
-    {
-        "sources": ["/unused"],
-        "fields": {
-            "model_name": "m",
-            "model_version": "v",
-            "prediction": "y_hat",
-            "ground_truth": "y",
-        },
-    }
-)
+CONFIG = unread_config(regression_fields())
 
 
 def _lines(predictions: np.ndarray, labels: list[object]) -> bytes:
@@ -140,19 +130,7 @@ def test_late_labels_of_a_regression_model_give_mae_and_rmse() -> None:
     """Labels on their own line, joined by request id, are compared with the waiting score:
     the window's MAE and RMSE are numpy's over the joined pairs; a label that is not a number
     is matched but not labelled; a prediction labelled on its own line never waits."""
-    config = parse_config(
-        {
-            "sources": ["/unused"],
-            "fields": {
-                "model_name": "m",
-                "model_version": "v",
-                "prediction": "y_hat",
-                "ground_truth": "y",
-                "request_id": "id",
-            },
-            "ground_truth_join": {"enabled": True},
-        }
-    )
+    config = unread_config(regression_fields(request_id="id"), ground_truth_join={"enabled": True})
     rng = np.random.default_rng(5)
     truth = rng.normal(50.0, 5.0, 300)
     predictions = truth + rng.normal(0.0, 2.0, 300)

@@ -18,7 +18,7 @@ from exporter.offline.html import rank, render_html
 from exporter.offline.replay import replay
 from exporter.offline.svg import MAX_POINTS, downsample
 from exporter.reference import Reference
-from tests.configs import write_config
+from tests.configs import unread_data, write_config
 from tests.harness import RUN_TIMEOUT
 
 T0 = 1_800_000_000.0
@@ -30,18 +30,15 @@ def _config() -> Config:
 
 
 def _config_data() -> dict[str, object]:
-    return {
-        "sources": ["/unused"],
-        "fields": {
-            "timestamp": "ts",
-            "model": "model",
-            "version": "version",
-            "prediction": "score",
-            "features": [{"name": "x", "path": "x"}],
-        },
-        "windows": ["10m"],
-        "window_buckets": 2,  # steps of 5 minutes: a long log costs few assessments
+    fields = {
+        "timestamp": "ts",
+        "model": "model",
+        "version": "version",
+        "prediction": "score",
+        "features": [{"name": "x", "path": "x"}],
     }
+    # window_buckets 2: steps of 5 minutes, so a long log costs few assessments
+    return unread_data(fields, windows=["10m"], window_buckets=2)
 
 
 def _log(

@@ -27,7 +27,7 @@ from exporter.status import (
     StatusEndpoint,
     document,
 )
-from tests.configs import example_config
+from tests.configs import example_config, regression_fields, regression_lines, unread_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "status-api.schema.json").read_text())
@@ -256,34 +256,16 @@ def test_label_values_come_back_exactly_and_the_bytes_are_ascii() -> None:
 
 
 def test_a_regression_model_gets_mae_and_rmse_and_no_error_ratio() -> None:
-    config = parse_config(
-        {
-            "sources": ["/unused"],
-            "fields": {
-                "model_name": "m",
-                "model_version": "v",
-                "prediction": "y_hat",
-                "ground_truth": "y",
-            },
-        }
-    )
+    config = unread_config(regression_fields())
     rng = np.random.default_rng(5)
 
-    def lines(n: int, noise: float) -> bytes:
-        truth = rng.normal(100.0, 10.0, n)
-        guess = truth + rng.normal(0.0, noise, n)
-        return b"".join(
-            json.dumps({"y_hat": float(p), "y": float(y)}).encode() + b"\n"
-            for p, y in zip(guess, truth, strict=True)
-        )
-
     builder = ProfileBuilder(config.fields, config.quantiles, config.sketch_relative_accuracy)
-    builder.add(lines(2000, 2.0))
+    builder.add(regression_lines(rng, 2000, 2.0))
     engine = Engine(config, builder.build("2026-01-01T00:00:00+00:00"))
     clock = ManualClock(T0)
     for k in range(6):
         clock.set(T0 + 5.0 * k + 0.5)
-        engine.ingest(lines(300, 6.0), clock.now())
+        engine.ingest(regression_lines(rng, 300, 6.0), clock.now())
     clock.advance(5.0)
     engine.advance(clock.now())
     doc = json.loads(json.dumps(document(_inputs(engine, clock), clock.now(), T0, None)))
