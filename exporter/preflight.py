@@ -10,6 +10,7 @@ nothing and only checks that it could.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -38,7 +39,10 @@ def _check_source(key: str, pattern: str, problems: list[str], warnings: list[st
     if not is_glob:
         try:
             st = os.stat(pattern)  # noqa: PTH116 - one call, the mode is all we need
-        except OSError:
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:  # no file of that name can ever appear
+                problems.append(f"{key}: {pattern}: {exc.strerror}")
+                return
             st = None
         if st is not None and stat.S_ISDIR(st.st_mode):
             glob = str(Path(pattern) / "*.jsonl")
@@ -115,6 +119,21 @@ def _check_positions(path: str, prepare: bool, problems: list[str]) -> None:
         problems.append(f"{key}: directory {directory} is not writable by {_user()}; {fix}")
 
 
+def _reference_problem(path: str) -> str | None:
+    """Why ``path`` can never be read as a profile; None when it may (a missing file is left to
+    the loader, which says so). A name the file system refuses (too long, a loop of links, a
+    file as a directory) is a problem, never a crash."""
+    try:
+        st = os.stat(path)  # noqa: PTH116 - one call, the mode is all we need
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path} is not a regular file"
+    return None
+
+
 def check_paths(config: Config, prepare: bool = False) -> list[str]:
     """Warnings for what may still appear; ConfigError for what run would fail on.
 
@@ -127,9 +146,9 @@ def check_paths(config: Config, prepare: bool = False) -> list[str]:
     if config.tail.positions_file is not None:
         _check_positions(config.tail.positions_file, prepare, problems)
     if config.reference is not None:
-        reference = Path(config.reference)
-        if reference.exists() and not reference.is_file():
-            problems.append(f"reference: {config.reference} is not a regular file")
+        problem = _reference_problem(config.reference)
+        if problem is not None:
+            problems.append(f"reference: {problem}")
     if problems:
         raise ConfigError(problems)
     return warnings

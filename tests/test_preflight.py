@@ -79,6 +79,19 @@ def test_a_source_under_a_file_can_never_exist_and_is_refused(tmp_path: Path) ->
         check_paths(config)
 
 
+def test_a_file_name_too_long_for_the_file_system_is_refused_not_a_crash(tmp_path: Path) -> None:
+    """No file of that name can ever appear: the source is refused (the tailer would otherwise
+    warn forever), and the reference too (stat raised ENAMETOOLONG out of check_paths)."""
+    long_name = str(tmp_path / ("x" * 300))
+    config = load_config(write_config(tmp_path, example_config(long_name)))
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.path: .*x: File name too long"):
+        check_paths(config)
+    raw = example_config(tmp_path / "p.jsonl", reference=long_name)
+    config = load_config(write_config(tmp_path, raw))
+    with pytest.raises(ConfigError, match=r"reference: .*x: File name too long"):
+        check_paths(config)
+
+
 def test_a_fifo_as_the_log_is_refused(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "p.jsonl")
     config = load_config(write_config(tmp_path, example_config(tmp_path / "p.jsonl")))
