@@ -22,7 +22,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter.connections import Limits
-from exporter.request import MAX_HEAD_BYTES, MAX_HEADERS, MAX_REQUEST_LINE
+from exporter.httphead import MAX_HEAD_BYTES, MAX_HEADERS, MAX_REQUEST_LINE
 from exporter.scrape import RENDER_FAILURES_UNHEALTHY, accepts_gzip
 from exporter.server import MetricsServer
 from exporter.webfile import WebConfigFile
