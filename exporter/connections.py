@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import select
 import selectors
 import socket
 import ssl
@@ -137,6 +136,7 @@ class ConnectionServer:
         self._stop_by = 0.0
         self._threads: list[threading.Thread] = []
         self.evicted = 0  # idle connections closed to make room for new ones
+        self.timed_out = 0  # connections closed past one of their timeouts
 
     @property
     def port(self) -> int:
@@ -146,6 +146,11 @@ class ConnectionServer:
     def open_connections(self) -> int:
         with self._lock:
             return self._open
+
+    @property
+    def writing(self) -> int:
+        """Connections whose response the selector thread is sending (the client is slow)."""
+        return len(self._writing.deadlines)  # read from other threads: one atomic len()
 
     def start(self) -> None:
         self._selector.register(self._wake_r, READ)
@@ -269,12 +274,7 @@ class ConnectionServer:
         if not self._idle.deadlines:
             return False
         conn = next(iter(self._idle.deadlines))
-        try:
-            arrived = bool(select.select([conn.sock], [], [], 0)[0])
-        except (OSError, ValueError):
-            arrived = True  # reading will meet the error and close
-        if arrived:
-            self._step(conn)
+        self._step(conn)  # reads what arrived, if anything: the socket never blocks
         if self._timer.get(conn) is self._idle:  # nothing arrived (or only part of a record)
             self._close(conn)
             self.evicted += 1
@@ -418,6 +418,7 @@ class ConnectionServer:
                     break
                 log.debug("connection from %s timed out (%s)", conn.address[0], conn.phase.value)
                 self._close(conn)
+                self.timed_out += 1
         if not self._listening and not self._stopping.is_set():
             with self._lock:
                 room = self._open < self.limits.max_connections
@@ -468,8 +469,7 @@ class ConnectionServer:
             with self._lock:
                 self._busy -= 1
                 self._open -= 1
-            if not self._listening or self._stopping.is_set():  # room again, or stop waits
-                self._wake()
+            self._wake()  # the selector may be waiting for room (max_connections) or for stop
             return
         with self._lock:
             if sent and conn.keep and conn.head_ready() and not self._stopping.is_set():

@@ -189,6 +189,19 @@ class MetricsServer:
         """Idle connections closed to make room (max_connections reached)."""
         return self._connections.evicted
 
+    @property
+    def timed_out(self) -> int:
+        """Connections closed past one of their timeouts (head, idle, write, linger)."""
+        return self._connections.timed_out
+
+    @property
+    def open_connections(self) -> int:
+        return self._connections.open_connections
+
+    def writing_responses(self) -> int:
+        """Responses the clients are slow to take, being sent by the selector thread."""
+        return self._connections.writing
+
     def waiting_scrapes(self) -> int:
         return self._renders.waiting
 
