@@ -12,8 +12,11 @@ its head can be parsed without waiting for another byte (``exporter.httphead``);
 parses, routes and renders, queues the response, sends what the socket takes at once and gives
 the connection back. A worker never waits for a client, so slow heads, stalled handshakes,
 request bodies and clients that do not read their response cannot take the workers away from
-``/healthz`` or from other scrapers; workers are busy only with requests' own work, in arrival
-order.
+``/healthz`` or from other scrapers; workers are busy only with requests' own work. Requests
+are served in arrival order, each by the most recently idle worker (``exporter.handoff``).
+What a waiting client costs is memory, bounded: ``HEAD_BUFFER`` bytes of head, or the rest of
+its response. The price is that TLS handshakes (a millisecond or so of CPU each) are done one
+at a time, on the selector thread.
 
 Limits (``Limits``): at most ``max_connections`` open at once. Past that the longest-idle
 keep-alive connection is closed to make room (a client reconnects cheaply), and when none is
@@ -175,7 +178,9 @@ class ConnectionServer:
                 self._work.put(None)
         self._wake()
         for thread in self._threads:  # the workers, then the selector thread
-            thread.join(max(0.0, self._stop_by - self._clock.monotonic()) + 1.0)
+            # The selector thread gives up by itself at the deadline: a moment more for that.
+            grace = 1.0 if thread is self._threads[-1] else 0.0
+            thread.join(max(0.0, self._stop_by - self._clock.monotonic()) + grace)
         self._threads = []
         with self._lock:
             leftovers = {*self._returned, *self._timer, *self._events}
