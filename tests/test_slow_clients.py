@@ -8,6 +8,7 @@ Every server here has two workers or one, and timeouts far longer than the tests
 from __future__ import annotations
 
 import contextlib
+import http.client
 import socket
 import ssl
 from collections.abc import Iterator
@@ -25,7 +26,6 @@ from exporter.server import MetricsServer
 from exporter.webfile import WebConfigFile
 from tests.certs import Certificates, make_certificates
 from tests.harness import HTTP_TIMEOUT, WAIT, wait_until
-from tests.test_server import _get
 
 LONG = 600.0  # seconds: no timeout of the server's expires during a test
 # A /metrics body of 12 MiB: far more than the socket buffers hold (on loopback the kernel lets
@@ -103,9 +103,20 @@ def _healthy(sock: socket.socket) -> None:
     assert body == b"ok\n"
 
 
+def _fetch(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
 def _probe_answers(port: int) -> None:
-    assert _get(port, "/healthz")[0] == 200
-    status, body, _ = _get(port, "/metrics")
+    """/healthz and /metrics, on new connections, are answered whole."""
+    assert _fetch(port, "/healthz") == (200, b"ok\n")
+    status, body = _fetch(port, "/metrics")
     assert status == 200
     assert body.count(b"model_test_big{") == SERIES
 
