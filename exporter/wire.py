@@ -60,7 +60,6 @@ class Connection:
     head: HeadScan = field(default_factory=HeadScan, repr=False)
     out: deque[bytes] = field(default_factory=deque, repr=False)
     phase: Phase = Phase.HEAD
-    tls: bool = False  # the TLS handshake is done
     plain_on_tls: bool = False  # a plain-HTTP client on the TLS port (answered 400)
     keep: bool = False  # the last response leaves the connection open for another request
     linger: bool = False  # the reply was an error to a request not read whole
@@ -135,7 +134,6 @@ class Connection:
             return WRITE
         except OSError as exc:
             raise ClosedError(repr(exc)) from exc
-        self.tls = True
         return None
 
     # -- the response ---------------------------------------------------------------------
