@@ -2,12 +2,14 @@
 whether ingestion keeps up.
 
     .venv/bin/python bench/bench_scrape_concurrency.py [--scrapers 200] [--seconds 30]
-        [--rate 2000] [--source DIR]
+        [--rate 2000] [--stalled 0] [--source DIR]
 
 Starts ``model-exporter run`` on 127.0.0.1 with the example config, a writer appending a
 realistic prediction log (the simulator) at ``--rate`` lines/s, and ``--scrapers`` clients that
 each keep one connection open (as Prometheus does) and GET /metrics (gzip) in a loop, all at
-once. Prints scrape latency percentiles, errors, scrapes/s, the sidecar's CPU and memory, and the
+once. ``--stalled N`` adds N clients that each send half a request head and stop (reconnecting
+when the server closes them at its head timeout), as a slow or hostile client does. Prints scrape
+latency percentiles, errors, scrapes/s, the sidecar's CPU and memory, and the
 lines it had counted when the scrapers stopped against the lines written by then.
 ``--source DIR`` runs the sidecar from another checkout (e.g. the main branch) to compare.
 The machine is shared: compare figures from runs made one after the other, not across days.
@@ -35,6 +37,7 @@ from exporter.offline.simulate import Scenario, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST = b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: gzip\r\n\r\n"
+HALF_A_HEAD = b"GET /metrics HTTP/1.1\r\nHost: bench\r\n"
 
 
 def _free_port() -> int:
@@ -124,13 +127,31 @@ async def _scraper(port: int, until: float, latencies: list[float], errors: dict
         writer.close()
 
 
+async def _stalled(port: int, until: float) -> None:
+    """Half a request head, then nothing until the server gives up on it; again."""
+    while (left := until - time.monotonic()) > 0:
+        writer = None
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(HALF_A_HEAD)
+            await asyncio.wait_for(reader.read(), left)
+        except (TimeoutError, OSError):
+            await asyncio.sleep(0.1)
+        finally:
+            if writer is not None:
+                writer.close()
+
+
 async def _scrape_all(
-    port: int, scrapers: int, seconds: float
+    port: int, scrapers: int, seconds: float, stalled: int
 ) -> tuple[list[float], dict[str, int]]:
     latencies: list[float] = []
     errors: dict[str, int] = {}
     until = time.monotonic() + seconds
-    await asyncio.gather(*(_scraper(port, until, latencies, errors) for _ in range(scrapers)))
+    await asyncio.gather(
+        *(_stalled(port, until) for _ in range(stalled)),
+        *(_scraper(port, until, latencies, errors) for _ in range(scrapers)),
+    )
     return latencies, errors
 
 
@@ -139,6 +160,7 @@ def main() -> int:
     parser.add_argument("--scrapers", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=2000.0, help="log lines per second")
+    parser.add_argument("--stalled", type=int, default=0, help="clients stalled mid-head")
     parser.add_argument(
         "--source", type=Path, default=ROOT, help="checkout to run the sidecar from"
     )
@@ -172,7 +194,9 @@ def main() -> int:
             writer.start()
             time.sleep(2.0)  # the log grows and the windows fill before the crowd arrives
             cpu0, own0, wall0 = _cpu_seconds(sidecar.pid), time.process_time(), time.monotonic()
-            latencies, errors = asyncio.run(_scrape_all(port, args.scrapers, args.seconds))
+            latencies, errors = asyncio.run(
+                _scrape_all(port, args.scrapers, args.seconds, args.stalled)
+            )
             wall = time.monotonic() - wall0
             cpu = (_cpu_seconds(sidecar.pid) - cpu0) / wall
             own = (time.process_time() - own0) / wall
@@ -195,7 +219,8 @@ def main() -> int:
     ms = np.asarray(latencies) * 1000
     total_errors = sum(errors.values())
     # A request stuck past the end keeps its scraper (and the phase) going: rates use the wall.
-    print(f"source {args.source.resolve()}: {args.scrapers} scrapers for {wall:.0f} s, "
+    stalled = f", {args.stalled} clients stalled mid-head" if args.stalled else ""
+    print(f"source {args.source.resolve()}: {args.scrapers} scrapers{stalled} for {wall:.0f} s, "
           f"log at {args.rate:g} lines/s")  # fmt: skip
     if len(ms):
         p50, p90, p99 = np.percentile(ms, [50, 90, 99])

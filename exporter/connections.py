@@ -1,99 +1,57 @@
-"""Connections for the HTTP server: a real listen backlog, a bounded pool of worker threads, and
-idle connections parked in one selector instead of each holding a thread.
+"""Connections for the HTTP server: a real listen backlog, one selector thread that does all the
+waiting on clients, and a bounded pool of worker threads that only ever get a request whose head
+has arrived whole.
 
 Why not ``ThreadingHTTPServer``: its backlog is 5 (200 simultaneous connects overflow it and
 stall on SYN retransmits) and it starts one thread per connection with no cap, each blocked
-for the whole keep-alive idle time. Here one thread accepts connections and watches the idle
-ones; a connection goes to a worker only when it has bytes to read, for one request, and comes
-back to the selector after it. A worker is therefore busy only while a request is actually
-being read, handled or written, so a few workers serve hundreds of keep-alive scrapers fairly,
-in arrival order.
+for the whole keep-alive idle time. Here one thread accepts connections and, on non-blocking
+sockets (``exporter.wire``), steps TLS handshakes, reads request heads into a bounded buffer,
+watches idle keep-alive connections, sends the part of a response a client is slow to take, and
+drains what a client still sends after an error reply. A connection goes to a worker only when
+its head can be parsed without waiting for another byte (``exporter.httphead``); the worker
+parses, routes and renders, queues the response, sends what the socket takes at once and gives
+the connection back. A worker never waits for a client, so slow heads, stalled handshakes,
+request bodies and clients that do not read their response cannot take the workers away from
+``/healthz`` or from other scrapers; workers are busy only with requests' own work. Requests
+are served in arrival order, each by the most recently idle worker (``exporter.handoff``).
+What a waiting client costs is memory, bounded: ``HEAD_BUFFER`` bytes of head, or the rest of
+its response. The price is that TLS handshakes (a millisecond or so of CPU each) are done one
+at a time, on the selector thread.
 
-Limits (``Limits``): at most ``max_connections`` open at once. Past that the oldest idle one
-is closed to make room (a client reconnects cheaply), and when none is idle, new connections
-wait in the kernel's backlog until one finishes. A connection that sends nothing is closed
-after ``head_timeout``; an idle keep-alive one after ``idle_timeout``; a request head (and the
-TLS handshake) must arrive within ``head_timeout`` of its first byte, however slowly it
-trickles in, or the socket is shut down under the worker (so a slow client cannot pin one).
+Limits (``Limits``): at most ``max_connections`` open at once. Past that the longest-idle
+keep-alive connection is closed to make room (a client reconnects cheaply), and when none is
+idle, new connections wait in the kernel's backlog until one closes. A new connection that
+sends nothing is closed after ``head_timeout``; an idle keep-alive one after ``idle_timeout``; a
+request head (with the TLS handshake) must arrive within ``head_timeout`` of its first byte,
+however slowly it trickles in; a response must be taken within ``write_timeout``; what a client
+sends after an error reply is drained for ``LINGER_SECONDS`` at most. Past each, the connection
+is closed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import io
 import logging
-import select
 import selectors
 import socket
 import ssl
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Protocol
 
 from exporter.clock import Clock, SystemClock
+from exporter.handoff import Handoff
+from exporter.wire import LINGER_SECONDS, READ, ClosedError, Connection, Phase
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # accept() failing for lack of descriptors or memory: wait a little rather than spin on it.
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ACCEPT_PAUSE = 0.1
-# After an error reply on a request we did not read whole, read (and drop) what the client still
-# sends for this long before closing: closing with unread bytes sends a reset, and the client
-# may then lose the reply (e.g. a 431) before reading it.
-LINGER_SECONDS = 0.5
-_LINGER_BYTES = 1 << 20
-
-
-class Handoff(Generic[T]):
-    """A FIFO of work for a pool of threads that wakes the most recently idle thread first.
-
-    Why not ``queue.SimpleQueue``: its waiters take turns, so a single Prometheus scraping
-    every few seconds is served by every worker in rotation, and each thread's first large
-    allocation gives it a malloc arena of its own that stays resident (glibc keeps up to 8 per
-    core). Waking the last thread to go idle keeps a light load on one or two threads and
-    their arenas; a crowd of scrapers still gets every worker.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: deque[T] = deque()
-        self._idle: list[threading.Lock] = []  # a parked thread waits on its own lock
-
-    def put(self, item: T) -> None:
-        with self._lock:
-            self._items.append(item)
-            if self._idle:
-                self._idle.pop().release()
-
-    def get(self) -> T:
-        waiter = threading.Lock()
-        waiter.acquire()
-        while True:
-            with self._lock:
-                if self._items:
-                    return self._items.popleft()
-                self._idle.append(waiter)
-            # Released by ``put`` (after popping it): another thread may take that item
-            # first, and then this one parks again.
-            waiter.acquire()
-
-    @property
-    def idle(self) -> int:
-        """Threads parked in ``get``."""
-        with self._lock:
-            return len(self._idle)
-
-    def drain(self) -> list[T]:
-        """Take every item still waiting."""
-        with self._lock:
-            items = list(self._items)
-            self._items.clear()
-            return items
+_TLS_HANDSHAKE_RECORD = 0x16  # the first byte a TLS client sends
 
 
 @dataclass(frozen=True)
@@ -109,69 +67,31 @@ class Limits:
     backlog: int = 1024  # the kernel caps it at net.core.somaxconn (4096 on current kernels)
     head_timeout: float = 10.0
     idle_timeout: float = 30.0
-    io_timeout: float = 30.0  # one blocking read or one whole response write
-
-
-@dataclass(eq=False)
-class Connection:
-    """One client connection as it moves between the selector and the workers.
-
-    ``rfile`` lives as long as the connection, so bytes a client sent ahead (a pipelined
-    request) are not lost when the connection goes back to the selector between requests.
-    """
-
-    sock: socket.socket
-    address: tuple[str, int]
-    rfile: io.BufferedReader | None = None
-    wfile: io.BufferedIOBase | None = None
-    tls: bool = False  # the TLS handshake is done
-    linger: bool = False  # the reply was an error to a request not read whole
-    requests: int = 0
-    head_done: Callable[[], None] = field(default=lambda: None, repr=False)
-
-    def buffered(self) -> bool:
-        """Whether a next request is already readable without waiting (pipelined, or held in
-        the TLS layer where the selector cannot see it)."""
-        if self.rfile is None:
-            return False
-        timeout = self.sock.gettimeout()
-        try:
-            self.sock.settimeout(0.0)
-            return bool(self.rfile.peek(1))
-        except (BlockingIOError, ssl.SSLWantReadError):
-            return False
-        except (OSError, ValueError):
-            return True  # let the handler meet the error (or EOF) and close
-        finally:
-            with contextlib.suppress(OSError):
-                self.sock.settimeout(timeout)
-
-    def close(self) -> None:
-        if self.linger:
-            self._linger()
-        for f in (self.rfile, self.wfile):
-            if f is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    f.close()
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-    def _linger(self) -> None:
-        clock = SystemClock()
-        deadline = clock.monotonic() + LINGER_SECONDS
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(self.sock, socket.SHUT_WR)
-            drained = 0
-            while drained < _LINGER_BYTES and (left := deadline - clock.monotonic()) > 0:
-                self.sock.settimeout(left)
-                data = self.sock.recv(65536)
-                if not data:
-                    break
-                drained += len(data)
+    write_timeout: float = 30.0  # a whole response, however slowly the client takes it
 
 
 Serve = Callable[[Connection], bool]
-"""Handle the next request on a connection; True keeps it open for another."""
+"""Handle the request whose head is in ``conn.pending``, queueing the response on the
+connection; True keeps the connection open for another request. Runs on a worker."""
+
+
+class TLSPolicy(Protocol):
+    """What the server decides about TLS; the selector thread does the handshake itself."""
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The context for a new connection (as of now); None refuses the connection."""
+
+    def tls_admit(self, sock: ssl.SSLSocket, address: tuple[str, int]) -> bool:
+        """After the handshake: whether this client may send requests."""
+
+
+class _Wait:
+    """Connections waiting for one kind of thing, each for the same time: in arrival order,
+    which is deadline order (the first one expires first)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.deadlines: OrderedDict[Connection, float] = OrderedDict()
 
 
 class ConnectionServer:
@@ -184,35 +104,42 @@ class ConnectionServer:
         serve: Serve,
         limits: Limits | None = None,
         clock: Clock | None = None,
+        tls: TLSPolicy | None = None,
     ) -> None:
-        """Binds at once, so a taken port fails here, before any thread starts."""
-        self.limits = limits if limits is not None else Limits()
+        """Binds at once, so a taken port fails here, before any thread starts. With ``tls``,
+        every connection starts with a TLS handshake."""
+        self.limits = lim = limits if limits is not None else Limits()
         self._serve = serve
+        self._tls = tls
         self._clock = clock if clock is not None else SystemClock()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server(
-            (host, port), family=family, backlog=self.limits.backlog
-        )
+        self._listener = socket.create_server((host, port), family=family, backlog=lim.backlog)
         self._listener.setblocking(False)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._work: Handoff[Connection | None] = Handoff()
-        self._lock = threading.Lock()
+        self._work: Handoff[Connection | None] = Handoff()  # to the most recently idle worker
+        self._lock = threading.Lock()  # _open, _busy, _returned, and stopping vs. dispatching
         self._open = 0
-        self._returned: list[Connection] = []  # from workers, to park again
-        self._reading: OrderedDict[Connection, float] = OrderedDict()  # head deadlines
-        self._planned_wake = 0.0  # when the accept loop will look at deadlines next
-        # Parked connections by the time they went idle (oldest first): new ones wait for a
-        # first byte, kept-alive ones for a next request.
-        self._fresh: OrderedDict[Connection, float] = OrderedDict()
-        self._idle: OrderedDict[Connection, float] = OrderedDict()
+        self._busy = 0  # connections with the workers (queued or being served)
+        self._returned: list[Connection] = []  # from workers, for the selector
+        # Connections in the selector thread's hands, by what they wait for.
+        self._fresh = _Wait(lim.head_timeout)  # accepted, no byte yet
+        self._idle = _Wait(lim.idle_timeout)  # kept alive, no byte of a next request yet
+        self._head = _Wait(lim.head_timeout)  # a head (or handshake) under way: from 1st byte
+        self._writing = _Wait(lim.write_timeout)
+        self._draining = _Wait(LINGER_SECONDS)
+        self._waits = (self._fresh, self._idle, self._head, self._writing, self._draining)
+        self._timer: dict[Connection, _Wait] = {}
+        self._events: dict[Connection, int] = {}  # registered with the selector
         self._selector = selectors.DefaultSelector()
         self._listening = False
         self._paused_until = 0.0
         self._stopping = threading.Event()
+        self._stop_by = 0.0
         self._threads: list[threading.Thread] = []
         self.evicted = 0  # idle connections closed to make room for new ones
+        self.timed_out = 0  # connections closed past one of their timeouts
 
     @property
     def port(self) -> int:
@@ -223,45 +150,54 @@ class ConnectionServer:
         with self._lock:
             return self._open
 
+    @property
+    def writing(self) -> int:
+        """Connections whose response the selector thread is sending (the client is slow)."""
+        return len(self._writing.deadlines)  # read from other threads: one atomic len()
+
     def start(self) -> None:
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._selector.register(self._wake_r, READ)
         self._listen(True)
         self._threads = [
-            threading.Thread(target=self._loop, name="http-accept", daemon=True),
             *(
                 threading.Thread(target=self._worker, name=f"http-worker-{i}", daemon=True)
                 for i in range(self.limits.workers)
             ),
+            threading.Thread(target=self._loop, name="http-accept", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, close idle connections, let requests in progress finish (bounded)."""
-        self._stopping.set()
+        """Stop accepting, close connections waiting for a request, let requests in progress
+        finish and their responses go out (bounded by ``timeout``)."""
+        with self._lock:  # no dispatch after the workers' stop markers
+            self._stop_by = self._clock.monotonic() + timeout
+            self._stopping.set()
+            for _ in range(self.limits.workers):
+                self._work.put(None)
         self._wake()
-        for _ in range(self.limits.workers):
-            self._work.put(None)
-        deadline = self._clock.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - self._clock.monotonic()))
+        for thread in self._threads:  # the workers, then the selector thread
+            # The selector thread gives up by itself at the deadline: a moment more for that.
+            grace = 1.0 if thread is self._threads[-1] else 0.0
+            thread.join(max(0.0, self._stop_by - self._clock.monotonic()) + grace)
         self._threads = []
         with self._lock:
-            leftovers = [*self._returned, *self._fresh, *self._idle]
+            leftovers = {*self._returned, *self._timer, *self._events}
             self._returned.clear()
         # Requests queued behind the workers' stop markers are not served.
-        leftovers += [queued for queued in self._work.drain() if queued is not None]
+        leftovers.update(queued for queued in self._work.drain() if queued is not None)
         for conn in leftovers:
             conn.close()
-        self._fresh.clear()
-        self._idle.clear()
+        self._timer.clear()
+        self._events.clear()
         with contextlib.suppress(OSError):
             self._listener.close()
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
 
-    # -- the accepting and parking thread ---------------------------------------------------
+    # -- the selector thread ------------------------------------------------------------------
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # a full pipe already means "wake up"
@@ -270,22 +206,22 @@ class ConnectionServer:
     def _listen(self, on: bool) -> None:
         if on != self._listening:
             if on:
-                self._selector.register(self._listener, selectors.EVENT_READ)
+                self._selector.register(self._listener, READ)
             else:
                 self._selector.unregister(self._listener)
             self._listening = on
 
     def _loop(self) -> None:
         try:
-            while not self._stopping.is_set():
+            while not self._finished():
                 for key, _ in self._selector.select(self._timeout()):
                     if key.fileobj is self._listener:
                         self._accept()
                     elif key.fileobj is self._wake_r:
                         with contextlib.suppress(OSError):
                             self._wake_r.recv(4096)
-                    elif self._unpark(key.data):  # not already evicted or dispatched
-                        self._dispatch(key.data)
+                    elif key.data in self._events:  # not closed or dispatched meanwhile
+                        self._step(key.data)
                 self._take_returned()
                 self._expire()
         except Exception:  # the server must not die silently: /healthz cannot say it
@@ -293,26 +229,22 @@ class ConnectionServer:
             raise
 
     def _timeout(self) -> float:
-        """Sleep until the next deadline; a worker starting a request with an earlier one wakes
-        the loop (``_planned_wake``)."""
         now = self._clock.monotonic()
         soonest = now + self.limits.idle_timeout
-        for deadlines in (self._fresh, self._idle):
-            if deadlines:
-                soonest = min(soonest, next(iter(deadlines.values())))
+        for wait in self._waits:
+            if wait.deadlines:
+                soonest = min(soonest, next(iter(wait.deadlines.values())))
         if not self._listening and self._paused_until:
             soonest = min(soonest, self._paused_until)
-        with self._lock:
-            if self._reading:
-                soonest = min(soonest, next(iter(self._reading.values())))
-            self._planned_wake = soonest
+        if self._stopping.is_set():
+            soonest = min(soonest, self._stop_by)
         return max(0.0, soonest - now)
 
     def _accept(self) -> None:
         while True:
             with self._lock:
                 full = self._open >= self.limits.max_connections
-            if full and not self._evict_one():
+            if full and not self._make_room():
                 self._listen(False)  # the backlog holds them until a connection closes
                 return
             try:
@@ -329,78 +261,169 @@ class ConnectionServer:
             with self._lock:
                 self._open += 1
             conn = Connection(sock, (str(address[0]), int(address[1])))
-            conn.head_done = functools.partial(self._head_done, conn)
-            self._park(conn, self._fresh, self.limits.head_timeout)
-
-    def _evict_one(self) -> bool:
-        """Close the longest-idle keep-alive connection to make room for a new one.
-
-        Never a new connection (its client would not retry a request on it), nor an idle one
-        whose next request already arrived (that one is served instead: no room is made, but
-        a worker will free one)."""
-        while self._idle:
-            conn, _ = self._idle.popitem(last=False)
-            self._selector.unregister(conn.sock)
-            try:  # bytes (a request, or the end) waiting?
-                waiting = bool(select.select([conn.sock], [], [], 0)[0])
-            except (OSError, ValueError):
-                waiting = True  # let a worker meet the error
-            if waiting:
-                self._dispatch(conn)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                self._close(conn)
                 continue
+            conn.phase = Phase.HANDSHAKE if self._tls is not None else Phase.HEAD
+            self._step(conn)
+
+    def _make_room(self) -> bool:
+        """Deal with the longest-idle keep-alive connection: close it (evicted), unless its
+        next request (or its end) has arrived, which is then read. False if none is idle.
+
+        Never a new connection or one sending a head (its client would not retry the
+        request), nor one with a worker."""
+        if not self._idle.deadlines:
+            return False
+        conn = next(iter(self._idle.deadlines))
+        self._step(conn)  # reads what arrived, if anything: the socket never blocks
+        if self._timer.get(conn) is self._idle:  # nothing arrived (or only part of a record)
             self._close(conn)
             self.evicted += 1
-            return True
-        return False
-
-    def _park(self, conn: Connection, where: OrderedDict[Connection, float], wait: float) -> None:
-        try:
-            self._selector.register(conn.sock, selectors.EVENT_READ, conn)
-        except (ValueError, OSError):  # closed meanwhile
-            self._close(conn)
-            return
-        where[conn] = self._clock.monotonic() + wait
-
-    def _unpark(self, conn: Connection) -> bool:
-        """Take a connection out of the selector; False if it was not parked (any more)."""
-        if self._fresh.pop(conn, None) is None and self._idle.pop(conn, None) is None:
-            return False
-        self._selector.unregister(conn.sock)
         return True
 
+    def _step(self, conn: Connection) -> None:
+        """Move a connection on as far as its socket allows now."""
+        try:
+            if conn.phase is Phase.HANDSHAKE:
+                self._handshake(conn)
+            elif conn.phase is Phase.HEAD:
+                self._read(conn)
+            elif conn.phase is Phase.WRITE:
+                self._send(conn)
+            else:
+                self._drain(conn)
+        except ClosedError as exc:
+            log.debug("connection from %s closed: %s", conn.address[0], exc)
+            self._close(conn)
+        except Exception:  # one connection's bug must not take the server down
+            log.exception("unexpected error on a connection from %s", conn.address[0])
+            self._close(conn)
+
+    def _handshake(self, conn: Connection) -> None:
+        assert self._tls is not None
+        if not isinstance(conn.sock, ssl.SSLSocket):
+            first = conn.first_byte()
+            if first is None:
+                self._wait(conn, self._fresh, READ)
+                return
+            self._unwatch(conn)  # the TLS wrapper takes the descriptor over
+            self._time(conn, self._head)
+            if first != _TLS_HANDSHAKE_RECORD:  # a plain-HTTP client: a worker answers 400
+                conn.plain_on_tls = True
+                self._dispatch(conn)
+                return
+            context = self._tls.tls_context()
+            if context is None:
+                raise ClosedError("no TLS context")
+            conn.start_tls(context)
+        want = conn.handshake()
+        if want is not None:
+            self._wait(conn, self._head, want)
+            return
+        assert isinstance(conn.sock, ssl.SSLSocket)
+        if not self._tls.tls_admit(conn.sock, conn.address):
+            raise ClosedError("refused after the TLS handshake")
+        conn.phase = Phase.HEAD
+        self._read(conn)
+
+    def _read(self, conn: Connection) -> None:
+        want = conn.read_head()
+        if want is None:
+            self._dispatch(conn)
+        elif conn.pending or self._timer.get(conn) is self._head:
+            self._wait(conn, self._head, want)  # the head's deadline runs from its first byte
+        else:
+            self._wait(conn, self._idle if conn.requests else self._fresh, want)
+
+    def _send(self, conn: Connection) -> None:
+        want = conn.send()
+        if want is not None:
+            self._wait(conn, self._writing, want)
+            return
+        if conn.keep and not self._stopping.is_set():
+            conn.phase = Phase.HEAD
+            self._read(conn)
+        elif conn.linger and not self._stopping.is_set():
+            conn.start_linger()
+            self._drain(conn)
+        else:
+            self._close(conn)
+
+    def _drain(self, conn: Connection) -> None:
+        self._wait(conn, self._draining, conn.drain())
+
+    # Where a connection is: registered with the selector for some events, under one timer.
+
+    def _wait(self, conn: Connection, wait: _Wait, events: int) -> None:
+        registered = self._events.get(conn)
+        try:
+            if registered is None:
+                self._selector.register(conn.sock, events, conn)
+            elif registered != events:
+                self._selector.modify(conn.sock, events, conn)
+        except (OSError, ValueError) as exc:
+            raise ClosedError(repr(exc)) from exc
+        self._events[conn] = events
+        self._time(conn, wait)
+
+    def _time(self, conn: Connection, wait: _Wait) -> None:
+        """Put the connection under ``wait``'s timer, unless it already is (the deadline runs
+        from when it started waiting for that)."""
+        current = self._timer.get(conn)
+        if current is not wait:
+            if current is not None:
+                del current.deadlines[conn]
+            wait.deadlines[conn] = self._clock.monotonic() + wait.timeout
+            self._timer[conn] = wait
+
+    def _unwatch(self, conn: Connection) -> None:
+        if self._events.pop(conn, None) is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(conn.sock)
+
+    def _release(self, conn: Connection) -> None:
+        """Out of the selector thread's hands: no events, no timer."""
+        self._unwatch(conn)
+        current = self._timer.pop(conn, None)
+        if current is not None:
+            del current.deadlines[conn]
+
     def _dispatch(self, conn: Connection) -> None:
-        self._work.put(conn)
+        self._release(conn)
+        with self._lock:
+            if not self._stopping.is_set():
+                self._busy += 1
+                self._work.put(conn)
+                return
+        self._close(conn)
+
+    def _close(self, conn: Connection) -> None:
+        self._release(conn)
+        conn.close()
+        with self._lock:
+            self._open -= 1
 
     def _take_returned(self) -> None:
         with self._lock:
             returned, self._returned = self._returned, []
         for conn in returned:
-            self._park(conn, self._idle, self.limits.idle_timeout)
+            conn.phase = Phase.WRITE
+            self._step(conn)
 
     def _expire(self) -> None:
         now = self._clock.monotonic()
-        for deadlines in (self._fresh, self._idle):
-            while deadlines:
-                conn, deadline = next(iter(deadlines.items()))
+        for wait in self._waits:
+            while wait.deadlines:
+                conn, deadline = next(iter(wait.deadlines.items()))
                 if deadline > now:
                     break
-                del deadlines[conn]
-                self._selector.unregister(conn.sock)
+                log.debug("connection from %s timed out (%s)", conn.address[0], conn.phase.value)
                 self._close(conn)
-        late = []
-        with self._lock:
-            while self._reading:
-                conn, deadline = next(iter(self._reading.items()))
-                if deadline > now:
-                    break
-                del self._reading[conn]
-                late.append(conn)
-        for conn in late:
-            # The worker is blocked reading from it: shutting the socket down wakes it with
-            # EOF. socket.socket.shutdown, not SSLSocket's, which would also drop the TLS state
-            # from under the worker.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+                self.timed_out += 1
         if not self._listening and not self._stopping.is_set():
             with self._lock:
                 room = self._open < self.limits.max_connections
@@ -408,45 +431,55 @@ class ConnectionServer:
                 self._paused_until = 0.0
                 self._listen(True)
 
-    # -- workers ----------------------------------------------------------------------------
-
-    def _head_done(self, conn: Connection) -> None:
+    def _finished(self) -> bool:
+        """When stopping: close what waits for a request, and finish once every request in
+        progress got its response out (or the stop timeout passed)."""
+        if not self._stopping.is_set():
+            return False
+        self._listen(False)
+        for wait in (self._fresh, self._idle, self._head, self._draining):
+            for conn in list(wait.deadlines):
+                self._close(conn)
         with self._lock:
-            self._reading.pop(conn, None)
+            busy = self._busy + len(self._returned)
+        if busy or self._writing.deadlines:
+            return self._clock.monotonic() >= self._stop_by
+        return True
+
+    # -- workers ------------------------------------------------------------------------------
 
     def _worker(self) -> None:
         while True:
             conn = self._work.get()
             if conn is None:
                 return
-            with self._lock:  # the clock is read under the lock, so deadlines stay in order
-                deadline = self._clock.monotonic() + self.limits.head_timeout
-                self._reading[conn] = deadline
-                sooner = deadline < self._planned_wake
-            if sooner:  # the accept loop sleeps past this deadline: it must enforce it
-                self._wake()
-            keep = False
             try:
-                conn.sock.settimeout(self.limits.io_timeout)
-                keep = self._serve(conn)
-            except (OSError, ValueError) as exc:  # the client went away, timed out, or was cut
-                log.debug("connection from %s ended: %r", conn.address[0], exc)
+                conn.keep = self._serve(conn)
             except Exception:
                 log.exception("unexpected error serving a connection from %s", conn.address[0])
-            finally:
-                self._head_done(conn)
-            if not keep or self._stopping.is_set():
-                self._close(conn)
-            elif conn.buffered():
-                self._dispatch(conn)  # a pipelined request: back in line behind the others
-            else:
-                with self._lock:
-                    self._returned.append(conn)
-                self._wake()
+                conn.keep = False
+            self._respond(conn)
 
-    def _close(self, conn: Connection) -> None:
-        conn.close()
+    def _respond(self, conn: Connection) -> None:
+        """Send what the socket takes now; give the rest, and the connection, back to the
+        selector thread. A pipelined request already here goes back in line."""
+        conn.requests += 1
+        conn.seal()
+        try:
+            sent = conn.send() is None
+        except ClosedError:
+            sent, conn.keep, conn.linger = True, False, False
+        if sent and not conn.keep and not conn.linger:
+            conn.close()
+            with self._lock:
+                self._busy -= 1
+                self._open -= 1
+            self._wake()  # the selector may be waiting for room (max_connections) or for stop
+            return
         with self._lock:
-            self._open -= 1
-        if not self._listening:  # the accept loop paused at max_connections: room again
-            self._wake()
+            if sent and conn.keep and conn.head_ready() and not self._stopping.is_set():
+                self._work.put(conn)  # stays busy, behind the requests already waiting
+                return
+            self._busy -= 1
+            self._returned.append(conn)
+        self._wake()

@@ -1,25 +1,25 @@
-"""One HTTP request on a connection: the request head read within limits, then routed.
+"""One HTTP request on a connection: its head, already received whole, parsed within limits, then
+routed; the response queued on the connection.
 
-``BaseHTTPRequestHandler`` parses; we bound what it reads (``MAX_HEAD_BYTES`` and
-``MAX_HEADERS``: 431 past them, 414 for a request line over ``MAX_REQUEST_LINE``; Python's own
-limits are 64 KiB per line and 100 headers, 6 MB a request) and handle one request per call, so
-the connection goes back to the selector between requests instead of holding a worker.
+``BaseHTTPRequestHandler`` parses; ``HeadBudget`` bounds what it reads (431 past
+``MAX_HEAD_BYTES`` or ``MAX_HEADERS``, 414 for a request line over ``MAX_REQUEST_LINE``,
+``exporter.httphead``). The selector thread hands a connection over only once its head can be
+parsed without waiting, so this never reads from the socket, and the response is written to the
+connection's queue (``Outbox``), which the connection server sends without blocking: a worker
+is never held by a slow client, in either direction.
 """
 
 from __future__ import annotations
 
 import io
-import socket
 from http.client import HTTPException, LineTooLong
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 
 from exporter import __version__
-from exporter.connections import Connection
+from exporter.httphead import MAX_REQUEST_LINE, HeadBudget
+from exporter.wire import Connection
 
-MAX_REQUEST_LINE = 8 << 10  # longer: 414
-MAX_HEAD_BYTES = 16 << 10  # request line and headers together; more: 431
-MAX_HEADERS = 64  # header lines; more: 431
 ROUTES = (
     "/metrics",
     "/healthz",
@@ -36,38 +36,19 @@ class App(Protocol):
     def route(self, handler: Handler, head: bool) -> None: ...
 
 
-class HeadBudget:
-    """Reads the request line and headers within a byte and line budget (431 past it)."""
+class Outbox(io.BufferedIOBase):
+    """The handler's ``wfile``: every write is queued on the connection, sent by its server."""
 
-    def __init__(self, raw: io.BufferedIOBase) -> None:
-        self._raw = raw
-        self._left = MAX_HEAD_BYTES
-        self._lines = 0
-
-    def readline(self, limit: int = -1) -> bytes:
-        self._lines += 1
-        if self._lines > MAX_HEADERS + 2:  # the request line, the headers, the blank line
-            raise HTTPException(f"more than {MAX_HEADERS} header lines")
-        want = self._left + 1 if limit < 0 else min(limit, self._left + 1)
-        line = self._raw.readline(want)
-        self._left -= len(line)
-        if self._left < 0:
-            raise LineTooLong(f"request head over {MAX_HEAD_BYTES} bytes")
-        return line
-
-
-class SocketWriter(io.BufferedIOBase):
-    """Every write is sent whole (``sendall``), as socketserver's own writer does."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        self._sock.sendall(data)
-        return len(data)
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        self._conn.write(chunk)
+        return len(chunk)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -80,14 +61,12 @@ class Handler(BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"  # a malformed request line still gets a status line
 
     def __init__(self, conn: Connection, app: App) -> None:  # no super(): no setup()
-        assert conn.rfile is not None
-        assert conn.wfile is not None
         self.conn = conn
         self.app = app
         self.connection = self.request = conn.sock
         self.client_address = conn.address
-        self.rfile = conn.rfile
-        self.wfile = conn.wfile
+        self.rfile = io.BytesIO()
+        self.wfile = Outbox(conn)
         self.close_connection = True
         self.extra_headers: tuple[tuple[str, str], ...] = ()
         self.route_path = ""  # the path without its query
@@ -95,8 +74,15 @@ class Handler(BaseHTTPRequestHandler):
         self.code = 0
 
     def handle_one_request(self) -> None:
-        raw = self.rfile
-        self.rfile = HeadBudget(raw)  # type: ignore[assignment]
+        """Parse the head in ``conn.pending`` and answer; what follows the head stays there."""
+        head = io.BytesIO(bytes(self.conn.pending))
+        try:
+            self._handle(head)
+        finally:
+            self.conn.consume(head.tell())
+
+    def _handle(self, head: io.BytesIO) -> None:
+        self.rfile = HeadBudget(head)  # type: ignore[assignment]
         try:
             self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
         except (LineTooLong, HTTPException):
@@ -110,15 +96,15 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         parsed = self.parse_request()
-        self.rfile = raw
-        self.conn.head_done()
+        self.rfile = io.BytesIO()  # a request body is never read
         if not parsed:  # parse_request answered (400, 431, 505) and asked to close
             self.conn.linger = True
             return
         if self.headers.get("Content-Length", "0").strip() not in ("", "0") or self.headers.get(
             "Transfer-Encoding"
         ):
-            # We never read a request body, so the connection cannot carry another request.
+            # We never read a request body, so the connection cannot carry another request:
+            # after the answer, what the client still sends is drained (bounded) and dropped.
             self.close_connection = True
             self.conn.linger = True
         self.route_path = self.path.split("?", 1)[0]

@@ -8,7 +8,9 @@ ingestion for the interpreter), shares renders between concurrent scrapes and ne
 ``Accept-Encoding`` by q-values (``exporter.scrape``), answers HEAD and bounds request heads
 (``exporter.request``), speaks TLS, mTLS and basic auth from an exporter-toolkit web config
 (``exporter.webconfig``, ``exporter.webfile``, ``exporter.basicauth``), and runs on a bounded
-pool of workers (``exporter.connections``). This module routes, and does the TLS handshake.
+pool of workers that never wait for a client (``exporter.connections``). This module routes,
+and decides TLS: the context of each new connection (the web config as of now) and whether a
+client certificate's names are allowed; the connection server does the handshake.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import socket
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,14 +32,15 @@ from prometheus_client.registry import Collector
 
 from exporter.basicauth import BasicAuth
 from exporter.clock import Clock, SystemClock
-from exporter.connections import Connection, ConnectionServer, Limits
+from exporter.connections import ConnectionServer, Limits
 from exporter.errors import ConfigError
 from exporter.exposition import Family
 from exporter.page import load_assets, not_modified
-from exporter.request import ROUTES, Handler, SocketWriter
+from exporter.request import ROUTES, Handler
 from exporter.scrape import Renders, accepts_gzip
 from exporter.webconfig import RateLimit
 from exporter.webfile import Loaded, WebConfigFile
+from exporter.wire import Connection
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +151,7 @@ class MetricsServer:
         status: Status | None = None,
     ) -> None:
         """``healthy``: is ingestion alive; ``ready``: has every source been polled once.
-        ``render``, when given, writes the body (see ``collector.Bodies``), with the server's
+        ``render``, when given, writes the body (see ``bodies.Bodies``), with the server's
         own families passed in; otherwise prometheus_client encodes the registry.
         ``status``: the JSON status endpoint (without it, /api/v1/status is 404 and the page
         has nothing to show). Binds the port at once (a taken port fails here)."""
@@ -169,7 +172,9 @@ class MetricsServer:
         self._draining = False
         self._own = ServerCollector(self._stats, reloads)
         registry.register(self._own)
-        self._connections = ConnectionServer(host, port, self._serve, limits, self._clock)
+        self._connections = ConnectionServer(
+            host, port, self._serve, limits, self._clock, tls=self if self.tls else None
+        )
 
     @property
     def port(self) -> int:
@@ -183,6 +188,19 @@ class MetricsServer:
     def evicted(self) -> int:
         """Idle connections closed to make room (max_connections reached)."""
         return self._connections.evicted
+
+    @property
+    def timed_out(self) -> int:
+        """Connections closed past one of their timeouts (head, idle, write, linger)."""
+        return self._connections.timed_out
+
+    @property
+    def open_connections(self) -> int:
+        return self._connections.open_connections
+
+    def writing_responses(self) -> int:
+        """Responses the clients are slow to take, being sent by the selector thread."""
+        return self._connections.writing
 
     def waiting_scrapes(self) -> int:
         return self._renders.waiting
@@ -220,21 +238,21 @@ class MetricsServer:
     # -- connections -----------------------------------------------------------------------
 
     def _serve(self, conn: Connection) -> bool:
-        if self.tls and not conn.tls and not self._handshake(conn):
+        """One request whose head has arrived (on a worker); True keeps the connection."""
+        if conn.plain_on_tls:
+            conn.write(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+            )
+            self.count("other", 400)
+            conn.linger = True
             return False
-        if conn.rfile is None:
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.rfile = conn.sock.makefile("rb")
-            conn.wfile = SocketWriter(conn.sock)
         handler = Handler(conn, self)
         try:
             handler.handle_one_request()
-        except TimeoutError:
-            return False
         finally:
             if handler.code:
                 self.count(handler.handler_label, handler.code)
-        conn.requests += 1
         return not handler.close_connection and not self._stopping
 
     def _web_now(self) -> Loaded | None:
@@ -245,40 +263,28 @@ class MetricsServer:
         except ConfigError:
             return None
 
-    def _handshake(self, conn: Connection) -> bool:
-        first = conn.sock.recv(1, socket.MSG_PEEK)
-        if not first:
-            return False
-        if first[0] != 0x16:  # not a TLS handshake record: a plain-HTTP client
-            conn.sock.sendall(
-                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
-            )
-            self.count("other", 400)
-            conn.linger = True
-            return False
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context for a new connection, from the web config as of now (so a renewed
+        certificate is served without a restart); None refuses the connection."""
         loaded = self._web_now()
         if loaded is None:
-            return False
+            return None
         if loaded.context is None:
             if self._web_error_logged is not loaded:
                 self._web_error_logged = loaded
                 log.error("the web config no longer has tls_server_config: restart to serve HTTP")
-            return False
-        tls_sock = loaded.context.wrap_socket(
-            conn.sock, server_side=True, do_handshake_on_connect=False
-        )
-        conn.sock = tls_sock
-        try:
-            tls_sock.do_handshake()
-        except OSError as exc:
-            log.debug("TLS handshake with %s failed: %s", conn.address[0], exc)
+            return None
+        return loaded.context
+
+    def tls_admit(self, sock: ssl.SSLSocket, address: tuple[str, int]) -> bool:
+        """After the handshake: a client certificate must carry one of client_allowed_sans."""
+        loaded = self._web_now()
+        if loaded is None:
             return False
         sans = loaded.config.tls.client_allowed_sans if loaded.config.tls else ()
-        if sans and not _san_allowed(tls_sock.getpeercert(), sans):
-            log.info("client certificate of %s has none of client_allowed_sans", conn.address[0])
+        if sans and not _san_allowed(sock.getpeercert(), sans):
+            log.info("client certificate of %s has none of client_allowed_sans", address[0])
             return False
-        conn.tls = True
         return True
 
     # -- requests --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from exporter.connections import Handoff
+from exporter.handoff import Handoff
 from tests.harness import wait_until
 
 
