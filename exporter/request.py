@@ -18,18 +18,10 @@ from typing import Any, Protocol
 
 from exporter import __version__
 from exporter.httphead import MAX_REQUEST_LINE, HeadBudget
+from exporter.page import FILES
 from exporter.wire import Connection
 
-ROUTES = (
-    "/metrics",
-    "/healthz",
-    "/readyz",
-    "/",
-    "/api/v1/status",
-    "/static/app.js",
-    "/static/app.css",
-    "/static/favicon.svg",
-)
+ROUTES = ("/metrics", "/healthz", "/readyz", "/api/v1/status", *FILES)
 
 
 class App(Protocol):
@@ -146,8 +138,9 @@ class Handler(BaseHTTPRequestHandler):
         head: bool = False,
     ) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        if code != 304:  # a 304 describes the cached body: no length of its own (RFC 9110)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         if self.close_connection:

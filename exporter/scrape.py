@@ -126,7 +126,9 @@ class Renders:
             self.failures_in_a_row = 0
         else:
             self.failures_in_a_row += 1
-            self.last_error = repr(result.error)
+            # The type only: the message may quote log content, and /healthz is often
+            # excluded from authentication for the kubelet's probes. The log has the rest.
+            self.last_error = type(result.error).__name__
         self._cond.notify_all()
         return result
 
@@ -134,7 +136,7 @@ class Renders:
         with self._cond:
             if self.failures_in_a_row >= RENDER_FAILURES_UNHEALTHY:
                 return False, (
-                    f"the last {self.failures_in_a_row} renders of /metrics failed: "
-                    f"{self.last_error}"
+                    f"the last {self.failures_in_a_row} renders of /metrics failed "
+                    f"({self.last_error}; see the log)"
                 )
         return True, "ok"

@@ -168,6 +168,7 @@ class MetricsServer:
         self._clock = clock if clock is not None else SystemClock()
         self._bucket = _TokenBucket(self._clock)
         self._web_error_logged: object = None
+        self._tls_added_logged: object = None
         self._stopping = False
         self._draining = False
         self._own = ServerCollector(self._stats, reloads)
@@ -298,6 +299,12 @@ class MetricsServer:
                 handler.reply(500, b"web config error: see the sidecar's log\n", head=head)
                 return
             web = loaded.config
+            if loaded.context is not None and not self.tls and self._tls_added_logged is not loaded:
+                self._tls_added_logged = loaded
+                log.warning(
+                    "the web config now has tls_server_config, but the listener was started "
+                    "without TLS: still serving plain HTTP; restart to serve HTTPS"
+                )
             handler.extra_headers = web.headers
             if web.rate_limit is not None and not self._bucket.allow(web.rate_limit):
                 handler.reply(429, b"too many requests\n", head=head)
@@ -327,7 +334,11 @@ class MetricsServer:
         encoder, content_type = choose_encoder(handler.headers.get("Accept", ""))
         result = self._renders.get(content_type, lambda: self._body(encoder, content_type))
         if result.error is not None:
-            handler.reply(500, f"error rendering metrics: {result.error}\n".encode(), head=head)
+            # What went wrong is in the log; the body names the error's type only, so no log
+            # content or internal detail reaches a client.
+            kind = type(result.error).__name__
+            message = f"error rendering metrics ({kind}): see the log\n"
+            handler.reply(500, message.encode(), head=head)
             return
         headers = {"Vary": "Accept, Accept-Encoding"}
         body = result.body
@@ -351,7 +362,9 @@ class MetricsServer:
             code, body = self._status(query, gzipped)
         except Exception as exc:  # an answer, never a dropped connection
             log.exception("error building the status document")
-            handler.reply(500, f"error building the status: {exc}\n".encode(), head=head)
+            kind = type(exc).__name__
+            message = f"error building the status ({kind}): see the log\n"
+            handler.reply(500, message.encode(), head=head)
             return
         if code != 200:
             handler.reply(code, body, head=head)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import logging
 import shutil
 import socket
 import ssl
@@ -223,6 +224,29 @@ def test_rate_limit_and_headers_without_tls(
         assert response.getheader("X-Frame-Options") == "deny"
         conn.close()
     assert statuses == [200, 200, 429]
+
+
+def test_tls_added_to_a_plain_listener_is_reported_not_silently_ignored(
+    serve: Callable[[dict[str, Any]], MetricsServer],
+    certs: Certificates,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The listener's protocol is fixed at start: a web config that gains tls_server_config
+    keeps plain HTTP (the clients' URLs do not change under them) and says so, once."""
+    server = serve({"http_server_config": {"headers": {"X-Frame-Options": "deny"}}})
+    _write(tmp_path / "web.yml", {"tls_server_config": _tls(certs)})
+    with caplog.at_level(logging.WARNING, logger="exporter.server"):
+        for _ in range(3):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=HTTP_TIMEOUT)
+            conn.request("GET", "/metrics")
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            assert response.status == 200
+    warned = [r for r in caplog.records if "restart to serve HTTPS" in r.getMessage()]
+    assert len(warned) == 1
+    assert warned[0].levelno == logging.WARNING
 
 
 def _served_certificate(port: int, certs: Certificates) -> bytes:
