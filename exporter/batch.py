@@ -72,15 +72,6 @@ class Vocabulary:
             else Kind.OK
         )
 
-    def kinds(self, values: list[Any], codes: IntArray) -> npt.NDArray[np.int8]:
-        """The anomaly kind of each value of a column (with its ``codes``): missing,
-        unseen_category (a value development never saw, coded or past the cap) or OK."""
-        kinds: npt.NDArray[np.int8] = self._kinds[codes + 1]
-        if self._development is not None:
-            for i in np.flatnonzero(codes == self.cap).tolist():  # past the cap: ask the value
-                kinds[i] = self._judged(label_value(values[i], self.limit)[0])
-        return kinds
-
     @property
     def other(self) -> int:
         return self.cap
@@ -117,26 +108,45 @@ class Vocabulary:
                 dtype=np.int64,
             )
 
-    def encode(self, values: list[Any]) -> tuple[IntArray, list[int], int]:
-        """Codes of a column (-1 for None), the rows whose text was not valid Unicode, and how
-        many values were cut to ``limit``.
+    def encode(self, values: list[Any]) -> tuple[IntArray, list[int], npt.NDArray[np.int8], int]:
+        """Codes of a column (-1 for None), the rows whose text was not valid Unicode, the
+        anomaly kind of each row (missing, unseen_category: a value development never saw,
+        coded or past the cap, or OK), and how many values were cut to ``limit``.
 
-        Known strings — nearly every value of a real log — cost one dict lookup in C; only
-        misses (a new value, a number, a boolean, text to repair or cut) take the Python path.
+        Known strings — nearly every value of a real log — cost one dict lookup in C. The
+        misses (a new value, a number, a boolean, text to repair or cut) are made label values
+        together (``label_values``), and once the vocabulary is full they are looked up in C
+        too: a log with a new value on every line must not cost a Python call per line.
         The cut values are returned, not counted here: a chunk may be decoded twice (the
         engine's line-by-line retry), and only the decode whose records are kept may count.
         Assigning codes is safe to repeat: a value encoded again gets the code it was given.
         """
         codes = self.lookup(values)
-        invalid: list[int] = []
-        cuts = 0
-        for i in np.flatnonzero(codes == MISS).tolist():
-            text, repaired, cut = label_value(values[i], self.limit)
-            codes[i] = self._code(text)
-            if repaired:
-                invalid.append(i)
-            cuts += cut
-        return codes, invalid, cuts
+        rows = np.flatnonzero(codes == MISS)
+        if not len(rows):
+            return codes, [], self._kinds[codes + 1], 0
+        missed = rows.tolist()
+        texts, repaired, cut = label_values([values[i] for i in missed], self.limit)
+        if len(self.values) < self.cap:
+            for text in dict.fromkeys(texts):  # new values get codes in order of appearance
+                if len(self.values) >= self.cap:
+                    break
+                self._code(text)
+        found = np.fromiter(
+            map(self._codes.get, texts, repeat(self.cap)), dtype=np.int64, count=len(texts)
+        )
+        codes[rows] = found
+        kinds: npt.NDArray[np.int8] = self._kinds[codes + 1]
+        if self._development is not None:  # past the cap: ask the value
+            past = np.flatnonzero(found == self.cap)
+            development = self._development
+            seen = np.fromiter(
+                map(development.__contains__, [texts[k] for k in past.tolist()]),
+                dtype=bool,
+                count=len(past),
+            )
+            kinds[rows[past]] = np.where(seen, Kind.OK, Kind.UNSEEN_CATEGORY)
+        return codes, [missed[k] for k in repaired], kinds, len(cut)
 
 
 @dataclass(frozen=True)
@@ -315,6 +325,43 @@ def label_value(value: Any, limit: int) -> tuple[str, bool, bool]:
     ``category_text`` spells it: ``(text, repaired, cut)``, as ``labels.label_text`` says. The
     one function every such value passes through at ingest."""
     return labels.label_text(value if type(value) is str else category_text(value), limit)
+
+
+def label_values(values: list[Any], limit: int) -> tuple[list[str], list[int], list[int]]:
+    """``label_value`` of each value: ``(texts, indices repaired, indices cut)``.
+
+    A log with a new category on every line sends every value here. Nearly always they are
+    all short ASCII strings, which are their own label values: a few passes in C (types,
+    lengths, one join) prove it for the whole list, which is then returned as it is (not a
+    copy). Otherwise each value is looked at, the same way, and only the odd ones (a number,
+    text to repair or cut) take ``label_value``.
+    """
+    if own_labels(values, limit):
+        return values, [], []
+    texts: list[str] = []
+    repaired: list[int] = []
+    cut: list[int] = []
+    for i, value in enumerate(values):
+        if type(value) is str and len(value) <= limit and value.isascii():
+            texts.append(value)
+            continue
+        text, was_repaired, was_cut = label_value(value, limit)
+        texts.append(text)
+        if was_repaired:
+            repaired.append(i)
+        if was_cut:
+            cut.append(i)
+    return texts, repaired, cut
+
+
+def own_labels(values: list[Any], limit: int) -> bool:
+    """Whether every value is a ``str`` of at most ``limit`` ASCII characters (so at most
+    ``limit`` UTF-8 bytes, and valid): its own label value."""
+    return not values or (
+        set(map(type, values)) == {str}
+        and max(map(len, values)) <= limit
+        and "".join(values).isascii()
+    )
 
 
 def category_text(value: Any) -> str:

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -37,6 +38,7 @@ from exporter.batch import (
     category_text,
     label_value,
     nameless,
+    own_labels,
 )
 from exporter.columns import ObjectArray, RecordType
 from exporter.config_types import FUTURE_AFTER, LATE_AFTER, FieldsConfig
@@ -331,8 +333,8 @@ class Decoder:
         if layout.has_timestamp:
             timestamp = self._timestamps(rows.timestamp, flags[:, layout.timestamp_column], now)
 
-        groups, group = self._groups(rows, n)
-        cut.update(self._check_names(rows, group, flags))
+        groups, group, names = self._groups(rows, n)
+        cut.update(self._check_names(names, group, flags))
         wrong = self._wrong(rows, categorical, n)
         batch = Batch(groups, group, numeric, categorical, flags, timestamp, wrong)
         batch.labels_cut = +cut  # only the fields that cut something
@@ -367,8 +369,7 @@ class Decoder:
 
     def _encode(self, j: int, values: list[Any]) -> tuple[IntArray, npt.NDArray[np.int8], int]:
         vocabulary = self.vocabularies[j]
-        codes, invalid, cut = vocabulary.encode(values)
-        kinds = vocabulary.kinds(values, codes)
+        codes, invalid, kinds, cut = vocabulary.encode(values)
         kinds[invalid] = Kind.INVALID_TEXT
         return codes, kinds, cut
 
@@ -393,56 +394,59 @@ class Decoder:
             ts[future] = np.nan  # a clock far ahead must not pin the last-record gauge
         return ts
 
-    def _groups(self, rows: _Rows, n: int) -> tuple[list[tuple[str, str]], IntArray]:
+    def _groups(
+        self, rows: _Rows, n: int
+    ) -> tuple[list[tuple[str, str]], IntArray, list[tuple[str, int, _Names]]]:
+        """The distinct (model, version) pairs of the batch as label values, each record's
+        pair, and the names found in them, as (role, anomaly column, names) per named role.
+
+        Grouping costs O(rows) in C and naming O(pairs): a log with a new model on every line
+        pays one dict pass per batch, and each distinct name is made a label value once."""
         f = self.fields
         if f.model_path is None and f.version_path is None:
-            return [(f.model_value, f.version_value)], np.zeros(n, dtype=np.int64)
+            return [(f.model_value, f.version_value)], np.zeros(n, dtype=np.int64), []
         models = rows.models or [None] * n
         versions = rows.versions or [None] * n
-        index: dict[tuple[Any, Any], int] = {}
+        keys: list[tuple[Any, Any]]
         if n and models.count(models[0]) == n and versions.count(versions[0]) == n:
-            index[(models[0], versions[0])] = 0  # one model version: the usual sidecar
+            keys = [(models[0], versions[0])]  # one model version: the usual sidecar
             codes = np.zeros(n, dtype=np.int64)
         else:
-            keys = zip(models, versions, strict=True)
-            codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64, n)
-        (model, version), limit = self._nameless, f.label_value_bytes
-        groups = [(_label(m, model, limit), _label(v, version, limit)) for m, v in index]
-        return groups, codes
+            keys = list(dict.fromkeys(zip(models, versions, strict=True)))  # first seen first
+            index = dict(zip(keys, range(len(keys)), strict=True))
+            pairs = zip(models, versions, strict=True)
+            codes = np.fromiter(map(index.__getitem__, pairs), np.int64, n)
+        (model, version), limit, layout = self._nameless, f.label_value_bytes, self.layout
+        model_names = _name_labels([m for m, _ in keys], model, limit)
+        version_names = _name_labels([v for _, v in keys], version, limit)
+        groups = list(zip(model_names.texts, version_names.texts, strict=True))
+        names = []
+        if layout.has_model:
+            names.append(("model", layout.model_column, model_names))
+        if layout.has_version:
+            names.append(("version", layout.version_column, version_names))
+        return groups, codes, names
 
     def _check_names(
-        self, rows: _Rows, group: IntArray, flags: npt.NDArray[np.int8]
+        self,
+        names: list[tuple[str, int, _Names]],
+        group: IntArray,
+        flags: npt.NDArray[np.int8],
     ) -> Counter[str]:
         """Model and version names are label values too: flag the records whose name was not
         valid Unicode (``invalid_text``), and return how many names were cut to the limit.
 
-        Looks at one row per group, not at every record: the rows of a group share their names.
+        Works per group, not per record: the rows of a group share their names.
         """
         cut: Counter[str] = Counter()
-        layout = self.layout
-        if not len(group) or not (layout.has_model or layout.has_version):
+        if not len(group):
             return cut
-        firsts = np.unique(group, return_index=True)[1].tolist() if group.any() else [0]
         sizes = np.bincount(group)
-        roles = (
-            ("model", rows.models, layout.has_model, layout.model_column),
-            ("version", rows.versions, layout.has_version, layout.version_column),
-        )
-        for role, values, present, column in roles:
-            if not present:
-                continue
-            repaired_groups = []
-            for first in firsts:
-                name = values[first]
-                if name is None or isinstance(name, dict | list):
-                    continue
-                _, repaired, was_cut = label_value(name, self.fields.label_value_bytes)
-                if repaired:
-                    repaired_groups.append(group[first])
-                if was_cut:
-                    cut[role] += int(sizes[group[first]])
-            if repaired_groups:
-                flags[np.isin(group, repaired_groups), column] = Kind.INVALID_TEXT
+        for role, column, found in names:
+            if found.repaired:
+                flags[np.isin(group, found.repaired), column] = Kind.INVALID_TEXT
+            if found.cut:
+                cut[role] += int(sizes[found.cut].sum())
         return cut
 
     def _residual(self, rows: _Rows, numeric: FloatArray, kind: npt.NDArray[np.int8]) -> FloatArray:
@@ -478,8 +482,17 @@ class Decoder:
         # class past the cap (__other__): compare those pairs as text.
         unsure = (guesses >= 0) & ((labels == MISS) | (guesses == vocabulary.other))
         unsure &= labels != -1
-        for i in np.flatnonzero(unsure).tolist():
-            wrong[i] = category_text(rows.truth[i]) != category_text(rows.categorical[column][i])
+        pick = np.flatnonzero(unsure)
+        truth, classes = rows.truth, rows.categorical[column]
+        said = [truth[i] for i in pick.tolist()]
+        guessed = [classes[i] for i in pick.tolist()]
+        if {*map(type, said), *map(type, guessed)} <= {str}:  # text is its own spelling
+            differs = list(map(operator.ne, said, guessed))
+        else:
+            differs = [
+                category_text(a) != category_text(b) for a, b in zip(said, guessed, strict=True)
+            ]
+        wrong[pick] = differs
         return wrong
 
 
@@ -488,12 +501,33 @@ def _scalar(value: Any) -> Any:
     return None if isinstance(value, dict | list) else value
 
 
-def _label(value: Any, default: str, limit: int) -> str:
-    """A model or version name as a label value; none, a structure or the empty string (which
-    Prometheus reads as no label at all) names no model."""
-    if value is None or value == "" or isinstance(value, dict | list):
-        return default
-    return label_value(value, limit)[0]
+@dataclass(frozen=True)
+class _Names:
+    """A batch's model (or version) names, one per group, as label values; and the groups
+    whose name was repaired or cut (indices into the groups)."""
+
+    texts: list[str]
+    repaired: list[int] = field(default_factory=list)
+    cut: list[int] = field(default_factory=list)
+
+
+def _name_labels(values: list[Any], default: str, limit: int) -> _Names:
+    """Model or version names as label values (``label_value``); none, a structure or the
+    empty string (which Prometheus reads as no label at all) names no model: ``default``."""
+    if own_labels(values, limit) and "" not in values:
+        return _Names(values)
+    names = _Names([])
+    for i, value in enumerate(values):
+        if value is None or value == "" or isinstance(value, dict | list):
+            names.texts.append(default)
+            continue
+        text, repaired, cut = label_value(value, limit)
+        names.texts.append(text)
+        if repaired:
+            names.repaired.append(i)
+        if cut:
+            names.cut.append(i)
+    return names
 
 
 def _parse_int(text: str) -> int | str:
