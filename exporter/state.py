@@ -17,6 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -320,21 +321,39 @@ class State:
             return [(batch.groups[0], batch)]
         slots: dict[tuple[str, str], int] = {}
         room = self._room()
-        slot_of = np.empty(len(batch.groups), dtype=np.int64)
-        for code, key in enumerate(batch.groups):
-            kept = key
-            if key not in self._groups and key not in slots and key not in self._unslotted:
-                if room <= 0:
-                    kept = OVERFLOW_GROUP
-                else:
-                    room -= 1
-            slot_of[code] = slots.setdefault(kept, len(slots))
+        if room <= 0:
+            slot_of = self._slots_when_full(batch.groups, slots)
+        else:
+            slot_of = np.empty(len(batch.groups), dtype=np.int64)
+            for code, key in enumerate(batch.groups):
+                kept = key
+                if key not in self._groups and key not in slots and key not in self._unslotted:
+                    if room <= 0:
+                        kept = OVERFLOW_GROUP
+                    else:
+                        room -= 1
+                slot_of[code] = slots.setdefault(kept, len(slots))
         if len(slots) == 1:
             return [(next(iter(slots)), batch)]
         slot = slot_of[batch.group]
         order = np.argsort(slot, kind="stable")
         bounds = np.searchsorted(slot[order], np.arange(len(slots) + 1))
         return [(key, batch.take(order[bounds[i] : bounds[i + 1]])) for key, i in slots.items()]
+
+    def _slots_when_full(
+        self, keys: list[tuple[str, str]], slots: dict[tuple[str, str], int]
+    ) -> IntArray:
+        """``_by_group``'s slot of each key once no new key gets a group: a key that has one,
+        or needs no slot (``_unslotted``), keeps it; every other key shares the overflow
+        group's slot. Looked up in C, because a log with a new model on every line has about
+        as many keys as rows."""
+        kept = self._groups.keys() | self._unslotted
+        own = np.fromiter(map(kept.__contains__, keys), dtype=bool, count=len(keys))
+        firsts = [*np.flatnonzero(own).tolist(), *np.flatnonzero(~own)[:1].tolist()]
+        for code in sorted(firsts):  # slots in order of first appearance
+            slots.setdefault(keys[code] if own[code] else OVERFLOW_GROUP, len(slots))
+        overflow = slots.get(OVERFLOW_GROUP, -1)
+        return np.fromiter(map(slots.get, keys, repeat(overflow)), dtype=np.int64, count=len(keys))
 
     def _histogram_counts(
         self, numeric: FloatArray, summary: Summary

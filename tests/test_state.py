@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exporter.anomaly import Kind
 from exporter.batch import OTHER, UNKNOWN
@@ -299,6 +301,39 @@ def test_interleaved_known_and_new_groups_past_the_limit() -> None:
     new = sum(m.startswith("new") for m in later)
     assert group(snapshot, *OVERFLOW_GROUP).totals.records == new
     assert len(snapshot.groups) == limit + 1
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["a", "b", "c", "d", "e", OTHER, None]), max_size=12), max_size=5
+    ),
+    st.integers(1, 3),
+)
+def test_groups_past_the_limit_follow_the_record_by_record_rule(
+    batches: list[list[str | None]], limit: int
+) -> None:
+    """Each record, in order: a pair with a group keeps it; a new pair gets its own group while
+    there is room; the rest (and a log's own ``__other__``) share the overflow group. A record
+    that names no model has the ``__unknown__`` group, which takes no room. Checked against the
+    batched grouping, whose full-table path looks keys up in C."""
+    _, decoder, state = build(max_model_versions=limit)
+    nameless = (UNKNOWN, UNKNOWN)
+    unslotted = {OVERFLOW_GROUP, nameless}
+    want: dict[tuple[str, str], int] = {}
+    for models in batches:
+        records = [
+            {"p": 0.5} if m is None else {"model": m, "version": OTHER if m == OTHER else "v1"}
+            for m in models
+        ]
+        state.ingest(decoder.decode(encode(records), T0), T0)
+        for model in models:
+            key = nameless if model is None else (model, OTHER if model == OTHER else "v1")
+            named = len(want.keys() - unslotted)
+            if key not in want and key not in unslotted and named >= limit:
+                key = OVERFLOW_GROUP
+            want[key] = want.get(key, 0) + 1
+    got = [((g.model, g.version), g.totals.records) for g in state.snapshot(T0).groups]
+    assert got == list(want.items())
 
 
 def test_a_snapshot_is_not_changed_by_later_ingestion() -> None:
