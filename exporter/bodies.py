@@ -8,7 +8,8 @@ from collections.abc import Callable, Hashable, Iterable
 from itertools import chain
 
 from exporter.collector import ModelCollector
-from exporter.exposition import Family, Writer, encode
+from exporter.exposition import Family, Writer
+from exporter.scrape import Body
 
 
 class Bodies:
@@ -18,6 +19,11 @@ class Bodies:
     (a record ingested, a bucket turned, a new assessment: a new version), and is read before
     the render it names, so a change in between only costs one more render. The sidecar's
     health part (and the server's own families) is small and rendered for every body.
+
+    What is kept is the model part of each format asked for at the current version, in
+    pieces: a body is served as those pieces plus the small tail, never joined into one more
+    copy. A format's part is dropped as soon as the version moves on (a Prometheus that asks
+    for OpenMetrics never keeps an old text body alive, nor the other way round).
     """
 
     def __init__(self, collector: ModelCollector, version: Callable[[], Hashable]) -> None:
@@ -25,17 +31,29 @@ class Bodies:
         self._version = version
         self._writer = Writer()
         self._lock = threading.Lock()
-        self._cached: dict[bool, tuple[Hashable, bytes]] = {}
+        self._cached: dict[bool, tuple[Hashable, Body]] = {}
         self.renders = 0  # model-part renders so far (the other bodies reused one)
 
-    def render(self, openmetrics: bool, extra: Iterable[Family] = ()) -> bytes:
+    def chunks(self, openmetrics: bool, extra: Iterable[Family] = ()) -> Body:
+        """The body in pieces (what the server sends)."""
         with self._lock:
             key = self._version()
             cached = self._cached.get(openmetrics)
             if cached is None or cached[0] != key:
-                model = self._writer.render(self._collector.model_families(), openmetrics)
-                cached = self._cached[openmetrics] = (key, encode(model))
+                # Let go of every stale part before writing the new one (not both at once).
+                self._cached = {f: c for f, c in self._cached.items() if c[0] == key}
+                model = self._writer.chunks(self._collector.model_families(), openmetrics)
+                cached = self._cached[openmetrics] = (key, tuple(model))
                 self.renders += 1
             rest = chain(self._collector.health_families(), extra)
-            tail = encode(self._writer.render(rest, openmetrics))
-        return cached[1] + tail + (b"# EOF\n" if openmetrics else b"")
+            tail = b"".join(self._writer.chunks(rest, openmetrics))
+        return (*cached[1], tail + (b"# EOF\n" if openmetrics else b""))
+
+    def kept(self) -> list[bool]:
+        """The formats whose model part is kept (``True``: OpenMetrics), for tests."""
+        with self._lock:
+            return sorted(self._cached)
+
+    def render(self, openmetrics: bool, extra: Iterable[Family] = ()) -> bytes:
+        """The body as one piece."""
+        return b"".join(self.chunks(openmetrics, extra))

@@ -121,7 +121,11 @@ class ModelCollector(Collector):
             except Exception:
                 self._failed(name)
                 continue
-            yield from families
+            # Handed over one by one and not kept: a family's rows (a few MiB for the whole
+            # page at the caps) are freed as soon as the writer is done with it.
+            families.reverse()
+            while families:
+                yield families.pop()
 
     def _failed(self, part: str) -> None:
         with self._lock:

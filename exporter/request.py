@@ -12,6 +12,7 @@ is never held by a slow client, in either direction.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from http.client import HTTPException, LineTooLong
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
@@ -132,7 +133,7 @@ class Handler(BaseHTTPRequestHandler):
     def reply(
         self,
         code: int,
-        body: bytes,
+        body: bytes | Sequence[bytes],
         headers: dict[str, str] | None = None,
         content_type: str = "text/plain; charset=utf-8",
         head: bool = False,
@@ -140,14 +141,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         if code != 304:  # a 304 describes the cached body: no length of its own (RFC 9110)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+            length = len(body) if isinstance(body, bytes) else sum(map(len, body))
+            self.send_header("Content-Length", str(length))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if not head:
-            self.wfile.write(body)
+        if not head:  # a body in pieces is queued as it is: no joined copy of it
+            for piece in (body,) if isinstance(body, bytes) else body:
+                self.wfile.write(piece)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Scrapes are frequent and unremarkable: no per-request log lines."""

@@ -37,7 +37,7 @@ from exporter.errors import ConfigError
 from exporter.exposition import Family
 from exporter.page import load_assets, not_modified
 from exporter.request import ROUTES, Handler
-from exporter.scrape import Renders, accepts_gzip
+from exporter.scrape import Body, Renders, accepts_gzip
 from exporter.webconfig import RateLimit
 from exporter.webfile import Loaded, WebConfigFile
 from exporter.wire import Connection
@@ -45,8 +45,8 @@ from exporter.wire import Connection
 log = logging.getLogger(__name__)
 
 Check = Callable[[], tuple[bool, str]]
-# (openmetrics, the server's own families) -> the body, with "# EOF" when OpenMetrics
-Render = Callable[[bool, list[Family]], bytes]
+# (openmetrics, the server's own families) -> the body in pieces, with "# EOF" when OpenMetrics
+Render = Callable[[bool, list[Family]], Body]
 # (query string, gzip accepted) -> (status code, body): the /api/v1/status endpoint
 Status = Callable[[str, bool], tuple[int, bytes]]
 
@@ -341,16 +341,16 @@ class MetricsServer:
             handler.reply(500, message.encode(), head=head)
             return
         headers = {"Vary": "Accept, Accept-Encoding"}
-        body = result.body
+        body: bytes | Body | None = result.body
         assert body is not None
         if accepts_gzip(handler.headers.get_all("Accept-Encoding") or []):
             body = result.gzipped()
             headers["Content-Encoding"] = "gzip"
         handler.reply(200, body, headers, content_type, head=head)
 
-    def _body(self, encoder: Callable[[CollectorRegistry], bytes], content_type: str) -> bytes:
+    def _body(self, encoder: Callable[[CollectorRegistry], bytes], content_type: str) -> Body:
         if self._render is None:
-            return encoder(self._registry)
+            return (encoder(self._registry),)
         openmetrics = content_type.startswith("application/openmetrics-text")
         return self._render(openmetrics, _families(self._own.collect()))
 

@@ -6,6 +6,7 @@ Expected bodies come from prometheus_client's ``generate_latest`` (text 0.0.4 an
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from typing import Any
@@ -20,6 +21,7 @@ from exporter.bodies import Bodies
 from exporter.clock import ManualClock
 from exporter.collector import ModelCollector
 from exporter.exposition import number
+from exporter.scrape import Result
 from exporter.state import State
 from tests.harness import WAIT, promtool
 from tests.state_data import T0, build, encode, health, make_records
@@ -47,6 +49,33 @@ def test_the_body_is_what_prometheus_client_writes(openmetrics: bool) -> None:
     expected = (generate_openmetrics if openmetrics else generate_latest)(collector.registry())
     assert scrapes.render(openmetrics) == expected
     assert scrapes.render(openmetrics) == expected  # the kept model part, the same bytes
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_the_body_served_in_pieces_and_gzipped_from_them_is_the_same_bytes(
+    openmetrics: bool,
+) -> None:
+    state, clock, _ = ingested()
+    scrapes, collector = scrapes_of(state, clock)
+    expected = (generate_openmetrics if openmetrics else generate_latest)(collector.registry())
+    pieces = scrapes.chunks(openmetrics)
+    assert len(pieces) > 2  # one per family, then the tail: never joined into one copy
+    assert b"".join(pieces) == expected
+    assert gzip.decompress(Result(pieces, None).gzipped()) == expected
+
+
+def test_only_the_parts_of_the_current_version_are_kept() -> None:
+    """Both formats share a version; once it moves on, rendering one format lets go of the
+    other's stale part instead of keeping a body nobody will be served."""
+    state, clock, decoder = ingested(("fraud",))
+    scrapes, _ = scrapes_of(state, clock)
+    scrapes.render(True)
+    scrapes.render(False)
+    assert scrapes.kept() == [False, True]
+    records = make_records(np.random.default_rng(6), 10, T0, ("fraud",))
+    state.ingest(decoder.decode(encode(records), T0), T0)
+    scrapes.render(False)
+    assert scrapes.kept() == [False]
 
 
 @pytest.mark.parametrize(
