@@ -408,10 +408,11 @@ class Decoder:
         models = rows.models or [None] * n
         versions = rows.versions or [None] * n
         keys: list[tuple[Any, Any]]
-        if n and models.count(models[0]) == n and versions.count(versions[0]) == n:
+        if n and _all_alike(models, n) and _all_alike(versions, n):
             keys = [(models[0], versions[0])]  # one model version: the usual sidecar
             codes = np.zeros(n, dtype=np.int64)
         else:
+            models, versions = _bools_as_text(models), _bools_as_text(versions)
             keys = list(dict.fromkeys(zip(models, versions, strict=True)))  # first seen first
             index = dict(zip(keys, range(len(keys)), strict=True))
             pairs = zip(models, versions, strict=True)
@@ -494,6 +495,23 @@ class Decoder:
             ]
         wrong[pick] = differs
         return wrong
+
+
+def _all_alike(values: list[Any], n: int) -> bool:
+    """Whether every name of the batch is the first one, as a label: equal, and not a boolean
+    beside a number (``False == 0`` in Python, but the labels are ``false`` and ``0``)."""
+    first = values[0]
+    if values.count(first) != n:
+        return False
+    return first not in (0, 1) or len(set(map(type, values))) == 1
+
+
+def _bools_as_text(values: list[Any]) -> list[Any]:
+    """Booleans as their label text, so that grouping by value (a dict) keeps ``true`` apart
+    from ``1``: they are equal and hash alike in Python. A pass in C when there are none."""
+    if bool not in set(map(type, values)):
+        return values
+    return [("true" if v else "false") if type(v) is bool else v for v in values]
 
 
 def _scalar(value: Any) -> Any:
