@@ -364,6 +364,19 @@ def own_labels(values: list[Any], limit: int) -> bool:
     )
 
 
+# For the error comparison only: a binary classifier may log its class as a boolean and its
+# labels as 0/1 (or the other way round); those name the same class.
+SAME_CLASS = {"true": "1", "false": "0"}
+
+
+def class_text(value: Any) -> str:
+    """A predicted class or a label as the error ratio compares them: as ``category_text``
+    spells it, with ``true``/``false`` the same classes as ``1``/``0``. Labels on the page keep
+    their own spelling; only the comparison is made this way."""
+    text = category_text(value)
+    return SAME_CLASS.get(text, text)
+
+
 def category_text(value: Any) -> str:
     """A category or label as text, spelled as in the log: ``1`` and ``1.0`` are one class,
     and booleans read ``true``/``false`` as JSON writes them."""

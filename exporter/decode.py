@@ -30,12 +30,13 @@ import numpy.typing as npt
 from exporter.anomaly import INVALID_JSON, INVALID_UTF8, NOT_AN_OBJECT, Kind
 from exporter.batch import (
     MISS,
+    SAME_CLASS,
     Batch,
     FloatArray,
     IntArray,
     Layout,
     Vocabulary,
-    category_text,
+    class_text,
     label_value,
     nameless,
     own_labels,
@@ -488,11 +489,10 @@ class Decoder:
         said = [truth[i] for i in pick.tolist()]
         guessed = [classes[i] for i in pick.tolist()]
         if {*map(type, said), *map(type, guessed)} <= {str}:  # text is its own spelling
-            differs = list(map(operator.ne, said, guessed))
+            same = SAME_CLASS.get
+            differs = list(map(operator.ne, map(same, said, said), map(same, guessed, guessed)))
         else:
-            differs = [
-                category_text(a) != category_text(b) for a, b in zip(said, guessed, strict=True)
-            ]
+            differs = [class_text(a) != class_text(b) for a, b in zip(said, guessed, strict=True)]
         wrong[pick] = differs
         return wrong
 

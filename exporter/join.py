@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.batch import Batch, Layout, category_text
+from exporter.batch import Batch, Layout, category_text, class_text
 
 GroupKey = tuple[str, str]
 
@@ -134,7 +134,7 @@ class LabelJoin:
             joined.delay_total += now - arrived
             if guess is not None:
                 joined.labelled += 1
-                joined.wrong += int(category_text(batch.label[i]) != guess)
+                joined.wrong += int(class_text(batch.label[i]) != class_text(guess))
             elif self._score_column is not None:
                 error = score - _number(batch.label[i])
                 if not math.isnan(error):  # a score and a label that is a number

@@ -57,6 +57,17 @@ def test_a_label_on_its_own_line_is_joined_and_not_counted_as_a_prediction() -> 
     assert join.pending == 0
 
 
+def test_a_boolean_class_joined_with_a_0_1_label_is_the_same_class() -> None:
+    decoder, join = _setup()
+    predictions = [{"id": "a", "score": 0.9, "cls": True}, {"id": "b", "score": 0.2, "cls": False}]
+    _process(join, decoder.decode(_lines(*predictions)), now=100.0)
+    later = _process(
+        join, decoder.decode(_lines({"id": "a", "label": 1}, {"id": "b", "label": 1})), now=110.0
+    )
+    joined = later.joined[("m", "v1")]
+    assert (joined.matched, joined.labelled, joined.wrong) == (2, 2, 1)  # only b is wrong
+
+
 def test_unknown_ids_are_unmatched_and_inline_labels_never_wait() -> None:
     decoder, join = _setup()
     batch = decoder.decode(

@@ -466,6 +466,13 @@ def test_several_groups_in_one_chunk() -> None:
         ('"1"', "1", 0),
         ("true", '"true"', 0),
         ("true", "false", 1),
+        # A binary classifier logging a boolean class with 0/1 labels, or the other way round.
+        ("true", "1", 0),
+        ("false", "0", 0),
+        ("true", "0", 1),
+        ("1", "true", 0),
+        ('"false"', "0", 0),
+        ("false", "1.0", 1),
         ("2", "2.0", 0),
         ('"yes"', None, -1),
         ('"yes"', "null", -1),
@@ -671,7 +678,10 @@ def test_random_mixes_match_an_independent_classification(lines: list[bytes], cr
         if isinstance(truth, dict):
             truth_kind = Kind.TYPE_MISMATCH
         elif truth is not None and label is not None:
-            expected_wrong = int(_category_kind(truth)[0] != label)
+            # true/false are the classes 1/0 for the comparison (docs/configuration.md).
+            same = {"true": "1", "false": "0"}
+            said = _category_kind(truth)[0]
+            expected_wrong = int(same.get(said, said) != same.get(label, label))
         assert flag(d, batch, "ground_truth")[r] == truth_kind, obj
         assert batch.wrong[r] == expected_wrong, obj
 
