@@ -66,7 +66,14 @@ def parse_one(value: Any, scale: float) -> float:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            return math.nan
+            # RFC 3339 allows a lowercase "t" and "z", which fromisoformat refuses.
+            upper = value.replace("t", "T").replace("z", "Z")
+            if upper == value:
+                return math.nan
+            try:
+                parsed = datetime.fromisoformat(upper)
+            except ValueError:
+                return math.nan
         if parsed.tzinfo is None:  # a naive time in a log is taken as UTC, never as local time
             parsed = parsed.replace(tzinfo=UTC)
         return parsed.timestamp()

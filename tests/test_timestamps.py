@@ -32,7 +32,10 @@ def expected(value: Any, scale: float = 1.0) -> float:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        return math.nan
+        try:  # RFC 3339: "t" and "z" may be lowercase
+            parsed = datetime.fromisoformat(value.replace("t", "T").replace("z", "Z"))
+        except ValueError:
+            return math.nan
     return parsed.replace(tzinfo=parsed.tzinfo or UTC).timestamp()
 
 
@@ -140,6 +143,21 @@ def test_common_shapes_in_a_long_uniform_column(text: str) -> None:
 def test_a_near_miss_among_valid_strings_of_its_shape(miss: str) -> None:
     column = ["2000-02-29T12:00:00Z", miss, "2024-02-29T00:00:00Z"]
     assert same(epoch_seconds(column, 1.0), [expected(t) for t in column])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-30t14:03:21z",
+        "2026-11-30t14:03:21.250Z",
+        "2026-11-30T14:03:21.5z",
+        "2026-11-30t14:03:21+01:00",
+    ],
+)
+def test_rfc3339_lowercase_t_and_z_are_read(text: str) -> None:
+    """RFC 3339 (5.6) allows "t" and "z" in lower case; fromisoformat does not."""
+    want = datetime.fromisoformat(text.upper()).timestamp()
+    assert epoch_seconds([text, text.upper()], 1.0).tolist() == [want, want]
 
 
 def test_numbers_take_the_unit_and_none_is_nan() -> None:
