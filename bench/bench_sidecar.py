@@ -162,15 +162,28 @@ def run_baseline(
         "--output",
         str(profile),
     ]
-    proc = Proc.start(command, args.cpu, tmp / "baseline.stderr")
-    seconds = proc.wait_sampling(600)
-    if proc.popen.returncode != 0:
-        raise RuntimeError(f"baseline failed: {(tmp / 'baseline.stderr').read_text()[-2000:]}")
-    if "baseline" in args.only:
-        value, note = rate(lines, seconds, proc.cpu_at_exit)
-        report.add("baseline: lines/s", value, ">= 500k", note)
-        report.add("baseline: peak RSS", f"{proc.peak_rss_mib():.0f} MiB", "<= 96 MiB")
+    run_offline(args, "baseline", command, lines, tmp, report if "baseline" in args.only else None)
     return profile
+
+
+def run_offline(
+    args: argparse.Namespace,
+    name: str,
+    command: list[str],
+    lines: int,
+    tmp: Path,
+    report: Report | None,
+) -> None:
+    """One offline command (``replay``, ``baseline``) to its exit: its rate and peak RSS."""
+    stderr = tmp / f"{name}.stderr"
+    proc = Proc.start(command, args.cpu, stderr)
+    seconds = proc.wait_sampling(900)
+    if proc.popen.returncode != 0:
+        raise RuntimeError(f"{name} failed: {stderr.read_text()[-2000:]}")
+    if report is not None:
+        value, note = rate(lines, seconds, proc.cpu_at_exit)
+        report.add(f"{name}: lines/s", value, ">= 500k", note)
+        report.add(f"{name}: peak RSS", f"{proc.peak_rss_mib():.0f} MiB", "<= 96 MiB")
 
 
 def run_replay(
@@ -183,13 +196,7 @@ def run_replay(
 ) -> None:
     config = write_config(TEMPLATE, tmp / "replay.yaml", log, free_port(), "beginning", reference)
     command = [args.cli, "replay", "--config", str(config), str(log)]
-    proc = Proc.start(command, args.cpu, tmp / "replay.stderr")
-    seconds = proc.wait_sampling(900)
-    if proc.popen.returncode != 0:
-        raise RuntimeError(f"replay failed: {(tmp / 'replay.stderr').read_text()[-2000:]}")
-    value, note = rate(lines, seconds, proc.cpu_at_exit)
-    report.add("replay: lines/s", value, ">= 500k", note)
-    report.add("replay: peak RSS", f"{proc.peak_rss_mib():.0f} MiB", "<= 96 MiB")
+    run_offline(args, "replay", command, lines, tmp, report)
 
 
 def run_catchup(

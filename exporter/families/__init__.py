@@ -9,7 +9,7 @@ together; ``bodies`` caches their rendered text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from exporter.exposition import Family
 
@@ -22,9 +22,13 @@ def family(
     help_text: str,
     labels: Sequence[str] = (),
     value: float | None = None,
+    samples: Iterable[tuple[Sequence[str], float]] = (),
 ) -> Family:
-    """A family, and its one unlabelled sample when ``value`` is given."""
+    """A family, with its one unlabelled sample when ``value`` is given, and ``samples``
+    (label values, value) in order."""
     result = Family(name, kind, help_text, tuple(labels))
     if value is not None:
         result.add((), value)
+    for label_values, sample in samples:
+        result.add(label_values, sample)
     return result

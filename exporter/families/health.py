@@ -25,39 +25,37 @@ def build_info() -> Iterator[Family]:
 
 def health_families(health: Health) -> Iterator[Family]:
     p = PREFIX
+    sources = health.sources.items()
     for metric in SOURCE_METRICS:
-        per_source = family(metric.type, p + metric.name, metric.help, labels=["source"])
-        for source, stats in health.sources.items():
-            per_source.add([source], float(getattr(stats, metric.attribute)))
-        yield per_source
-    up = family(
+        yield family(
+            metric.type,
+            p + metric.name,
+            metric.help,
+            labels=["source"],
+            samples=(([s], float(getattr(stats, metric.attribute))) for s, stats in sources),
+        )
+    yield family(
         GAUGE,
         f"{p}source_up",
         "1 when a file of the source is present and readable.",
         labels=["source"],
+        samples=(([s], 1.0 if stats.files_present > 0 else 0.0) for s, stats in sources),
     )
-    for source, stats in health.sources.items():
-        up.add([source], 1.0 if stats.files_present > 0 else 0.0)
-    yield up
-    parse = family(
+    yield family(
         COUNTER,
         f"{p}parse_errors",
         "Lines that did not become a record, by reason: invalid_json, not_an_object, "
         "invalid_utf8, unprocessable (lost to an unexpected error).",
         labels=["source", "reason"],
+        samples=((list(key), count) for key, count in sorted(health.parse_errors.items())),
     )
-    for (source, reason), count in sorted(health.parse_errors.items()):
-        parse.add([source, reason], count)
-    yield parse
-    last = family(
+    yield family(
         GAUGE,
         f"{p}last_read_timestamp_seconds",
         "Wall time the last line was read.",
         labels=["source"],
+        samples=(([s], when) for s, when in health.last_read.items()),
     )
-    for source, when in health.last_read.items():
-        last.add([source], when)
-    yield last
     yield family(
         COUNTER,
         f"{p}checkpoint_errors",
@@ -70,18 +68,17 @@ def health_families(health: Health) -> Iterator[Family]:
         "Time spent parsing lines and updating state.",
         value=float(health.ingest_seconds),
     )
-    cut = family(
+    yield family(
         COUNTER,
         f"{p}label_values_truncated",
         "Values from the log cut to max_label_value_bytes before becoming a label value.",
         labels=["field"],
+        samples=(([name], count) for name, count in health.labels_cut.items()),
     )
-    for name, count in health.labels_cut.items():
-        cut.add([name], count)
-    yield cut
-    reloads = family(
-        COUNTER, f"{p}reference_reloads", "Reference profile loads by outcome.", labels=["outcome"]
+    yield family(
+        COUNTER,
+        f"{p}reference_reloads",
+        "Reference profile loads by outcome.",
+        labels=["outcome"],
+        samples=(([o], health.reference_reloads.get(o, 0)) for o in ("ok", "error")),
     )
-    for outcome in ("ok", "error"):
-        reloads.add([outcome], health.reference_reloads.get(outcome, 0))
-    yield reloads
