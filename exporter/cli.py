@@ -178,8 +178,16 @@ def _replay_parser(
         ("--anomaly-max", defaults.anomaly_max, "share of records with one anomaly kind"),
         ("--parse-error-max", defaults.parse_error_max, "share of unparseable lines"),
         ("--latency-p99-max", defaults.latency_p99_max, "p99 latency SLO in seconds"),
+        ("--drift-ratio-max", defaults.drift_ratio_max, "drift statistic over its threshold"),
     ):
-        replay.add_argument(flag, type=type(value), default=value, help=f"{what} (default {value})")
+        # No argparse default: a flag given beats the --thresholds file, a flag left out not.
+        replay.add_argument(flag, type=type(value), help=f"{what} (default {value})")
+    replay.add_argument(
+        "--thresholds",
+        metavar="FILE",
+        help="a thresholds rule file (config/prometheus/rules/thresholds.yml): its defaults and "
+        "per-model and per-field overrides, as Prometheus would apply them",
+    )
     replay.add_argument(
         "--for",
         dest="for_overrides",
@@ -320,6 +328,7 @@ def _replay(args: argparse.Namespace) -> int:
     from exporter.offline.read import Progress, read_chunks  # noqa: PLC0415
     from exporter.offline.replay import ReplayError, replay, with_alert_windows  # noqa: PLC0415
     from exporter.offline.report import render_text, to_json  # noqa: PLC0415
+    from exporter.offline.thresholds_file import load_thresholds  # noqa: PLC0415
     from exporter.reload import ReferenceFile  # noqa: PLC0415
     from exporter.validate import parse_duration  # noqa: PLC0415
 
@@ -332,16 +341,15 @@ def _replay(args: argparse.Namespace) -> int:
     )
     if reference is None and not config.drift.freeze_first:
         log.warning("no reference profile: drift, gaps and their alerts are not evaluated")
-    thresholds = Thresholds(
-        error_factor=args.error_factor,
-        error_min_labels=args.error_min_labels,
-        mae_factor=args.mae_factor,
-        mae_min_labels=args.mae_min_labels,
-        confidence_min=args.confidence_min,
-        latency_p99_max=args.latency_p99_max,
-        anomaly_max=args.anomaly_max,
-        parse_error_max=args.parse_error_max,
-    )
+    given = {
+        name: value
+        for name in vars(Thresholds())
+        if name != "overrides"
+        if (value := getattr(args, name)) is not None
+    }
+    thresholds = Thresholds(**given)
+    if args.thresholds is not None:
+        thresholds = load_thresholds(args.thresholds, thresholds, frozenset(given))
     thresholds.check()
     try:
         every = parse_duration(args.every)

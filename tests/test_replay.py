@@ -27,10 +27,12 @@ from exporter.batch import UNKNOWN
 from exporter.cli import main
 from exporter.config import load_config
 from exporter.config_types import Config
+from exporter.errors import ConfigError
 from exporter.offline.backtest import (
     RULES,
     AlertTracker,
     DriftStat,
+    Override,
     Row,
     Thresholds,
     conditions,
@@ -41,6 +43,7 @@ from exporter.offline.read import read_chunks
 from exporter.offline.replay import Replayer, ReplayError, replay, with_alert_windows
 from exporter.offline.report import Report, iso, render_text
 from exporter.offline.simulate import LineTruth, Scenario, generate, generate_with_truth
+from exporter.offline.thresholds_file import load_thresholds
 from exporter.reference import Reference
 from exporter.validate import parse_duration
 from tests.configs import ROOT, example_config, write_config
@@ -657,3 +660,138 @@ def test_fleet_drift_is_mirrored_on_the_sidecars_own_counts(episode: Episode) ->
         assert a.start - a.pending_since >= RULES["ModelFleetDrift"].for_seconds
         assert a.end is not None
         assert a.end <= START + DRIFT_END + 3600 + 60
+
+
+# -- thresholds from a rule file (--thresholds) ---------------------------------------------------
+
+
+def test_overrides_resolve_as_the_recording_rules_do() -> None:
+    """Model and field, then model, then the default; another model keeps the default."""
+    t = Thresholds(
+        overrides=(
+            Override("anomaly_max", "m", "", 0.15),
+            Override("anomaly_max", "m", "amount", 0.5),
+            Override("error_factor", "m", "", 2.0),
+            Override("drift_ratio_max", "m", "age", 3.0),
+        )
+    )
+    missing = {"amount": {"missing": 0.3}, "age": {"missing": 0.1}}
+    assert _names([_row("5m", anomalies=missing)], t) == set()
+    assert _names([_row("5m", anomalies={"age": {"missing": 0.2}})], t) == {"ModelAnomalyRatioHigh"}
+    assert _names([_row("5m", model="other", anomalies=missing)], t) == {"ModelAnomalyRatioHigh"}
+    assert _names([_row("1h", error_ratio_gap=1.9)], t) == set()
+    assert _names([_row("1h", model="other", error_ratio_gap=1.9)], t) == {
+        "ModelErrorRateAboveDevelopment"
+    }
+    age = [DriftStat("age", "ks", 0.2, 0.1, True)]
+    assert _names([_row("1h", drift=age)], t) == set()  # 2x its threshold, allowed 3x
+    assert _names([_row("1h", model="other", drift=age)], t) == {"ModelFeatureDrift"}
+    ratio = Thresholds(drift_ratio_max=1.5)
+    assert _names([_row("1h", drift=age)], ratio) == {"ModelFeatureDrift"}
+    assert _names([_row("1h", drift=[DriftStat("age", "ks", 0.14, 0.1, True)])], ratio) == set()
+
+
+def test_the_bundled_thresholds_file_reads_as_the_defaults() -> None:
+    path = ROOT / "config" / "prometheus" / "rules" / "thresholds.yml"
+    assert load_thresholds(str(path), Thresholds(), frozenset()) == Thresholds()
+
+
+def test_the_documented_overrides_are_read_with_their_labels() -> None:
+    path = ROOT / "config" / "prometheus" / "tests" / "threshold_overrides.yml"
+    t = load_thresholds(str(path), Thresholds(), frozenset())
+    assert t.of("error_factor", "churn") == 1.3
+    assert t.of("error_factor", "fraud-detector") == Thresholds().error_factor
+    assert t.of("drift_ratio_max", "fraud-detector", "country") == 2.0
+    assert t.of("drift_ratio_max", "fraud-detector", "amount") == 1.0
+    assert t.of("drift_ratio_max", "churn", "amount") == 2.0
+    assert t.of("anomaly_max", "fraud-detector", "device") == 0.2
+    assert t.of("anomaly_max", "churn", "device") == 0.15
+    assert t.of("latency_p99_max", "batch-scorer") == 2.0
+    assert t.of("mae_min_labels", "small-regressor") == 50
+
+
+def _rule_file(tmp_path: Path, *rules: dict[str, Any]) -> str:
+    path = tmp_path / "thresholds.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "t", "rules": list(rules)}]}))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [
+        ({"expr": "vector(1) * 2"}, "expr must be vector(NUMBER)"),
+        ({"expr": "vector(1)", "labels": {"instance": "a"}}, "label instance not allowed"),
+        (
+            {
+                "record": "model_alert:anomaly_ratio_max",
+                "expr": "vector(1)",
+                "labels": {"field": "a"},
+            },
+            "a field label needs a model",
+        ),
+        ({"expr": "vector(-1)"}, "must be a finite number >= 0 (got -1.0)"),
+        ({"expr": "vector(+Inf)"}, "must be a finite number >= 0 (got inf)"),
+    ],
+)
+def test_a_bad_thresholds_file_is_refused_naming_the_rule(
+    tmp_path: Path, rule: dict[str, Any], problem: str
+) -> None:
+    rule = {"record": "model_alert:error_ratio_factor", **rule}
+    path = _rule_file(tmp_path, rule)
+    with pytest.raises(ConfigError) as caught:
+        load_thresholds(path, Thresholds(), frozenset()).check()
+    assert problem in str(caught.value)
+    assert rule["record"].removeprefix("model_alert:") in str(caught.value)
+
+
+def test_a_field_label_on_a_model_only_threshold_or_a_global_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = _rule_file(
+        tmp_path,
+        {
+            "record": "model_alert:error_ratio_factor",
+            "expr": "vector(2)",
+            "labels": {"model": "m", "field": "age"},
+        },
+        {
+            "record": "model_alert:parse_error_ratio_max",
+            "expr": "vector(0.1)",
+            "labels": {"model": "m"},
+        },
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_thresholds(path, Thresholds(), frozenset())
+    text = str(caught.value)
+    assert "rules[0] (model_alert:error_ratio_factor): label field not allowed" in text
+    assert "rules[1] (model_alert:parse_error_ratio_max): label model not allowed" in text
+
+
+def test_replay_applies_a_thresholds_file_and_a_flag_beats_its_default(
+    episode: Episode, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file's default factor silences the episode's error alert, and the flag, given,
+    beats the file's default. The file's overrides are in the report."""
+    model = episode.report.rows[0].model
+    assert any(a.alert == "ModelErrorRateAboveDevelopment" for a in episode.report.alerts)
+    rules = _rule_file(
+        tmp_path,
+        {"record": "model_alert:error_ratio_factor", "expr": "vector(50)"},
+        {
+            "record": "model_alert:anomaly_ratio_max",
+            "expr": "vector(1)",
+            "labels": {"model": model, "field": "country"},
+        },
+    )
+    base = ["replay", "--config", str(episode.config_path), "--json"]
+    base += ["--reference", str(episode.reference_path), "--thresholds", rules]
+
+    def alerts(*flags: str) -> set[str]:
+        assert main([*base, *flags, str(episode.log)]) == 0
+        document = json.loads(capsys.readouterr().out)
+        override = {"threshold": "anomaly_max", "model": model, "field": "country", "value": 1}
+        assert document["thresholds"]["overrides"] == [override]
+        return {a["alert"] for a in document["alerts"]}
+
+    assert "ModelErrorRateAboveDevelopment" not in alerts()
+    assert "ModelErrorRateAboveDevelopment" in alerts("--error-factor", "1.15")

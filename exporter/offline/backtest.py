@@ -28,8 +28,20 @@ FLEET_RANGE = 3600.0  # model_version_field:model_fleet_drift_threshold_ratio:1h
 
 
 @dataclass(frozen=True)
+class Override:
+    """One labelled series of thresholds.yml: a threshold for one model, or for one field of
+    one model (``field`` empty: the whole model)."""
+
+    threshold: str  # a Thresholds attribute: error_factor, anomaly_max, ...
+    model: str
+    field: str
+    value: float
+
+
+@dataclass(frozen=True)
 class Thresholds:
-    """The defaults of config/prometheus/rules/thresholds.yml (model_alert:* series)."""
+    """The defaults of config/prometheus/rules/thresholds.yml (model_alert:* series), and the
+    per-model and per-field overrides a thresholds file adds (``thresholds_file``)."""
 
     error_factor: float = 1.15  # model_alert:error_ratio_factor
     error_min_labels: int = 200  # model_alert:error_ratio_min_labels
@@ -39,19 +51,56 @@ class Thresholds:
     latency_p99_max: float = 0.5  # model_alert:latency_p99_slo_seconds
     anomaly_max: float = 0.05  # model_alert:anomaly_ratio_max
     parse_error_max: float = 0.01  # model_alert:parse_error_ratio_max
+    drift_ratio_max: float = 1.0  # model_alert:drift_threshold_ratio_max
+    overrides: tuple[Override, ...] = ()
+
+    def of(self, threshold: str, model: str, field: str = "") -> float:
+        """As recording.yml resolves it: the model-and-field series, else the model's, else
+        the default."""
+        value, rank = float(getattr(self, threshold)), 0
+        for o in self.overrides:
+            specific = 2 if o.field else 1
+            mine = o.threshold == threshold and o.model == model and o.field in ("", field)
+            if mine and specific > rank:
+                value, rank = o.value, specific
+        return value
 
     def check(self) -> None:
         """Refuse values no rule can mean (NaN, infinities, negatives, shares above 1), naming
         the flag, rather than back-test against them (and write NaN into the JSON)."""
-        shares = ("anomaly_max", "parse_error_max")
-        problems = []
-        for name, value in vars(self).items():
-            top = 1.0 if name in shares else math.inf
-            if not (math.isfinite(value) and 0.0 <= value <= top):
-                what = "a share from 0 to 1" if name in shares else "a finite number >= 0"
-                problems.append(f"--{name.replace('_', '-')}: must be {what} (got {value})")
+        problems = [
+            problem
+            for name, value in vars(self).items()
+            if name != "overrides"
+            for problem in bad_threshold(f"--{name.replace('_', '-')}", name, value)
+        ]
+        for o in self.overrides:
+            where = f"{o.threshold} of model {o.model!r}" + (
+                f", field {o.field!r}" if o.field else ""
+            )
+            problems += bad_threshold(where, o.threshold, o.value)
         if problems:
             raise ConfigError(problems)
+
+
+SHARES = ("anomaly_max", "parse_error_max")  # thresholds that are shares of records (≤ 1)
+
+
+def bad_threshold(where: str, name: str, value: float) -> list[str]:
+    """Why ``name``'s ``value`` cannot be a threshold, said of ``where`` (none: it can)."""
+    top = 1.0 if name in SHARES else math.inf
+    if math.isfinite(value) and 0.0 <= value <= top:
+        return []
+    what = "a share from 0 to 1" if name in SHARES else "a finite number >= 0"
+    return [f"{where}: must be {what} (got {value})"]
+
+
+def ratio_over(value: float, threshold: float, ratio_max: float) -> bool:
+    """PromQL's ``value / threshold > ratio_max``, where x/0 is +Inf and 0/0 NaN (never
+    above anything)."""
+    if threshold == 0:
+        return value > 0
+    return value / threshold > ratio_max
 
 
 @dataclass(frozen=True)
@@ -125,10 +174,6 @@ class FleetStat:
     records: int  # the pooled n
     value: float
     threshold: float
-
-    @property
-    def exceeded(self) -> bool:
-        return self.value > self.threshold
 
 
 @dataclass
@@ -206,8 +251,10 @@ def conditions(
     """The alerts whose expression holds on one step's rows and fleet statistics; ``slow`` and
     ``fast`` name the 1h and 5m windows the rules read (rate1h / window="1h", and rate5m)."""
     found: list[AlertKey] = []
-    for f in fleet:  # model_version_field:model_fleet_drift_threshold_ratio:1h > 1
-        if f.exceeded and f.field not in OWN_ALERTS:
+    t = thresholds
+    for f in fleet:  # model_version_field:model_fleet_drift_threshold_ratio:1h > ratio max
+        ratio_max = t.of("drift_ratio_max", f.model, f.field)
+        if f.field not in OWN_ALERTS and ratio_over(f.value, f.threshold, ratio_max):
             pool: Labels = (
                 ("model", f.model),
                 ("version", f.version),
@@ -220,8 +267,8 @@ def conditions(
     for row in rows:
         mv = (("model", row.model), ("version", row.version))
         if row.window == slow:
-            for d in row.drift:  # model_version_field:model_window_drift_threshold_ratio > 1
-                if d.exceeded:
+            for d in row.drift:  # model_version_field:model_window_drift_threshold_ratio > max
+                if ratio_over(d.value, d.threshold, t.of("drift_ratio_max", row.model, d.field)):
                     name = (
                         "ModelPredictionDrift"
                         if d.field in PREDICTION_FIELDS
@@ -231,31 +278,32 @@ def conditions(
                     found.append((name, (*labels, ("window", row.window))))
             if (
                 row.error_ratio_gap is not None
-                and row.error_ratio_gap > thresholds.error_factor
-                and row.labelled >= thresholds.error_min_labels
+                and row.error_ratio_gap > t.of("error_factor", row.model)
+                and row.labelled >= t.of("error_min_labels", row.model)
             ):
                 found.append(("ModelErrorRateAboveDevelopment", mv))
             if (
                 row.mae_gap is not None
-                and row.mae_gap > thresholds.mae_factor
-                and row.labelled >= thresholds.mae_min_labels
+                and row.mae_gap > t.of("mae_factor", row.model)
+                and row.labelled >= t.of("mae_min_labels", row.model)
             ):
                 found.append(("ModelMAEAboveDevelopment", mv))
-            if row.confidence_gap is not None and row.confidence_gap < thresholds.confidence_min:
+            confidence_min = t.of("confidence_min", row.model)
+            if row.confidence_gap is not None and row.confidence_gap < confidence_min:
                 found.append(("ModelConfidenceDrop", (*mv, ("window", row.window))))
         if row.window == fast:
             if row.latency_p99_seconds is not None and (
-                row.latency_p99_seconds > thresholds.latency_p99_max
+                row.latency_p99_seconds > t.of("latency_p99_max", row.model)
             ):
                 found.append(("ModelLatencyHigh", (*mv, ("quantile", "0.99"))))
             for name, kinds in row.anomalies.items():
                 for kind, ratio in kinds.items():
-                    if ratio > thresholds.anomaly_max:
+                    if ratio > t.of("anomaly_max", row.model, name):
                         labels = (*mv, ("field", name), ("kind", kind))
                         found.append(("ModelAnomalyRatioHigh", labels))
             lines += row.records + row.parse_errors
             parse_errors += row.parse_errors
-    if lines and parse_errors / lines > thresholds.parse_error_max:
+    if lines and parse_errors / lines > t.parse_error_max:
         found.append(("ModelExporterParseErrorsHigh", (("source", source),)))
     return found
 

@@ -274,6 +274,14 @@ def _summary(page: _Page) -> None:
         ("anomaly share", f"> {t.anomaly_max:g}"),
         ("parse errors", f"> {t.parse_error_max:g} of lines"),
         ("latency p99", f"> {t.latency_p99_max:g} s"),
+        ("drift", f"statistic > {t.drift_ratio_max:g}× its threshold"),
+        *[
+            (
+                escape(f"{o.threshold}, {o.model}" + (f" {o.field}" if o.field else "")),
+                f"{o.value:g} (override)",
+            )
+            for o in t.overrides
+        ],
     ]
     fors = ", ".join(f"{escape(k)} {_duration(v)}" for k, v in sorted(r.for_seconds.items()))
     page.add('<section class="card"><h2>Run</h2><div class="cols"><dl class="facts">')

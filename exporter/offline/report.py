@@ -127,6 +127,11 @@ def render_text(report: Report, window: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _overridden(t: Thresholds) -> str:
+    n = len(t.overrides)
+    return f"; {n} per-model or per-field override{'s' if n != 1 else ''}" if n else ""
+
+
 def render_alerts(report: Report) -> list[str]:
     t = report.thresholds
     lines = [
@@ -134,7 +139,8 @@ def render_alerts(report: Report) -> list[str]:
         f">= {t.error_min_labels} labels, MAE > {t.mae_factor:g}x development with "
         f">= {t.mae_min_labels} labels, confidence < {t.confidence_min:g}x development, "
         f"anomaly share > {t.anomaly_max:g}, parse errors > {t.parse_error_max:g}, "
-        f"latency p99 > {t.latency_p99_max:g}s):"
+        f"latency p99 > {t.latency_p99_max:g}s, drift statistic > {t.drift_ratio_max:g}x its "
+        f"threshold{_overridden(t)}):"
     ]
     if not report.alerts:
         return [*lines, "  none"]
