@@ -55,6 +55,31 @@ class LongNumber(float):
     __str__ = __repr__
 
 
+class SpelledInt(int):
+    """A YAML integer written otherwise than its decimal value: ``010`` (8 to YAML 1.1),
+    ``0x1F`` (31), ``1_000``, ``1:30`` (90). A number setting takes the value; a static model
+    name or version would be a label the model never had, so it is refused with ``text``."""
+
+    text: str
+
+    def __new__(cls, value: int, text: str) -> SpelledInt:
+        number = super().__new__(cls, value)
+        number.text = text
+        return number
+
+
+class SpelledFloat(float):
+    """A YAML float written otherwise than its shortest form: ``1.10`` (1.1), so a message
+    asking to quote a static version can show ``"1.10"``, the text meant."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str) -> SpelledFloat:
+        number = super().__new__(cls, value)
+        number.text = text
+        return number
+
+
 class _Loader(_Base):  # type: ignore[misc]
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[tuple[str, str]] = set()
@@ -77,6 +102,14 @@ class _Loader(_Base):  # type: ignore[misc]
         value: int = super().construct_yaml_int(node)
         if value.bit_length() > 4 * _LONG_INTEGER:  # hex, octal, base 60: same reasoning
             return LongNumber(math.inf if value > 0 else -math.inf, len(digits))
+        if str(value) != node.value:
+            return SpelledInt(value, str(node.value))
+        return value
+
+    def construct_yaml_float(self, node: ScalarNode) -> float:
+        value: float = super().construct_yaml_float(node)
+        if math.isfinite(value) and repr(value) != node.value:
+            return SpelledFloat(value, str(node.value))
         return value
 
     def construct_yaml_timestamp(self, node: ScalarNode) -> str:
@@ -84,6 +117,7 @@ class _Loader(_Base):  # type: ignore[misc]
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 
 

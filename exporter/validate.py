@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from exporter.config_file import SpelledFloat, SpelledInt
+
 T = TypeVar("T")
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -88,10 +90,17 @@ def string(value: Any) -> str:
 
 def name_value(value: Any) -> str:
     """A static model name or version: text, or a whole number as YAML reads ``2`` (``"2"``,
-    as the same number in the log would be labelled). A YAML float cannot be kept as written
-    (``1.10`` reads as 1.1), so it must be quoted."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 64:
+    as the same number in the log would be labelled). A number YAML does not keep as written
+    (``1.10`` reads as 1.1, ``010`` as 8) must be quoted; the message quotes what was written,
+    which the config loader remembers (``SpelledFloat``, ``SpelledInt``)."""
+    plain = isinstance(value, int) and not isinstance(value, bool | SpelledInt)
+    if plain and value.bit_length() <= 64:
         return str(value)
+    if isinstance(value, SpelledInt | SpelledFloat):
+        raise ValueError(
+            f"must be text: quote it (YAML reads {value.text} as the number {shown(value)}: "
+            f'write "{value.text}")'
+        )
     if isinstance(value, float):
         raise ValueError(
             f'must be text: quote it ({shown(value)} is a number to YAML: write "{value}")'

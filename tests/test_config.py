@@ -474,3 +474,41 @@ def test_a_whole_number_as_a_static_version_is_its_text() -> None:
     series as the same number in the log would: ``"2"``."""
     config = parse_config({"sources": ["/x"], "fields": {"prediction": "p", "model_version": 2}})
     assert config.fields.version_value == "2"
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        ("1.10", 'quote it (YAML reads 1.10 as the number 1.1: write "1.10")'),
+        ("1.0", 'quote it (1.0 is a number to YAML: write "1.0")'),
+        ("010", 'quote it (YAML reads 010 as the number 8: write "010")'),
+        ("0x1F", 'quote it (YAML reads 0x1F as the number 31: write "0x1F")'),
+        ("1_000", 'quote it (YAML reads 1_000 as the number 1000: write "1_000")'),
+        ("1:30", 'quote it (YAML reads 1:30 as the number 90: write "1:30")'),
+    ],
+)  # fmt: skip
+def test_a_static_version_yaml_would_change_is_refused_as_written(
+    tmp_path: Path, written: str, problem: str
+) -> None:
+    """YAML 1.1 reads ``010`` as 8 and ``1.10`` as 1.1: taken as text, such a version would
+    label every series with a version the model never had. It must be quoted, and the message
+    says how with the text as written (``"1.10"``, not the ``"1.1"`` YAML made of it)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"sources: [x.jsonl]\nfields: {{prediction: p, model_version: {written}}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [f"fields.model_version: must be text: {problem}"]
+
+
+def test_numbers_written_in_other_bases_still_set_numeric_keys(tmp_path: Path) -> None:
+    """Remembering how a number was written changes nothing for a number setting."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "sources: [x.jsonl]\nfields: {prediction: p, model_version: 7}\n"
+        "max_model_versions: 0x20\nwindow_buckets: 1_0\nquantiles: [0.50, 0.9]\n"
+    )
+    config = load_config(path)
+    assert (config.max_model_versions, config.window_buckets) == (32, 10)
+    assert config.quantiles == (0.5, 0.9)
+    assert type(config.quantiles[0]) is float
+    assert config.fields.version_value == "7"
