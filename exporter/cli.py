@@ -310,6 +310,9 @@ def _baseline(args: argparse.Namespace) -> int:
     created = datetime.fromtimestamp(SystemClock().now(), UTC).isoformat(timespec="seconds")
     source = {"path": str(Path(args.input).resolve()), "parse_errors": builder.parse_errors}
     reference = builder.build(created, source)
+    pooling = builder.pooling()
+    if pooling is not None:
+        log.warning("%s holds %s", args.input, pooling)
     try:  # a watching sidecar never sees half a profile, nor an empty one after a crash
         write_atomic(args.output, reference.to_json().encode())
     except OSError as exc:

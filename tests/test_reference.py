@@ -569,3 +569,36 @@ def test_baseline_joins_labels_on_their_own_line_as_if_inline(
         for key in ("hash", "created", "source", "mae", "rmse"):
             profile_.pop(key)
     assert profiles[1] == profiles[0]
+
+
+# --- a development log of several model versions --------------------------------------------------
+
+
+def test_baseline_says_when_it_pools_several_model_versions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A profile describes one model: a development log naming several model versions gives
+    one profile of them all mixed, and every live version would be judged against that mix.
+    ``baseline`` still writes it (a log may hold one model under several names), but says
+    which versions it pooled and how many records each had."""
+    from exporter.cli import main  # noqa: PLC0415
+
+    fields = {"timestamp": None, "model": "m", "version": "v", "prediction": "score"}
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps(unread_data(fields)))
+    mixed = [{"m": "demand", "v": "v7", "score": 1.0}] * 30 + [{"m": "price", "v": 2, "score": 9.0}]
+    single = [{"m": "demand", "v": "v7", "score": 1.0}] * 30
+    for name, records in (("mixed", mixed), ("single", single)):
+        log, out = tmp_path / f"{name}.jsonl", tmp_path / f"{name}.json"
+        log.write_bytes(jsonl(records))
+        caplog.clear()
+        args = ["baseline", "--config", str(config), "--input", str(log), "--output", str(out)]
+        assert main(args) == 0
+        assert out.exists()
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        if name == "single":
+            assert warnings == []
+        else:
+            assert len(warnings) == 1
+            assert "2 model versions" in warnings[0]
+            assert "demand/v7 (30 records), price/2 (1 records)" in warnings[0]

@@ -14,6 +14,7 @@ bounds the memory.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +28,9 @@ from exporter.profile import CALIBRATED, build, calibration_counts
 from exporter.reference import VOCABULARY_CAP, Reference
 from exporter.stats.sketch import Sketches
 from exporter.stats.window import Shape, Summary, category_counts, summarize
+
+TRACKED_VERSIONS = 1_000  # distinct (model, version) pairs counted (and named) at most
+NAMED_VERSIONS = 5  # of which the warning names the largest
 
 
 class ProfileBuilder:
@@ -78,6 +82,9 @@ class ProfileBuilder:
         self._confidence = names.index(CALIBRATED) if CALIBRATED in names else None
         self._calibration = np.zeros((2, self._shape.sketch.size), dtype=np.int64)
         self.parse_errors = 0
+        # Records per (model, version): a profile describes one model, so a log of several
+        # is pooled into one profile, which ``pooling`` says.
+        self.model_versions: Counter[tuple[str, str]] = Counter()
 
     def add(self, data: bytes) -> None:
         batch = self._decoder.decode(data)
@@ -100,6 +107,7 @@ class ProfileBuilder:
                 self._summary.wrong += found.wrong
                 self._summary.abs_error += found.abs_error
                 self._summary.sq_error += found.sq_error
+        self._count_versions(batch)
         sketch = self._shape.sketch.anchored_on(list(batch.numeric.T))
         if sketch is not self._shape.sketch:  # fields are anchored by their first values
             self._shape = replace(self._shape, sketch=sketch)
@@ -109,6 +117,30 @@ class ProfileBuilder:
             self._calibration += calibration_counts(sketch[f], batch.numeric[:, f], batch.wrong)
         half = self._split.random(batch.size) < 0.5
         self._held_out += category_counts(batch.categorical[half], self._shape)
+
+    def _count_versions(self, batch: Batch) -> None:
+        counts = np.bincount(batch.group, minlength=len(batch.groups)).tolist()
+        for key, count in zip(batch.groups, counts, strict=True):
+            if count and (
+                key in self.model_versions or len(self.model_versions) < TRACKED_VERSIONS
+            ):
+                self.model_versions[key] += count
+
+    def pooling(self) -> str | None:
+        """What to tell the user when the log named more than one model version: the profile
+        mixes them, and the sidecar judges every version against that mix."""
+        if len(self.model_versions) < 2:
+            return None
+        largest = self.model_versions.most_common(NAMED_VERSIONS)
+        named = ", ".join(f"{m}/{v} ({count} records)" for (m, v), count in largest)
+        more = len(self.model_versions) - len(largest)
+        if more:
+            named += f" and {more} more"
+        return (
+            f"{len(self.model_versions)} model versions: {named}; the profile pools them all, "
+            "and the sidecar compares every model version with it: build each model version's "
+            "profile from a log of that version alone"
+        )
 
     @property
     def records(self) -> int:
