@@ -78,7 +78,12 @@ def _parser() -> argparse.ArgumentParser:
         parents=common,
     )
     check.add_argument("config", help="path to the YAML config")
-    check.add_argument("--web.config.file", dest="web_config_file", help=_WEB_CONFIG_HELP)
+    check.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        help="also check this exporter-toolkit web config (loads its certificate and key; "
+        "docs/deploy.md)",
+    )
 
     baseline = sub.add_parser(
         "baseline",
@@ -107,10 +112,16 @@ def _parser() -> argparse.ArgumentParser:
         "--duration", type=_positive, default=None, help="stop after this many seconds"
     )
     demo.add_argument(
-        "--drift-start", type=_not_negative, default=120.0, help="seconds until the drift episode"
+        "--drift-start",
+        type=_not_negative,
+        default=120.0,
+        help="seconds until the drift episode (default 120)",
     )
     demo.add_argument(
-        "--drift-end", type=_not_negative, default=420.0, help="seconds until the drift ends"
+        "--drift-end",
+        type=_not_negative,
+        default=420.0,
+        help="seconds until the drift ends (default 420)",
     )
     demo.add_argument("--log", default=None, help="where to write the log (default: a temp dir)")
     demo.add_argument(
