@@ -31,7 +31,7 @@ from exporter.config_types import Config, DriftConfig
 from exporter.decode import Decoder
 from exporter.freeze import Freezer, Freezing
 from exporter.histograms import histogram_bounds
-from exporter.join import JoinResult, LabelJoin
+from exporter.join import GroupKey, JoinResult, LabelJoin
 from exporter.reference import Reference
 from exporter.state import State
 
@@ -135,11 +135,29 @@ class Engine:
         """Bring drift verdicts and gaps up to ``now`` (see ``assess``); call it before adding
         records that arrived at ``now``. A failure to assess never stops ingestion: it is
         logged, and no drift or gap is exported until an assessment succeeds."""
+        self._expire_labels(now)
         try:
             return self.assessor.advance(now)
         except Exception:
             log.exception("assessing drift failed; no drift or gap series until it succeeds")
             return self.assessor.latest
+
+    def _expire_labels(self, now: float) -> None:
+        """Waiting predictions past the join's timeout leave it at ``now``, even when no line
+        arrives (a batch expires them too): all counted, or none."""
+        if self.join is None:
+            return
+        try:
+            outcomes: Counter[tuple[GroupKey, str]] = Counter()
+            expired = self.join.expiring(now, outcomes)
+            if not expired:
+                return
+            update = self.state.prepare(None, now, None, outcomes)
+        except Exception:
+            log.exception("expiring waiting predictions failed; they wait for the next batch")
+            return
+        self.state.commit(update)
+        self.join.drop(expired)
 
     # -- records ----------------------------------------------------------------------------
 

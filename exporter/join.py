@@ -148,6 +148,17 @@ class LabelJoin:
             result.predictions.parse_errors = batch.parse_errors
         return result
 
+    def expiring(self, now: float, outcomes: Counter[tuple[GroupKey, str]]) -> int:
+        """Pure: how many waiting predictions are past ``timeout`` at ``now`` with no batch
+        arriving, counted as ``expired`` in ``outcomes`` (``drop`` removes them). A quiet log
+        sends no batch, and its predictions must not wait on past their timeout uncounted."""
+        return len(self._expiring(now, len(self._pending), outcomes))
+
+    def drop(self, count: int) -> None:
+        """Remove ``count`` predictions from the front, as ``expiring`` found them."""
+        for _ in range(count):
+            self._pending.popitem(last=False)
+
     def _expiring(self, now: float, size: int, outcomes: Counter[tuple[GroupKey, str]]) -> set[str]:
         """The requests at the front that expire before the batch is added."""
         gone: set[str] = set()

@@ -307,3 +307,26 @@ def test_a_batch_that_cannot_be_applied_counts_no_cut_label_values(
     assert engine.decoder.labels_cut() == {"model": 0, "version": 0, "predicted_class": 0}
     engine.ingest(chunk, T0)
     assert engine.decoder.labels_cut() == {"model": 1, "version": 0, "predicted_class": 0}
+
+
+def test_waiting_predictions_expire_with_time_when_the_log_goes_quiet() -> None:
+    """``timeout`` is how long a prediction waits for its label. Expiry used to run only when
+    the next lines arrived, so after the last line of a quiet log (a low-traffic model, the
+    night) the predictions past their timeout waited on, uncounted, for as long as the lull
+    lasted. Moving time on expires them, as live (the loop's pass) and replay (its steps) do."""
+    engine = Engine(_config())  # timeout 10m
+    engine.ingest(_lines(_prediction(1), _prediction(2)), T0)
+    engine.ingest(_lines(_prediction(3)), T0 + 300)
+    assert engine.join is not None
+    engine.advance(T0 + 599)
+    assert engine.join.pending == 3
+    engine.advance(T0 + 601)
+    (group,) = engine.state.snapshot(T0 + 601).groups
+    assert (engine.join.pending, group.join_outcomes) == (1, {"expired": 2})
+    engine.advance(T0 + 901)
+    (group,) = engine.state.snapshot(T0 + 901).groups
+    assert (engine.join.pending, group.join_outcomes) == (0, {"expired": 3})
+    # A label that comes after its prediction expired is unmatched, as before.
+    engine.ingest(_lines(_label(1)), T0 + 902)
+    (group,) = engine.state.snapshot(T0 + 902).groups
+    assert group.join_outcomes == {"expired": 3, "unmatched": 1}
