@@ -75,6 +75,7 @@ class RecordType:
                     raise ConfigError(
                         [f"fields: {joined!r} is mapped as a value but also has mapped children"]
                     )
+        self.leaves = leaves  # every mapped path and the type msgspec decodes it to
         self._counter = 0
         self._root_node = _Node()
         self.type = self._build((), leaves, self._root_node)

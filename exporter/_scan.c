@@ -1,0 +1,942 @@
+/* One pass over a chunk of JSON lines, writing the mapped fields straight into columns.
+ *
+ * Why: decoding each line into a Python object and then moving its attributes into numpy
+ * columns cost over a microsecond a line (README, Performance). This scanner reads a strict,
+ * plain subset of JSON and writes numbers into float64 columns, text and names into lists of
+ * the very values msgspec would have made, and ISO-8601 timestamps into epoch seconds.
+ *
+ * It answers only for lines it is sure about. Anything else -- an escape in a mapped string or
+ * a key, text that is not valid UTF-8, NaN, an integer too long for 64 bits, a duplicate mapped
+ * key, a value of another type than the mapping's, deep nesting, broken JSON -- is reported back
+ * as a line for the exact path (exporter/decode.py), which gives it today's classification. So a
+ * line the scanner accepts is one msgspec's typed decoder accepts with the same values; the
+ * differential test (tests/test_native_scan.py) checks that claim on arbitrary lines.
+ *
+ * Which fields, by what path and of which kind, comes from exporter/scan.py, which also merges
+ * these columns with the exact path's rows in line order.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef unsigned char u8;
+
+/* Leaf kinds: what Python type(s) msgspec decodes the mapped value to (exporter/columns.py). */
+enum { K_NUMBER = 0, K_CATEGORY = 1, K_TIMESTAMP = 2, K_NAME = 3, K_LABEL = 4 };
+
+/* Results of the parsing helpers. */
+#define BAD 0   /* the line goes to the exact path */
+#define GOOD 1
+#define ERROR (-1) /* a Python exception is set (out of memory) */
+
+#define MAX_SKIP_DEPTH 32
+#define MAX_INT_DIGITS 18 /* always fits an int64 */
+
+typedef struct {
+    char *key;
+    Py_ssize_t len;
+    int leaf;  /* index into leaves, or -1 */
+    int child; /* index into nodes, or -1 */
+} Entry;
+
+typedef struct {
+    int first;
+    int count;
+} Node;
+
+typedef struct {
+    int kind;
+    int column; /* numeric or object column; unused for the timestamp */
+} Leaf;
+
+typedef struct {
+    PyObject_HEAD
+    Entry *entries;
+    int n_entries;
+    Node *nodes;
+    int n_nodes;
+    Leaf *leaves;
+    int n_leaves;
+    int n_num;
+    int n_obj;
+    double scale;
+} Scanner;
+
+/* A string a column holds, and the bytes it was made from: a category with a few values in
+ * turn makes a few strings a chunk, not one a line. The reference is borrowed (the column's
+ * list holds it). */
+#define CACHE 8
+typedef struct {
+    const u8 *bytes;
+    Py_ssize_t len;
+    PyObject *text;
+} Cached;
+
+/* The state of one scan call. */
+typedef struct {
+    Scanner *s;
+    Py_ssize_t row, cap;
+    double *num;       /* [n_num][cap] */
+    PyObject **obj;    /* [n_obj][cap] */
+    double *ts;        /* [cap] */
+    u8 *given;         /* [cap] */
+    PyObject *raw;     /* the row's timestamp string the scanner could not read, or NULL */
+    u8 *seen;          /* [n_entries], this row */
+    /* Lines of a log list their keys in one order: the entry that came after each entry
+     * (after[n_entries + node]: first in the node) last time is tried first. */
+    int *after;
+    Cached *cache;     /* [n_obj][CACHE] strings made lately, by column */
+    int *cache_next;   /* [n_obj] the cache slot to fill next */
+} Scan;
+
+static const double POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                               1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                               1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static inline int is_ws(u8 c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+/* Equal bytes: keys and category values are short, and a call to memcmp costs more than
+ * comparing them here, eight bytes at a time. */
+static inline int same(const void *a, const void *b, Py_ssize_t n) {
+    const u8 *x = a, *y = b;
+    while (n >= 8) {
+        uint64_t u, v;
+        memcpy(&u, x, 8);
+        memcpy(&v, y, 8);
+        if (u != v) return 0;
+        x += 8;
+        y += 8;
+        n -= 8;
+    }
+    while (n--)
+        if (*x++ != *y++) return 0;
+    return 1;
+}
+
+static inline const u8 *skip_ws(const u8 *p, const u8 *end) {
+    while (p < end && is_ws(*p)) p++;
+    return p;
+}
+
+/* -- text -------------------------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at p (strict, as Python decodes), or 0. */
+static int utf8_sequence(const u8 *p, const u8 *end) {
+    u8 c = p[0];
+    int need;
+    u8 lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c == 0xE0) { need = 2; lo = 0xA0; }
+    else if (c == 0xED) { need = 2; hi = 0x9F; }
+    else if (c >= 0xE1 && c <= 0xEF) need = 2;
+    else if (c == 0xF0) { need = 3; lo = 0x90; }
+    else if (c >= 0xF1 && c <= 0xF3) need = 3;
+    else if (c == 0xF4) { need = 3; hi = 0x8F; }
+    else return 0;
+    if (end - p <= need) return 0;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (int k = 2; k <= need; k++)
+        if (p[k] < 0x80 || p[k] > 0xBF) return 0;
+    return need + 1;
+}
+
+static inline int hex(u8 c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A string starting after its opening quote. ``escapes``: whether escape sequences are
+ * allowed (skipped values: the simple ones and \u outside the surrogates); mapped values and
+ * keys take none, so their bytes are their text. On GOOD, *p is past the closing quote and
+ * *ascii says whether every byte was ASCII. */
+static u8 PLAIN[256]; /* 1: a byte that stands for itself in a string (printable ASCII) */
+
+static void init_tables(void) {
+    for (int c = 0x20; c < 0x80; c++) PLAIN[c] = c != '"' && c != '\\';
+}
+
+static int lex_string(const u8 **pp, const u8 *end, int escapes, int *ascii) {
+    const u8 *p = *pp;
+    *ascii = 1;
+    while (p < end) {
+        while (p + 4 <= end && PLAIN[p[0]] & PLAIN[p[1]] & PLAIN[p[2]] & PLAIN[p[3]]) p += 4;
+        while (p < end && PLAIN[*p]) p++;
+        if (p >= end) break;
+        u8 c = *p;
+        if (c == '"') {
+            *pp = p + 1;
+            return GOOD;
+        }
+        if (c < 0x20) return BAD;
+        if (c == '\\') {
+            if (!escapes || p + 1 >= end) return BAD;
+            u8 e = p[1];
+            if (e == 'u') {
+                if (end - p < 6 || !hex(p[2]) || !hex(p[3]) || !hex(p[4]) || !hex(p[5]))
+                    return BAD;
+                u8 h = p[2] | 0x20, h2 = p[3] | 0x20;
+                /* \uD800-\uDFFF: surrogates are left to the exact path */
+                if (h == 'd' && ((h2 >= '8' && h2 <= '9') || (h2 >= 'a' && h2 <= 'f')))
+                    return BAD;
+                p += 6;
+                continue;
+            }
+            if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
+                e == 'r' || e == 't') {
+                p += 2;
+                continue;
+            }
+            return BAD;
+        }
+        if (c >= 0x80) {
+            int len = utf8_sequence(p, end);
+            if (!len) return BAD;
+            *ascii = 0;
+            p += len;
+            continue;
+        }
+        p++;
+    }
+    return BAD; /* no closing quote on the line */
+}
+
+/* -- numbers ----------------------------------------------------------------------------- */
+
+typedef struct {
+    const u8 *start;
+    Py_ssize_t len;
+    int neg, integral, exact; /* exact: every significant digit is in mant */
+    uint64_t mant;
+    int digits;               /* significant digits read into mant */
+    int int_digits;           /* digits before the point (for integers) */
+    int exp10;                /* value = mant * 10^exp10 (when exact) */
+} Number;
+
+/* The JSON number at p (strict grammar); GOOD with *p past it. */
+static int lex_number(const u8 **pp, const u8 *end, Number *n) {
+    const u8 *p = *pp;
+    n->start = p;
+    n->neg = 0;
+    n->integral = 1;
+    n->exact = 1;
+    n->mant = 0;
+    n->digits = 0;
+    n->int_digits = 0;
+    int frac = 0;
+    if (p < end && *p == '-') {
+        n->neg = 1;
+        p++;
+    }
+    if (p >= end || *p < '0' || *p > '9') return BAD;
+    if (*p == '0') {
+        p++;
+        n->int_digits = 1;
+    } else {
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (n->digits < 19) {
+                n->mant = n->mant * 10 + (uint64_t)(*p - '0');
+                n->digits++;
+            } else {
+                n->exact = 0;
+                frac--; /* a digit not kept: scale by ten */
+            }
+            n->int_digits++;
+            p++;
+        }
+    }
+    if (p < end && *p == '.') {
+        n->integral = 0;
+        p++;
+        if (p >= end || *p < '0' || *p > '9') return BAD;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (n->mant == 0 && *p == '0') {
+                frac++; /* leading zeros are not significant */
+            } else if (n->digits < 19) {
+                n->mant = n->mant * 10 + (uint64_t)(*p - '0');
+                n->digits++;
+                frac++;
+            } else if (*p != '0') {
+                n->exact = 0;
+            }
+            p++;
+        }
+    }
+    int exp = 0;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        n->integral = 0;
+        p++;
+        int eneg = 0;
+        if (p < end && (*p == '+' || *p == '-')) {
+            eneg = *p == '-';
+            p++;
+        }
+        if (p >= end || *p < '0' || *p > '9') return BAD;
+        int edigits = 0;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (++edigits > 4) return BAD; /* an exponent this long is left to the exact path */
+            exp = exp * 10 + (*p - '0');
+            p++;
+        }
+        if (eneg) exp = -exp;
+    }
+    n->exp10 = exp - frac;
+    n->len = p - n->start;
+    *pp = p;
+    return GOOD;
+}
+
+/* The correctly rounded double of a number (as msgspec and Python read it). */
+static int number_value(const Number *n, double *out) {
+    double v;
+    if (n->integral) {
+        if (n->int_digits > MAX_INT_DIGITS) return BAD;
+        /* msgspec reads an integer as an int64 and converts it: -0 is 0.0 */
+        int64_t i = (int64_t)n->mant;
+        v = (double)(n->neg ? -i : i);
+        *out = v;
+        return GOOD;
+    }
+    if (n->exact && n->digits <= 15 && n->exp10 >= -22 && n->exp10 <= 22) {
+        /* Clinger's fast path: both operands exact, one correctly rounded operation. */
+        v = (double)n->mant;
+        if (n->exp10 > 0) v *= POW10[n->exp10];
+        else if (n->exp10 < 0) v /= POW10[-n->exp10];
+    } else {
+        char buffer[64];
+        char *copy = buffer;
+        if (n->len >= (Py_ssize_t)sizeof buffer) {
+            copy = PyMem_Malloc((size_t)n->len + 1);
+            if (!copy) return BAD;
+        }
+        memcpy(copy, n->start, (size_t)n->len);
+        copy[n->len] = 0;
+        char *stop = NULL;
+        v = PyOS_string_to_double(copy, &stop, NULL);
+        int whole = stop == copy + n->len;
+        if (copy != buffer) PyMem_Free(copy);
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            return BAD;
+        }
+        if (!whole) return BAD;
+        *out = v;
+        if (!isfinite(v) || (v == 0.0 && n->mant != 0)) return BAD; /* overflow, underflow */
+        return GOOD;
+    }
+    if (n->neg) v = -v;
+    if (!isfinite(v)) return BAD;
+    *out = v;
+    return GOOD;
+}
+
+/* -- timestamps -------------------------------------------------------------------------- */
+
+static inline int is_digit(u8 c) { return c >= '0' && c <= '9'; }
+static inline int two(const u8 *s) { return (s[0] - '0') * 10 + (s[1] - '0'); }
+
+static const int DAYS_BEFORE_MONTH[] = {0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+static const int DAYS_IN_MONTH[] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+/* Epoch seconds of ``YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}][Z|±HH:MM]``, exactly as
+ * exporter/timestamps.py reads that shape (integer microseconds, one division). 0 when the
+ * text is not of the shape or not a valid time: the caller then hands it to Python. */
+static int iso_seconds(const u8 *s, Py_ssize_t n, double *out) {
+    if (n < 19 || n > 32) return 0;
+    static const int DIGITS[] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18};
+    for (int k = 0; k < 14; k++)
+        if (!is_digit(s[DIGITS[k]])) return 0;
+    if (s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':') return 0;
+    if (s[10] != 'T' && s[10] != ' ') return 0;
+    Py_ssize_t pos = 19;
+    int64_t fraction = 0;
+    if (pos < n && s[pos] == '.') {
+        pos++;
+        int count = 0;
+        while (pos < n && is_digit(s[pos])) {
+            if (++count > 6) return 0;
+            fraction = fraction * 10 + (s[pos] - '0');
+            pos++;
+        }
+        if (!count) return 0;
+        for (int k = count; k < 6; k++) fraction *= 10;
+    }
+    int64_t offset = 0;
+    if (pos < n) {
+        if (s[pos] == 'Z' && pos + 1 == n) {
+            /* UTC */
+        } else if ((s[pos] == '+' || s[pos] == '-') && pos + 6 == n) {
+            const u8 *z = s + pos;
+            if (!is_digit(z[1]) || !is_digit(z[2]) || z[3] != ':' || !is_digit(z[4]) || !is_digit(z[5]))
+                return 0;
+            int zh = two(z + 1), zm = two(z + 4);
+            if (zh > 23 || zm > 59) return 0;
+            offset = (int64_t)zh * 3600 + zm * 60;
+            if (s[pos] == '-') offset = -offset;
+        } else {
+            return 0;
+        }
+    }
+    int year = two(s) * 100 + two(s + 2);
+    int month = two(s + 5), day = two(s + 8);
+    int hour = two(s + 11), minute = two(s + 14), second = two(s + 17);
+    if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 ||
+        second > 59)
+        return 0;
+    int leap = (year % 4 == 0) && ((year % 100 != 0) || (year % 400 == 0));
+    if (day > DAYS_IN_MONTH[month] + (month == 2 ? leap : 0)) return 0;
+    int64_t before = year - 1;
+    int64_t days = before * 365 + before / 4 - before / 100 + before / 400 - 719162;
+    days += DAYS_BEFORE_MONTH[month] + (month > 2 ? leap : 0) + day - 1;
+    int64_t clock = (int64_t)hour * 3600 + minute * 60 + second - offset;
+    int64_t total = days * 86400000000LL + clock * 1000000LL + fraction;
+    if (total >= (1LL << 53) || total <= -(1LL << 53)) return 0;
+    *out = (double)total / 1e6;
+    return 1;
+}
+
+/* -- values ------------------------------------------------------------------------------ */
+
+static PyObject *make_text(Scan *sc, int column, const u8 *p, Py_ssize_t len, int ascii) {
+    Cached *cache = column >= 0 ? sc->cache + (Py_ssize_t)column * CACHE : NULL;
+    if (cache) {
+        for (int k = 0; k < CACHE; k++) {
+            if (cache[k].text && cache[k].len == len && same(cache[k].bytes, p, len)) {
+                Py_INCREF(cache[k].text);
+                return cache[k].text;
+            }
+        }
+    }
+    PyObject *text;
+    if (ascii) {
+        text = PyUnicode_New(len, 127);
+        if (!text) return NULL;
+        memcpy(PyUnicode_1BYTE_DATA(text), p, (size_t)len);
+    } else {
+        text = PyUnicode_DecodeUTF8((const char *)p, len, "strict");
+        if (!text) return NULL; /* valid by lex_string: only memory can fail */
+    }
+    if (cache) {
+        Cached *slot = &cache[sc->cache_next[column]];
+        sc->cache_next[column] = (sc->cache_next[column] + 1) % CACHE;
+        slot->bytes = p;
+        slot->len = len;
+        slot->text = text;
+    }
+    return text;
+}
+
+static int skip_value(const u8 **pp, const u8 *end, int depth);
+
+static int skip_container(const u8 **pp, const u8 *end, int depth) {
+    const u8 *p = *pp;
+    u8 close = *p == '{' ? '}' : ']';
+    int object = *p == '{';
+    if (depth > MAX_SKIP_DEPTH) return BAD;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == close) {
+        *pp = p + 1;
+        return GOOD;
+    }
+    for (;;) {
+        if (object) {
+            int ascii;
+            if (p >= end || *p != '"') return BAD;
+            p++;
+            if (lex_string(&p, end, 1, &ascii) != GOOD) return BAD;
+            p = skip_ws(p, end);
+            if (p >= end || *p != ':') return BAD;
+            p = skip_ws(p + 1, end);
+        }
+        if (skip_value(&p, end, depth + 1) != GOOD) return BAD;
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == close) {
+            *pp = p + 1;
+            return GOOD;
+        }
+        return BAD;
+    }
+}
+
+static int literal(const u8 **pp, const u8 *end, const char *word, Py_ssize_t len) {
+    if (end - *pp < len || memcmp(*pp, word, (size_t)len) != 0) return BAD;
+    *pp += len;
+    return GOOD;
+}
+
+static int skip_value(const u8 **pp, const u8 *end, int depth) {
+    const u8 *p = *pp;
+    if (p >= end) return BAD;
+    switch (*p) {
+    case '"': {
+        int ascii;
+        p++;
+        if (lex_string(&p, end, 1, &ascii) != GOOD) return BAD;
+        *pp = p;
+        return GOOD;
+    }
+    case '{':
+    case '[':
+        return skip_container(pp, end, depth);
+    case 't':
+        return literal(pp, end, "true", 4);
+    case 'f':
+        return literal(pp, end, "false", 5);
+    case 'n':
+        return literal(pp, end, "null", 4);
+    default: {
+        Number n;
+        return lex_number(pp, end, &n);
+    }
+    }
+}
+
+/* A mapped value: stored in its column as msgspec would decode it for the leaf's kind. */
+static int leaf_value(Scan *sc, const Leaf *leaf, const u8 **pp, const u8 *end) {
+    const u8 *p = *pp;
+    Py_ssize_t row = sc->row;
+    int kind = leaf->kind;
+    if (p >= end) return BAD;
+    u8 c = *p;
+    PyObject *value = NULL;
+    if (c == 'n') {
+        if (literal(pp, end, "null", 4) != GOOD) return BAD;
+        if (kind == K_NUMBER || kind == K_TIMESTAMP) return GOOD; /* NaN, not given */
+        value = Py_None;
+        Py_INCREF(value);
+    } else if (c == 't' || c == 'f') {
+        if (kind != K_CATEGORY && kind != K_LABEL) return BAD;
+        if (literal(pp, end, c == 't' ? "true" : "false", c == 't' ? 4 : 5) != GOOD) return BAD;
+        value = c == 't' ? Py_True : Py_False;
+        Py_INCREF(value);
+    } else if (c == '"') {
+        if (kind == K_NUMBER) return BAD;
+        int ascii;
+        const u8 *text = ++p;
+        if (lex_string(&p, end, 0, &ascii) != GOOD) return BAD;
+        Py_ssize_t len = p - 1 - text;
+        *pp = p;
+        if (kind == K_TIMESTAMP) {
+            double seconds;
+            sc->given[row] = 1;
+            if (ascii && iso_seconds(text, len, &seconds)) {
+                sc->ts[row] = seconds;
+                return GOOD;
+            }
+            sc->raw = make_text(sc, -1, text, len, ascii);
+            return sc->raw ? GOOD : ERROR;
+        }
+        value = make_text(sc, leaf->column, text, len, ascii);
+        if (!value) return ERROR;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        Number n;
+        if (lex_number(pp, end, &n) != GOOD) return BAD;
+        double v;
+        if (kind == K_NUMBER || kind == K_TIMESTAMP || (kind == K_LABEL && !n.integral)) {
+            if (number_value(&n, &v) != GOOD) return BAD;
+            if (kind == K_NUMBER) {
+                sc->num[(Py_ssize_t)leaf->column * sc->cap + row] = v;
+                return GOOD;
+            }
+            if (kind == K_TIMESTAMP) {
+                sc->ts[row] = v * sc->s->scale;
+                sc->given[row] = 1;
+                return GOOD;
+            }
+            value = PyFloat_FromDouble(v);
+        } else {
+            if (!n.integral || n.int_digits > MAX_INT_DIGITS) return BAD;
+            int64_t i = (int64_t)n.mant;
+            value = PyLong_FromLongLong(n.neg ? -i : i);
+        }
+        if (!value) return ERROR;
+    } else {
+        return BAD; /* an object or an array where a scalar belongs */
+    }
+    sc->obj[(Py_ssize_t)leaf->column * sc->cap + row] = value;
+    return GOOD;
+}
+
+/* An object whose keys are looked up among a node's mapped keys; p is at its '{'. */
+static int parse_object(Scan *sc, int node_index, const u8 **pp, const u8 *end) {
+    const Node *node = &sc->s->nodes[node_index];
+    const Entry *entries = sc->s->entries + node->first;
+    const u8 *p = skip_ws(*pp + 1, end);
+    int last = -1; /* the entry of the last mapped key read */
+    if (p < end && *p == '}') {
+        *pp = p + 1;
+        return GOOD;
+    }
+    for (;;) {
+        int ascii;
+        if (p >= end || *p != '"') return BAD;
+        const u8 *key = ++p;
+        if (lex_string(&p, end, 0, &ascii) != GOOD) return BAD;
+        Py_ssize_t len = p - 1 - key;
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':') return BAD;
+        p = skip_ws(p + 1, end);
+        int found = -1, count = node->count;
+        int *learn = &sc->after[last >= 0 ? node->first + last : sc->s->n_entries + node_index];
+        int guess = *learn;
+        if (guess < count && entries[guess].len == len &&
+            same(entries[guess].key, key, len)) {
+            found = guess;
+        } else {
+            for (int k = 0; k < count; k++) {
+                if (entries[k].len == len && same(entries[k].key, key, len)) {
+                    found = k;
+                    *learn = k;
+                    break;
+                }
+            }
+        }
+        if (found >= 0) last = found;
+        int result;
+        if (found < 0) {
+            result = skip_value(&p, end, 1);
+        } else {
+            const Entry *entry = &entries[found];
+            int at = node->first + found;
+            if (sc->seen[at]) return BAD; /* a mapped key twice: the exact path says which */
+            sc->seen[at] = 1;
+            if (entry->leaf >= 0) {
+                result = leaf_value(sc, &sc->s->leaves[entry->leaf], &p, end);
+            } else if (p < end && *p == '{') {
+                result = parse_object(sc, entry->child, &p, end);
+            } else {
+                result = BAD; /* a mapped object that is not one */
+            }
+        }
+        if (result != GOOD) return result;
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}') {
+            *pp = p + 1;
+            return GOOD;
+        }
+        return BAD;
+    }
+}
+
+/* Whether a line the scanner gave up on could change how its neighbours decode on the exact
+ * path: msgspec's decode_lines reads a stream of values, so a line that closes a structure a
+ * line above opened, or that holds two values, makes that piece's records depend on its
+ * neighbours (exporter/scan.py then decodes the whole piece the exact way). A line that opens
+ * a record and at most closes it at its end, or that starts with a byte no JSON value can
+ * start or continue with (a stray text line), decodes the same wherever it stands. */
+static int entangled(const u8 *p, const u8 *end) {
+    p = skip_ws(p, end);
+    if (p >= end) return 0;
+    if (*p != '{') return *p == 0 || strchr("[]{}\",:-0123456789tfn", *p) != NULL;
+    int depth = 0, text = 0, closed = 0;
+    for (; p < end; p++) {
+        u8 c = *p;
+        if (closed) {
+            if (!is_ws(c)) return 1;
+        } else if (text) {
+            if (c == '\\') p++;
+            else if (c == '"') text = 0;
+        } else if (c == '"') {
+            text = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth < 0) return 1;
+            if (depth == 0) closed = 1;
+        }
+    }
+    return 0;
+}
+
+/* -- the Scanner type -------------------------------------------------------------------- */
+
+static void Scanner_dealloc(Scanner *self) {
+    for (int k = 0; k < self->n_entries; k++) PyMem_Free(self->entries[k].key);
+    PyMem_Free(self->entries);
+    PyMem_Free(self->nodes);
+    PyMem_Free(self->leaves);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Scanner(nodes, kinds, scale): nodes[i] is a list of (key: bytes, leaf: int, child: int),
+ * node 0 the record itself; kinds[j] the kind of leaf j; scale the timestamp's unit. */
+static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
+    PyObject *nodes, *kinds;
+    double scale;
+    static char *names[] = {"nodes", "kinds", "scale", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!d", names, &PyList_Type, &nodes,
+                                     &PyList_Type, &kinds, &scale))
+        return -1;
+    if (self->entries) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner is initialised once");
+        return -1;
+    }
+    self->scale = scale;
+    self->n_nodes = (int)PyList_GET_SIZE(nodes);
+    self->n_leaves = (int)PyList_GET_SIZE(kinds);
+    int total = 0;
+    for (int i = 0; i < self->n_nodes; i++) {
+        PyObject *node = PyList_GET_ITEM(nodes, i);
+        if (!PyList_Check(node)) {
+            PyErr_SetString(PyExc_TypeError, "a node is a list");
+            return -1;
+        }
+        total += (int)PyList_GET_SIZE(node);
+    }
+    self->nodes = PyMem_Calloc((size_t)self->n_nodes + 1, sizeof(Node));
+    self->entries = PyMem_Calloc((size_t)total + 1, sizeof(Entry));
+    self->leaves = PyMem_Calloc((size_t)self->n_leaves + 1, sizeof(Leaf));
+    if (!self->nodes || !self->entries || !self->leaves) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int j = 0; j < self->n_leaves; j++) {
+        long kind = PyLong_AsLong(PyList_GET_ITEM(kinds, j));
+        if (kind == -1 && PyErr_Occurred()) return -1;
+        if (kind < K_NUMBER || kind > K_LABEL) {
+            PyErr_SetString(PyExc_ValueError, "unknown leaf kind");
+            return -1;
+        }
+        self->leaves[j].kind = (int)kind;
+        if (kind == K_NUMBER) self->leaves[j].column = self->n_num++;
+        else if (kind == K_TIMESTAMP) self->leaves[j].column = -1;
+        else self->leaves[j].column = self->n_obj++;
+    }
+    int at = 0;
+    for (int i = 0; i < self->n_nodes; i++) {
+        PyObject *node = PyList_GET_ITEM(nodes, i);
+        self->nodes[i].first = at;
+        self->nodes[i].count = (int)PyList_GET_SIZE(node);
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(node); k++, at++) {
+            char *key;
+            Py_ssize_t len;
+            int leaf, child;
+            if (!PyArg_ParseTuple(PyList_GET_ITEM(node, k), "y#ii", &key, &len, &leaf, &child))
+                return -1;
+            if (leaf >= self->n_leaves || child >= self->n_nodes || (leaf < 0) == (child < 0)) {
+                PyErr_SetString(PyExc_ValueError, "an entry is one leaf or one node");
+                return -1;
+            }
+            self->entries[at].key = PyMem_Malloc((size_t)len + 1);
+            if (!self->entries[at].key) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            memcpy(self->entries[at].key, key, (size_t)len);
+            self->entries[at].len = len;
+            self->entries[at].leaf = leaf;
+            self->entries[at].child = child;
+        }
+    }
+    self->n_entries = total;
+    return 0;
+}
+
+static void clear_row(Scan *sc) {
+    Scanner *s = sc->s;
+    for (int c = 0; c < s->n_obj; c++) {
+        PyObject **slot = &sc->obj[(Py_ssize_t)c * sc->cap + sc->row];
+        if (*slot && Py_REFCNT(*slot) == 1) { /* its last reference: out of the cache */
+            Cached *cache = sc->cache + (Py_ssize_t)c * CACHE;
+            for (int k = 0; k < CACHE; k++)
+                if (cache[k].text == *slot) cache[k].text = NULL;
+        }
+        Py_CLEAR(*slot);
+    }
+    Py_CLEAR(sc->raw);
+}
+
+static void start_row(Scan *sc) {
+    Scanner *s = sc->s;
+    for (int c = 0; c < s->n_num; c++) sc->num[(Py_ssize_t)c * sc->cap + sc->row] = NAN;
+    sc->ts[sc->row] = NAN;
+    sc->given[sc->row] = 0;
+    memset(sc->seen, 0, (size_t)s->n_entries + 1);
+}
+
+/* scan(data) -> (rows, numbers, objects, seconds, given, raw, starts, bad)
+ *   rows: records read; numbers: bytearray of float64 [n_num][capacity]; objects: one list of
+ *   ``rows`` values per object column; seconds/given: bytearrays (float64, uint8) [capacity];
+ *   raw: (row, text) of timestamps not of the common shape; starts: bytearray of int64, each
+ *   record's byte offset; bad: (start, end, entangled) of each line left to the exact path.
+ *   capacity (the number of lines) is len(given). */
+static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    const u8 *data = view.buf, *stop = data + view.len;
+    Py_ssize_t cap = 1;
+    for (const u8 *q = data; (q = memchr(q, '\n', (size_t)(stop - q))) != NULL; q++) cap++;
+
+    PyObject *result = NULL, *numbers = NULL, *objects = NULL, *seconds = NULL, *given = NULL;
+    PyObject *raw = NULL, *starts = NULL, *bad = NULL;
+    Scan sc = {0};
+    sc.s = self;
+    sc.cap = cap;
+    numbers = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)sizeof(double) * cap * self->n_num);
+    seconds = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)sizeof(double) * cap);
+    given = PyByteArray_FromStringAndSize(NULL, cap);
+    starts = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int64_t) * cap);
+    raw = PyList_New(0);
+    bad = PyList_New(0);
+    sc.obj = PyMem_Calloc((size_t)(cap * self->n_obj) + 1, sizeof(PyObject *));
+    sc.seen = PyMem_Calloc((size_t)self->n_entries + 1, 1);
+    sc.after = PyMem_Calloc((size_t)(self->n_entries + self->n_nodes) + 1, sizeof(int));
+    sc.cache = PyMem_Calloc((size_t)self->n_obj * CACHE + 1, sizeof(Cached));
+    sc.cache_next = PyMem_Calloc((size_t)self->n_obj + 1, sizeof(int));
+    if (!numbers || !seconds || !given || !starts || !raw || !bad || !sc.obj || !sc.seen ||
+        !sc.after || !sc.cache || !sc.cache_next) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+    sc.num = (double *)PyByteArray_AS_STRING(numbers);
+    sc.ts = (double *)PyByteArray_AS_STRING(seconds);
+    sc.given = (u8 *)PyByteArray_AS_STRING(given);
+    int64_t *offsets = (int64_t *)PyByteArray_AS_STRING(starts);
+
+    for (const u8 *line = data; line < stop;) {
+        const u8 *newline = memchr(line, '\n', (size_t)(stop - line));
+        const u8 *end = newline ? newline : stop;
+        const u8 *next = newline ? newline + 1 : stop;
+        const u8 *p = skip_ws(line, end);
+        if (p < end) {
+            int result = BAD;
+            start_row(&sc);
+            if (*p == '{') {
+                result = parse_object(&sc, 0, &p, end);
+                if (result == GOOD && skip_ws(p, end) != end) result = BAD;
+            }
+            if (result == ERROR) {
+                clear_row(&sc);
+                goto done;
+            }
+            if (result == GOOD) {
+                if (sc.raw) {
+                    PyObject *pair = Py_BuildValue("(nN)", sc.row, sc.raw);
+                    sc.raw = NULL;
+                    if (!pair || PyList_Append(raw, pair) < 0) {
+                        Py_XDECREF(pair);
+                        clear_row(&sc);
+                        goto done;
+                    }
+                    Py_DECREF(pair);
+                }
+                for (int c = 0; c < self->n_obj; c++) {
+                    PyObject **slot = &sc.obj[(Py_ssize_t)c * cap + sc.row];
+                    if (!*slot) {
+                        Py_INCREF(Py_None);
+                        *slot = Py_None;
+                    }
+                }
+                offsets[sc.row] = line - data;
+                sc.row++;
+            } else {
+                clear_row(&sc);
+                PyObject *item = Py_BuildValue("(nnO)", (Py_ssize_t)(line - data),
+                                               (Py_ssize_t)(next - data),
+                                               entangled(line, end) ? Py_True : Py_False);
+                if (!item || PyList_Append(bad, item) < 0) {
+                    Py_XDECREF(item);
+                    goto done;
+                }
+                Py_DECREF(item);
+            }
+        }
+        line = next;
+    }
+
+    objects = PyList_New(self->n_obj);
+    if (!objects) goto done;
+    for (int c = 0; c < self->n_obj; c++) {
+        PyObject *column = PyList_New(sc.row);
+        if (!column) goto done;
+        for (Py_ssize_t r = 0; r < sc.row; r++) {
+            PyObject **slot = &sc.obj[(Py_ssize_t)c * cap + r];
+            PyList_SET_ITEM(column, r, *slot); /* the reference moves to the list */
+            *slot = NULL;
+        }
+        PyList_SET_ITEM(objects, c, column);
+    }
+    result = Py_BuildValue("(nOOOOOOO)", sc.row, numbers, objects, seconds, given, raw, starts,
+                           bad);
+
+done:
+    if (sc.obj) {
+        for (Py_ssize_t k = 0; k < cap * self->n_obj; k++) Py_XDECREF(sc.obj[k]);
+        PyMem_Free(sc.obj);
+    }
+    Py_XDECREF(sc.raw);
+    PyMem_Free(sc.seen);
+    PyMem_Free(sc.after);
+    PyMem_Free(sc.cache);
+    PyMem_Free(sc.cache_next);
+    Py_XDECREF(numbers);
+    Py_XDECREF(objects);
+    Py_XDECREF(seconds);
+    Py_XDECREF(given);
+    Py_XDECREF(raw);
+    Py_XDECREF(starts);
+    Py_XDECREF(bad);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"scan", (PyCFunction)Scanner_scan, METH_O,
+     "scan(data) -> (rows, numbers, objects, seconds, given, raw, starts, bad)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "exporter._scan.Scanner",
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Reads the mapped fields of JSON lines into columns (see exporter/scan.py).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Scanner_init,
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_methods = Scanner_methods,
+};
+
+static PyObject *iso(PyObject *module, PyObject *arg) {
+    /* The C reading of one timestamp, for tests against exporter/timestamps.py. */
+    (void)module;
+    Py_ssize_t len;
+    const char *text = PyUnicode_AsUTF8AndSize(arg, &len);
+    double seconds;
+    if (!text) return NULL;
+    if (!iso_seconds((const u8 *)text, len, &seconds)) Py_RETURN_NONE;
+    return PyFloat_FromDouble(seconds);
+}
+
+static PyMethodDef module_methods[] = {
+    {"iso_seconds", iso, METH_O, "iso_seconds(text) -> float | None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "exporter._scan",
+    "Native columnar scanning of JSON lines (see exporter/scan.py).", -1, module_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__scan(void) {
+    init_tables();
+    if (PyType_Ready(&ScannerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&ScannerType);
+    if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) {
+        Py_DECREF(&ScannerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,370 @@
+"""The native scanner against the exact path: arbitrary lines must decode to equal batches.
+
+The scanner (``exporter/_scan.c`` via ``exporter/scan.py``) answers only for lines it is sure
+about and leaves the rest to the exact Python path; whatever the mix, every column, every
+parse error and every vocabulary must come out as the exact path alone makes them, in the same
+order. Hypothesis writes the lines: records of the mapped shape with values of every JSON type,
+then broken in the ways logs break (cut short, stray bytes, duplicate keys, escapes, a BOM,
+NaN, long integers, invalid UTF-8, NUL bytes, two records on a line, one record on two lines).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import fields as dataclass_fields
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from exporter import decode, scan
+from exporter.batch import Batch
+from exporter.config import parse_config
+from exporter.config_types import FieldsConfig, FieldSpec
+from exporter.decode import Decoder
+from exporter.timestamps import parse_one
+from tests.configs import UNREAD, example_config
+
+T0 = 1_764_511_200.0
+EXAMPLE = parse_config(example_config(UNREAD)).fields
+# The score as a regression target (its label a number), ms timestamps, a small category cap
+# (which values become __other__ depends on the order rows are seen in).
+REGRESSION = parse_config(
+    example_config(
+        UNREAD,
+        fields={
+            "timestamp": {"path": "ts", "unit": "ms"},
+            "prediction": "score",
+            "ground_truth": "label",
+            "request_id": "id",
+            "features": [
+                {"name": "colour", "path": "f.colour", "type": "categorical", "max_categories": 3},
+                {"name": "size", "path": "f.deep.size", "type": "numeric", "min": 0},
+            ],
+        },
+    )
+).fields
+KEYS = ["ts", "model", "version", "request_id", "prediction", "predicted_class", "confidence"]
+KEYS += ["latency_ms", "ground_truth", "score", "label", "id", "other"]
+FEATURE_KEYS = ["amount", "age", "merchant_risk", "country", "device", "colour", "deep", "x"]
+
+
+def test_the_scanner_is_compiled() -> None:
+    """The test command installs the package with a compiler at hand: a missing extension
+    here means the build broke, not that the machine has no compiler."""
+    assert scan.available()
+    assert Decoder(EXAMPLE)._native is not None
+
+
+# -- the lines --------------------------------------------------------------------------------
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    finite,
+    st.sampled_from([0.1, 0.5, 1e-300, 5e-324, 1.7976931348623157e308, -0.0, 123456789.123]),
+    st.text(max_size=12),
+    st.sampled_from(["US", "FR", "fraud", "legit", "v3", "m", "", "__other__", "é", "\u2028"]),
+)
+stamps = st.one_of(
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.isoformat(sep=" ", timespec="milliseconds") + "Z"),
+    st.datetimes().map(lambda d: d.strftime("%Y-%m-%dt%H:%M:%S.%fz")),
+    st.sampled_from(
+        ["2025-11-30T14:00:00.000Z", "2025-02-29T00:00:00", "2025-11-30T14:00:00+05:30"]
+    ),
+    st.sampled_from(["2025-11-30T24:00:00", "1700000000", " 17 ", "nan", "1e999", "x", "1_000"]),
+    st.floats(min_value=-1e12, max_value=1e14),
+    st.integers(min_value=-(10**19), max_value=10**19),
+    st.booleans(),
+    st.none(),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(FEATURE_KEYS), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+texts = st.one_of(st.text(max_size=12), st.sampled_from(["US", "FR", "fraud", "legit", "é"]))
+numbers = st.one_of(finite, st.integers(min_value=-(10**6), max_value=10**6), st.none())
+# What each mapped key usually holds; any value at all now and then.
+USUAL = {
+    "ts": stamps,
+    "model": texts,
+    "version": st.one_of(texts, st.integers(0, 9)),
+    "request_id": st.uuids().map(str),
+    "id": st.uuids().map(str),
+    "predicted_class": st.one_of(texts, st.booleans(), st.integers(0, 2)),
+    "ground_truth": st.one_of(texts, st.booleans(), st.integers(0, 2)),
+    "label": numbers,
+    "country": texts,
+    "device": texts,
+    "colour": texts,
+}
+
+
+@st.composite
+def records(draw: st.DrawFn) -> dict[str, Any]:
+    def value(key: str) -> Any:
+        usual = draw(st.integers(0, 5)) > 0
+        return draw(USUAL.get(key, numbers) if usual else values)
+
+    record: dict[str, Any] = {}
+    for key in draw(st.lists(st.sampled_from(KEYS), max_size=len(KEYS), unique=True)):
+        record[key] = value(key)
+    if draw(st.integers(0, 3)) > 0:
+        keys = draw(st.lists(st.sampled_from(FEATURE_KEYS), max_size=6, unique=True))
+        features = {key: value(key) for key in keys}
+        if draw(st.booleans()):
+            features["deep"] = {"size": value("size")}
+        record[draw(st.sampled_from(["features", "f"]))] = features
+    return record
+
+
+def _text(record: dict[str, Any], ascii_only: bool, spaced: bool) -> bytes:
+    separators = (", ", ": ") if spaced else (",", ":")
+    return json.dumps(record, ensure_ascii=ascii_only, separators=separators).encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> bytes:
+    line = _text(draw(records()), draw(st.booleans()), draw(st.booleans()))
+    how = draw(
+        st.sampled_from(
+            ["plain"] * 6
+            + ["cut", "byte", "bom", "space", "duplicate", "two", "blank", "text", "split"]
+        )
+    )
+    if how == "cut":
+        line = line[: draw(st.integers(0, len(line)))]
+    elif how == "byte":
+        at = draw(st.integers(0, len(line)))
+        stray = draw(
+            st.sampled_from(
+                [
+                    b"\x00",
+                    b"\xff",
+                    b"\xc3",
+                    b"\\",
+                    b'"',
+                    b"}",
+                    b"{",
+                    b"\t",
+                    b"\x0c",
+                    b"NaN",
+                    b",",
+                    b"]",
+                ]
+            )
+        )
+        line = line[:at] + stray + line[at:]
+    elif how == "bom":
+        line = b"\xef\xbb\xbf" + line
+    elif how == "space":
+        line = b" \t\r" + line + b" \r"
+    elif how == "duplicate" and line.endswith(b"}") and len(line) > 2:
+        key = draw(st.sampled_from(KEYS))
+        line = line[:-1] + b', "' + key.encode() + b'": ' + _text(draw(values), True, True) + b"}"
+    elif how == "two":
+        line += draw(st.sampled_from([b"", b" ", b"\r"])) + _text(draw(records()), True, True)
+    elif how == "blank":
+        line = draw(st.sampled_from([b"", b" ", b"\r", b"\t \r", b"\x0b"]))
+    elif how == "text":
+        line = draw(
+            st.sampled_from(
+                [
+                    b"Traceback (most recent call last):",
+                    b"1 2",
+                    b"[1, 2]",
+                    b'"x"',
+                    b"null",
+                    b"NaN",
+                    b"}",
+                ]
+            )
+        )
+    elif how == "split" and b", " in line:
+        line = line.replace(b", ", b",\n", 1)  # one record on two lines
+    return line
+
+
+# -- the comparison ---------------------------------------------------------------------------
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(map(_same_value, a, b))
+    return bool(a == b)
+
+
+def assert_same_batch(native: Batch, exact: Batch) -> None:
+    for field in dataclass_fields(Batch):
+        a, b = getattr(native, field.name), getattr(exact, field.name)
+        if isinstance(b, np.ndarray):
+            assert isinstance(a, np.ndarray), field.name
+            assert a.dtype == b.dtype, field.name
+            assert a.shape == b.shape, field.name
+            assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), field.name
+            if a.dtype.kind == "f":  # -0.0 and 0.0 are equal, but not the same value
+                assert np.array_equal(np.signbit(a), np.signbit(b)), field.name
+        else:
+            assert _same_value(a, b), (field.name, a, b)
+
+
+def decoders(fields: FieldsConfig, keep_labels: bool) -> tuple[Decoder, Decoder]:
+    native = Decoder(fields, keep_labels=keep_labels)
+    exact = Decoder(fields, keep_labels=keep_labels, native=False)
+    assert native._native is not None
+    assert exact._native is None
+    return native, exact
+
+
+def assert_same_decoding(
+    fields: FieldsConfig, chunks: list[bytes], keep_labels: bool, now: float | None = T0
+) -> None:
+    native, exact = decoders(fields, keep_labels)
+    for chunk in chunks:
+        assert_same_batch(native.decode(chunk, now), exact.decode(chunk, now))
+    for a, b in zip(native.vocabularies, exact.vocabularies, strict=True):
+        assert a.values == b.values
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    chunks=st.lists(st.lists(lines(), max_size=25), min_size=1, max_size=3),
+    fields=st.sampled_from([EXAMPLE, REGRESSION]),
+    keep_labels=st.booleans(),
+    piece=st.sampled_from([decode.PIECE_BYTES, 64, 300]),
+    now=st.sampled_from([T0, None]),
+)
+def test_native_and_exact_decode_alike(
+    chunks: list[list[bytes]],
+    fields: FieldsConfig,
+    keep_labels: bool,
+    piece: int,
+    now: float | None,
+) -> None:
+    data = [b"".join(line + b"\n" for line in chunk) for chunk in chunks]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(decode, "PIECE_BYTES", piece)  # small pieces: entangled lines in many
+        assert_same_decoding(fields, data, keep_labels, now)
+
+
+@given(
+    st.datetimes(),
+    st.sampled_from(["", "Z", "+05:30", "-11:59", "+00:00"]),
+    st.sampled_from(["T", " "]),
+    st.sampled_from(["seconds", "milliseconds", "microseconds"]),
+)
+def test_iso_timestamps_read_as_the_reference(value: Any, zone: str, sep: str, spec: str) -> None:
+    """The C reading of the common shape is the reference's value; outside 1686-2255 (microseconds
+    beyond 2**53) it declines and the reference reads the text."""
+    text = value.isoformat(sep=sep, timespec=spec) + zone
+    seconds = scan._scan.iso_seconds(text)
+    if 1686 <= value.year < 2255:
+        assert seconds == parse_one(text, 1.0)
+    else:
+        assert seconds is None or seconds == parse_one(text, 1.0)
+
+
+# -- chosen edge cases ------------------------------------------------------------------------
+
+GOOD = {"ts": "2025-11-30T14:00:00.000Z", "model": "m", "version": "v3", "request_id": "r1",
+        "prediction": 0.25, "predicted_class": "fraud", "confidence": 0.9, "latency_ms": 4,
+        "features": {"amount": 12.5, "age": 42, "country": "US", "device": "ios"}}  # fmt: skip
+
+
+def _line(**changes: Any) -> bytes:
+    return json.dumps({**GOOD, **changes}).encode()
+
+
+@pytest.mark.parametrize(
+    ("line", "scanned"),
+    [
+        (_line(), True),
+        (_line(ts=1764511200), True),
+        (_line(ts="2025-11-30t14:00:00z"), True),  # read by Python, row kept by the scanner
+        (_line(model=None, ground_truth=True), True),
+        (_line(model="caf\u00e9").replace(b"\\u00e9", "é".encode()), True),  # raw UTF-8
+        (_line(model="caf\u00e9"), False),  # an escape in a mapped string
+        (_line(other="caf\u00e9"), True),  # ... in a skipped one is only checked
+        (_line(other="\ud800"), False),  # a lone surrogate
+        (_line(predicted_class=1.5), False),  # a float where a category belongs
+        (_line(confidence="0.9"), False),  # a string where a number belongs
+        (_line(confidence=10**19), False),  # an integer longer than 18 digits
+        (_line(confidence=1e308 * 10), False),  # Infinity is not JSON
+        (_line(features=None), False),  # a mapped object that is not one
+        (_line().replace(b'"m"', b'"m\xff"'), False),  # invalid UTF-8
+        (_line()[:-1] + b', "model": "n"}', False),  # a mapped key twice
+        (b"\xef\xbb\xbf" + _line(), False),  # a BOM
+        (
+            _line()[:-1]
+            + b', "x": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}',
+            False,
+        ),
+    ],
+)
+def test_lines_the_scanner_keeps_or_leaves(line: bytes, scanned: bool) -> None:
+    native, _ = decoders(EXAMPLE, keep_labels=True)
+    assert native._native is not None
+    result = native._native._scanner.scan(line + b"\n")
+    assert (result[0] == 1) is scanned
+    assert_same_decoding(EXAMPLE, [line + b"\n", _line() + b"\n" + line + b"\n"], keep_labels=True)
+
+
+def test_entangled_lines_decode_with_their_piece() -> None:
+    """A record on two lines is one record on the exact path (msgspec reads a stream): the
+    scanner must not read the good line between its halves as a record of its own."""
+    good = _line()
+    parts = [good, b'{"other":', good, b"}", good, b'{"a": 1}{"b": 2}', good]
+    chunk = b"\n".join(parts) + b"\n"
+    assert_same_decoding(EXAMPLE, [chunk], keep_labels=False)
+    native, exact = decoders(EXAMPLE, keep_labels=False)
+    batch = native.decode(chunk)
+    assert batch.size == exact.decode(chunk).size == 6
+    assert not batch.parse_errors  # the halves are one record, not two broken lines
+
+
+def test_the_environment_turns_the_scanner_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(scan.ENVIRONMENT, "0")
+    assert Decoder(EXAMPLE)._native is None
+    monkeypatch.setenv(scan.ENVIRONMENT, "1")
+    assert Decoder(EXAMPLE)._native is not None
+
+
+def test_one_path_for_two_roles() -> None:
+    """A mapping built in code (the config refuses it) may read one path for two roles: of
+    one type the scanner serves it, each role with its own rows; of two types (any scalar)
+    it leaves the mapping to the exact path."""
+    shared = replace(
+        EXAMPLE,
+        features=(
+            *EXAMPLE.features,
+            FieldSpec("country_again", ("features", "country"), "categorical"),
+        ),
+    )
+    assert Decoder(shared)._native is not None
+    chunk = b"\n".join([_line(), b'{"model": "m2"', _line(model="m3"), _line(model=7)]) + b"\n"
+    assert_same_decoding(shared, [chunk, chunk], keep_labels=True)
+    two_types = replace(
+        EXAMPLE, features=(*EXAMPLE.features, FieldSpec("p", ("prediction",), "categorical"))
+    )
+    assert Decoder(two_types)._native is None
