@@ -8,8 +8,13 @@
 # --- build: a wheel of the package and of every dependency, at the locked versions ---------------
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# A C compiler for the native JSON scanner (exporter/_scan.c); only this stage has one: the
+# runtime stage installs the built wheel. The Python headers come with the python image.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY requirements/lock.txt ./requirements/
 COPY exporter ./exporter
 RUN pip wheel --wheel-dir /wheels --constraint requirements/lock.txt .
@@ -20,7 +25,8 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 # The wheels are bind-mounted from the build stage, so they never become a layer of this image.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels model-exporter
+    pip install --no-index --find-links=/wheels model-exporter \
+ && python -c "import exporter._scan"
 # A fixed, unprivileged UID, so volume permissions (the log, the positions file) can be granted
 # to it ahead of time; Kubernetes manifests set the same runAsUser.
 RUN groupadd --system --gid 10001 model-exporter \

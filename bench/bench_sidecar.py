@@ -23,6 +23,7 @@ Run from the repository root after ``pip install -e .``::
     .venv/bin/python bench/bench_sidecar.py                  # the full run, ~10 minutes
     .venv/bin/python bench/bench_sidecar.py --quick          # smaller sizes, ~1-2 minutes
     .venv/bin/python bench/bench_sidecar.py --only catchup,mtail --lines 4000000
+    .venv/bin/python bench/bench_sidecar.py --only catchup,mtail,replay --compare-exact
 
 Logs are cached under ``--workdir`` (generation takes ~10 s per million lines).
 """
@@ -37,6 +38,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +59,7 @@ from realistic import Shape, write_log
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "realistic.yaml"
+NATIVE = "MODEL_EXPORTER_NATIVE"  # exporter/scan.py: "0" turns the native scanner off
 SECTIONS = ("catchup", "mtail", "idle", "unique", "ladder", "scrape", "replay", "baseline")
 # Three metrics from the realistic log, as a regex-based log exporter would take them.
 MTAIL_PROGRAM = r"""counter predictions_total
@@ -193,10 +197,22 @@ def run_replay(
     reference: Path | None,
     tmp: Path,
     report: Report,
+    name: str = "replay",
 ) -> None:
     config = write_config(TEMPLATE, tmp / "replay.yaml", log, free_port(), "beginning", reference)
     command = [args.cli, "replay", "--config", str(config), str(log)]
-    run_offline(args, "replay", command, lines, tmp, report)
+    run_offline(args, name, command, lines, tmp, report)
+
+
+@contextmanager
+def exact_path() -> Iterator[None]:
+    """The processes started inside decode every line on the exact Python path (the native
+    scanner off), for the comparison in the same run."""
+    os.environ[NATIVE] = "0"
+    try:
+        yield
+    finally:
+        del os.environ[NATIVE]
 
 
 def run_catchup(
@@ -551,6 +567,11 @@ def main() -> int:
         help="run the sidecar and replay without a reference profile",
     )
     parser.add_argument(
+        "--compare-exact",
+        action="store_true",
+        help=f"run catch-up and replay again with {NATIVE}=0 (the native scanner off)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="500k lines, 10 s ladder steps, 10 s idle, 1k/10k series",
@@ -589,14 +610,24 @@ def main() -> int:
             if args.no_reference:
                 reference = None
         ours = None
+        exact_dir = tmp / "exact"
+        exact_dir.mkdir()
         if "catchup" in args.only:
             ours = run_catchup(args, log, args.lines, reference, tmp, report)
+            if args.compare_exact:
+                with exact_path():  # own directory: a fresh positions file
+                    title = "catch-up, exact path"
+                    run_catchup(args, log, args.lines, reference, exact_dir, report, title)
         if "mtail" in args.only:
             run_mtail(args, log, args.lines, tmp, report, ours[0] if ours else None)
         if "unique" in args.only:
             run_unique(args, workdir, reference, tmp, report, ours)
         if "replay" in args.only:
             run_replay(args, log, args.lines, reference, tmp, report)
+            if args.compare_exact:
+                with exact_path():
+                    exact = "replay, exact path"
+                    run_replay(args, log, args.lines, reference, exact_dir, report, exact)
         if "ladder" in args.only:
             run_ladder(args, log, reference, tmp, report)
         if "scrape" in args.only:
