@@ -106,9 +106,14 @@ class Scanned:
         if len(parts) == 1:
             return parts[0]
         first = parts[0]
+        objects: dict[Path, list[Any]] = {}
+        for path in first.objects:
+            column = objects[path] = []
+            for part in parts:
+                column += part.objects[path]
         return cls(
             {path: np.concatenate([p.numbers[path] for p in parts]) for path in first.numbers},
-            {path: [v for p in parts for v in p.objects[path]] for path in first.objects},
+            objects,
             np.concatenate([p.seconds for p in parts]),
             np.concatenate([p.given for p in parts]),
         )
@@ -174,8 +179,9 @@ class NativeScanner:
         view = memoryview(data)
         parts: list[Scanned] = []
         row = 0
-        for start, stop in _exact_spans(data, bad, piece_bytes):
-            first, last = np.searchsorted(offsets, [start, stop]).tolist()
+        spans = _exact_spans(data, bad, piece_bytes)
+        rows_at = np.searchsorted(offsets, np.array(spans, dtype=np.int64).ravel()).tolist()
+        for (start, stop), first, last in zip(spans, rows_at[::2], rows_at[1::2], strict=True):
             if first > row:
                 parts.append(native.rows(row, first))
             typed: list[Any] = []
