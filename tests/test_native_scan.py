@@ -368,3 +368,28 @@ def test_one_path_for_two_roles() -> None:
         EXAMPLE, features=(*EXAMPLE.features, FieldSpec("p", ("prediction",), "categorical"))
     )
     assert Decoder(two_types)._native is None
+
+
+@pytest.mark.parametrize("ts_format", ["iso", "iso-offset", "epoch-s", "epoch-ms"])
+def test_the_realistic_log_decodes_alike(ts_format: str) -> None:
+    """The benchmark's log (bench/realistic.py), with a malformed line in twenty of all six
+    kinds, chunk by chunk as the tailer hands it over."""
+    from bench.realistic import Shape, block  # noqa: PLC0415 - a bench module, only here
+
+    shape = Shape(ts_format=ts_format, malformed_ratio=0.05, versions=3)
+    data = block(0, shape, count=6000)
+    fields = EXAMPLE
+    if ts_format == "epoch-ms":
+        fields = replace(EXAMPLE, timestamp_scale=0.001)
+    chunks, start = [], 0
+    while start < len(data):
+        stop = data.rfind(b"\n", start, start + (1 << 18)) + 1
+        chunks.append(data[start:stop])
+        start = stop
+    native, _ = decoders(fields, keep_labels=False)
+    scanned = sum(native._native.scan(c, lambda *_: None, decode.PIECE_BYTES).size for c in chunks)
+    # The scanner reads most lines; the exact path the malformed ones and, around each line
+    # that starts like JSON but is not (an access log line), its whole piece.
+    assert scanned > 0.5 * 6000
+    assert_same_decoding(fields, chunks, keep_labels=False)
+    assert_same_decoding(fields, chunks, keep_labels=True)
