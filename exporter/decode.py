@@ -9,6 +9,10 @@ where a number belongs) is decoded again around the line msgspec's error names: 
 the typed path, and only the bad ones go through a lenient parser that says *what* is wrong
 with each field. A bad line costs one slow parse, never a crash and never a silent drop.
 
+Faster still, when it is compiled in: the native scanner (``scan``, ``_scan.c``) reads plain
+lines straight into the columns, and only the lines it leaves take the typed and lenient paths
+above — the exact path, whose results the scanner's must equal (``tests/test_native_scan.py``).
+
 The batch, its layout and the category vocabularies are plain value types in ``batch``.
 """
 

@@ -3,7 +3,8 @@
 # Alertmanager, the openssl CLI (the TLS tests make throwaway certificates with it), Chromium and
 # its WebDriver (the browser tests of the live page and the replay report: Debian builds both
 # from one release, so they always match), plus python3-venv where the system Python cannot
-# create a virtualenv.
+# create a virtualenv, and a C compiler and the Python headers where missing (pip builds the
+# native JSON scanner, exporter/_scan.c, with them; the tests check it was built).
 #
 #   scripts/install-system-deps.sh            everything the test suite needs
 #   scripts/install-system-deps.sh --python   only what creating .venv needs (for the demo)
@@ -24,6 +25,12 @@ esac
 packages=()
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   packages+=(python3-venv)
+fi
+if ! command -v gcc >/dev/null 2>&1; then
+  packages+=(gcc libc6-dev)
+fi
+if ! python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' >/dev/null 2>&1; then
+  packages+=(python3-dev)
 fi
 if [ "$python_only" = false ]; then
   if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
