@@ -393,3 +393,24 @@ def test_the_realistic_log_decodes_alike(ts_format: str) -> None:
     assert scanned > 0.5 * 6000
     assert_same_decoding(fields, chunks, keep_labels=False)
     assert_same_decoding(fields, chunks, keep_labels=True)
+
+
+def test_without_the_extension_the_exact_path_decodes_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Installed where no C compiler was: the decoder works on the exact path alone, and the
+    log says why once, not once per decoder."""
+    monkeypatch.setattr(scan, "_scan", None)
+    monkeypatch.setattr(scan, "_warned", False)
+    with caplog.at_level("WARNING", logger="exporter.scan"):
+        first, second = Decoder(EXAMPLE), Decoder(EXAMPLE)
+    assert first._native is None
+    assert second._native is None
+    assert [r.message for r in caplog.records if "not compiled in" in r.message] == [
+        "the native JSON scanner is not compiled in (no C compiler at install time?): "
+        "decoding takes the slower exact path"
+    ]
+    chunk = _line() + b"\n" + b"not json\n"
+    batch = first.decode(chunk)
+    assert batch.size == 1
+    assert batch.parse_errors == {"invalid_json": 1}
