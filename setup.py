@@ -9,6 +9,7 @@ setup(
         Extension(
             "exporter._scan",
             ["exporter/_scan.c"],
+            depends=["exporter/_scan_lex.h"],
             extra_compile_args=["-fno-strict-aliasing"],
             optional=True,
         )
