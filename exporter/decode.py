@@ -518,7 +518,15 @@ class Decoder:
         kind[infinite & (kind == 0)] = Kind.TYPE_MISMATCH
         labels[infinite] = np.nan
         assert self.layout.prediction_column is not None  # regression means a score is mapped
-        return numeric[:, self.layout.prediction_column] - labels
+        with np.errstate(over="ignore"):
+            residual = numeric[:, self.layout.prediction_column] - labels
+        # Two finite values whose difference is past the largest float (a score of 1e308, a
+        # label of -1e308) have no error to average either: the label is judged as an infinite
+        # one, and kept out of MAE and RMSE.
+        overflow = np.isinf(residual)
+        kind[overflow & (kind == 0)] = Kind.TYPE_MISMATCH
+        residual[overflow] = np.nan
+        return residual
 
     def _wrong(self, rows: _Rows, categorical: IntArray, n: int) -> npt.NDArray[np.int8]:
         """Classification error per record: the label against the predicted class, compared

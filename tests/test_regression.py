@@ -156,3 +156,20 @@ def test_late_labels_of_a_regression_model_give_mae_and_rmse() -> None:
     )
     outcomes = engine.state.snapshot(T0 + 30).groups[0].join_outcomes
     assert (outcomes["matched"], outcomes["unmatched"]) == (300, 1)
+
+
+def test_a_residual_past_the_largest_float_is_no_error_and_is_counted() -> None:
+    """1.5e308 − (−1.5e308) overflows: that label is judged as an infinite one would be
+    (type_mismatch) and kept out of MAE, which stays finite and exact on the other records."""
+    predictions = np.array([1.5e308, 10.0, 20.0])
+    labels: list[object] = [-1.5e308, 12.0, 17.0]
+    decoder = Decoder(CONFIG.fields)
+    state = State(CONFIG, decoder.layout, [v.values for v in decoder.vocabularies])
+    with np.errstate(all="raise"):  # no overflow warning on the way either
+        batch = decoder.decode(_lines(predictions, labels), T0)
+    state.ingest(batch, T0)
+    metrics = _scrape(state, T0)
+    assert metrics[("model_window_ground_truth", "1m")] == 2
+    assert metrics[("model_window_mae", "1m")] == 2.5
+    flagged = state.snapshot(T0).groups[0].totals.anomalies[decoder.layout.ground_truth_column]
+    assert int(flagged.sum()) == 1
