@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 
+import numpy as np
+
 from exporter.anomaly import (
     CATEGORICAL_KINDS,
     KIND_NAMES,
@@ -43,32 +45,10 @@ def anomaly_pairs(layout: Layout) -> list[tuple[int, str, tuple[Kind, ...]]]:
     return pairs
 
 
-class CategoryLabels:
-    """The label values of each category-ratio series, kept between scrapes.
-
-    They are most of a large exposition (one series per category value, field, window and
-    model version), and making ~40k tuples per scrape cost more in garbage-collector passes
-    than in making them. A vocabulary only grows, so the names of one (model, version, field,
-    window) are the same while their count is; only the ingest thread adds names, and two
-    renders at once at worst build one list twice.
-    """
-
-    def __init__(self) -> None:
-        self._kept: dict[tuple[str, str, str, str], list[tuple[str, ...]]] = {}
-
-    def of(
-        self, model: str, version: str, field: str, window: str, names: list[tuple[int, str]]
-    ) -> list[tuple[str, ...]]:
-        key = (model, version, field, window)
-        labels = self._kept.get(key)
-        if labels is None or len(labels) != len(names):
-            labels = self._kept[key] = [(model, version, field, v, window) for _, v in names]
-        return labels
-
-
-def model_families(snapshot: Snapshot, kept: CategoryLabels) -> Iterator[Family]:
+def model_families(snapshot: Snapshot) -> Iterator[Family]:
     layout = snapshot.layout
     pairs = anomaly_pairs(layout)
+    categories = [_Categories(names) for names in snapshot.categories]
     wl = [*MODEL_LABELS, "window"]
     fl = [*MODEL_LABELS, "field"]
     fwl = [*MODEL_LABELS, "field", "window"]
@@ -184,7 +164,7 @@ def model_families(snapshot: Snapshot, kept: CategoryLabels) -> Iterator[Family]
             buckets.append(("+Inf", float(counts[-1])))
             target.add_histogram(mv, buckets, float(group.histogram_sums[h]))
         for view in group.windows:
-            _window_metrics(g, snapshot, group, view, pairs, kept)
+            _window_metrics(g, snapshot, group, view, pairs, categories)
 
     yield predictions
     yield anomalies
@@ -204,7 +184,7 @@ def _window_metrics(
     group: GroupSnapshot,
     view: WindowView,
     pairs: list[tuple[int, str, tuple[Kind, ...]]],
-    kept: CategoryLabels,
+    categories: list[_Categories],
 ) -> None:
     layout = snapshot.layout
     mv = [group.model, group.version]
@@ -233,12 +213,9 @@ def _window_metrics(
         g["samples"].add([*mv, spec.name, w], n)
         if n == 0:
             continue
-        shares = (counts / n).tolist()  # one division, not a numpy scalar per value
-        names = snapshot.categories[c]
-        g["category_ratio"].add_many(
-            kept.of(group.model, group.version, spec.name, w, names),
-            [shares[code] for code, _ in names],
-        )
+        named = categories[c]
+        shares = (counts[named.codes] / n).tolist()  # one division, no numpy scalar per value
+        g["category_ratio"].add_many((*mv, spec.name, named.values, w), shares)
     unparsed = int(s.anomalies[-1, Kind.PARSE_ERROR])
     for row, name, kinds in pairs:
         # A record's fields are judged per record; an unparseable line is not a record, so
@@ -260,6 +237,15 @@ def _window_metrics(
             g["error_ratio"].add([*mv, w], s.wrong / s.labelled)
         if s.joined:
             g["label_delay_seconds"].add([*mv, w], s.delay_total / s.joined)
+
+
+class _Categories:
+    """A categorical field's exported values as columns: their codes (to pick their counts) and
+    their names (one label column, shared by every model version and window)."""
+
+    def __init__(self, names: list[tuple[int, str]]) -> None:
+        self.codes = np.array([code for code, _ in names], dtype=np.intp)
+        self.values = [value for _, value in names]
 
 
 def _histogram_name(field_name: str) -> str:
