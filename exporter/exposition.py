@@ -73,10 +73,15 @@ class Family:
     help: str
     labels: tuple[str, ...] = ()
     runs: list[Run] = field(default_factory=list)
+    _adding: Run | None = field(default=None, init=False, repr=False)  # the run ``add`` fills
 
     def add(self, values: Sequence[str], value: float) -> None:
-        suffix = "_total" if self.type == COUNTER else ""
-        self.add_sample(suffix, self.labels, values, value)
+        run = self._adding
+        if run is None or self.runs[-1] is not run:  # the first, or another run came between
+            run = self._adding = Run("_total" if self.type == COUNTER else "", self.labels)
+            self.runs.append(run)
+        run.rows.append(values if type(values) is tuple else tuple(values))
+        run.numbers.append(value)
 
     def add_sample(
         self, suffix: str, names: tuple[str, ...], values: Sequence[str], value: float
@@ -101,15 +106,13 @@ class Family:
         self.runs.append(Run(suffix, self.labels, columns=tuple(columns), numbers=numbers))
 
     def add_histogram(
-        self, values: Sequence[str], buckets: Sequence[tuple[str, float]], total: float
+        self, values: Sequence[str], bounds: list[str], counts: list[float], total: float
     ) -> None:
-        """Cumulative ``buckets`` (upper bound label, count), ``+Inf`` last."""
+        """One histogram: cumulative ``counts`` per upper bound label (``+Inf`` last)."""
         values = tuple(values)
-        bounds = [bound for bound, _ in buckets]
-        counts = [count for _, count in buckets]
         columns = (*values, bounds)
         self.runs.append(Run("_bucket", (*self.labels, "le"), columns=columns, numbers=counts))
-        self.add_sample("_count", self.labels, values, buckets[-1][1])
+        self.add_sample("_count", self.labels, values, counts[-1])
         self.add_sample("_sum", self.labels, values, total)
 
     def samples(self) -> Iterator[Row]:
