@@ -18,15 +18,18 @@ Imports nothing from prometheus_client.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 COUNTER, GAUGE, HISTOGRAM = "counter", "gauge", "histogram"
 # A family's kept spellings start over when they outnumber twice its series in this render plus
 # this floor: memory follows the series a scrape shows, not the most it ever showed.
 CACHE_FLOOR = 64
 PIECE_CHARS = 1 << 16  # ``chunks`` hands text over in pieces of about this size
+BATCH_SERIES = 4096  # series whose numbers are spelled together (see ``_batches``)
 
 Row = tuple[str, tuple[str, ...], tuple[str, ...], float]  # suffix, names, values, number
 Column = str | Sequence[str]  # one label's value: the same for a whole run, or one per series
@@ -144,6 +147,8 @@ def number(value: float) -> str:
 
 
 def _escape(text: str) -> str:
+    if "\\" not in text and "\n" not in text and '"' not in text:
+        return text
     return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
@@ -217,9 +222,30 @@ class Writer:
         spelled = self._spelled.setdefault(name, {})
         if len(spelled) > 2 * size + CACHE_FLOOR:
             spelled.clear()
-        for run in family.runs:
-            if run.numbers:
-                yield "".join(_lines(name + run.suffix, run, _spell(run.numbers, spelled)))
+        for runs in _batches(family.runs):
+            texts = _spell(list(chain.from_iterable(run.numbers for run in runs)), spelled)
+            start = 0
+            for run in runs:
+                end = start + len(run.numbers)
+                yield "".join(_lines(name + run.suffix, run, texts[start:end]))
+                start = end
+
+
+def _batches(runs: list[Run]) -> Iterator[list[Run]]:
+    """The runs with series, in batches of about ``BATCH_SERIES`` series: numbers are spelled a
+    batch at a time (many runs are a few series each: a histogram's count and sum, one model
+    version's quantiles), and a batch's text is all that exists of a family at once."""
+    batch: list[Run] = []
+    size = 0
+    for run in runs:
+        if run.numbers:
+            batch.append(run)
+            size += len(run.numbers)
+            if size >= BATCH_SERIES:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def _lines(sample: str, run: Run, texts: list[str]) -> list[str]:
@@ -234,8 +260,8 @@ def _lines(sample: str, run: Run, texts: list[str]) -> list[str]:
     template: list[str] = []
     slots: list[Sequence[str]] = []
     literal = sample + ("{" if run.names else "")
-    for i, j in enumerate(sorted(range(len(run.names)), key=run.names.__getitem__)):
-        literal += f'{"," if i else ""}{run.names[j]}="'
+    for j, opening in _openings(run.names):
+        literal += opening
         column = columns[j]
         if isinstance(column, str):
             literal += _escape(column) + '"'
@@ -252,6 +278,14 @@ def _lines(sample: str, run: Run, texts: list[str]) -> list[str]:
     for offset, column in zip(range(1, width, 2), slots, strict=True):
         parts[offset::width] = column
     return parts
+
+
+@functools.lru_cache(maxsize=256)
+def _openings(names: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
+    """Each label's position in ``names`` and the text that opens its value (``,name="``), in
+    the order labels are written: sorted by name, as prometheus_client does."""
+    order = sorted(range(len(names)), key=names.__getitem__)
+    return tuple((j, f'{"," if i else ""}{names[j]}="') for i, j in enumerate(order))
 
 
 def _spell(numbers: list[float], spelled: dict[float, str]) -> list[str]:
