@@ -112,6 +112,8 @@ class Family:
         self, values: Sequence[str], bounds: list[str], counts: list[float], total: float
     ) -> None:
         """One histogram: cumulative ``counts`` per upper bound label (``+Inf`` last)."""
+        if len(bounds) != len(counts) or not counts:
+            raise ValueError(f"{self.name}: {len(counts)} bucket counts for bounds {bounds}")
         values = tuple(values)
         columns = (*values, bounds)
         self.runs.append(Run("_bucket", (*self.labels, "le"), columns=columns, numbers=counts))
