@@ -26,7 +26,7 @@ from exporter.families import family
 from exporter.families.drift import drift_families
 from exporter.families.fleet import fleet_families
 from exporter.families.health import build_info, health_families
-from exporter.families.model import CategoryLabels, model_families
+from exporter.families.model import model_families
 from exporter.families.reference import reference_families
 from exporter.health import Health
 from exporter.labels import label_text
@@ -48,7 +48,6 @@ class ModelCollector(Collector):
         self._lock = threading.Lock()
         self._render_errors = 0
         self._logged: set[str] = set()
-        self._labels = CategoryLabels()
 
     def describe(self) -> list[Metric]:
         # Returning nothing keeps registration from calling collect() (which would take a
@@ -63,7 +62,7 @@ class ModelCollector(Collector):
         here with the ingest's ``label_text``."""
         for rendered in self.families():
             metric = Metric(rendered.name, rendered.help, rendered.type)
-            for suffix, names, values, value in rendered.rows:
+            for suffix, names, values, value in rendered.samples():
                 labels = dict(zip(names, map(_valid_text, values), strict=True))
                 metric.add_sample(rendered.name + suffix, labels, value)
             yield metric
@@ -88,7 +87,7 @@ class ModelCollector(Collector):
         """
         snapshot = self._snapshot()
         parts: list[tuple[str, Callable[[], Iterable[Family]]]] = [
-            ("model", lambda: model_families(snapshot, self._labels)),
+            ("model", lambda: model_families(snapshot)),
             ("reference", lambda: reference_families(snapshot)),
             ("build_info", build_info),
         ]

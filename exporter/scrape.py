@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
+
+from exporter.deflate import Body
 
 log = logging.getLogger(__name__)
 
 RENDER_FAILURES_UNHEALTHY = 3  # this many failed renders in a row fail /healthz
-GZIP_LEVEL = 1  # level 9 costs ~16x the CPU for 1.7x fewer bytes, competing with ingestion
-Body = tuple[bytes, ...]  # a body in pieces, served as they are: joined, it is one more copy
 
 
 def accepts_gzip(values: Sequence[str]) -> bool:
@@ -60,22 +59,17 @@ def accepts_gzip(values: Sequence[str]) -> bool:
 class Result:
     """One render, shared by the scrapes that waited for it; gzipped at most once."""
 
-    def __init__(self, body: Body | None, error: Exception | None) -> None:
+    def __init__(self, body: Body | Sequence[bytes] | None, error: Exception | None) -> None:
+        """``body``: a ``Body``, or plain pieces (a body with no kept part)."""
+        if body is not None and not isinstance(body, Body):
+            body = Body(None, body)
         self.body = body
         self.error = error
-        self._gzipped: bytes | None = None
-        self._lock = threading.Lock()
 
     def gzipped(self) -> bytes:
-        """The body gzipped piece by piece (no joined copy of the whole body first)."""
+        """The body as one gzip member (see ``deflate``)."""
         assert self.body is not None
-        with self._lock:
-            if self._gzipped is None:
-                compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-                out = [compressor.compress(piece) for piece in self.body]
-                out.append(compressor.flush())
-                self._gzipped = b"".join(out)
-            return self._gzipped
+        return self.body.gzipped()
 
 
 class Renders:

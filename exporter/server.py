@@ -33,11 +33,12 @@ from prometheus_client.registry import Collector
 from exporter.basicauth import BasicAuth
 from exporter.clock import Clock, SystemClock
 from exporter.connections import ConnectionServer, Limits
+from exporter.deflate import Body
 from exporter.errors import ConfigError
 from exporter.exposition import Family
 from exporter.page import load_assets, not_modified
 from exporter.request import ROUTES, Handler
-from exporter.scrape import Body, Renders, accepts_gzip
+from exporter.scrape import Renders, accepts_gzip
 from exporter.webconfig import RateLimit
 from exporter.webfile import Loaded, WebConfigFile
 from exporter.wire import Connection
@@ -341,16 +342,18 @@ class MetricsServer:
             handler.reply(500, message.encode(), head=head)
             return
         headers = {"Vary": "Accept, Accept-Encoding"}
-        body: bytes | Body | None = result.body
-        assert body is not None
+        assert result.body is not None
+        body: bytes | tuple[bytes, ...]
         if accepts_gzip(handler.headers.get_all("Accept-Encoding") or []):
             body = result.gzipped()
             headers["Content-Encoding"] = "gzip"
+        else:
+            body = result.body.plain()
         handler.reply(200, body, headers, content_type, head=head)
 
     def _body(self, encoder: Callable[[CollectorRegistry], bytes], content_type: str) -> Body:
         if self._render is None:
-            return (encoder(self._registry),)
+            return Body(None, [encoder(self._registry)])
         openmetrics = content_type.startswith("application/openmetrics-text")
         return self._render(openmetrics, _families(self._own.collect()))
 
@@ -383,7 +386,7 @@ def _families(metrics: Iterable[Metric]) -> list[Family]:
         for sample in metric.samples:
             suffix = sample.name[len(metric.name) :]
             labels = sample.labels
-            family.rows.append((suffix, tuple(labels), tuple(labels.values()), sample.value))
+            family.add_sample(suffix, tuple(labels), tuple(labels.values()), sample.value)
         families.append(family)
     return families
 

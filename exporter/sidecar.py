@@ -234,7 +234,7 @@ def build(
         ready=pipeline.ready,
         web_config=web_config,
         reloads=reloads.counts,
-        render=bodies.chunks,
+        render=bodies.body,
         status=lambda query, gzipped: status.get(query, gzipped),  # noqa: PLW0108 (built below)
     )
     inputs = Inputs(

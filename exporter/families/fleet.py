@@ -7,12 +7,14 @@ import math
 from collections.abc import Iterator
 
 from exporter.assess import Assessment
-from exporter.cells import ReferenceCells
+from exporter.cells import FieldCells, ReferenceCells
 from exporter.compare import FleetThreshold
-from exporter.exposition import COUNTER, GAUGE, Family
+from exporter.exposition import COUNTER, GAUGE, Column, Family
 from exporter.families import MODEL_LABELS, family
 from exporter.state import Snapshot
 from exporter.validate import number_label
+
+CellNames = tuple[Column, Column, Column]  # a cell's lower, upper and value labels
 
 
 def fleet_families(snapshot: Snapshot, assessment: Assessment | None) -> Iterator[Family]:
@@ -62,22 +64,19 @@ def fleet_families(snapshot: Snapshot, assessment: Assessment | None) -> Iterato
     cells = snapshot.cells
     fleet = _fleet_thresholds(cells, assessment)
     if cells is not None:
+        columns = [_cell_columns(field) for field in cells.fields]
         for group in snapshot.groups:
-            for field, counts in zip(cells.fields, group.cells, strict=True):
-                labels = [group.model, group.version, field.name, cells.hash]
-                for b in range(field.size):
-                    records.add([*labels, str(b)], float(counts[b]))
-                    if field.statistic == "psi":
-                        lower, upper = (_bound(v) for v in field.bounds[b])
-                        names = [lower, upper, ""]
-                    else:
-                        names = ["", "", field.values[b]]
-                    share.add([*labels, str(b), *names], float(field.shares[b]))
+            for field, (bins, names, shares), counts in zip(
+                cells.fields, columns, group.cells, strict=True
+            ):
+                labels = (group.model, group.version, field.name, cells.hash)
+                records.add_many((*labels, bins), counts[: field.size].astype(float).tolist())
+                share.add_many((*labels, bins, *names), shares)
                 reference_samples.add(labels, field.reference_count)
                 threshold = fleet.get(field.name)
                 if threshold is not None:
-                    critical.add([*labels, field.statistic], threshold.critical)
-                    floor.add([*labels, field.statistic], threshold.floor)
+                    critical.add((*labels, field.statistic), threshold.critical)
+                    floor.add((*labels, field.statistic), threshold.floor)
                     min_samples.add(labels, threshold.required)
     yield records
     yield share
@@ -97,6 +96,22 @@ def _fleet_thresholds(
     if assessment.reference.hash != cells.hash:
         return {}
     return {t.field: t for t in assessment.fleet}
+
+
+def _cell_columns(
+    field: FieldCells,
+) -> tuple[list[str], tuple[Column, Column, Column], list[float]]:
+    """A field's cells as label columns: ``bin``; ``lower``, ``upper`` and ``value`` (a numeric
+    field's bounds, a categorical field's first category); and the reference shares."""
+    bins = [str(b) for b in range(field.size)]
+    names: CellNames
+    if field.statistic == "psi":
+        lowers = [_bound(lower) for lower, _ in field.bounds[: field.size]]
+        uppers = [_bound(upper) for _, upper in field.bounds[: field.size]]
+        names = (lowers, uppers, "")
+    else:
+        names = ("", "", list(field.values[: field.size]))
+    return bins, names, field.shares[: field.size].astype(float).tolist()
 
 
 def _bound(value: float) -> str:

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 from exporter.anomaly import (
     CATEGORICAL_KINDS,
@@ -43,32 +47,15 @@ def anomaly_pairs(layout: Layout) -> list[tuple[int, str, tuple[Kind, ...]]]:
     return pairs
 
 
-class CategoryLabels:
-    """The label values of each category-ratio series, kept between scrapes.
-
-    They are most of a large exposition (one series per category value, field, window and
-    model version), and making ~40k tuples per scrape cost more in garbage-collector passes
-    than in making them. A vocabulary only grows, so the names of one (model, version, field,
-    window) are the same while their count is; only the ingest thread adds names, and two
-    renders at once at worst build one list twice.
-    """
-
-    def __init__(self) -> None:
-        self._kept: dict[tuple[str, str, str, str], list[tuple[str, ...]]] = {}
-
-    def of(
-        self, model: str, version: str, field: str, window: str, names: list[tuple[int, str]]
-    ) -> list[tuple[str, ...]]:
-        key = (model, version, field, window)
-        labels = self._kept.get(key)
-        if labels is None or len(labels) != len(names):
-            labels = self._kept[key] = [(model, version, field, v, window) for _, v in names]
-        return labels
-
-
-def model_families(snapshot: Snapshot, kept: CategoryLabels) -> Iterator[Family]:
+def model_families(snapshot: Snapshot) -> Iterator[Family]:
     layout = snapshot.layout
     pairs = anomaly_pairs(layout)
+    cells = _AnomalyCells.of([p for p in pairs if p[1] != "record"])
+    record_cells = _AnomalyCells.of([p for p in pairs if p[1] == "record"])
+    categories = [_Categories(names) for names in snapshot.categories]
+    quantiles = [number_label(q) for q in snapshot.quantiles]
+    columns = _Columns(categories, cells, record_cells, quantiles)
+    bounds = [[*map(number_label, h.bounds), "+Inf"] for h in snapshot.histograms]
     wl = [*MODEL_LABELS, "window"]
     fl = [*MODEL_LABELS, "field"]
     fwl = [*MODEL_LABELS, "field", "window"]
@@ -157,7 +144,7 @@ def model_families(snapshot: Snapshot, kept: CategoryLabels) -> Iterator[Family]
     }
 
     for group in snapshot.groups:
-        mv = [group.model, group.version]
+        mv = (group.model, group.version)
         t = group.totals
         predictions.add(mv, t.records)
         labelled.add(mv, t.labelled)
@@ -167,24 +154,19 @@ def model_families(snapshot: Snapshot, kept: CategoryLabels) -> Iterator[Family]
             last_ts.add(mv, t.latest)
         if group.join_outcomes:
             for outcome in ("matched", "expired", "unmatched"):
-                join.add([*mv, outcome], group.join_outcomes.get(outcome, 0))
-        for row, name, kinds in pairs:
-            for kind in kinds:
-                anomalies.add([*mv, name, KIND_NAMES[kind]], int(t.anomalies[row, kind]))
+                join.add((*mv, outcome), group.join_outcomes.get(outcome, 0))
+        for part in (cells, record_cells):
+            anomalies.add_many((*mv, part.fields, part.kinds), part.take(t.anomalies).tolist())
         for c, spec in enumerate(layout.categorical):
             other_code = snapshot.categories[c][-1][0]  # __other__ is last
-            overflow.add([*mv, spec.name], int(t.categories[c, other_code]))
+            overflow.add((*mv, spec.name), int(t.categories[c, other_code]))
         for f, spec in enumerate(layout.numeric):
-            clamped.add([*mv, spec.name], int(t.clamped[f]))
-        for h, (target, histogram) in enumerate(zip(histograms, snapshot.histograms, strict=True)):
-            counts = group.histogram_counts[h, : len(histogram.bounds) + 1].cumsum()
-            buckets = [
-                (number_label(b), float(c)) for b, c in zip(histogram.bounds, counts, strict=False)
-            ]
-            buckets.append(("+Inf", float(counts[-1])))
-            target.add_histogram(mv, buckets, float(group.histogram_sums[h]))
+            clamped.add((*mv, spec.name), int(t.clamped[f]))
+        for h, (target, les) in enumerate(zip(histograms, bounds, strict=True)):
+            counts = group.histogram_counts[h, : len(les)].cumsum().astype(np.float64)
+            target.add_histogram(mv, les, counts.tolist(), float(group.histogram_sums[h]))
         for view in group.windows:
-            _window_metrics(g, snapshot, group, view, pairs, kept)
+            _window_metrics(g, snapshot, group, view, columns)
 
     yield predictions
     yield anomalies
@@ -203,17 +185,16 @@ def _window_metrics(
     snapshot: Snapshot,
     group: GroupSnapshot,
     view: WindowView,
-    pairs: list[tuple[int, str, tuple[Kind, ...]]],
-    kept: CategoryLabels,
+    columns: _Columns,
 ) -> None:
     layout = snapshot.layout
-    mv = [group.model, group.version]
+    mv = (group.model, group.version)
     w = view.spec.name
     s = view.summary
-    g["predictions"].add([*mv, w], s.records)
+    g["predictions"].add((*mv, w), s.records)
     for f, spec in enumerate(layout.numeric):
         n = int(s.count[f])
-        labels = [*mv, spec.name, w]
+        labels = (*mv, spec.name, w)
         g["samples"].add(labels, n)
         if n == 0:
             continue
@@ -223,43 +204,75 @@ def _window_metrics(
         if math.isfinite(mean) and math.isfinite(stddev):  # sums of values near 1e308 overflow
             g["mean"].add(labels, mean)
             g["stddev"].add(labels, stddev)
-        for q, value in zip(snapshot.quantiles, view.quantiles[f], strict=True):
-            # Beyond the sketch's range values are clamped; the exact extremes still bound them.
-            bounded = min(max(float(value), s.low[f]), s.high[f])
-            g["quantile"].add([*labels, number_label(q)], bounded)
+        # Beyond the sketch's range values are clamped; the exact extremes still bound them.
+        bounded = np.clip(view.quantiles[f].astype(np.float64), s.low[f], s.high[f]).tolist()
+        g["quantile"].add_many((*labels, columns.quantiles), bounded)
     for c, spec in enumerate(layout.categorical):
         counts = s.categories[c]
         n = int(counts.sum())
-        g["samples"].add([*mv, spec.name, w], n)
+        g["samples"].add((*mv, spec.name, w), n)
         if n == 0:
             continue
-        shares = (counts / n).tolist()  # one division, not a numpy scalar per value
-        names = snapshot.categories[c]
-        g["category_ratio"].add_many(
-            kept.of(group.model, group.version, spec.name, w, names),
-            [shares[code] for code, _ in names],
-        )
+        named = columns.categories[c]
+        shares = (counts[named.codes] / n).tolist()  # one division, no numpy scalar per value
+        g["category_ratio"].add_many((*mv, spec.name, named.values, w), shares)
     unparsed = int(s.anomalies[-1, Kind.PARSE_ERROR])
-    for row, name, kinds in pairs:
-        # A record's fields are judged per record; an unparseable line is not a record, so
-        # its ratio is per line read (records + unparseable lines), never above 1.
-        lines = s.records + unparsed if name == "record" else s.records
-        if lines == 0:
-            continue
-        for kind in kinds:
-            ratio = s.anomalies[row, kind] / lines
-            g["anomaly_ratio"].add([*mv, name, KIND_NAMES[kind], w], ratio)
+    # A record's fields are judged per record; an unparseable line is not a record, so its
+    # ratio is per line read (records + unparseable lines), never above 1.
+    for part, lines in ((columns.cells, s.records), (columns.record_cells, s.records + unparsed)):
+        if lines:
+            ratios = (part.take(s.anomalies) / lines).tolist()
+            g["anomaly_ratio"].add_many((*mv, part.fields, part.kinds, w), ratios)
     if layout.has_ground_truth:
-        g["ground_truth"].add([*mv, w], s.labelled)
+        g["ground_truth"].add((*mv, w), s.labelled)
         if s.labelled and layout.regression:
             mae, rmse = s.abs_error / s.labelled, math.sqrt(s.sq_error / s.labelled)
             if math.isfinite(mae) and math.isfinite(rmse):
-                g["mae"].add([*mv, w], mae)
-                g["rmse"].add([*mv, w], rmse)
+                g["mae"].add((*mv, w), mae)
+                g["rmse"].add((*mv, w), rmse)
         elif s.labelled:
-            g["error_ratio"].add([*mv, w], s.wrong / s.labelled)
+            g["error_ratio"].add((*mv, w), s.wrong / s.labelled)
         if s.joined:
-            g["label_delay_seconds"].add([*mv, w], s.delay_total / s.joined)
+            g["label_delay_seconds"].add((*mv, w), s.delay_total / s.joined)
+
+
+class _Categories:
+    """A categorical field's exported values as columns: their codes (to pick their counts) and
+    their names (one label column, shared by every model version and window)."""
+
+    def __init__(self, names: list[tuple[int, str]]) -> None:
+        self.codes = np.array([code for code, _ in names], dtype=np.intp)
+        self.values = [value for _, value in names]
+
+
+class _AnomalyCells:
+    """(field, kind) pairs of the anomaly matrix as columns: the cells to take from a matrix
+    and their ``field`` and ``kind`` labels."""
+
+    def __init__(self, rows: list[int], kinds: list[int], fields: list[str]) -> None:
+        self.rows = np.array(rows, dtype=np.intp)
+        self.kind_codes = np.array(kinds, dtype=np.intp)
+        self.fields = fields
+        self.kinds = [KIND_NAMES[Kind(kind)] for kind in kinds]
+
+    @classmethod
+    def of(cls, pairs: list[tuple[int, str, tuple[Kind, ...]]]) -> _AnomalyCells:
+        cells = [(row, int(kind), name) for row, name, kinds in pairs for kind in kinds]
+        return cls([c[0] for c in cells], [c[1] for c in cells], [c[2] for c in cells])
+
+    def take(self, matrix: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        taken: npt.NDArray[np.int64] = matrix[self.rows, self.kind_codes]
+        return taken
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Label columns that every model version and window shares, made once per render."""
+
+    categories: list[_Categories]
+    cells: _AnomalyCells
+    record_cells: _AnomalyCells
+    quantiles: list[str]
 
 
 def _histogram_name(field_name: str) -> str:
