@@ -164,7 +164,48 @@ class Engine:
     def ingest(self, data: bytes, now: float) -> Counts:
         """Live: complete lines that arrived at ``now``."""
         self.advance(now)
-        return self.apply(self.decode(data, now), now)
+        counts = Counts()
+        for batch in self.decode_pieces(data, now):
+            counts.add(self.apply(batch, now))
+        return counts
+
+    def decode_pieces(self, data: bytes, now: float | None = None, ahead: int = 0) -> list[Batch]:
+        """``decode``, in two batches to apply in order when the chunk holds the record that
+        completes ``freeze_first`` (``ahead``: records decoded before it and not applied yet):
+        the lines up to that record, then the rest. A backlog read in one chunk would otherwise
+        freeze every record of the chunk, and a batch's rows are not in line order, so the cut
+        is made in the bytes, at the line found by decoding prefixes (once in a lifetime)."""
+        batch = self.decode(data, now)
+        if self._freezer is None:
+            return [batch]
+        wanted = self._freezer.wanted - ahead
+        if wanted <= 0 or self.predictions(batch) <= wanted:
+            return [batch]
+        cut = self._freeze_cut(data, wanted)
+        return [self.decode(data[:cut], now), self.decode(data[cut:], now)]
+
+    def _freeze_cut(self, data: bytes, wanted: int) -> int:
+        """The end of the shortest run of whole lines holding ``wanted`` records (there is one:
+        ``data`` holds more, and a line is at most one record), by bisection on line ends."""
+        ends = []
+        at = data.find(b"\n")
+        while at >= 0:
+            ends.append(at + 1)
+            at = data.find(b"\n", at + 1)
+        if not ends or ends[-1] != len(data):
+            ends.append(len(data))
+        lo, hi = 0, len(ends) - 1  # the answer is ends[k] for some lo <= k <= hi
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.predictions(self.decode(data[: ends[mid]])) >= wanted:
+                hi = mid
+            else:
+                lo = mid + 1
+        return ends[lo]
+
+    def predictions(self, batch: Batch) -> int:
+        """Records of a batch the state would count (label-only records are not)."""
+        return batch.size if self.join is None else self.join.predictions(batch)
 
     def decode(self, data: bytes, now: float | None = None) -> Batch:
         """Decode complete lines (``now`` marks late and future timestamps, live only)."""

@@ -6,6 +6,9 @@ to choose the categories that are kept). Which reference is in use — loaded at
 from its file, or frozen here — is the engine's decision; the store only holds the one it is
 given, so this lives beside the engine, not in the state.
 
+The profile holds exactly the first ``freeze_first`` records in log order, however many one read
+returned: the engine cuts the chunk that crosses the count at the line that completes it.
+
 Two halves, like the store's: ``prepare`` works out what a batch adds (possibly the frozen
 profile) without changing anything, so a batch that fails later leaves no trace; ``commit``
 keeps it.
@@ -47,9 +50,15 @@ class Freezer:
         # sidecar with a profile from a file never freezes.
         self._split: np.random.Generator | None = None
 
+    @property
+    def wanted(self) -> int:
+        """Records still to take before the profile is frozen."""
+        return self._config.drift.freeze_first - self._summary.records
+
     def prepare(self, update: Update) -> Freezing | None:
-        """The first records with this update's (whole batches: the one that crosses
-        ``freeze_first`` may add a few more), frozen into a profile once there are enough."""
+        """The first records with this update's, frozen into a profile once there are enough.
+        The engine cuts the batch that crosses ``freeze_first`` at the record that completes
+        it (``Engine.decode_pieces``), so the profile holds exactly that many."""
         if not update.records:
             return None
         state = self._state

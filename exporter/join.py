@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from exporter.batch import Batch, Layout, category_text, class_text
 
@@ -90,14 +91,8 @@ class LabelJoin:
             return result
         expired = self._expiring(now, len(self._pending), result.outcomes)
         result.expired = len(expired)
-        has_prediction = np.zeros(batch.size, dtype=bool)
-        for column in self._prediction_columns:
-            has_prediction |= ~np.isnan(batch.numeric[:, column])
+        has_prediction, label_only = self._kinds(batch, batch.label, batch.request_id)
         classes = None if self._class_column is None else batch.categorical[:, self._class_column]
-        if classes is not None:
-            has_prediction |= classes >= 0
-        label_only = ~has_prediction & np.array([v is not None for v in batch.label], dtype=bool)
-        label_only &= np.array([r is not None for r in batch.request_id], dtype=bool)
 
         added: dict[str, Waiting] = {}  # the buffer's new end, in order (a repeated id moves)
         unlabelled = batch.wrong < 0
@@ -147,6 +142,28 @@ class LabelJoin:
             result.predictions = batch.take(~label_only)
             result.predictions.parse_errors = batch.parse_errors
         return result
+
+    def predictions(self, batch: Batch) -> int:
+        """Pure: how many of a batch's records are predictions, i.e. not label-only records
+        (a property of each record alone, whatever waits in the buffer)."""
+        if batch.request_id is None or batch.label is None:
+            return batch.size
+        _, label_only = self._kinds(batch, batch.label, batch.request_id)
+        return batch.size - int(label_only.sum())
+
+    def _kinds(
+        self, batch: Batch, labels: list[Any], requests: list[Any]
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Which records carry a prediction, and which are label-only (no prediction, a label
+        and a request id)."""
+        has_prediction = np.zeros(batch.size, dtype=bool)
+        for column in self._prediction_columns:
+            has_prediction |= ~np.isnan(batch.numeric[:, column])
+        if self._class_column is not None:
+            has_prediction |= batch.categorical[:, self._class_column] >= 0
+        label_only = ~has_prediction & np.array([v is not None for v in labels], dtype=bool)
+        label_only &= np.array([r is not None for r in requests], dtype=bool)
+        return has_prediction, label_only
 
     def expiring(self, now: float, outcomes: Counter[tuple[GroupKey, str]]) -> int:
         """Pure: how many waiting predictions are past ``timeout`` at ``now`` with no batch

@@ -304,7 +304,8 @@ def test_estimated_error_ratio_is_the_calibration_applied_to_the_window(
 
 
 def test_cells_follow_a_frozen_reference() -> None:
-    """Counting starts after the batch that crossed ``freeze_first`` (it became the profile)."""
+    """Counting starts after the record that completed ``freeze_first`` (the first 500 became
+    the profile; the other 100 of that batch are counted against it)."""
     cfg = config(freeze_first=500)
     engine = sidecar(cfg, None)
     engine.ingest(jsonl(records(np.random.default_rng(6), 600)), T0)
@@ -313,7 +314,7 @@ def test_cells_follow_a_frozen_reference() -> None:
     assert snapshot.cells is not None
     assert snapshot.cells.hash == snapshot.reference.hash
     engine.ingest(jsonl(records(np.random.default_rng(7), 50)), T0)
-    assert int(engine.state.snapshot(T0).groups[0].cells[0].sum()) == 50
+    assert int(engine.state.snapshot(T0).groups[0].cells[0].sum()) == 100 + 50
 
 
 def test_build_skips_fields_the_profile_cannot_judge(

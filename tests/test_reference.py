@@ -21,6 +21,7 @@ from exporter.config_types import Config
 from exporter.engine import Engine
 from exporter.errors import ConfigError
 from exporter.offline.baseline import ProfileBuilder
+from exporter.offline.replay import Replayer
 from exporter.profile import BINS
 from exporter.reference import (
     FORMAT,
@@ -407,9 +408,87 @@ def test_freeze_first_turns_the_first_records_into_the_reference() -> None:
     engine.ingest(jsonl(records[150:]), 1001.0)
     reference = engine.state.reference
     assert reference is not None
-    assert reference.records == 300  # the whole batch that crossed the count
-    x = np.array([r["x"] for r in records])
+    assert reference.records == 200  # exactly the count, though the batch held 300
+    x = np.array([r["x"] for r in records[:200]])
     assert reference.numeric["x"].mean == pytest.approx(x.mean(), rel=1e-9)
+    (group,) = engine.state.snapshot(1001.0).groups
+    assert group.totals.records == 300  # the records after the count are counted as usual
+
+
+def test_freeze_first_takes_the_first_records_in_log_order_from_a_backlog() -> None:
+    """One batch of 3,000 records (a backlog read at start) freezes its first 500 lines' records:
+    label-only lines are no records, and lines the decoder reads leniently (here an ``x``
+    written as a string, and lines with a stray field type) sit anywhere among them."""
+    cfg = config(
+        drift={"freeze_first": 500},
+        fields={
+            "timestamp": None,
+            "predicted_class": "cls",
+            "ground_truth": "truth",
+            "request_id": "id",
+            "features": [
+                {"name": "x", "type": "numeric"},
+                {"name": "k", "type": "numeric"},
+                {"name": "c", "type": "categorical", "max_categories": 3},
+            ],
+        },
+        ground_truth_join={"enabled": True, "timeout": "10m", "capacity": 100},
+    )
+    engine = Engine(cfg)
+    rng = np.random.default_rng(11)
+    records = dev_records(rng, 3000)
+    lines: list[dict[str, Any]] = []
+    for i, record in enumerate(records):
+        record["id"] = f"r{i}"
+        if i % 7 == 3:
+            record["k"] = str(record["k"])  # not a number: read by the lenient parser
+        lines.append(record)
+        if i % 5 == 0:
+            lines.append({"id": f"r{i}", "truth": "yes"})  # a label on its own line
+    engine.ingest(jsonl(lines), 1000.0)
+    reference = engine.state.reference
+    assert reference is not None
+    assert reference.records == 500
+    assert reference.source == {"frozen_first_records": 500}
+    x = np.array([r["x"] for r in records[:500]])
+    assert reference.numeric["x"].mean == pytest.approx(x.mean(), rel=1e-9)
+    assert reference.numeric["x"].max == x.max()
+    (group,) = engine.state.snapshot(1000.0).groups
+    assert group.totals.records == 3000
+
+
+@pytest.mark.parametrize("held", [0, 100])
+def test_replay_freezes_exactly_the_configured_count(held: int) -> None:
+    """``replay`` splits the run that crosses the count as the live engine does (523 is no
+    multiple of the 50 records a 5 s bucket holds here, at which replay cuts runs anyway).
+    A first block without timestamps is held until a time arrives, and its records come first."""
+    cfg = config(drift={"freeze_first": 523}, fields=_timed_fields())
+    records = dev_records(np.random.default_rng(12), 3000)
+    for i, record in enumerate(records[held:]):
+        record["ts"] = 1_800_000_000.0 + i * 0.1
+    replayer = Replayer(cfg, None)
+    if held:
+        replayer.feed(jsonl(records[:held]))
+    replayer.feed(jsonl(records[held:]))
+    assert replayer.finish().records == 3000
+    reference = replayer.engine.state.reference
+    assert reference is not None
+    assert reference.records == 523
+    x = np.array([r["x"] for r in records[:523]])
+    assert reference.numeric["x"].mean == pytest.approx(x.mean(), rel=1e-9)
+
+
+def _timed_fields() -> dict[str, Any]:
+    return {
+        "timestamp": "ts",
+        "predicted_class": "cls",
+        "ground_truth": "truth",
+        "features": [
+            {"name": "x", "type": "numeric"},
+            {"name": "k", "type": "numeric"},
+            {"name": "c", "type": "categorical", "max_categories": 3},
+        ],
+    }
 
 
 def test_a_profile_built_at_another_sketch_accuracy_is_refused(

@@ -233,7 +233,13 @@ class Replayer:
         self.rows: list[Row] = []
 
     def feed(self, data: bytes) -> None:
-        batch = self.engine.decode(data)
+        # Records held for want of a time are not in the engine yet, nor in the count that
+        # completes ``freeze_first``: they come first when the engine takes them.
+        held = sum(self.engine.predictions(b) for b in self._pending)
+        for batch in self.engine.decode_pieces(data, ahead=held):
+            self._feed(batch)
+
+    def _feed(self, batch: Batch) -> None:
         if not batch.size and not batch.parse_errors:
             return
         if not batch.size:  # only unparseable lines: they happened "now"
