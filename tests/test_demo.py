@@ -98,6 +98,27 @@ def test_writer_only_mode_writes_a_log(tmp_path: Path) -> None:
     assert {r.get("model") for r in records} <= {"fraud-detector", None}
 
 
+def test_writer_only_mode_needs_no_temporary_directory(tmp_path: Path) -> None:
+    """The Kubernetes example runs the writer as the stand-in model with a read-only root file
+    system and no /tmp volume: it must write its log without a temporary directory (Python's
+    ``tempfile`` is pointed at a directory that does not exist, as none is usable there)."""
+    log = tmp_path / "predictions.jsonl"
+    program = (
+        "import sys, tempfile; tempfile.tempdir = sys.argv[1]; from exporter.cli import main; "
+        "sys.exit(main(sys.argv[2:]))"
+    )
+    args = ["demo", "--writer-only", "--log", str(log), "--rate", "1000", "--duration", "1"]
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(tmp_path / "no-such-dir"), *args],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert log.read_bytes().endswith(b"\n")
+
+
 def test_the_page_address_is_the_first_line_a_newcomer_sees(tmp_path: Path) -> None:
     """stdout and stderr together, as in a terminal: the address comes before any log line."""
     port = free_port()

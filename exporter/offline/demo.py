@@ -71,13 +71,15 @@ def run_demo(args: argparse.Namespace, stop: threading.Event) -> int:
         drift_start=args.drift_start, drift_end=args.drift_end, malformed_ratio=0.005
     )
     writer = Writer(log_path, args.rate, scenario, SystemClock())
-    sidecar: Sidecar | None = None
+    if args.writer_only:
+        # No temporary directory: the writer stands in for the model on a read-only root file
+        # system (deploy/kubernetes/deployment.yaml), where none is usable.
+        return _run(args, stop, writer, None, log_path, directory)
     with tempfile.TemporaryDirectory(prefix="model-exporter-reference-") as ref_dir:
         reference = Path(ref_dir) / "reference.json"
-        if not args.writer_only:
-            _announce(args.listen_address)  # before the sidecar's own start-up lines
-            write_demo_reference(reference, demo_config(log_path))
-            sidecar = build(demo_config(log_path, str(reference)), args.listen_address)
+        _announce(args.listen_address)  # before the sidecar's own start-up lines
+        write_demo_reference(reference, demo_config(log_path))
+        sidecar = build(demo_config(log_path, str(reference)), args.listen_address)
         return _run(args, stop, writer, sidecar, log_path, directory)
 
 
