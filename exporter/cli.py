@@ -233,7 +233,7 @@ def _control_by_signals() -> Control:
         if signum == signal.SIGHUP:
             control.reload()
         else:
-            control.stop()
+            control.stop(f"received {signal.Signals(signum).name}")
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, handle)
@@ -259,7 +259,12 @@ def _run(args: argparse.Namespace) -> int:
     control = _control_by_signals()
     address = args.listen_address or config.listen_address
     try:
-        sidecar = build(config, args.listen_address, on_failure=control.stop, web_config=web)
+        sidecar = build(
+            config,
+            args.listen_address,
+            on_failure=lambda: control.stop("the ingest loop died"),
+            web_config=web,
+        )
     except OSError as exc:
         log.error(
             "cannot listen on %s: %s; free the port, or choose another with "

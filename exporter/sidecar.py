@@ -96,8 +96,11 @@ class Control:
         self._wake = threading.Event()
         self._stop = False
         self._reload = False
+        self.reason = "asked to stop"  # why, for the log line the main thread writes
 
-    def stop(self) -> None:
+    def stop(self, reason: str | None = None) -> None:
+        if reason is not None:
+            self.reason = reason
         self._stop = True
         self._wake.set()
 
@@ -143,13 +146,15 @@ class Sidecar:
             ", ".join(s.path for s in self.config.sources),
         )
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "asked to stop") -> None:
         """Drain what was written, save positions, then close the port."""
+        log.info("%s: draining what was written, then stopping", reason)
         self.server.draining()
         self.pipeline.stop()
         if self._stop_watch is not None:
             self._stop_watch()
         self.server.stop()
+        log.info("stopped")
 
     def reload(self, load: Callable[[], Config]) -> bool:
         """Apply a new version of the config file (SIGHUP); False if it was refused."""
@@ -263,4 +268,4 @@ def run_until(sidecar: Sidecar, control: Control, load: Callable[[], Config] | N
                 continue
             sidecar.reload(load)
     finally:
-        sidecar.stop()
+        sidecar.stop(control.reason)

@@ -126,6 +126,10 @@ def test_sighup_reloads_and_keeps_a_bad_config_out(
     sidecar.assert_running()
     assert http_status(f"{sidecar.url}/readyz") == 200
     assert sidecar.stop() == 0
+    # The log says why the process went away, and that it drained first.
+    stderr = sidecar.stderr_path.read_text()
+    assert "received SIGTERM: draining what was written, then stopping" in stderr
+    assert stderr.rstrip().endswith("stopped")
 
 
 def test_lines_written_once_ready_are_counted_with_start_at_end(
