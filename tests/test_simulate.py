@@ -256,6 +256,33 @@ def test_writer_appends_what_is_due_and_survives_rotation(tmp_path: Path) -> Non
     assert writer.written == 200
 
 
+def test_writer_rotates_its_log_so_a_bounded_volume_never_fills(tmp_path: Path) -> None:
+    """The simulator stands in for the model in compose and on Kubernetes, where the log lives
+    on a volume with a size limit (an emptyDir past its sizeLimit gets the Pod evicted): like
+    a RotatingFileHandler, it renames a full log to ``.1`` (replacing the older one) and starts
+    a new one, so the two files stay under twice the limit and the sidecar sees a rotation."""
+    clock = ManualClock(START)
+    s = Scenario(seed=4)
+    log = tmp_path / "predictions.jsonl"
+    rotated = tmp_path / "predictions.jsonl.1"
+    writer = Writer(log, rate=100.0, scenario=s, clock=clock, rotate_bytes=10_000)
+    assert writer.tick() == 0  # the log's time starts here
+    renames = 0
+    for _ in range(40):
+        clock.advance(0.5)
+        before = rotated.stat().st_ino if rotated.exists() else None
+        writer.tick()
+        renames += rotated.exists() and rotated.stat().st_ino != before
+        assert {p.name for p in tmp_path.iterdir()} <= {log.name, rotated.name}
+        assert log.stat().st_size < 10_000 + 60 * 400  # a tick's lines past the limit at most
+    assert renames >= 2
+    everything = b"".join(generate(writer.written, START, 100.0, s))
+    kept = rotated.read_bytes() + log.read_bytes()
+    assert everything.endswith(kept)
+    assert everything[: len(everything) - len(kept)].endswith(b"\n")  # whole lines
+    assert rotated.stat().st_size >= 10_000
+
+
 def test_writer_thread_stops_and_is_joined(tmp_path: Path) -> None:
     writer = Writer(tmp_path / "p.jsonl", rate=10.0, scenario=Scenario(), clock=ManualClock(0.0))
     writer.start()

@@ -51,6 +51,8 @@ import numpy.typing as npt
 from exporter.clock import Clock
 
 BLOCK = 8192
+# The simulated model rotates its log at this size, keeping one old file (``Writer``).
+ROTATE_BYTES = 100 << 20
 NUMERIC_FEATURES = ("amount", "age", "merchant_risk")
 FEATURES = ("amount", "age", "country", "device", "merchant_risk")
 COUNTRIES = ("US", "GB", "DE", "FR", "IN")
@@ -341,7 +343,11 @@ class Writer:
     """A live model: appends the lines due by the clock, from a thread, until ``stop()``.
 
     The file is opened for each batch, so a log rotated by rename (or deleted) is re-created,
-    as most model servers' loggers do.
+    as most model servers' loggers do. Like Python's ``RotatingFileHandler``, it also rotates
+    its log itself once it holds ``rotate_bytes`` (renamed to ``.1``, replacing the older one):
+    in compose and on Kubernetes the simulator stands in for the model on a volume with a size
+    limit, which a log growing forever would fill (an emptyDir past its ``sizeLimit`` gets the
+    Pod evicted).
     """
 
     def __init__(
@@ -352,8 +358,10 @@ class Writer:
         clock: Clock,
         interval: float = 0.1,
         max_batch: int = 100_000,
+        rotate_bytes: int | None = ROTATE_BYTES,
     ) -> None:
         self.path = Path(path)
+        self._rotate_bytes = rotate_bytes
         self.rate = rate
         self.scenario = scenario
         self.written = 0
@@ -378,10 +386,22 @@ class Writer:
         if n <= 0:
             return 0
         lines = generate(n, self._start_ts, self.rate, self.scenario, self.written)
+        self._rotate()
         with self.path.open("ab") as f:
             f.write(b"".join(lines))
         self.written += n
         return n
+
+    def _rotate(self) -> None:
+        """Rename a full log to ``.1`` before the next append (the append re-creates it)."""
+        if self._rotate_bytes is None:
+            return
+        try:
+            full = self.path.stat().st_size >= self._rotate_bytes
+        except FileNotFoundError:
+            return
+        if full:
+            self.path.replace(self.path.with_name(self.path.name + ".1"))
 
     def start(self) -> None:
         if self._thread is not None:
