@@ -18,6 +18,19 @@ def temporary_path(path: str) -> str:
     return path + ".tmp"
 
 
+def unwritable(path: str) -> str | None:
+    """Why ``write_atomic(path)`` cannot succeed for want of a place to write (None: it may).
+    Checked before a long pass over a log whose result would otherwise be lost at the end."""
+    if Path(path).is_dir():
+        return "it is a directory"
+    directory = Path(os.path.abspath(path)).parent  # noqa: PTH100 - where the temp file goes
+    if not directory.is_dir():
+        return f"directory {directory} does not exist"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"directory {directory} is not writable by uid {os.geteuid()}"
+    return None
+
+
 def write_atomic(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` all or nothing; raises OSError and leaves ``path`` as it was."""
     directory = Path(path).resolve().parent

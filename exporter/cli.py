@@ -298,6 +298,16 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unwritable(path: str) -> bool:
+    """Log why ``path`` cannot be written, before a long pass whose result would be lost."""
+    from exporter.atomic import unwritable  # noqa: PLC0415
+
+    problem = unwritable(path)
+    if problem is not None:
+        log.error("cannot write %s: %s", path, problem)
+    return problem is not None
+
+
 def _baseline(args: argparse.Namespace) -> int:
     from exporter.atomic import write_atomic  # noqa: PLC0415
     from exporter.clock import SystemClock  # noqa: PLC0415
@@ -305,6 +315,8 @@ def _baseline(args: argparse.Namespace) -> int:
     from exporter.offline.read import Progress, read_chunks  # noqa: PLC0415
 
     config = load_config(args.config)
+    if _unwritable(args.output):
+        return 1
     builder = ProfileBuilder(
         config.fields,
         config.quantiles,
@@ -378,6 +390,8 @@ def _replay(args: argparse.Namespace) -> int:
     windows = [w.name for w in with_alert_windows(config).windows]
     if args.window is not None and args.window not in windows:
         raise ConfigError([f"--window: {args.window!r} is not one of {', '.join(windows)}"])
+    if args.html and _unwritable(args.html):
+        return 1
     try:
         progress = Progress.for_file(args.log, "replay")
 

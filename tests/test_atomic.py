@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from exporter import atomic
 from exporter.cli import main
 from exporter.offline.simulate import Scenario, generate
 from tests.configs import example_config, write_config
+from tests.harness import RUN_TIMEOUT
 
 
 @pytest.fixture
@@ -84,3 +87,35 @@ def test_baseline_reports_an_unwritable_output_and_exits_1(tmp_path: Path) -> No
     out = tmp_path / "missing-directory" / "reference.json"
     assert baseline(config, log, out) == 1
     assert not out.parent.exists()
+
+
+@pytest.mark.parametrize("command", ["baseline", "replay --html"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_log_is_read(
+    tmp_path: Path, command: str
+) -> None:
+    """Reading a development log can take minutes; a profile or report that cannot be written
+    is said at once, not after the whole pass. The log comes on a pipe that stays open and
+    empty: a command that started reading it would wait for data, never reaching the exit."""
+    config = write_config(tmp_path, example_config(tmp_path / "x.jsonl"))
+    out = str(tmp_path / "missing-directory" / "out")
+    args = (
+        ["baseline", "--config", str(config), "--input", "/dev/stdin", "--output", out]
+        if command == "baseline"
+        else ["replay", "--config", str(config), "--html", out, "/dev/stdin"]
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "exporter", *args],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    ) as process:
+        try:
+            code = process.wait(timeout=RUN_TIMEOUT)
+        finally:
+            process.kill()
+            assert process.stdin is not None
+            assert process.stderr is not None
+            process.stdin.close()
+            err = process.stderr.read().decode()
+    assert code == 1, err
+    assert f"cannot write {out}: directory {tmp_path / 'missing-directory'} does not exist" in err
