@@ -424,11 +424,14 @@ def _replay(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    level = logging.getLevelName(args.log_level.upper())
     logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # --log.level debug is for the sidecar's own debugging. At DEBUG, watchdog logs every
+    # inotify event, the sidecar's own opens and reads included (dozens a second, and without
+    # end when stderr goes to a file in a watched directory: each line is another event).
+    logging.getLogger("watchdog").setLevel(max(level, logging.INFO))
     try:
         if args.command == "run":
             return _run(args)

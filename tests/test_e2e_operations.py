@@ -150,3 +150,26 @@ def test_lines_written_once_ready_are_counted_with_start_at_end(
     key = 'model_predictions_total{model="fraud-detector",version="v3"}'
     wait_until(lambda: _samples(sidecar).get(key) == records, WAIT, message=f"{records} records")
     assert _samples(sidecar)[f'model_exporter_lines_total{{source="{log}"}}'] == len(new)
+
+
+def test_debug_logging_is_the_sidecars_own_not_its_libraries(
+    tmp_path: Path, start_sidecar: Callable[..., SidecarProcess]
+) -> None:
+    """``--log.level debug`` is for diagnosing the sidecar. watchdog logs every inotify event at
+    DEBUG, the sidecar's own opens and reads included: dozens of lines a second, and without
+    end when stderr goes to a file in a watched directory (each line is another event)."""
+    log = tmp_path / "predictions.jsonl"
+    log.touch()
+    config = write_config(tmp_path, example_config(log, tmp_path / "positions.json"))
+    sidecar = start_sidecar(config, extra_args=["--log.level", "debug"])
+    lines, _ = generate_with_truth(200, time.time(), 100.0, Scenario(seed=3))
+    with log.open("ab") as f:
+        f.write(b"".join(lines))
+
+    def read() -> float:
+        return sum(v for k, v in _samples(sidecar).items() if k.startswith("model_exporter_lines"))
+
+    wait_until(lambda: read() == 200, WAIT, message="200 lines read")
+    assert sidecar.stop() == 0
+    stderr = sidecar.stderr_path.read_text()
+    assert " DEBUG watchdog" not in stderr
