@@ -180,6 +180,7 @@ def test_compose_model_writes_where_the_sidecar_reads() -> None:
     assert sidecar_volume[0] == model_volume[0], "model and sidecar must share the log volume"
     assert sidecar_volume[1] == model_volume[1]
     assert sidecar_volume[2], "the sidecar only reads the log"
+    assert source.start_at == "beginning", "the demo log is new: all of it is read"
     # Positions survive a sidecar restart: the positions file is on a writable volume.
     assert config.tail.positions_file is not None
     assert any(under(config.tail.positions_file, t) and not ro for _, t, ro in mounts("sidecar"))
@@ -307,6 +308,9 @@ def test_model_and_sidecar_share_an_empty_dir_log(tmp_path: Path) -> None:
     assert model_mount["mountPath"] == sidecar_mount["mountPath"]
     assert sidecar_mount["readOnly"] is True
     assert "emptyDir" in volumes()[model_mount["name"]]
+    # The log is new with the Pod and the model container starts first: read from its first
+    # line, or what the model wrote before the sidecar's first poll is skipped.
+    assert source.start_at == "beginning"
 
 
 def test_sidecar_config_and_reference_come_from_config_maps(tmp_path: Path) -> None:
