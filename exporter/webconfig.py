@@ -205,6 +205,9 @@ def parse_web_config(raw: Any, base_dir: Path) -> WebConfig:
         else:
             users[str(user)] = hashed
     excluded = p.strings(data, "auth_excluded_paths", "")
+    for path in excluded:
+        if not path.startswith("/"):  # would never match, leaving the probes behind the password
+            p.fail("auth_excluded_paths", f"{path!r} is not a request path; write /{path}")
     rate = _rate_limit(p, p.mapping(data.get("rate_limit"), "rate_limit", {"interval", "burst"}))
     if p.problems:
         raise ConfigError(p.problems)

@@ -162,6 +162,12 @@ def test_an_empty_file_means_no_tls_and_no_auth() -> None:
         # A hash pasted with its newline (a YAML `|` block) was accepted, then no login worked.
         ({"basic_auth_users": {"alice": HASH + "\n"}}, "basic_auth_users.alice: must be a bcrypt"),
         ({"basic_auth_users": ["alice"]}, "basic_auth_users: must be a mapping"),
+        # Without its slash a path never matches a request: the kubelet's probes would get 401
+        # and the Pod would never be ready (the toolkit accepts it, and fails the same way).
+        (
+            {"basic_auth_users": {"alice": HASH}, "auth_excluded_paths": ["/readyz", "healthz"]},
+            "auth_excluded_paths: 'healthz' is not a request path; write /healthz",
+        ),
         ({"rate_limit": {"interval": "soon", "burst": 1}}, "rate_limit.interval: must be a"),
         ({"rate_limit": {"interval": "1s", "burst": 0}}, "rate_limit.burst: must be an integer"),
         ("tls", "(top level)"),
