@@ -14,11 +14,13 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from exporter import batch
 from exporter.anomaly import Kind
-from exporter.batch import OTHER, UNKNOWN, Vocabulary, label_value, label_values
+from exporter.batch import MISS, OTHER, UNKNOWN, Vocabulary, label_value, label_values
 from exporter.config import parse_config
 from exporter.decode import Decoder
 from tests.configs import example_config
@@ -95,6 +97,39 @@ def test_vocabulary_encode_codes_each_value_as_coding_it_alone_would(
         assert kinds.tolist() == want_kinds
         assert vocabulary.values == list(oracle.codes)
         assert cuts == want_cuts
+
+
+@given(
+    st.lists(st.one_of(st.none(), VALUE, st.just([1])), min_size=1, max_size=12),
+    st.lists(st.integers(0, 60), max_size=200),
+    st.lists(PLAIN, max_size=8),
+)
+def test_the_compiled_lookup_is_dict_get_of_each_value(
+    pool: list[Any], picks: list[int], known: list[str]
+) -> None:
+    """``Vocabulary.lookup`` in C remembers its answer for an object it saw lately; the same
+    objects recur here (as the scanner's strings do), with equal values as other objects, and
+    an unhashable value sends the whole column to the value-by-value pass."""
+    assert batch._codes is not None
+    vocabulary = Vocabulary(8, seed=known)
+    values = [pool[k % len(pool)] for k in picks]
+    values += [str(v) if type(v) is str else v for v in values]  # equal text, other objects
+    got = vocabulary.lookup(values)
+    assert got.dtype == np.int64
+    hashable = not any(isinstance(v, list) for v in values)
+    want = [vocabulary._codes.get(v, MISS) if hashable or type(v) is str else MISS for v in values]
+    assert got.tolist() == want
+    assert batch._codes(values[:0], {}, MISS) == bytearray()
+
+
+def test_the_lookup_without_the_compiled_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built without a C compiler, the lookup answers alike."""
+    vocabulary = Vocabulary(8, seed=["a", "b"])
+    columns: list[list[Any]] = [["a", "b", None, "a", 1, True, "zz"], ["a", None, [1], "b"]]
+    compiled = [vocabulary.lookup(values).tolist() for values in columns]
+    monkeypatch.setattr(batch, "_codes", None)
+    assert [vocabulary.lookup(values).tolist() for values in columns] == compiled
+    assert compiled[0] == [0, 1, -1, 0, MISS, MISS, MISS]
 
 
 def _named(value: Any) -> bool:
