@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -139,7 +140,7 @@ class Vocabulary:
         if not len(rows):
             return codes, [], self._kinds[codes + 1], 0
         missed = rows.tolist()
-        texts, repaired, cut = label_values([values[i] for i in missed], self.limit)
+        texts, repaired, cut = label_values(pick(values, missed), self.limit)
         if len(self.values) < self.cap:
             for text in dict.fromkeys(texts):  # new values get codes in order of appearance
                 if len(self.values) >= self.cap:
@@ -154,7 +155,7 @@ class Vocabulary:
             past = np.flatnonzero(found == self.cap)
             development = self._development
             seen = np.fromiter(
-                map(development.__contains__, [texts[k] for k in past.tolist()]),
+                map(development.__contains__, pick(texts, past.tolist())),
                 dtype=bool,
                 count=len(past),
             )
@@ -365,6 +366,14 @@ def label_values(values: list[Any], limit: int) -> tuple[list[str], list[int], l
         if was_cut:
             cut.append(i)
     return texts, repaired, cut
+
+
+def pick(values: list[Any], rows: list[int]) -> list[Any]:
+    """``[values[i] for i in rows]`` in C: a log with a new value on every line picks most
+    rows of every chunk."""
+    if len(rows) > 1:
+        return list(itemgetter(*rows)(values))
+    return [values[i] for i in rows]
 
 
 def own_labels(values: list[Any], limit: int) -> bool:

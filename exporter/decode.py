@@ -466,10 +466,7 @@ class Decoder:
             codes = np.zeros(n, dtype=np.int64)
         else:
             models, versions = _bools_as_text(models), _bools_as_text(versions)
-            keys = list(dict.fromkeys(zip(models, versions, strict=True)))  # first seen first
-            index = dict(zip(keys, range(len(keys)), strict=True))
-            pairs = zip(models, versions, strict=True)
-            codes = np.fromiter(map(index.__getitem__, pairs), np.int64, n)
+            keys, codes = _first_seen_codes(zip(models, versions, strict=True), n)
         (model, version), limit, layout = self._nameless, f.label_value_bytes, self.layout
         model_names = _name_labels([m for m, _ in keys], model, limit)
         version_names = _name_labels([v for _, v in keys], version, limit)
@@ -555,6 +552,19 @@ class Decoder:
             differs = [class_text(a) != class_text(b) for a, b in zip(said, guessed, strict=True)]
         wrong[pick] = differs
         return wrong
+
+
+def _first_seen_codes(
+    pairs: Iterable[tuple[Any, Any]], n: int
+) -> tuple[list[tuple[Any, Any]], IntArray]:
+    """The distinct pairs, first seen first, and each row's index into them. One dict pass
+    in C maps every pair to the row where it was first seen; ranking those rows (a sort of
+    integers) gives the codes. A log with a new model on every line has about as many pairs
+    as rows, so no step here may cost a Python call per row."""
+    first: dict[tuple[Any, Any], int] = {}
+    rows = np.fromiter(map(first.setdefault, pairs, range(n)), np.int64, n)
+    _, codes = np.unique(rows, return_inverse=True)
+    return list(first), codes.astype(np.int64, copy=False)
 
 
 def _all_alike(values: list[Any], n: int) -> bool:

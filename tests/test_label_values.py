@@ -22,7 +22,7 @@ from exporter import batch
 from exporter.anomaly import Kind
 from exporter.batch import MISS, OTHER, UNKNOWN, Vocabulary, label_value, label_values
 from exporter.config import parse_config
-from exporter.decode import Decoder
+from exporter.decode import Decoder, _first_seen_codes
 from tests.configs import example_config
 
 LIMIT = 16
@@ -186,3 +186,23 @@ def test_names_are_grouped_flagged_and_counted_per_record(pairs: list[tuple[Any,
     cut = batch.labels_cut
     for role, i in (("model", 0), ("version", 1)):
         assert cut[role] == sum(1 for pair in pairs if _named(pair[i]) and _cut(pair[i]))
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "", None, 1, 2.5]), st.sampled_from(["v1", None, 0])),
+        max_size=40,
+    )
+)
+def test_grouping_codes_pairs_in_order_of_first_appearance(pairs: list[tuple[Any, Any]]) -> None:
+    """Against the plain loop: each new pair gets the next code, a pair seen before its own."""
+    keys: list[tuple[Any, Any]] = []
+    expected = []
+    for pair in pairs:
+        if pair not in keys:
+            keys.append(pair)
+        expected.append(keys.index(pair))
+    found, codes = _first_seen_codes(iter(pairs), len(pairs))
+    assert found == keys
+    assert codes.dtype == np.int64
+    assert codes.tolist() == expected
