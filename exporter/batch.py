@@ -24,10 +24,12 @@ from exporter import labels
 from exporter.anomaly import Kind
 from exporter.config_types import LABEL_VALUE_BYTES, FieldsConfig, FieldSpec
 
-try:  # the compiled lookup of a column (``Vocabulary.lookup``); without it, numpy's
-    _codes = importlib.import_module("exporter._scan").codes
+try:  # the compiled lookup of a column (``Vocabulary.lookup``) and check of label values
+    # (``own_labels``); without them, numpy's and Python's passes
+    _native = importlib.import_module("exporter._scan")
+    _codes, _own_labels = _native.codes, _native.own_labels
 except ImportError:  # built without a C compiler
-    _codes = None
+    _codes = _own_labels = None
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -378,7 +380,10 @@ def pick(values: list[Any], rows: list[int]) -> list[Any]:
 
 def own_labels(values: list[Any], limit: int) -> bool:
     """Whether every value is a ``str`` of at most ``limit`` ASCII characters (so at most
-    ``limit`` UTF-8 bytes, and valid): its own label value."""
+    ``limit`` UTF-8 bytes, and valid): its own label value. Compiled, one flag and one length
+    read per value; else three passes in C."""
+    if _own_labels is not None and type(values) is list:
+        return bool(_own_labels(values, limit))
     return not values or (
         set(map(type, values)) == {str}
         and max(map(len, values)) <= limit

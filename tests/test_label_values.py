@@ -206,3 +206,29 @@ def test_grouping_codes_pairs_in_order_of_first_appearance(pairs: list[tuple[Any
     assert found == keys
     assert codes.dtype == np.int64
     assert codes.tolist() == expected
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=6),
+            st.text(alphabet=st.characters(max_codepoint=127), max_size=6),
+            st.integers(),
+            st.none(),
+            st.builds(type("Text", (str,), {}), st.text(max_size=3)),
+        ),
+        max_size=8,
+    ),
+    st.integers(min_value=0, max_value=7),
+)
+def test_the_compiled_label_check_answers_as_the_python_passes(
+    values: list[Any], limit: int
+) -> None:
+    """``own_labels`` compiled: exact ``str`` only (not a subclass), ASCII, at most ``limit``."""
+    assert batch._own_labels is not None
+    python = not values or (
+        set(map(type, values)) == {str}
+        and max(map(len, values)) <= limit
+        and "".join(values).isascii()
+    )
+    assert batch.own_labels(values, limit) == python
