@@ -573,7 +573,10 @@ def main() -> int:
     parser.add_argument("--scrapes", type=int, default=8, help="scrapes measured per case")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument(
-        "--unique-lines", type=int, default=1_000_000, help="lines of the unique-keys log"
+        "--unique-lines",
+        type=int,
+        help="lines of the unique-keys log (default: as many as the catch-up log, so the "
+        "start-up CPU weighs alike in both rates of the ratio)",
     )
     parser.add_argument("--only", default=",".join(SECTIONS), help="sections to run")
     parser.add_argument(
@@ -597,8 +600,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.lines, args.ladder_seconds, args.idle_seconds = 500_000, 10.0, 10.0
-        args.unique_lines = 250_000
         args.series = "1000,10000"
+    if args.unique_lines is None:
+        args.unique_lines = args.lines
     args.rates = [float(r) for r in args.rates.split(",")]
     args.series = [int(s) for s in args.series.split(",")]
     args.only = set(args.only.split(","))
