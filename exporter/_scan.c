@@ -56,6 +56,7 @@ typedef struct {
     int n_num;
     int n_obj;
     double scale;
+    int ready; /* set once init has completed: a scanner half built never scans */
 } Scanner;
 
 /* A string a column holds, and the bytes it was made from: a category with a few values in
@@ -332,8 +333,12 @@ static int entangled(const u8 *p, const u8 *end) {
         if (closed) {
             if (!is_ws(c)) return 1;
         } else if (text) {
-            if (c == '\\') p++;
-            else if (c == '"') text = 0;
+            if (c == '\\') {
+                if (end - p < 2) break; /* a last backslash: nothing past it to skip */
+                p++;
+            } else if (c == '"') {
+                text = 0;
+            }
         } else if (c == '"') {
             text = 1;
         } else if (c == '{' || c == '[') {
@@ -388,6 +393,7 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
         PyErr_NoMemory();
         return -1;
     }
+    self->n_entries = total; /* so dealloc frees the keys copied, should init fail midway */
     for (int j = 0; j < self->n_leaves; j++) {
         long kind = PyLong_AsLong(PyList_GET_ITEM(kinds, j));
         if (kind == -1 && PyErr_Occurred()) return -1;
@@ -426,7 +432,7 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
             self->entries[at].child = child;
         }
     }
-    self->n_entries = total;
+    self->ready = 1;
     return 0;
 }
 
@@ -460,6 +466,10 @@ static void start_row(Scan *sc) {
  *   capacity (the number of lines) is len(given). */
 static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     Py_buffer view;
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner is not initialised");
+        return NULL;
+    }
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     const u8 *data = view.buf, *stop = data + view.len;
     Py_ssize_t cap = 1;
@@ -497,17 +507,17 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
         const u8 *next = newline ? newline + 1 : stop;
         const u8 *p = skip_ws(line, end);
         if (p < end) {
-            int result = BAD;
+            int outcome = BAD;
             start_row(&sc);
             if (*p == '{') {
-                result = parse_object(&sc, 0, &p, end);
-                if (result == GOOD && skip_ws(p, end) != end) result = BAD;
+                outcome = parse_object(&sc, 0, &p, end);
+                if (outcome == GOOD && skip_ws(p, end) != end) outcome = BAD;
             }
-            if (result == ERROR) {
+            if (outcome == ERROR) {
                 clear_row(&sc);
                 goto done;
             }
-            if (result == GOOD) {
+            if (outcome == GOOD) {
                 if (sc.raw) {
                     PyObject *pair = Py_BuildValue("(nN)", sc.row, sc.raw);
                     sc.raw = NULL;

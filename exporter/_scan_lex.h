@@ -105,7 +105,7 @@ static int lex_string(const u8 **pp, const u8 *end, int escapes, int *ascii) {
             p += 16;
         }
 #endif
-        while (p + 4 <= end && PLAIN[p[0]] & PLAIN[p[1]] & PLAIN[p[2]] & PLAIN[p[3]]) p += 4;
+        while (end - p >= 4 && PLAIN[p[0]] & PLAIN[p[1]] & PLAIN[p[2]] & PLAIN[p[3]]) p += 4;
         while (p < end && PLAIN[*p]) p++;
         if (p >= end) break;
         u8 c = *p;
@@ -252,7 +252,7 @@ static int number_value(const Number *n, double *out) {
         char *copy = buffer;
         if (n->len >= (Py_ssize_t)sizeof buffer) {
             copy = PyMem_Malloc((size_t)n->len + 1);
-            if (!copy) return BAD;
+            if (!copy) return BAD; /* no memory: the exact path reads the line (and says so) */
         }
         memcpy(copy, n->start, (size_t)n->len);
         copy[n->len] = 0;
@@ -260,7 +260,7 @@ static int number_value(const Number *n, double *out) {
         v = PyOS_string_to_double(copy, &stop, NULL);
         int whole = stop == copy + n->len;
         if (copy != buffer) PyMem_Free(copy);
-        if (PyErr_Occurred()) {
+        if (PyErr_Occurred()) { /* out of range or out of memory: the exact path decides */
             PyErr_Clear();
             return BAD;
         }

@@ -50,12 +50,14 @@ class RecordType:
         """``with_request_id``: decode the request id only when something reads it (the
         label join); otherwise msgspec skips it without making a string."""
         leaves: dict[Path, Any] = {}
+        mixed: set[Path] = set()
 
         def want(path: Path | None, typ: Any) -> None:
             if path is None:
                 return
             if path in leaves and leaves[path] != typ:
                 typ = ANY_SCALAR
+                mixed.add(path)
             leaves[path] = typ
 
         for spec in fields.numeric:
@@ -76,6 +78,7 @@ class RecordType:
                         [f"fields: {joined!r} is mapped as a value but also has mapped children"]
                     )
         self.leaves = leaves  # every mapped path and the type msgspec decodes it to
+        self.mixed = mixed  # paths mapped to roles of two types (decoded as any scalar)
         self._counter = 0
         self._root_node = _Node()
         self.type = self._build((), leaves, self._root_node)

@@ -166,7 +166,6 @@ class Decoder:
 
     def decode(self, data: bytes, now: float | None = None) -> Batch:
         """Decode complete lines. ``now`` (live mode) marks late and future timestamps."""
-        typed: list[Any] = []
         lenient: list[dict[str, Any]] = []
         errors: Counter[str] = Counter()
         if self._native is not None:
@@ -176,6 +175,7 @@ class Decoder:
 
             rows = self._scanned_rows(self._native.scan(data, exact, PIECE_BYTES), lenient)
         else:
+            typed: list[Any] = []
             for piece in _pieces(data, PIECE_BYTES):
                 self._decode_piece(piece, typed, lenient, errors)
             rows = self._rows(typed, lenient)

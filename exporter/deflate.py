@@ -32,19 +32,8 @@ class Deflated:
     and length: the opening of a gzip member that more blocks can follow."""
 
     def __init__(self, pieces: Iterable[bytes]) -> None:
-        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-        out: list[bytes] = []
-        crc = size = 0
-        for piece in pieces:  # each piece is let go once compressed
-            crc = zlib.crc32(piece, crc)
-            size += len(piece)
-            block = compressor.compress(piece)
-            if block:
-                out.append(block)
-        out.append(compressor.flush(zlib.Z_SYNC_FLUSH))
+        out, self.crc, self.size = _deflate(pieces, 0, 0, zlib.Z_SYNC_FLUSH)
         self.pieces = tuple(out)
-        self.crc = crc
-        self.size = size
 
     def inflated(self) -> list[bytes]:
         """The bytes as they were, in pieces of at most ``PIECE_BYTES`` (and a last one)."""
@@ -95,11 +84,22 @@ class Body:
         if self.kept is not None:
             out += self.kept.pieces
             crc, size = self.kept.crc, self.kept.size
-        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-        for piece in self.tail:
-            crc = zlib.crc32(piece, crc)
-            size += len(piece)
-            out.append(compressor.compress(piece))
-        out.append(compressor.flush())  # the final block
-        out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
-        return out
+        tail, crc, size = _deflate(self.tail, crc, size, zlib.Z_FINISH)  # with the final block
+        return [*out, *tail, struct.pack("<II", crc, size & 0xFFFFFFFF)]
+
+
+def _deflate(
+    pieces: Iterable[bytes], crc: int, size: int, flush: int
+) -> tuple[list[bytes], int, int]:
+    """``pieces`` as raw deflate blocks that refer to no earlier data, ended by ``flush``, and
+    the CRC-32 and length carried on over them (each piece is let go once compressed)."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    out: list[bytes] = []
+    for piece in pieces:
+        crc = zlib.crc32(piece, crc)
+        size += len(piece)
+        block = compressor.compress(piece)
+        if block:
+            out.append(block)
+    out.append(compressor.flush(flush))
+    return out, crc, size

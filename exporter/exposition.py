@@ -54,8 +54,6 @@ class Run:
         """Per label (in ``names`` order), its value for every series or one per series."""
         if self.columns is not None:
             return list(self.columns)
-        if not self.names:
-            return []
         return list(zip(*self.rows, strict=True))
 
     def samples(self) -> Iterator[tuple[tuple[str, ...], float]]:
@@ -76,15 +74,10 @@ class Family:
     help: str
     labels: tuple[str, ...] = ()
     runs: list[Run] = field(default_factory=list)
-    _adding: Run | None = field(default=None, init=False, repr=False)  # the run ``add`` fills
 
     def add(self, values: Sequence[str], value: float) -> None:
-        run = self._adding
-        if run is None or self.runs[-1] is not run:  # the first, or another run came between
-            run = self._adding = Run("_total" if self.type == COUNTER else "", self.labels)
-            self.runs.append(run)
-        run.rows.append(values if type(values) is tuple else tuple(values))
-        run.numbers.append(value)
+        """One series of the family's own sample name and labels."""
+        self.add_sample("_total" if self.type == COUNTER else "", self.labels, values, value)
 
     def add_sample(
         self, suffix: str, names: tuple[str, ...], values: Sequence[str], value: float
@@ -182,10 +175,9 @@ class Writer:
     def __init__(self) -> None:
         self._spelled: dict[str, dict[float, str]] = {}  # per family: value → spelling + "\n"
 
-    def cached(self) -> tuple[int, int]:
-        """(series prefixes, number spellings) kept, for tests and benchmarks. Label text is
-        written afresh on every render: no prefixes are kept."""
-        return 0, sum(map(len, self._spelled.values()))
+    def spellings(self) -> int:
+        """Number spellings kept, for tests (label text is written afresh on every render)."""
+        return sum(map(len, self._spelled.values()))
 
     def render(self, families: Iterable[Family], openmetrics: bool) -> str:
         """The families as text (no ``# EOF``: the caller ends an OpenMetrics body)."""

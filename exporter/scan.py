@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from exporter.columns import CATEGORY, LABEL, NAME, NUMBER, TIMESTAMP, Path, RecordType
 from exporter.config_types import FieldsConfig
-from exporter.timestamps import epoch_seconds, parse_one
+from exporter.timestamps import epoch_seconds
 
 try:
     from exporter import _scan  # type: ignore[attr-defined]
@@ -138,9 +138,9 @@ class NativeScanner:
         children: dict[Path, int] = {(): 0}
         for path, typ in record.leaves.items():
             kind = _KINDS[typ]
-            if kind == 0:
+            if typ == NUMBER:
                 self._numeric.append(path)
-            elif kind != 2:
+            elif typ != TIMESTAMP:
                 self._objects.append(path)
             for depth, key in enumerate(path[:-1]):
                 prefix = path[: depth + 1]
@@ -156,7 +156,7 @@ class NativeScanner:
     @classmethod
     def build(cls, record: RecordType, fields: FieldsConfig) -> NativeScanner | None:
         """The scanner for a mapping, or None where the exact path must do it all."""
-        if not available() or not _one_type_per_path(record, fields):
+        if not available() or record.mixed:  # mixed: classified value by value, exactly
             return None
         return cls(record, fields.timestamp, fields.timestamp_scale)
 
@@ -171,24 +171,31 @@ class NativeScanner:
             np.frombuffer(seconds, dtype=np.float64)[:rows],
             np.frombuffer(given, dtype=np.bool_)[:rows],
         )
-        for row, text in raw:  # a timestamp not of the common shape: the exact reading
-            native.seconds[row] = parse_one(text, self._scale)
+        if raw:  # timestamps not of the common shape: the exact reading, in one call
+            at = [row for row, _ in raw]
+            native.seconds[at] = epoch_seconds([text for _, text in raw], self._scale)
         if not bad:
             return native
         offsets = np.frombuffer(starts, dtype=np.int64)[:rows]
         view = memoryview(data)
-        parts: list[Scanned] = []
-        row = 0
         spans = _exact_spans(data, bad, piece_bytes)
         rows_at = np.searchsorted(offsets, np.array(spans, dtype=np.int64).ravel()).tolist()
-        for (start, stop), first, last in zip(spans, rows_at[::2], rows_at[1::2], strict=True):
+        # Every span decoded the exact way into one list, made columns in one call (a log whose
+        # every line is left, e.g. one that escapes all non-ASCII text, must not pay per line).
+        typed: list[Any] = []
+        ends = []
+        for start, stop in spans:
+            exact(view[start:stop], typed)
+            ends.append(len(typed))
+        decoded = self._from_records(typed) if typed else None
+        parts: list[Scanned] = []
+        row = done = 0
+        for first, last, end in zip(rows_at[::2], rows_at[1::2], ends, strict=True):
             if first > row:
                 parts.append(native.rows(row, first))
-            typed: list[Any] = []
-            exact(view[start:stop], typed)
-            if typed:
-                parts.append(self._from_records(typed))
-            row = last
+            if decoded is not None and end > done:
+                parts.append(decoded.rows(done, end))
+            row, done = last, end
         if row < rows or not parts:
             parts.append(native.rows(row, rows))
         return Scanned.concat(parts)
@@ -209,38 +216,34 @@ class NativeScanner:
         return Scanned(numbers, objects, seconds, given)
 
 
-def _one_type_per_path(record: RecordType, fields: FieldsConfig) -> bool:
-    """Whether every mapped path decodes to its role's own type: a path mapped to roles of
-    two types (any scalar) is classified value by value on the exact path, which the scanner
-    does not copy."""
-    roles: list[tuple[Path | None, Any]] = [(spec.path, NUMBER) for spec in fields.numeric]
-    roles += [(spec.path, CATEGORY) for spec in fields.categorical]
-    roles += [(fields.timestamp, TIMESTAMP), (fields.model_path, NAME)]
-    roles += [(fields.version_path, NAME), (fields.ground_truth, LABEL)]
-    if fields.request_id in record.leaves:
-        roles.append((fields.request_id, NAME))
-    return all(path is None or record.leaves[path] == typ for path, typ in roles)
-
-
 def _exact_spans(
     data: bytes, bad: list[tuple[int, int, bool]], piece_bytes: int
 ) -> list[tuple[int, int]]:
-    """Byte spans for the exact path, in order: each line the scanner left, or the whole
-    piece around an entangled one. Spans are never joined: a piece must be decoded as the
-    piece it is (its retries, its stream), and a line that is not entangled decodes alike
-    on its own."""
+    """Byte spans for the exact path, in order: the lines the scanner left, or the whole
+    piece around an entangled one. A piece is never joined to anything: it must be decoded as
+    the piece it is (its retries, its stream). Lines that are not entangled decode alike on
+    their own or together, so neighbouring ones are joined, up to a piece's size: a log whose
+    every line is left costs one exact call per piece, not per line."""
     spans: list[tuple[int, int]] = []
+    joinable = False  # whether the last span is lines that more lines may join
     pieces = piece_bounds(data, piece_bytes) if any(e for _, _, e in bad) else []
     at = 0
     for line_start, line_stop, entangled in bad:
         if spans and line_start < spans[-1][1]:
             continue  # in a piece already taken whole
-        span = line_start, line_stop
         if entangled:
             while pieces[at][1] <= line_start:
                 at += 1
-            span = pieces[at]
-            while spans and spans[-1][0] >= span[0]:
+            piece = pieces[at]
+            while spans and spans[-1][0] >= piece[0]:
                 spans.pop()  # lines of this piece already listed: the piece takes them
-        spans.append(span)
+            if spans and spans[-1][1] > piece[0]:  # joined lines that run into the piece
+                spans[-1] = (spans[-1][0], piece[0])
+            spans.append(piece)
+            joinable = False
+        elif joinable and spans[-1][1] == line_start and line_stop - spans[-1][0] <= piece_bytes:
+            spans[-1] = (spans[-1][0], line_stop)
+        else:
+            spans.append((line_start, line_stop))
+            joinable = True
     return spans

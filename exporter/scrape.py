@@ -59,17 +59,9 @@ def accepts_gzip(values: Sequence[str]) -> bool:
 class Result:
     """One render, shared by the scrapes that waited for it; gzipped at most once."""
 
-    def __init__(self, body: Body | Sequence[bytes] | None, error: Exception | None) -> None:
-        """``body``: a ``Body``, or plain pieces (a body with no kept part)."""
-        if body is not None and not isinstance(body, Body):
-            body = Body(None, body)
+    def __init__(self, body: Body | None, error: Exception | None) -> None:
         self.body = body
         self.error = error
-
-    def gzipped(self) -> bytes:
-        """The body as one gzip member (see ``deflate``)."""
-        assert self.body is not None
-        return self.body.gzipped()
 
 
 class Renders:

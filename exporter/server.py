@@ -46,7 +46,7 @@ from exporter.wire import Connection
 log = logging.getLogger(__name__)
 
 Check = Callable[[], tuple[bool, str]]
-# (openmetrics, the server's own families) -> the body in pieces, with "# EOF" when OpenMetrics
+# (openmetrics, the server's own families) -> the body, with "# EOF" when OpenMetrics
 Render = Callable[[bool, list[Family]], Body]
 # (query string, gzip accepted) -> (status code, body): the /api/v1/status endpoint
 Status = Callable[[str, bool], tuple[int, bytes]]
@@ -345,7 +345,7 @@ class MetricsServer:
         assert result.body is not None
         body: bytes | tuple[bytes, ...]
         if accepts_gzip(handler.headers.get_all("Accept-Encoding") or []):
-            body = result.gzipped()
+            body = result.body.gzipped()
             headers["Content-Encoding"] = "gzip"
         else:
             body = result.body.plain()

@@ -39,6 +39,7 @@ from exporter.anomaly import KIND_NAMES, Kind
 from exporter.assess import Assessment, HistoryPoint, WindowAssessment
 from exporter.clock import Clock
 from exporter.compare import GAP_NAMES
+from exporter.deflate import GZIP_LEVEL
 from exporter.downsample import bins
 from exporter.health import SOURCE_METRICS, Health
 from exporter.reference import Reference
@@ -443,7 +444,7 @@ class StatusEndpoint:
             if not gzipped:
                 return 200, cached.body
             if cached.gzipped is None:
-                cached.gzipped = gzip.compress(cached.body, compresslevel=1)
+                cached.gzipped = gzip.compress(cached.body, compresslevel=GZIP_LEVEL)
             return 200, cached.gzipped
 
     def _build(self, history: tuple[str, ...] | None) -> bytes:

@@ -420,3 +420,27 @@ def test_without_the_extension_the_exact_path_decodes_and_says_so(
     batch = first.decode(chunk)
     assert batch.size == 1
     assert batch.parse_errors == {"invalid_json": 1}
+
+
+def test_left_lines_are_joined_up_to_a_piece_but_never_into_an_entangled_one() -> None:
+    """Neighbouring lines the scanner left take one exact call; lines joined before an
+    entangled line's piece stop where that piece starts, so no line is decoded twice."""
+    data = b"a\nb\nc\nd\ne\n"  # lines at 0, 2, 4, 6, 8; pieces of 6 bytes: (0, 6), (6, 10)
+    left = [(2, 4, False), (4, 6, False), (6, 8, False), (8, 10, True)]
+    assert scan._exact_spans(data, left, 6) == [(2, 6), (6, 10)]
+    assert scan._exact_spans(data, left[:3], 6) == [(2, 8)]
+    assert scan._exact_spans(data, left[:3], 4) == [(2, 6), (6, 8)]
+
+
+def test_a_log_that_escapes_its_text_decodes_alike() -> None:
+    """Python's json.dumps escapes non-ASCII text: the scanner leaves such lines to the exact
+    path, which takes runs of them at once."""
+    lines = [
+        _line(request_id=f"r{i}", features={**GOOD["features"], "country": "Zürich"})
+        if i % 3
+        else _line(request_id=f"r{i}")
+        for i in range(200)
+    ]
+    chunk = b"\n".join(lines) + b"\n"
+    assert b"\\u00fc" in chunk
+    assert_same_decoding(EXAMPLE, [chunk], keep_labels=True)

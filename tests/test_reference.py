@@ -421,17 +421,7 @@ def test_freeze_first_takes_the_first_records_in_log_order_from_a_backlog() -> N
     written as a string, and lines with a stray field type) sit anywhere among them."""
     cfg = config(
         drift={"freeze_first": 500},
-        fields={
-            "timestamp": None,
-            "predicted_class": "cls",
-            "ground_truth": "truth",
-            "request_id": "id",
-            "features": [
-                {"name": "x", "type": "numeric"},
-                {"name": "k", "type": "numeric"},
-                {"name": "c", "type": "categorical", "max_categories": 3},
-            ],
-        },
+        fields={**_timed_fields(), "timestamp": None, "request_id": "id"},
         ground_truth_join={"enabled": True, "timeout": "10m", "capacity": 100},
     )
     engine = Engine(cfg)

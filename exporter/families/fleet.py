@@ -100,7 +100,7 @@ def _fleet_thresholds(
 
 def _cell_columns(
     field: FieldCells,
-) -> tuple[list[str], tuple[Column, Column, Column], list[float]]:
+) -> tuple[list[str], CellNames, list[float]]:
     """A field's cells as label columns: ``bin``; ``lower``, ``upper`` and ``value`` (a numeric
     field's bounds, a categorical field's first category); and the reference shares."""
     bins = [str(b) for b in range(field.size)]

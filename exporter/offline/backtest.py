@@ -67,18 +67,14 @@ class Thresholds:
 
     def check(self) -> None:
         """Refuse values no rule can mean (NaN, infinities, negatives, shares above 1), naming
-        the flag, rather than back-test against them (and write NaN into the JSON)."""
+        the flag, rather than back-test against them (and write NaN into the JSON). A thresholds
+        file's values are checked as it is read, naming its rule (``thresholds_file``)."""
         problems = [
             problem
             for name, value in vars(self).items()
             if name != "overrides"
             for problem in bad_threshold(f"--{name.replace('_', '-')}", name, value)
         ]
-        for o in self.overrides:
-            where = f"{o.threshold} of model {o.model!r}" + (
-                f", field {o.field!r}" if o.field else ""
-            )
-            problems += bad_threshold(where, o.threshold, o.value)
         if problems:
             raise ConfigError(problems)
 
