@@ -21,6 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from exporter import __version__
+from exporter.allocator import keep_batch_memory
 from exporter.config import load_config
 from exporter.config_types import Config
 from exporter.errors import ConfigError
@@ -432,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # inotify event, the sidecar's own opens and reads included (dozens a second, and without
     # end when stderr goes to a file in a watched directory: each line is another event).
     logging.getLogger("watchdog").setLevel(max(level, logging.INFO))
+    if args.command in ("run", "baseline", "replay", "demo"):
+        keep_batch_memory()
     try:
         if args.command == "run":
             return _run(args)

@@ -37,7 +37,7 @@ class TailConfig:
     poll_interval: float = 1.0
     rotate_wait: float = 5.0
     max_line_bytes: int = 1 << 20
-    read_chunk_bytes: int = 1 << 20  # also one decode batch: per-batch costs amortise over it
+    read_chunk_bytes: int = 1 << 20  # also one decode (a poll's chunks are applied as one batch)
     positions_file: str | None = None
     positions_flush_interval: float = 5.0
     positions_ttl: float = 7 * 24 * 3600.0

@@ -10,10 +10,12 @@ the reference file's reloads.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
+from operator import attrgetter
 
 from exporter.clock import Clock
 from exporter.config_types import DriftConfig, TailConfig
@@ -72,9 +74,8 @@ class Pipeline:
             self._reference_file.poll(self._engine.reload)
         self._engine.advance(self._clock.now())
         lines = 0
-        for chunk in self._tailer.poll_once():
-            self.ingest(chunk)
-            lines += chunk.lines
+        for _, chunks in itertools.groupby(self._tailer.poll_once(), attrgetter("source")):
+            lines += self.ingest(list(chunks))
         self._polled.set()
         return lines
 
@@ -97,15 +98,18 @@ class Pipeline:
         if self._reference_file is not None:
             self._reference_file.invalidate()
 
-    def ingest(self, chunk: Chunk) -> None:
+    def ingest(self, chunks: list[Chunk]) -> int:
+        """Chunks read in turn from one source, as one batch; returns their lines."""
         started = self._clock.monotonic()
         now = self._clock.now()
-        counts = self._engine.ingest(chunk.data, now)
+        source = chunks[0].source
+        counts = self._engine.ingest_all([chunk.data for chunk in chunks], now)
         with self._lock:
             for reason, count in counts.parse_errors.items():
-                self._parse_errors[(chunk.source, reason)] += count
-            self._last_read[chunk.source] = now
+                self._parse_errors[(source, reason)] += count
+            self._last_read[source] = now
             self._ingest_seconds += self._clock.monotonic() - started
+        return sum(chunk.lines for chunk in chunks)
 
     def flush_positions_if_due(self) -> None:
         now = self._clock.monotonic()

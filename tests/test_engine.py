@@ -9,6 +9,7 @@ counted ``unprocessable``, and that the same lines go through normally once the 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -332,3 +333,26 @@ def test_waiting_predictions_expire_with_time_when_the_log_goes_quiet() -> None:
     engine.ingest(_lines(_label(1)), T0 + 902)
     (group,) = engine.state.snapshot(T0 + 902).groups
     assert group.join_outcomes == {"expired": 3, "unmatched": 1}
+
+
+def test_chunks_ingested_as_one_batch_count_as_chunk_after_chunk() -> None:
+    """``ingest_all`` decodes chunk by chunk and applies one batch: records, labels joined
+    across the chunks (a prediction in one, its label in the next), parse errors, anomalies,
+    window contents and the join's buffer all come out as when each chunk is ingested alone."""
+    chunks = [
+        _lines(*(_prediction(i, float(i)) for i in range(40))) + b"{bad\n",
+        _lines(*(_label(i) for i in range(20)), *(_prediction(i) for i in range(40, 60))),
+        b"not json\n" + _lines(*(_label(i, "fraud") for i in range(40, 50))),
+        _lines({"ts": T0, "id": "r99", "score": "high", "cls": "fraud", "x": 1.0}),
+    ]
+    alone = Engine(_config(), _reference(_config()))
+    counts_alone = [alone.ingest(chunk, T0) for chunk in chunks]
+    together = Engine(_config(), _reference(_config()))
+    counts = together.ingest_all(chunks, T0)
+
+    assert counts.records == sum(c.records for c in counts_alone) == 61
+    assert counts.labels == sum(c.labels for c in counts_alone) == 30
+    assert counts.parse_errors == sum((c.parse_errors for c in counts_alone), Counter())
+    assert sum(counts.parse_errors.values()) == 2
+    assert _observed(together) == _observed(alone)
+    assert len(together.decode_all(chunks, T0)) == 1  # one batch to apply

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,20 +180,20 @@ def test_the_drain_at_stop_reads_what_was_written_before_it_and_not_what_keeps_c
     config = _config(tmp_path)
     log = tmp_path / "p.jsonl"
     line = json.dumps({"p": 0.5, "pad": "x" * 200}) + "\n"
-    backlog = 30_000  # ~6.5 MB: several polls' budget (POLL_BUDGET_BYTES)
+    backlog = 60_000  # ~13 MB: several polls' budget (POLL_BUDGET_BYTES)
     log.write_text(line * backlog)
     pipeline, state = _pipeline(config)
-    real = Engine.ingest
+    real = Engine.ingest_all
     written_after = [0]
 
-    def still_writing(self: Engine, data: bytes, now: float) -> Any:
+    def still_writing(self: Engine, chunks: Sequence[bytes], now: float) -> Any:
         if written_after[0] < 100_000:  # the writer carries on while the sidecar drains
             with log.open("a") as f:
                 f.write(line * 1_000)
             written_after[0] += 1_000
-        return real(self, data, now)
+        return real(self, chunks, now)
 
-    monkeypatch.setattr(Engine, "ingest", still_writing)
+    monkeypatch.setattr(Engine, "ingest_all", still_writing)
     pipeline.stop()  # stopped before the loop runs: run() goes straight to the drain
     pipeline.run()
     counted = _records(state)

@@ -468,6 +468,29 @@ def test_replay_freezes_exactly_the_configured_count(held: int) -> None:
     assert reference.numeric["x"].mean == pytest.approx(x.mean(), rel=1e-9)
 
 
+def test_chunks_applied_together_still_freeze_exactly_the_configured_count() -> None:
+    """Chunks read in turn are applied as one batch, except while ``freeze_first`` counts:
+    then each chunk is its own batch, and the one holding the 523rd record is cut there, live
+    (one poll's chunks) and in ``replay`` (one group of blocks)."""
+    cfg = config(drift={"freeze_first": 523}, fields=_timed_fields())
+    records = dev_records(np.random.default_rng(13), 3000)
+    for i, record in enumerate(records):
+        record["ts"] = 1_800_000_000.0 + i * 0.1
+    chunks = [jsonl(records[k : k + 400]) for k in range(0, 3000, 400)]
+    engine = Engine(cfg)
+    assert len(engine.decode_all(chunks[:3])) == 4  # chunk, chunk cut in two, chunk
+    engine.ingest_all(chunks[:3], 1_800_000_000.0)
+    replayer = Replayer(cfg, None)
+    replayer.feed_all(chunks)
+    assert replayer.finish().records == 3000
+    x = np.array([r["x"] for r in records[:523]])
+    for reference in (engine.state.reference, replayer.engine.state.reference):
+        assert reference is not None
+        assert reference.records == 523
+        assert reference.numeric["x"].mean == pytest.approx(x.mean(), rel=1e-9)
+    assert len(engine.decode_all(chunks[3:])) == 1  # frozen: one batch again
+
+
 def _timed_fields() -> dict[str, Any]:
     return {
         "timestamp": "ts",

@@ -45,6 +45,7 @@ from exporter.offline.backtest import (
     conditions,
     parse_for,
 )
+from exporter.offline.read import APPLY_BYTES
 from exporter.offline.report import Report
 from exporter.reference import Reference
 from exporter.state import Snapshot, WindowView
@@ -233,10 +234,14 @@ class Replayer:
         self.rows: list[Row] = []
 
     def feed(self, data: bytes) -> None:
+        self.feed_all([data])
+
+    def feed_all(self, chunks: Sequence[bytes]) -> None:
+        """Chunks of the log in turn, applied as one batch (``Engine.decode_all``)."""
         # Records held for want of a time are not in the engine yet, nor in the count that
         # completes ``freeze_first``: they come first when the engine takes them.
         held = sum(self.engine.predictions(b) for b in self._pending)
-        for batch in self.engine.decode_pieces(data, ahead=held):
+        for batch in self.engine.decode_all(chunks, ahead=held):
             self._feed(batch)
 
     def _feed(self, batch: Batch) -> None:
@@ -382,6 +387,14 @@ def replay(
     source: str = "log",
 ) -> Report:
     replayer = Replayer(config, reference, every, thresholds, for_seconds, source)
+    group: list[bytes] = []
+    size = 0
     for chunk in chunks:
-        replayer.feed(chunk)
+        group.append(chunk)
+        size += len(chunk)
+        if size >= APPLY_BYTES:
+            replayer.feed_all(group)
+            group, size = [], 0
+    if group:
+        replayer.feed_all(group)
     return replayer.finish()

@@ -49,10 +49,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Read at most this much per poll, then let the caller checkpoint and look again: bounds how long
-# a burst can hold off a checkpoint or a shutdown, and the bytes a poll holds at once (8 MiB
-# read ahead of decoding put the catching-up sidecar at 68 MiB peak RSS; 2 MiB at 62, at the
-# same speed). The ingest loop and the tests both use it.
-POLL_BUDGET_BYTES = 2 << 20
+# a burst can hold off a checkpoint or a shutdown, and the bytes a poll holds at once. A poll's
+# chunks of one source are applied as one batch (Engine.decode_all), so the budget is also the
+# largest batch. The ingest loop and the tests both use it.
+POLL_BUDGET_BYTES = 4 << 20
 _REOPEN_ERRNOS = frozenset({errno.ESTALE, errno.EBADF})
 Matched = dict[Key, tuple[str, os.stat_result]]  # what one poll found: identity -> (path, stat)
 
