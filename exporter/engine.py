@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from exporter.anomaly import UNPROCESSABLE, Kind
@@ -166,7 +166,7 @@ class Engine:
         """Live: complete lines that arrived at ``now``."""
         return self.ingest_all([data], now)
 
-    def ingest_all(self, chunks: Sequence[bytes], now: float) -> Counts:
+    def ingest_all(self, chunks: Iterable[bytes], now: float) -> Counts:
         """Live: chunks of complete lines, read in turn from one source, that arrived at
         ``now`` (see ``decode_all``)."""
         self.advance(now)
@@ -176,17 +176,19 @@ class Engine:
         return counts
 
     def decode_all(
-        self, chunks: Sequence[bytes], now: float | None = None, ahead: int = 0
+        self, chunks: Iterable[bytes], now: float | None = None, ahead: int = 0
     ) -> list[Batch]:
         """Chunks read in turn, decoded one at a time (a chunk is sized for the decoder's
         caches) and returned as one batch to apply: what follows decoding costs dozens of
-        numpy calls per field and batch, so it is paid once for several chunks. While
-        ``freeze_first`` is counting, the batches are kept apart (``decode_pieces``), the
-        records held before each chunk counted in ``ahead``."""
+        numpy calls per field and batch, so it is paid once for several chunks. No chunk is
+        held past its decoding, so an iterator that lets each go keeps one chunk in memory.
+        While ``freeze_first`` is counting, the batches are kept apart (``decode_pieces``),
+        the records held before each chunk counted in ``ahead``."""
         batches: list[Batch] = []
         for data in chunks:
             held = ahead + sum(self.predictions(b) for b in batches) if self._freezer else 0
             batches.extend(self.decode_pieces(data, now, held))
+            del data
         if self._freezer is not None or len(batches) < 2:
             return batches
         return [Batch.concat(batches)]

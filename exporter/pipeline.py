@@ -10,12 +10,10 @@ the reference file's reloads.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
-from operator import attrgetter
+from collections.abc import Callable, Iterable, Iterator
 
 from exporter.clock import Clock
 from exporter.config_types import DriftConfig, TailConfig
@@ -28,6 +26,26 @@ from exporter.tail.watch import Waker
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 20.0  # at stop, read what was written before the signal for at most this long
+
+
+def _runs(polled: list[Chunk]) -> list[list[Chunk]]:
+    """A poll's chunks as runs read from one source each, in the order read."""
+    runs: list[list[Chunk]] = []
+    for chunk in polled:
+        if runs and runs[-1][0].source == chunk.source:
+            runs[-1].append(chunk)
+        else:
+            runs.append([chunk])
+    return runs
+
+
+def _taken(run: list[Chunk]) -> Iterator[bytes]:
+    """The bytes of a run's chunks in turn, each removed from the run as it is taken: a poll
+    reads up to 4 MiB, and the engine decodes one chunk at a time, so only one chunk is held
+    while the others are decoded and the batch is applied."""
+    run.reverse()
+    while run:
+        yield run.pop().data
 
 
 class Pipeline:
@@ -74,8 +92,10 @@ class Pipeline:
             self._reference_file.poll(self._engine.reload)
         self._engine.advance(self._clock.now())
         lines = 0
-        for _, chunks in itertools.groupby(self._tailer.poll_once(), attrgetter("source")):
-            lines += self.ingest(list(chunks))
+        for run in _runs(self._tailer.poll_once()):
+            source = run[0].source
+            lines += sum(chunk.lines for chunk in run)
+            self.ingest(source, _taken(run))
         self._polled.set()
         return lines
 
@@ -98,18 +118,16 @@ class Pipeline:
         if self._reference_file is not None:
             self._reference_file.invalidate()
 
-    def ingest(self, chunks: list[Chunk]) -> int:
-        """Chunks read in turn from one source, as one batch; returns their lines."""
+    def ingest(self, source: str, chunks: Iterable[bytes]) -> None:
+        """Chunks read in turn from one source, applied as one batch."""
         started = self._clock.monotonic()
         now = self._clock.now()
-        source = chunks[0].source
-        counts = self._engine.ingest_all([chunk.data for chunk in chunks], now)
+        counts = self._engine.ingest_all(chunks, now)
         with self._lock:
             for reason, count in counts.parse_errors.items():
                 self._parse_errors[(source, reason)] += count
             self._last_read[source] = now
             self._ingest_seconds += self._clock.monotonic() - started
-        return sum(chunk.lines for chunk in chunks)
 
     def flush_positions_if_due(self) -> None:
         now = self._clock.monotonic()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -236,7 +236,7 @@ class Replayer:
     def feed(self, data: bytes) -> None:
         self.feed_all([data])
 
-    def feed_all(self, chunks: Sequence[bytes]) -> None:
+    def feed_all(self, chunks: Iterable[bytes]) -> None:
         """Chunks of the log in turn, applied as one batch (``Engine.decode_all``)."""
         # Records held for want of a time are not in the engine yet, nor in the count that
         # completes ``freeze_first``: they come first when the engine takes them.
@@ -387,14 +387,24 @@ def replay(
     source: str = "log",
 ) -> Report:
     replayer = Replayer(config, reference, every, thresholds, for_seconds, source)
-    group: list[bytes] = []
-    size = 0
-    for chunk in chunks:
-        group.append(chunk)
-        size += len(chunk)
-        if size >= APPLY_BYTES:
-            replayer.feed_all(group)
-            group, size = [], 0
-    if group:
+    blocks = iter(chunks)
+    for first in blocks:
+        group = _group(first, blocks)
+        del first  # the group holds it until the engine takes it
         replayer.feed_all(group)
     return replayer.finish()
+
+
+def _group(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """``first`` and the blocks after it, up to ``APPLY_BYTES`` in all, read as they are
+    taken: the engine decodes one at a time, so one block is held, as live."""
+    size = len(first)
+    yield first
+    del first
+    while size < APPLY_BYTES:
+        block = next(rest, None)
+        if block is None:
+            return
+        size += len(block)
+        yield block
+        del block
