@@ -41,7 +41,7 @@ def _runs(polled: list[Chunk]) -> list[list[Chunk]]:
 
 def _taken(run: list[Chunk]) -> Iterator[bytes]:
     """The bytes of a run's chunks in turn, each removed from the run as it is taken: a poll
-    reads up to 4 MiB, and the engine decodes one chunk at a time, so only one chunk is held
+    reads up to 2 MiB, and the engine decodes one chunk at a time, so only one chunk is held
     while the others are decoded and the batch is applied."""
     run.reverse()
     while run:

@@ -180,7 +180,7 @@ def test_the_drain_at_stop_reads_what_was_written_before_it_and_not_what_keeps_c
     config = _config(tmp_path)
     log = tmp_path / "p.jsonl"
     line = json.dumps({"p": 0.5, "pad": "x" * 200}) + "\n"
-    backlog = 60_000  # ~13 MB: several polls' budget (POLL_BUDGET_BYTES)
+    backlog = 30_000  # ~6.5 MB: several polls' budget (POLL_BUDGET_BYTES)
     log.write_text(line * backlog)
     pipeline, state = _pipeline(config)
     real = Engine.ingest_all

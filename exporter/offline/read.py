@@ -13,7 +13,7 @@ from exporter.clock import SystemClock
 BLOCK_BYTES = 1 << 20
 # Blocks decoded in turn are applied together up to this many bytes (Engine.decode_all): the
 # live loop's poll budget (exporter/tail/tailer.py), so replay's batches are the catch-up's.
-APPLY_BYTES = 4 << 20
+APPLY_BYTES = 2 << 20
 
 
 def read_chunks(path: str, block: int = BLOCK_BYTES) -> Iterator[bytes]:

@@ -52,7 +52,7 @@ T = TypeVar("T")
 # a burst can hold off a checkpoint or a shutdown, and the bytes a poll holds at once. A poll's
 # chunks of one source are applied as one batch (Engine.decode_all), so the budget is also the
 # largest batch. The ingest loop and the tests both use it.
-POLL_BUDGET_BYTES = 4 << 20
+POLL_BUDGET_BYTES = 2 << 20
 _REOPEN_ERRNOS = frozenset({errno.ESTALE, errno.EBADF})
 Matched = dict[Key, tuple[str, os.stat_result]]  # what one poll found: identity -> (path, stat)
 
