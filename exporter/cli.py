@@ -21,7 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from exporter import __version__
-from exporter.allocator import keep_batch_memory
+from exporter.allocator import collect_less, keep_batch_memory
 from exporter.config import load_config
 from exporter.config_types import Config
 from exporter.errors import ConfigError
@@ -435,6 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("watchdog").setLevel(max(level, logging.INFO))
     if args.command in ("run", "baseline", "replay", "demo"):
         keep_batch_memory()
+        collect_less()
     try:
         if args.command == "run":
             return _run(args)
