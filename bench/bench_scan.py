@@ -1,0 +1,97 @@
+"""CPU cost of the native scanner alone (exporter/_scan.c), in nanoseconds per line.
+
+The scanner is the first per-line cost of ingestion: this reads a realistic log (bench/realistic.py,
+mapped by bench/realistic.yaml) in the tailer's 1 MiB chunks and times, in CPU seconds, the
+compiled ``scan`` call by itself and the whole ``NativeScanner.scan`` (with the numpy views and
+the merge of lines left to the exact path). The best of a few rounds is printed, since the
+machine may be shared: compare figures of one run, not across runs.
+
+    .venv/bin/python bench/bench_scan.py                      # a generated 1M-line log
+    .venv/bin/python bench/bench_scan.py --log /tmp/realistic-2000000.jsonl --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.realistic import Shape, write_log  # noqa: E402
+from exporter import decode  # noqa: E402
+from exporter.config import load_config  # noqa: E402
+from exporter.decode import Decoder  # noqa: E402
+
+
+def chunks_of(data: bytes, size: int) -> list[bytes]:
+    out, start = [], 0
+    while start < len(data):
+        stop = data.rfind(b"\n", start, start + size) + 1 if start + size < len(data) else len(data)
+        out.append(data[start:stop])
+        start = stop
+    return out
+
+
+def best(rounds: int, run: Callable[[], None]) -> float:
+    """The least CPU seconds of ``rounds`` runs."""
+    times = []
+    for _ in range(rounds):
+        started = time.process_time()
+        run()
+        times.append(time.process_time() - started)
+    return min(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--log", type=Path, help="a log of bench/realistic.py's shape")
+    parser.add_argument("--lines", type=int, default=1_000_000, help="lines to generate")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=1 << 20, help="bytes a scan call reads")
+    args = parser.parse_args()
+
+    config = load_config(ROOT / "bench" / "realistic.yaml")
+    decoder = Decoder(config.fields)
+    native = decoder._native
+    if native is None:
+        print("the native scanner is not available (not compiled, or turned off)")
+        return 1
+    if args.log is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "realistic.jsonl"
+            write_log(path, args.lines, Shape())
+            data = path.read_bytes()
+    else:
+        data = args.log.read_bytes()
+    chunks = chunks_of(data, args.chunk)
+    lines = data.count(b"\n")
+    del data
+    scanner = native._scanner
+
+    def compiled() -> None:
+        for chunk in chunks:
+            scanner.scan(chunk)
+
+    def whole() -> None:
+        def exact(view: memoryview, out: list[object]) -> None:
+            decoder._decode_piece(view, out, [], Counter())
+
+        for chunk in chunks:
+            native.scan(chunk, exact, decode.PIECE_BYTES)
+
+    rows = sum(scanner.scan(chunk)[0] for chunk in chunks)
+    print(f"{lines:,} lines in {len(chunks)} chunks of {args.chunk:,} bytes; {rows:,} scanned")
+    for label, run in (("compiled scan", compiled), ("NativeScanner.scan", whole)):
+        seconds = best(args.rounds, run)
+        print(f"  {label:<20} {seconds * 1e9 / lines:7.1f} ns/line  {lines / seconds:>12,.0f} lines/cpu-s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
