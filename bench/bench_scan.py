@@ -38,13 +38,20 @@ def chunks_of(data: bytes, size: int) -> list[bytes]:
     return out
 
 
-def best(rounds: int, run: Callable[[], None]) -> float:
-    """The least CPU seconds of ``rounds`` runs."""
+def best(rounds: int, chunks: list[bytes], scan: Callable[[bytes], object]) -> float:
+    """The least CPU seconds of ``rounds`` passes over the chunks. Each chunk is read once
+    before its timed call (the tailer counts its lines), so it is in the cache as the sidecar's
+    is, and the result is dropped inside the timed part (freeing it is part of the cost)."""
     times = []
     for _ in range(rounds):
-        started = time.process_time()
-        run()
-        times.append(time.process_time() - started)
+        total = 0.0
+        for chunk in chunks:
+            chunk.count(b"\n")
+            started = time.process_time()
+            result = scan(chunk)
+            del result
+            total += time.process_time() - started
+        times.append(total)
     return min(times)
 
 
@@ -74,21 +81,16 @@ def main() -> int:
     del data
     scanner = native._scanner
 
-    def compiled() -> None:
-        for chunk in chunks:
-            scanner.scan(chunk)
+    def exact(view: memoryview, out: list[object]) -> None:
+        decoder._decode_piece(view, out, [], Counter())
 
-    def whole() -> None:
-        def exact(view: memoryview, out: list[object]) -> None:
-            decoder._decode_piece(view, out, [], Counter())
-
-        for chunk in chunks:
-            native.scan(chunk, exact, decode.PIECE_BYTES)
+    def whole(chunk: bytes) -> object:
+        return native.scan(chunk, exact, decode.PIECE_BYTES)
 
     rows = sum(scanner.scan(chunk)[0] for chunk in chunks)
     print(f"{lines:,} lines in {len(chunks)} chunks of {args.chunk:,} bytes; {rows:,} scanned")
-    for label, run in (("compiled scan", compiled), ("NativeScanner.scan", whole)):
-        seconds = best(args.rounds, run)
+    for label, scan in (("compiled scan", scanner.scan), ("NativeScanner.scan", whole)):
+        seconds = best(args.rounds, chunks, scan)
         print(f"  {label:<20} {seconds * 1e9 / lines:7.1f} ns/line  {lines / seconds:>12,.0f} lines/cpu-s")
     return 0
 

@@ -69,6 +69,49 @@ typedef struct {
     PyObject *text;
 } Cached;
 
+/* The bytes from the end of one value to the start of the next that named a mapped key last
+ * time: a log writes its keys in one order with the same separators, so most keys are read by
+ * comparing these bytes a word at a time, without lexing them. ``first``: whether they were read
+ * as an object's first member (no comma before them); the comparison holds only in the same state,
+ * since the bytes were read by the generic path in that state and it reads them alike each time. */
+#define PREFIX_WORDS 6
+typedef struct {
+    uint64_t word[PREFIX_WORDS]; /* the bytes, zero after len */
+    uint64_t mask;               /* the bytes of the last word that count */
+    int len;                     /* 0: none learned */
+    int words;
+    int first;
+    int entry; /* the entry the generic path found for them */
+} Prefix;
+
+static inline int prefix_match(const Prefix *x, int first, const u8 *p, const u8 *end) {
+    if (!x->len || x->first != first || end - p < (Py_ssize_t)x->words * 8) return 0;
+    int last = x->words - 1;
+    uint64_t v;
+    for (int k = 0; k < last; k++) {
+        memcpy(&v, p + 8 * k, 8);
+        if (v != x->word[k]) return 0;
+    }
+    memcpy(&v, p + 8 * last, 8);
+    /* and a value after them: the generic path would have skipped more whitespace */
+    return ((v ^ x->word[last]) & x->mask) == 0 && p + x->len < end && !is_ws(p[x->len]);
+}
+
+static void prefix_learn(Prefix *ways, int first, const u8 *from, Py_ssize_t len, int entry) {
+    if (len <= 0 || len > PREFIX_WORDS * 8) return;
+    if (ways[0].len) ways[1] = ways[0]; /* two ways: a key that varies between two others */
+    Prefix *x = &ways[0];
+    u8 bytes[PREFIX_WORDS * 8] = {0}, mask[8] = {0};
+    memcpy(bytes, from, (size_t)len);
+    memcpy(x->word, bytes, sizeof bytes);
+    x->words = (int)((len + 7) / 8);
+    memset(mask, 0xFF, (size_t)(len - (x->words - 1) * 8));
+    memcpy(&x->mask, mask, 8);
+    x->len = (int)len;
+    x->first = first;
+    x->entry = entry;
+}
+
 /* The state of one scan call. */
 typedef struct {
     Scanner *s;
@@ -78,10 +121,11 @@ typedef struct {
     double *ts;        /* [cap] */
     u8 *given;         /* [cap] */
     PyObject *raw;     /* the row's timestamp string the scanner could not read, or NULL */
-    u8 *seen;          /* [n_entries], this row */
-    /* Lines of a log list their keys in one order: the entry that came after each entry
-     * (after[n_entries + node]: first in the node) last time is tried first. */
-    int *after;
+    Py_ssize_t line;   /* the number of the line being read, from 1 */
+    Py_ssize_t *seen;  /* [n_entries] the line each mapped key was last read on */
+    /* Keys by the bytes before their values, learned per entry: the key after each entry
+     * (prefix[2 * (n_entries + node)]: first in the node), in two ways. */
+    Prefix *prefix;
     Cached *cache;     /* [n_obj][CACHE] strings made lately, by column */
     int *cache_next;   /* [n_obj] the cache slot to fill next */
 } Scan;
@@ -252,49 +296,62 @@ static int leaf_value(Scan *sc, const Leaf *leaf, const u8 **pp, const u8 *end) 
     return GOOD;
 }
 
+
 /* An object whose keys are looked up among a node's mapped keys; p is at its '{'. */
 static int parse_object(Scan *sc, int node_index, const u8 **pp, const u8 *end) {
     const Node *node = &sc->s->nodes[node_index];
     const Entry *entries = sc->s->entries + node->first;
-    const u8 *p = skip_ws(*pp + 1, end);
+    const u8 *p = *pp + 1;
     int last = -1; /* the entry of the last mapped key read */
-    if (p < end && *p == '}') {
-        *pp = p + 1;
-        return GOOD;
-    }
+    int first = 1;
     for (;;) {
-        int ascii;
-        if (p >= end || *p != '"') return BAD;
-        const u8 *key = ++p;
-        if (lex_string(&p, end, 0, &ascii) != GOOD) return BAD;
-        Py_ssize_t len = p - 1 - key;
-        p = skip_ws(p, end);
-        if (p >= end || *p != ':') return BAD;
-        p = skip_ws(p + 1, end);
-        int found = -1, count = node->count;
-        int *learn = &sc->after[last >= 0 ? node->first + last : sc->s->n_entries + node_index];
-        int guess = *learn;
-        if (guess < count && entries[guess].len == len &&
-            same(entries[guess].key, key, len)) {
-            found = guess;
+        Prefix *ways =
+            sc->prefix + 2 * (last >= 0 ? node->first + last : sc->s->n_entries + node_index);
+        int found;
+        if (prefix_match(&ways[0], first, p, end)) {
+            found = ways[0].entry;
+            p += ways[0].len;
+        } else if (prefix_match(&ways[1], first, p, end)) {
+            found = ways[1].entry;
+            p += ways[1].len;
         } else {
-            for (int k = 0; k < count; k++) {
+            const u8 *from = p;
+            p = skip_ws(p, end);
+            if (p < end && *p == '}') {
+                *pp = p + 1;
+                return GOOD;
+            }
+            if (!first) {
+                if (p >= end || *p != ',') return BAD;
+                p = skip_ws(p + 1, end);
+            }
+            int ascii;
+            if (p >= end || *p != '"') return BAD;
+            const u8 *key = ++p;
+            if (lex_string(&p, end, 0, &ascii) != GOOD) return BAD;
+            Py_ssize_t len = p - 1 - key;
+            p = skip_ws(p, end);
+            if (p >= end || *p != ':') return BAD;
+            p = skip_ws(p + 1, end);
+            found = -1;
+            for (int k = 0; k < node->count; k++) {
                 if (entries[k].len == len && same(entries[k].key, key, len)) {
                     found = k;
-                    *learn = k;
                     break;
                 }
             }
+            if (found >= 0 && p < end) prefix_learn(ways, first, from, p - from, found);
         }
-        if (found >= 0) last = found;
+        first = 0;
         int result;
         if (found < 0) {
             result = skip_value(&p, end, 1);
         } else {
+            last = found;
             const Entry *entry = &entries[found];
             int at = node->first + found;
-            if (sc->seen[at]) return BAD; /* a mapped key twice: the exact path says which */
-            sc->seen[at] = 1;
+            if (sc->seen[at] == sc->line) return BAD; /* a mapped key twice: the exact path says which */
+            sc->seen[at] = sc->line;
             if (entry->leaf >= 0) {
                 result = leaf_value(sc, &sc->s->leaves[entry->leaf], &p, end);
             } else if (p < end && *p == '{') {
@@ -304,16 +361,6 @@ static int parse_object(Scan *sc, int node_index, const u8 **pp, const u8 *end) 
             }
         }
         if (result != GOOD) return result;
-        p = skip_ws(p, end);
-        if (p < end && *p == ',') {
-            p = skip_ws(p + 1, end);
-            continue;
-        }
-        if (p < end && *p == '}') {
-            *pp = p + 1;
-            return GOOD;
-        }
-        return BAD;
     }
 }
 
@@ -455,7 +502,7 @@ static void start_row(Scan *sc) {
     for (int c = 0; c < s->n_num; c++) sc->num[(Py_ssize_t)c * sc->cap + sc->row] = NAN;
     sc->ts[sc->row] = NAN;
     sc->given[sc->row] = 0;
-    memset(sc->seen, 0, (size_t)s->n_entries + 1);
+    sc->line++;
 }
 
 /* scan(data) -> (rows, numbers, objects, seconds, given, raw, starts, bad)
@@ -487,12 +534,12 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     raw = PyList_New(0);
     bad = PyList_New(0);
     sc.obj = PyMem_Calloc((size_t)(cap * self->n_obj) + 1, sizeof(PyObject *));
-    sc.seen = PyMem_Calloc((size_t)self->n_entries + 1, 1);
-    sc.after = PyMem_Calloc((size_t)(self->n_entries + self->n_nodes) + 1, sizeof(int));
+    sc.seen = PyMem_Calloc((size_t)self->n_entries + 1, sizeof(Py_ssize_t));
+    sc.prefix = PyMem_Calloc(2 * (size_t)(self->n_entries + self->n_nodes) + 1, sizeof(Prefix));
     sc.cache = PyMem_Calloc((size_t)self->n_obj * CACHE + 1, sizeof(Cached));
     sc.cache_next = PyMem_Calloc((size_t)self->n_obj + 1, sizeof(int));
     if (!numbers || !seconds || !given || !starts || !raw || !bad || !sc.obj || !sc.seen ||
-        !sc.after || !sc.cache || !sc.cache_next) {
+        !sc.prefix || !sc.cache || !sc.cache_next) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto done;
     }
@@ -574,7 +621,7 @@ done:
     }
     Py_XDECREF(sc.raw);
     PyMem_Free(sc.seen);
-    PyMem_Free(sc.after);
+    PyMem_Free(sc.prefix);
     PyMem_Free(sc.cache);
     PyMem_Free(sc.cache_next);
     Py_XDECREF(numbers);
