@@ -308,6 +308,10 @@ static int parse_object(Scan *sc, int node_index, const u8 **pp, const u8 *end) 
         Prefix *ways =
             sc->prefix + 2 * (last >= 0 ? node->first + last : sc->s->n_entries + node_index);
         int found;
+        if (p < end && *p == '}') { /* as the generic path reads it: no whitespace to skip */
+            *pp = p + 1;
+            return GOOD;
+        }
         if (prefix_match(&ways[0], first, p, end)) {
             found = ways[0].entry;
             p += ways[0].len;
@@ -340,7 +344,7 @@ static int parse_object(Scan *sc, int node_index, const u8 **pp, const u8 *end) 
                     break;
                 }
             }
-            if (found >= 0 && p < end) prefix_learn(ways, first, from, p - from, found);
+            if (p < end) prefix_learn(ways, first, from, p - from, found);
         }
         first = 0;
         int result;
@@ -548,55 +552,66 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     sc.given = (u8 *)PyByteArray_AS_STRING(given);
     int64_t *offsets = (int64_t *)PyByteArray_AS_STRING(starts);
 
+    /* A line is parsed up to the chunk's end, not its own: no part of the parser reads past a
+     * newline (not whitespace to JSON lines, not allowed in a string, no part of any token), so
+     * a record read whole ends at its newline, and the end of a line is searched for only when
+     * the line is left to the exact path. */
     for (const u8 *line = data; line < stop;) {
-        const u8 *newline = memchr(line, '\n', (size_t)(stop - line));
-        const u8 *end = newline ? newline : stop;
-        const u8 *next = newline ? newline + 1 : stop;
-        const u8 *p = skip_ws(line, end);
-        if (p < end) {
-            int outcome = BAD;
-            start_row(&sc);
-            if (*p == '{') {
-                outcome = parse_object(&sc, 0, &p, end);
-                if (outcome == GOOD && skip_ws(p, end) != end) outcome = BAD;
-            }
-            if (outcome == ERROR) {
-                clear_row(&sc);
-                goto done;
-            }
+        const u8 *p = skip_ws(line, stop);
+        if (p == stop) break;
+        if (*p == '\n') { /* a blank line */
+            line = p + 1;
+            continue;
+        }
+        int outcome = BAD;
+        start_row(&sc);
+        if (*p == '{') {
+            outcome = parse_object(&sc, 0, &p, stop);
             if (outcome == GOOD) {
-                if (sc.raw) {
-                    PyObject *pair = Py_BuildValue("(nN)", sc.row, sc.raw);
-                    sc.raw = NULL;
-                    if (!pair || PyList_Append(raw, pair) < 0) {
-                        Py_XDECREF(pair);
-                        clear_row(&sc);
-                        goto done;
-                    }
-                    Py_DECREF(pair);
-                }
-                for (int c = 0; c < self->n_obj; c++) {
-                    PyObject **slot = &sc.obj[(Py_ssize_t)c * cap + sc.row];
-                    if (!*slot) {
-                        Py_INCREF(Py_None);
-                        *slot = Py_None;
-                    }
-                }
-                offsets[sc.row] = line - data;
-                sc.row++;
-            } else {
-                clear_row(&sc);
-                PyObject *item = Py_BuildValue("(nnO)", (Py_ssize_t)(line - data),
-                                               (Py_ssize_t)(next - data),
-                                               entangled(line, end) ? Py_True : Py_False);
-                if (!item || PyList_Append(bad, item) < 0) {
-                    Py_XDECREF(item);
-                    goto done;
-                }
-                Py_DECREF(item);
+                p = skip_ws(p, stop);
+                if (p < stop && *p != '\n') outcome = BAD;
             }
         }
-        line = next;
+        if (outcome == ERROR) {
+            clear_row(&sc);
+            goto done;
+        }
+        if (outcome == GOOD) {
+            if (sc.raw) {
+                PyObject *pair = Py_BuildValue("(nN)", sc.row, sc.raw);
+                sc.raw = NULL;
+                if (!pair || PyList_Append(raw, pair) < 0) {
+                    Py_XDECREF(pair);
+                    clear_row(&sc);
+                    goto done;
+                }
+                Py_DECREF(pair);
+            }
+            for (int c = 0; c < self->n_obj; c++) {
+                PyObject **slot = &sc.obj[(Py_ssize_t)c * cap + sc.row];
+                if (!*slot) {
+                    Py_INCREF(Py_None);
+                    *slot = Py_None;
+                }
+            }
+            offsets[sc.row] = line - data;
+            sc.row++;
+            line = p < stop ? p + 1 : stop;
+        } else {
+            clear_row(&sc);
+            const u8 *newline = memchr(line, '\n', (size_t)(stop - line));
+            const u8 *end = newline ? newline : stop;
+            const u8 *next = newline ? newline + 1 : stop;
+            PyObject *item = Py_BuildValue("(nnO)", (Py_ssize_t)(line - data),
+                                           (Py_ssize_t)(next - data),
+                                           entangled(line, end) ? Py_True : Py_False);
+            if (!item || PyList_Append(bad, item) < 0) {
+                Py_XDECREF(item);
+                goto done;
+            }
+            Py_DECREF(item);
+            line = next;
+        }
     }
 
     objects = PyList_New(self->n_obj);
