@@ -46,6 +46,24 @@ static inline int same(const void *a, const void *b, Py_ssize_t n) {
     return 1;
 }
 
+/* The first k bytes of an 8-byte load (k = 0..8), whatever the byte order: set by init_tables. */
+static uint64_t FIRST_BYTES[9];
+
+static inline uint64_t load8(const u8 *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Equal bytes where both sides have eight bytes readable from their start (and so past a short
+ * string): whole words, the last one overlapping or masked, and no loop for the usual length. */
+static inline int same_padded(const u8 *a, const u8 *b, Py_ssize_t n) {
+    if (n <= 8) return ((load8(a) ^ load8(b)) & FIRST_BYTES[n]) == 0;
+    for (Py_ssize_t k = 0; k + 8 < n; k += 8)
+        if (load8(a + k) != load8(b + k)) return 0;
+    return load8(a + n - 8) == load8(b + n - 8);
+}
+
 static inline const u8 *skip_ws(const u8 *p, const u8 *end) {
     while (p < end && is_ws(*p)) p++;
     return p;
@@ -85,6 +103,11 @@ static u8 PLAIN[256]; /* 1: a byte that stands for itself in a string (printable
 
 static void init_tables(void) {
     for (int c = 0x20; c < 0x80; c++) PLAIN[c] = c != '"' && c != '\\';
+    for (int k = 0; k <= 8; k++) {
+        u8 bytes[8] = {0};
+        memset(bytes, 0xFF, (size_t)k);
+        memcpy(&FIRST_BYTES[k], bytes, 8);
+    }
 }
 
 static int lex_string(const u8 **pp, const u8 *end, int escapes, int *ascii) {
@@ -101,7 +124,13 @@ static int lex_string(const u8 **pp, const u8 *end, int escapes, int *ascii) {
             __m128i v = _mm_loadu_si128((const __m128i *)p);
             __m128i odd = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
             odd = _mm_or_si128(odd, _mm_cmplt_epi8(v, _mm_add_epi8(space, _mm_set1_epi8(1))));
-            if (_mm_movemask_epi8(odd)) break;
+            int mask = _mm_movemask_epi8(odd);
+            if (mask) {
+#ifdef __GNUC__
+                p += __builtin_ctz((unsigned)mask); /* straight to it */
+#endif
+                break;
+            }
             p += 16;
         }
 #endif
@@ -230,6 +259,70 @@ static int lex_number(const u8 **pp, const u8 *end, Number *n) {
     *pp = p;
     return GOOD;
 }
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* Eight bytes at a time (SWAR): a log's numbers are mostly a few digits, a point and a few
+ * more, and finding where the digits stop and adding them up byte by byte was most of their
+ * cost. Little-endian only (the first byte of a load is its lowest); elsewhere lex_number. */
+#define DIGITS_ZERO 0x3030303030303030ULL
+
+static const uint64_t POW10_INT[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
+
+/* How many of the bytes of x (loaded, xor '0') are digits before the first that is not: a
+ * digit is a byte below 10. Adding 0x76 sets the top bit of a byte of 10 or more; a carry out
+ * of one byte only reaches later bytes, so the first flagged byte is right. */
+static inline int digit_run(uint64_t x) {
+    uint64_t odd = ((x + 0x7676767676767676ULL) | x) & 0x8080808080808080ULL;
+    return odd ? __builtin_ctzll(odd) >> 3 : 8;
+}
+
+/* The value of the first n (1..7) digits of x (loaded, xor '0'): shifted up, the bytes below
+ * them are leading zeros, then pairs, quads and the whole are summed by three multiplies. */
+static inline uint64_t digits_value(uint64_t x, int n) {
+    x <<= 8 * (8 - n);
+    x = x * 10 + (x >> 8);
+    return (((x & 0x000000FF000000FFULL) * 0x000F424000000064ULL) +
+            (((x >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >>
+           32;
+}
+
+/* lex_number for the usual shape, ``-?(0|[1-9]d{0,6})(.d{1,7})?`` with no exponent, as
+ * lex_number reads it (the digits all kept: exact, at most 14, so Clinger's path takes it);
+ * anything else, or the last bytes of a chunk, goes to lex_number. */
+static inline int lex_number_fast(const u8 **pp, const u8 *end, Number *n) {
+    const u8 *p = *pp;
+    if (end - p < 24) return lex_number(pp, end, n);
+    int neg = *p == '-';
+    const u8 *q = p + neg;
+    uint64_t x = load8(q) ^ DIGITS_ZERO;
+    int whole = digit_run(x);
+    if (whole == 0 || whole == 8 || (whole > 1 && *q == '0')) return lex_number(pp, end, n);
+    uint64_t mant = digits_value(x, whole);
+    q += whole;
+    int frac = 0;
+    if (*q == '.') {
+        uint64_t y = load8(q + 1) ^ DIGITS_ZERO;
+        frac = digit_run(y);
+        if (frac == 0 || frac == 8) return lex_number(pp, end, n);
+        mant = mant * POW10_INT[frac] + digits_value(y, frac);
+        q += 1 + frac;
+    }
+    if (*q == 'e' || *q == 'E') return lex_number(pp, end, n);
+    n->start = p;
+    n->len = q - p;
+    n->neg = neg;
+    n->integral = frac == 0;
+    n->exact = 1;
+    n->mant = mant;
+    n->digits = whole + frac; /* at least the significant ones (leading zeros too): <= 14 */
+    n->int_digits = whole;
+    n->exp10 = -frac;
+    *pp = q;
+    return GOOD;
+}
+#else
+#define lex_number_fast lex_number
+#endif
 
 /* The correctly rounded double of a number (as msgspec and Python read it). */
 static int number_value(const Number *n, double *out) {
