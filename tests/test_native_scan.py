@@ -444,3 +444,140 @@ def test_a_log_that_escapes_its_text_decodes_alike() -> None:
     chunk = b"\n".join(lines) + b"\n"
     assert b"\\u00fc" in chunk
     assert_same_decoding(EXAMPLE, [chunk], keep_labels=True)
+
+
+# -- the fast paths ---------------------------------------------------------------------------
+# The scanner reads a key by comparing the bytes before its value with those it learned on an
+# earlier line, a usual number with two 8-byte loads, and a category through a cache hashed on
+# its bytes. Lines that share a shape but differ at those edges must still decode alike.
+
+# Keys that share prefixes: one the first 8 bytes of another, one of 16 bytes, and unmapped
+# keys that are prefixes of mapped ones.
+PREFIXED = parse_config(
+    example_config(
+        UNREAD,
+        fields={
+            "timestamp": "ts",
+            "model": "model",
+            "prediction": "score",
+            "predicted_class": "cls",
+            "features": [
+                {"name": "a", "path": "f.amount", "type": "numeric"},
+                {"name": "b", "path": "f.amount_usd", "type": "numeric"},
+                {"name": "c", "path": "f.abcdefgh", "type": "categorical"},
+                {"name": "d", "path": "f.abcdefghi", "type": "categorical"},
+                {"name": "e", "path": "f.abcdefghijklmnop", "type": "categorical"},
+            ],
+        },
+    )
+).fields
+TOP_KEYS = ["ts", "model", "score", "cls", "other", "scor", "f"]
+NESTED_KEYS = ["amount", "amount_usd", "amoun", "abcdefgh", "abcdefghi", "abcdefg"]
+NESTED_KEYS += ["abcdefghijklmnop", "abcdefghijklmno"]
+# JSON numbers and near misses: many digits, leading zeros, exponents, a bare point or sign.
+NUMBER = r"-?(0|[1-9][0-9]{0,9})(\.[0-9]{1,10})?([eE][+-]?[0-9]{1,3})?"
+number_texts = st.one_of(
+    st.from_regex(NUMBER, fullmatch=True),
+    st.sampled_from(["01", "00.5", "1.", ".5", "-", "-0", "-0.0", "1e", "1.5e+", "12345678"]),
+    st.sampled_from(["1234567.1234567", "0.00000001", "99999999.9", "-0.072", "4.04", "42"]),
+)
+# Equal lengths, mostly different bytes: 7, 8, 9, 15, 16 and 17 bytes among them.
+string_texts = st.text(alphabet="ab", min_size=6, max_size=18).map(json.dumps)
+raw_values = st.one_of(number_texts, string_texts, st.sampled_from(["null", "true", '"x"', "[1]"]))
+COLONS = [": ", ":", " : ", ":\t", ":  "]
+COMMAS = [", ", ",", " ,", ",  "]
+
+
+@st.composite
+def shaped_lines(draw: st.DrawFn) -> bytes:
+    """A record written as text: keys mostly in one order with one style of separators (so
+    the scanner learns them), now and then another style, order or value."""
+    style = draw(st.sampled_from([0] * 8 + [1, 2, 3, 4]))
+    colon, comma = COLONS[style], COMMAS[style % len(COMMAS)]
+
+    def members(keys: list[str]) -> str:
+        if draw(st.integers(0, 4)) == 0:
+            keys = draw(st.permutations(keys))
+        if draw(st.integers(0, 4)) == 0:
+            keys = keys[: draw(st.integers(0, len(keys)))]
+        return comma.join(f'"{key}"{colon}{value(key)}' for key in keys)
+
+    def value(key: str) -> str:
+        if key == "f":
+            return "{" + members(NESTED_KEYS[: draw(st.integers(0, len(NESTED_KEYS)))]) + "}"
+        if key == "ts" and draw(st.booleans()):
+            return '"2025-11-30T14:00:00.000Z"'
+        return draw(raw_values)
+
+    line = ("{" + members(TOP_KEYS) + "}").encode()
+    how = draw(st.sampled_from(["plain"] * 6 + ["cut", "tail"]))
+    if how == "cut":  # e.g. right after a colon, before the whitespace the scanner learned
+        line = line[: draw(st.integers(0, len(line)))]
+    elif how == "tail":
+        line += draw(st.sampled_from([b" ", b"\r", b" x", b"}", b","]))
+    return line
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    chunks=st.lists(st.lists(shaped_lines(), min_size=1, max_size=30), min_size=1, max_size=3),
+    newline=st.booleans(),
+    keep_labels=st.booleans(),
+)
+def test_learned_shapes_decode_alike(
+    chunks: list[list[bytes]], newline: bool, keep_labels: bool
+) -> None:
+    """Without a last newline, the last record ends where the chunk does: the word-at-a-time
+    reads there fall back to the byte-at-a-time ones."""
+    data = [b"\n".join(chunk) + (b"\n" if newline else b"") for chunk in chunks]
+    assert_same_decoding(PREFIXED, data, keep_labels)
+
+
+def _prefixed(**members: str) -> bytes:
+    return ("{" + ", ".join(f'"{key}": {value}' for key, value in members.items()) + "}").encode()
+
+
+LEARN = _prefixed(ts="1764511200", model='"m"', score="0.5", f='{"amount": 1.5, "abcdefgh": "x"}')
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        # a line cut right after a colon: the learned bytes must still end at a value
+        [LEARN, LEARN[: LEARN.index(b'"m"')], LEARN, LEARN[: LEARN.index(b'"m"') - 1], LEARN],
+        # the key bytes learned past a first member, then seen as the first: no comma allowed
+        [b'{"other": 1, "ts": 5}', b'{, "ts": 5}', b'{"ts": 5, "model": "m"}'],
+        # learned as a first member, then after an unmapped one without a comma
+        [b'{"ts": 5}', b'{"other": 1 "ts": 5}', b'{"other": 1, "ts": 5}'],
+        # other whitespace around the same keys
+        [LEARN, LEARN.replace(b": ", b" :"), LEARN.replace(b", ", b","), LEARN.replace(b":", b":\t")],
+        # a key that is a mapped key's first 8 bytes and longer, a prefix of it, one of 16 bytes
+        [
+            _prefixed(f='{"abcdefgh": "a", "abcdefghi": "b", "abcdefghijklmnop": "c"}'),
+            _prefixed(f='{"abcdefghi": "a", "abcdefgh": "b", "abcdefg": "c"}'),
+            _prefixed(f='{"abcdefgh": "a", "abcdefghijklmno": "c", "abcdefghijklmnop": "d"}'),
+            _prefixed(f='{"amount_usd": 2, "amount": 1, "amoun": 3}'),
+        ],
+        # equal-length category values of 8 and 16 bytes, differing at either end or inside
+        [
+            _prefixed(cls=json.dumps(value))
+            for value in [
+                "abcdefgh", "abcdefgX", "Xbcdefgh", "abcdefgh", "abcdefghabcdefgh",
+                "abcdefghabcdefgX", "abcdefgXabcdefgh", "abcdefghabcdefgh", "abcdefghXabcdefghabcd",
+                "abcdefghYabcdefghabcd", "", "a", "ab", "b",
+            ]
+        ],  # fmt: skip
+        # numbers at and past the fast path's reach, and invalid ones
+        [
+            _prefixed(score=text, f=f'{{"amount": {text}}}')
+            for text in [
+                "1234567.1234567", "12345678.1", "1.12345678", "0.0000001", "123456789012345678",
+                "1234567890123456789", "0.1e1", "1E-3", "-0", "-0.0", "0", "7", "01", "-01", "1.",
+                "-", "-.5", "1.5.5", "12345678901234567890.5", "0.00000000000000000000000001",
+            ]
+        ],  # fmt: skip
+    ],
+)
+def test_fast_path_edges_decode_alike(lines: list[bytes]) -> None:
+    chunk = b"\n".join(lines)
+    assert_same_decoding(PREFIXED, [chunk + b"\n", chunk, chunk + b"\n" + chunk], keep_labels=True)
