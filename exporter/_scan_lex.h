@@ -114,6 +114,7 @@ static int lex_string(const u8 **pp, const u8 *end, int escapes, int *ascii) {
     const u8 *p = *pp;
     *ascii = 1;
     while (p < end) {
+        int at_odd = 0; /* p is at the first byte that is not plain */
 #ifdef __SSE2__
         /* Sixteen bytes at a time while they are all plain: no quote, no backslash, no
          * control byte, nothing above ASCII (as signed bytes: -1 < c < 0x20 is false only
@@ -128,15 +129,18 @@ static int lex_string(const u8 **pp, const u8 *end, int escapes, int *ascii) {
             if (mask) {
 #ifdef __GNUC__
                 p += __builtin_ctz((unsigned)mask); /* straight to it */
+                at_odd = 1;
 #endif
                 break;
             }
             p += 16;
         }
 #endif
-        while (end - p >= 4 && PLAIN[p[0]] & PLAIN[p[1]] & PLAIN[p[2]] & PLAIN[p[3]]) p += 4;
-        while (p < end && PLAIN[*p]) p++;
-        if (p >= end) break;
+        if (!at_odd) {
+            while (end - p >= 4 && PLAIN[p[0]] & PLAIN[p[1]] & PLAIN[p[2]] & PLAIN[p[3]]) p += 4;
+            while (p < end && PLAIN[*p]) p++;
+            if (p >= end) break;
+        }
         u8 c = *p;
         if (c == '"') {
             *pp = p + 1;
@@ -362,8 +366,7 @@ static int number_value(const Number *n, double *out) {
         if (!isfinite(v) || (v == 0.0 && n->mant != 0)) return BAD; /* overflow, underflow */
         return GOOD;
     }
-    if (n->neg) v = -v;
-    if (!isfinite(v)) return BAD;
+    if (n->neg) v = -v; /* finite: below 2**53 times a power of ten of at most 22 */
     *out = v;
     return GOOD;
 }
