@@ -129,6 +129,7 @@ typedef struct {
      * (prefix[2 * (n_entries + node)]: first in the node), in two ways. */
     Prefix *prefix;
     Cached *cache;     /* [n_obj][CACHE] strings made lately, by column */
+    IsoMinute minute;  /* the minute of the last ISO-8601 timestamp read */
 } Scan;
 
 /* -- values ------------------------------------------------------------------------------ */
@@ -261,7 +262,7 @@ static int leaf_value(Scan *sc, const Leaf *leaf, const u8 **pp, const u8 *end) 
         if (kind == K_TIMESTAMP) {
             double seconds;
             sc->given[row] = 1;
-            if (ascii && iso_seconds(text, len, &seconds)) {
+            if (ascii && iso_seconds_from(text, len, &seconds, &sc->minute)) {
                 sc->ts[row] = seconds;
                 return GOOD;
             }

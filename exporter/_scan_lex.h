@@ -381,14 +381,59 @@ static const int DAYS_IN_MONTH[] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 3
 
 /* Epoch seconds of ``YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}][Z|±HH:MM]``, exactly as
  * exporter/timestamps.py reads that shape (integer microseconds, one division). 0 when the
- * text is not of the shape or not a valid time: the caller then hands it to Python. */
-static int iso_seconds(const u8 *s, Py_ssize_t n, double *out) {
-    if (n < 19 || n > 32) return 0;
-    static const int DIGITS[] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18};
-    for (int k = 0; k < 14; k++)
+ * text is not of the shape or not a valid time: the caller then hands it to Python. Read in two
+ * parts: the minute (the first 16 bytes), which the lines of a log share for a minute at a time
+ * (the scanner remembers the last one: IsoMinute), and the rest. */
+
+/* The microseconds since the epoch of ``YYYY-MM-DD[T ]HH:MM`` (s has at least 19 bytes), or 0
+ * with *ok unset where it is not a valid minute. */
+static int64_t iso_minute(const u8 *s, int *ok) {
+    static const int DIGITS[] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15};
+    *ok = 0;
+    for (int k = 0; k < 12; k++)
         if (!is_digit(s[DIGITS[k]])) return 0;
-    if (s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':') return 0;
+    if (s[4] != '-' || s[7] != '-' || s[13] != ':') return 0;
     if (s[10] != 'T' && s[10] != ' ') return 0;
+    int year = two(s) * 100 + two(s + 2);
+    int month = two(s + 5), day = two(s + 8);
+    int hour = two(s + 11), minute = two(s + 14);
+    if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59) return 0;
+    int leap = (year % 4 == 0) && ((year % 100 != 0) || (year % 400 == 0));
+    if (day > DAYS_IN_MONTH[month] + (month == 2 ? leap : 0)) return 0;
+    int64_t before = year - 1;
+    int64_t days = before * 365 + before / 4 - before / 100 + before / 400 - 719162;
+    days += DAYS_BEFORE_MONTH[month] + (month > 2 ? leap : 0) + day - 1;
+    *ok = 1;
+    return (days * 86400 + (int64_t)hour * 3600 + minute * 60) * 1000000LL;
+}
+
+/* The last minute read, by its 16 bytes. */
+typedef struct {
+    uint64_t head[2];
+    int64_t micros;
+    int known;
+} IsoMinute;
+
+static int iso_seconds_from(const u8 *s, Py_ssize_t n, double *out, IsoMinute *memo) {
+    if (n < 19 || n > 32) return 0;
+    int64_t minute_us;
+    uint64_t head0 = load8(s), head1 = load8(s + 8);
+    if (memo && memo->known && memo->head[0] == head0 && memo->head[1] == head1) {
+        minute_us = memo->micros;
+    } else {
+        int ok;
+        minute_us = iso_minute(s, &ok);
+        if (!ok) return 0;
+        if (memo) {
+            memo->head[0] = head0;
+            memo->head[1] = head1;
+            memo->micros = minute_us;
+            memo->known = 1;
+        }
+    }
+    if (s[16] != ':' || !is_digit(s[17]) || !is_digit(s[18])) return 0;
+    int second = two(s + 17);
+    if (second > 59) return 0;
     Py_ssize_t pos = 19;
     int64_t fraction = 0;
     if (pos < n && s[pos] == '.') {
@@ -418,22 +463,14 @@ static int iso_seconds(const u8 *s, Py_ssize_t n, double *out) {
             return 0;
         }
     }
-    int year = two(s) * 100 + two(s + 2);
-    int month = two(s + 5), day = two(s + 8);
-    int hour = two(s + 11), minute = two(s + 14), second = two(s + 17);
-    if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 ||
-        second > 59)
-        return 0;
-    int leap = (year % 4 == 0) && ((year % 100 != 0) || (year % 400 == 0));
-    if (day > DAYS_IN_MONTH[month] + (month == 2 ? leap : 0)) return 0;
-    int64_t before = year - 1;
-    int64_t days = before * 365 + before / 4 - before / 100 + before / 400 - 719162;
-    days += DAYS_BEFORE_MONTH[month] + (month > 2 ? leap : 0) + day - 1;
-    int64_t clock = (int64_t)hour * 3600 + minute * 60 + second - offset;
-    int64_t total = days * 86400000000LL + clock * 1000000LL + fraction;
+    int64_t total = minute_us + (second - offset) * 1000000LL + fraction;
     if (total >= (1LL << 53) || total <= -(1LL << 53)) return 0;
     *out = (double)total / 1e6;
     return 1;
+}
+
+static int iso_seconds(const u8 *s, Py_ssize_t n, double *out) {
+    return iso_seconds_from(s, n, out, NULL);
 }
 
 #endif /* EXPORTER_SCAN_LEX_H */

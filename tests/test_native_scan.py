@@ -551,6 +551,16 @@ EDGE_TEXTS += ["abcdefghYabcdefghabcd"]
 EDGE_NUMBERS = ["1234567.1234567", "12345678.1", "1.12345678", "0.0000001", "123456789012345678"]
 EDGE_NUMBERS += ["1234567890123456789", "0.1e1", "1E-3", "-0", "-0.0", "0", "7", "01", "-01"]
 EDGE_NUMBERS += ["1.", "-", "-.5", "1.5.5", "12345678901234567890.5", "0.0000000000000000000001"]
+EDGE_STAMPS = ["2025-11-30T14:00:00.000Z", "2025-11-30T14:00:59.999999Z", "2025-11-30T14:00:60"]
+EDGE_STAMPS += ["2025-11-30T14:00:00+05:30", "2025-11-30T14:00:01-23:59", "2025-11-30T14:00"]
+EDGE_STAMPS += ["2025-11-30T14:00:0", "2025-11-30T14:00:00.1234567Z", "2025-11-30T14:00:00.Z"]
+EDGE_STAMPS += [
+    "2025-11-30 14:00:01",
+    "2025-11-31T14:00:00",
+    "2025-11-31T14:00:00",
+    "2024-02-29T00:00",
+]
+EDGE_STAMPS += ["2024-02-29T00:00:00", "2025-02-29T00:00:00", "2025-11-30T14:00:00.5+24:00"]
 LEARN = _prefixed(ts="1764511200", model='"m"', score="0.5", f='{"amount": 1.5, "abcdefgh": "x"}')
 
 
@@ -579,6 +589,8 @@ LEARN = _prefixed(ts="1764511200", model='"m"', score="0.5", f='{"amount": 1.5, 
         + [_prefixed(cls=json.dumps("ab" * 20)[: n + 1] + '"') for n in range(41)],
         # equal-length category values of 8 and 16 bytes, differing at either end or inside
         [_prefixed(cls=json.dumps(value)) for value in EDGE_TEXTS],
+        # timestamps that share their minute (the scanner remembers it) and differ after it
+        [_prefixed(ts=json.dumps(stamp)) for stamp in EDGE_STAMPS],
         # numbers at and past the fast path's reach, and invalid ones
         [_prefixed(score=text, f=f'{{"amount": {text}}}') for text in EDGE_NUMBERS],
     ],
