@@ -300,7 +300,6 @@ static int leaf_value(Scan *sc, const Leaf *leaf, const u8 **pp, const u8 *end) 
     return GOOD;
 }
 
-
 /* An object whose keys are looked up among a node's mapped keys; p is at its '{'. */
 static int parse_object(Scan *sc, int node_index, const u8 **pp, const u8 *end) {
     const Node *node = &sc->s->nodes[node_index];
@@ -358,7 +357,8 @@ static int parse_object(Scan *sc, int node_index, const u8 **pp, const u8 *end) 
             last = found;
             const Entry *entry = &entries[found];
             int at = node->first + found;
-            if (sc->seen[at] == sc->line) return BAD; /* a mapped key twice: the exact path says which */
+            /* a mapped key twice: the exact path says which */
+            if (sc->seen[at] == sc->line) return BAD;
             sc->seen[at] = sc->line;
             if (entry->leaf >= 0) {
                 result = leaf_value(sc, &sc->s->leaves[entry->leaf], &p, end);
@@ -522,7 +522,8 @@ static Py_ssize_t count_newlines(const u8 *p, const u8 *end) {
     while (end - p >= 16) {
         __m128i lanes = zero;
         for (int k = 0; k < 255 && end - p >= 16; k++, p += 16)
-            lanes = _mm_sub_epi8(lanes, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), newline));
+            lanes = _mm_sub_epi8(
+                lanes, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), newline));
         __m128i sums = _mm_sad_epu8(lanes, zero);
         count += _mm_cvtsi128_si32(sums) + _mm_extract_epi16(sums, 4);
     }
