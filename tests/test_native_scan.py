@@ -538,16 +538,9 @@ def _prefixed(**members: str) -> bytes:
     return ("{" + ", ".join(f'"{key}": {value}' for key, value in members.items()) + "}").encode()
 
 
-EDGE_TEXTS = [
-    "abcdefgh",
-    "abcdefgX",
-    "Xbcdefgh",
-    "abcdefgh",
-    "abcdefghabcdefgh",
-    "abcdefghabcdefgX",
-]
-EDGE_TEXTS += ["abcdefgXabcdefgh", "abcdefghabcdefgh", "abcdefghXabcdefghabcd", "", "a", "ab", "b"]
-EDGE_TEXTS += ["abcdefghYabcdefghabcd"]
+EDGE_TEXTS = ["abcdefgh", "abcdefgX", "Xbcdefgh", "abcdefgh", "abcdefghabcdefgh", "", "a", "ab"]
+EDGE_TEXTS += ["abcdefghabcdefgX", "abcdefgXabcdefgh", "abcdefghabcdefgh", "b"]
+EDGE_TEXTS += ["abcdefghXabcdefghabcd", "abcdefghYabcdefghabcd"]
 EDGE_NUMBERS = ["1234567.1234567", "12345678.1", "1.12345678", "0.0000001", "123456789012345678"]
 EDGE_NUMBERS += ["1234567890123456789", "0.1e1", "1E-3", "-0", "-0.0", "0", "7", "01", "-01"]
 EDGE_NUMBERS += ["1.", "-", "-.5", "1.5.5", "12345678901234567890.5", "0.0000000000000000000001"]
