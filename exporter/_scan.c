@@ -702,6 +702,18 @@ static PyObject *iso(PyObject *module, PyObject *arg) {
     return PyFloat_FromDouble(seconds);
 }
 
+/* count_lines(data) -> int: the newlines of a buffer, for the tailer's line count of every chunk
+ * it reads (numpy's compare and count of a megabyte cost ~25 ns a line, this ~5). */
+static PyObject *count_lines(PyObject *module, PyObject *arg) {
+    (void)module;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    const u8 *p = view.buf;
+    Py_ssize_t count = count_newlines(p, p + view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(count);
+}
+
 /* codes(values, mapping, default) -> bytearray of int64: ``mapping.get(value, default)`` of each
  * value of a list, as ``Vocabulary.lookup`` asks it. Why in C: a column of a chunk is thousands
  * of values, and numpy.fromiter over map(dict.get) cost ~50 ns a value. The scanner hands out
@@ -780,6 +792,7 @@ static PyObject *own_labels(PyObject *module, PyObject *const *args, Py_ssize_t 
 
 static PyMethodDef module_methods[] = {
     {"iso_seconds", iso, METH_O, "iso_seconds(text) -> float | None"},
+    {"count_lines", count_lines, METH_O, "count_lines(data) -> int (the newlines of a buffer)"},
     {"codes", (PyCFunction)(void (*)(void))codes, METH_FASTCALL,
      "codes(values, mapping, default) -> bytearray of int64 (mapping.get of each value)"},
     {"own_labels", (PyCFunction)(void (*)(void))own_labels, METH_FASTCALL,

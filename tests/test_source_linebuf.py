@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.tail.linebuf import BOM, LineAssembler
+from exporter.tail import linebuf
+from exporter.tail.linebuf import BOM, LineAssembler, count_lines
 
 
 def oracle(stream: bytes, max_line: int) -> tuple[list[bytes], int, int]:
@@ -76,3 +78,31 @@ def test_reset_forgets_partial_and_skip_state() -> None:
     asm.reset()
     assert (asm.pending, asm.skipping, asm.at_start) == (0, False, True)
     assert asm.feed(BOM + b"a\n") == (b"a\n", len(BOM) + 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"\n", b"a", b"\xff", b"\0", b"\x8a", b"\n\n"]), max_size=600),
+    st.integers(0, 17),
+)
+def test_lines_are_counted_as_bytes_count_them(parts: list[bytes], shift: int) -> None:
+    """The compiled count and numpy's, at any length and alignment (a buffer slice at an odd
+    offset), both give ``bytes.count``."""
+    data = (b"x" * shift + b"".join(parts))[shift:]
+    assert linebuf._count_native is not None  # the test command builds the extension
+    assert count_lines(data) == data.count(b"\n")
+    assert count_lines(memoryview(b"." + data)[1:]) == data.count(b"\n")
+
+
+def test_a_long_run_of_newlines_is_counted_past_the_lanes_wrap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The compiled count sums its byte lanes every 255 steps of 16 bytes, before they wrap at
+    256; the numpy count goes a window at a time."""
+    for size in (16 * 255 - 1, 16 * 255, 16 * 255 + 1, 16 * 256 * 3 + 5, (1 << 16) * 3 + 7):
+        data = b"\n" * size
+        assert count_lines(data) == size
+        with monkeypatch.context() as patch:
+            patch.setattr(linebuf, "_count_native", None)
+            assert count_lines(data) == size
+            assert count_lines(data[:100] + b"a" * 5) == 100

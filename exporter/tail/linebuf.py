@@ -12,16 +12,26 @@ Dropped, the hole costs neither that record nor memory, and never makes a line t
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 BOM = b"\xef\xbb\xbf"
 _NEWLINE = np.uint8(ord("\n"))
 _COUNT_STEP = 1 << 16  # newlines are counted this many bytes at a time (cache-sized)
 
+try:  # built without a C compiler: numpy counts
+    _count_native = importlib.import_module("exporter._scan").count_lines
+except ImportError:
+    _count_native = None
+
 
 def count_lines(data: bytes) -> int:
-    """The number of newlines in ``data``: numpy compares a window of bytes at a time, ~3×
-    faster than ``bytes.count`` (which looks at one byte at a time), with no large temporary."""
+    """The number of newlines in ``data``: compiled, sixteen bytes a step (``_scan.c``); else
+    numpy compares a window of bytes at a time, ~3× faster than ``bytes.count`` (which looks
+    at one byte at a time), with no large temporary."""
+    if _count_native is not None:
+        return int(_count_native(data))
     if len(data) < _COUNT_STEP:
         return data.count(b"\n")
     view = np.frombuffer(data, dtype=np.uint8)
