@@ -255,16 +255,34 @@ class ReferenceChecks:
                         vocabulary.code(value)
             vocabulary.set_development(None if ref_cat is None else ref_cat.vocabulary)
         self._n_numeric = n
+        # As [F, 1] columns: ``apply`` reads the values field-major.
+        self._low, self._high = self._low[:, None], self._high[:, None]
+        self._seen_low, self._seen_high = self._seen_low[:, None], self._seen_high[:, None]
+        self._mean, self._std = self._mean[:, None], self._std[:, None]
 
     def apply(self, batch: Batch) -> None:
-        """Flag in place; a value keeps the first kind it was given."""
-        values = batch.numeric
-        if values.shape[1]:
-            clean = batch.flags[:, : self._n_numeric] == 0
-            with np.errstate(invalid="ignore"):
-                outside = clean & ((values < self._low) | (values > self._high))
-                beyond = (values < self._seen_low) | (values > self._seen_high)
+        """Flag in place; a value keeps the first kind it was given.
+
+        Works field-major (``batch.numeric.T``: contiguous for a decoded batch), each field's
+        settings a [F, 1] column; an outlier needs a value beyond the development range, which
+        is rare, so the distance from the mean is only worked out when there is one."""
+        if not self._n_numeric or not batch.size:
+            return
+        values = batch.numeric.T
+        kinds = batch.flags.T[: self._n_numeric]
+        with np.errstate(invalid="ignore"):
+            outside = values < self._low
+            outside |= values > self._high
+            beyond = values < self._seen_low
+            beyond |= values > self._seen_high
+            if beyond.any():
                 far = np.abs(values - self._mean) > self._z * self._std
-                outlier = clean & ~outside & beyond & far
-            batch.flags[:, : self._n_numeric][outside] = Kind.OUT_OF_RANGE
-            batch.flags[:, : self._n_numeric][outlier] = Kind.OUTLIER
+                far &= beyond
+            else:
+                far = beyond
+        if outside.any():
+            outside &= kinds == 0
+            kinds[outside] = Kind.OUT_OF_RANGE
+        if far.any():
+            far &= kinds == 0  # out of range just now: not clean before either
+            kinds[far] = Kind.OUTLIER

@@ -181,36 +181,62 @@ class Sketches:
         return self.count_fields(fields_first, ~np.isnan(fields_first))
 
     def count_fields(
-        self, values: FloatArray, valid: npt.NDArray[np.bool_]
+        self, values: FloatArray, valid: npt.NDArray[np.bool_] | None
     ) -> tuple[BucketCounts, IntArray]:
-        """``counts`` of field-major ``values`` [F, n] whose ``valid`` mask is known: one
-        vectorised pass for the bucket indices, then one ``bincount`` per field over the span
-        of buckets its values reach."""
+        """``counts`` of field-major ``values`` [F, n] whose ``valid`` mask is known (None:
+        every value is valid).
+
+        The bucket of every value is worked out for all fields at once, in floating point
+        (the key is the same ``ceil(log|x| / log γ)`` as ``keys``, and the offsets are small
+        integers, exact in a double), and all fields are counted by one ``bincount`` over
+        the spans their values reach, laid end to end: a batch is a few thousand rows, and
+        per-field calls cost more than the counting."""
         n_fields, size = len(self.fields), self.size
         result = BucketCounts(n_fields, size)
         if n_fields == 0 or values.shape[1] == 0:
             return result, np.zeros(n_fields, dtype=np.int64)
-        k_min = np.array([layout.k_min for layout in self.fields], dtype=np.int64)
         per_sign = size // 2
-        present = np.where(valid, values, 0.0)
-        with np.errstate(invalid="ignore"):
-            idx = keys(present, self.fields[0].log_gamma)
-        idx -= k_min[:, None]
-        outside = valid & (present != 0) & ((idx < 0) | (idx >= per_sign))
-        # Offset in the sign's window, then the bucket: zero_index ± (1 + offset), or the
-        # zero bucket (in place: these arrays are the size of the batch).
-        np.clip(idx, 0, per_sign - 1, out=idx)
-        idx += 1
-        np.negative(idx, out=idx, where=present < 0)
-        idx[present == 0] = 0
-        idx += per_sign
+        with np.errstate(divide="ignore", invalid="ignore"):
+            key = np.abs(values)
+            np.log(key, out=key)  # log 0 = -inf (zeros are put right below); NaN stays NaN
+            key /= self.fields[0].log_gamma
+            np.ceil(key, out=key)
+            # 1 + the offset in the sign's window (k_min is the key of the lowest bucket)
+            key -= self._below
+            outside = key < 1
+            outside |= key > per_sign
+            np.clip(key, 1, per_sign, out=key)
+            np.copysign(key, values, out=key)  # negatives count down from the zero bucket
+            zero = values == 0  # -0.0 too
+            if zero.any():
+                key[zero] = 0
+                outside &= ~zero
+            first = np.fmin.reduce(key, axis=1).tolist()  # NaN (no value) is skipped
+            last = np.fmax.reduce(key, axis=1).tolist()
+            index = key.astype(np.int64)  # NaN casts to garbage: no value, not counted below
+        shift = np.zeros((n_fields, 1), dtype=np.int64)
+        spans = []
+        end = 0
         for f in range(n_fields):
-            column = idx[f] if valid[f].all() else idx[f][valid[f]]
-            if column.size:
-                start = int(column.min())
-                result.starts[f] = start
-                result.counts[f] = np.bincount(column - start)
-        return result, outside.sum(axis=1).astype(np.int64)
+            low = first[f]
+            if not math.isnan(low):  # the field has values
+                start, stop = int(low), int(last[f]) + 1
+                shift[f, 0] = end - start
+                spans.append((f, start, end, end + stop - start))
+                end += stop - start
+        index += shift
+        if valid is not None:
+            np.copyto(index, end, where=~valid)  # one bin past the spans for no value
+        flat = np.bincount(index.ravel(), minlength=end + 1)
+        for f, start, low, high in spans:
+            result.starts[f] = per_sign + start
+            result.counts[f] = flat[low:high].copy()
+        return result, np.count_nonzero(outside, axis=1).astype(np.int64)
+
+    @functools.cached_property
+    def _below(self) -> FloatArray:
+        """[F, 1]: each field's lowest key, less one."""
+        return np.array([[layout.k_min - 1] for layout in self.fields], dtype=np.float64)
 
 
 class BucketCounts:
