@@ -416,3 +416,53 @@ def test_take_keeps_the_rows_and_the_layout() -> None:
         for name in ("numeric", "categorical", "flags", "timestamp", "wrong", "group"):
             np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
         assert np.ascontiguousarray(got.numeric.T).base is not None  # still field-major
+
+
+# -- merging summaries ----------------------------------------------------------------------
+
+
+def test_a_summary_of_no_records_adds_only_its_anomalies() -> None:
+    """Parse errors come as a summary of no records: merging it changes the anomaly counts
+    and nothing else, also for values so large that δ² overflows. (Merging with an empty side
+    used to compute δ²·0 = inf·0 = NaN there: a field whose mean was past 1e154 never had a
+    stddev.)"""
+    shape = _shape()
+    values = np.array([[1e155, 2.0, np.nan, -3.0], [1e155, 4.0, 5.0, -0.0]])  # (δ²: 1e310)
+    window = Summary.empty(shape)
+    window.add(summarize(_batch(values, 3), None, shape))
+    before = Summary.empty(shape)
+    before.add(window)
+    errors = Summary.empty(shape)
+    errors.anomalies[-1, Kind.PARSE_ERROR] = 7
+    window.add(errors)
+    for name in ("count", "total", "deviations", "low", "high", "categories", "clamped"):
+        np.testing.assert_array_equal(getattr(window, name), getattr(before, name), err_msg=name)
+    assert np.isfinite(window.deviations[0])
+    assert window.stddev(0) == 0.0
+    want = before.anomalies.copy()
+    want[-1, Kind.PARSE_ERROR] += 7
+    np.testing.assert_array_equal(window.anomalies, want)
+    assert window.records == before.records
+    np.testing.assert_array_equal(np.asarray(window.sketch), np.asarray(before.sketch))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    left=st.integers(0, 12).flatmap(lambda n: _matrix(n, st.floats(-1e6, 1e6) | st.just(np.nan))),
+    right=st.integers(0, 12).flatmap(lambda n: _matrix(n, st.floats(-1e6, 1e6) | st.just(np.nan))),
+)
+def test_merged_moments_equal_the_formula_term_by_term(left: FloatArray, right: FloatArray) -> None:
+    """Chan's update, M2 = M2a + M2b + δ²·na·nb/n, to the bit, as written out plainly."""
+    shape = _shape()
+    mine = summarize(_batch(left, 1), None, shape)
+    theirs = summarize(_batch(right, 2), None, shape)
+    a, b = mine.count.copy(), theirs.count.copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delta = np.where(b > 0, theirs.total / b, 0.0) - np.where(a > 0, mine.total / a, 0.0)
+        cross = np.where(a + b > 0, delta * delta * a * b / (a + b), 0.0)
+    want = mine.deviations + (theirs.deviations + cross)
+    total = mine.total + theirs.total
+    mine.add(theirs)
+    np.testing.assert_array_equal(mine.deviations, want)
+    np.testing.assert_array_equal(mine.total, total)
+    np.testing.assert_array_equal(mine.count, a + b)

@@ -99,12 +99,14 @@ class Summary:
         A plain sum of squares loses the variance to cancellation when the mean is large
         against the spread (timestamps, ids, amounts around 1e8); deviations do not.
         """
-        n = self.count + other.count
+        a, b = self.count, other.count
+        both = (a > 0) & (b > 0)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            delta = np.where(other.count > 0, other.total / other.count, 0.0) - np.where(
-                self.count > 0, self.total / self.count, 0.0
-            )
-            cross = np.where(n > 0, delta * delta * self.count * other.count / n, 0.0)
+            delta = np.divide(other.total, b, out=np.zeros(len(b)), where=b > 0)
+            delta -= np.divide(self.total, a, out=np.zeros(len(a)), where=a > 0)
+            # Only where both sides hold values: with one side empty the term is 0, and
+            # computed, δ² of a mean past 1e154 overflows and inf·0 made the spread NaN.
+            cross = np.divide(delta * delta * a * b, a + b, out=np.zeros(len(a)), where=both)
             self.deviations += other.deviations + cross
             self.total += other.total
         self.count += other.count
@@ -126,6 +128,11 @@ class Summary:
         self.delay_total += other.delay_total
         self.abs_error += other.abs_error
         self.sq_error += other.sq_error
+        if other.records == 0:
+            # A summary of no records (a chunk's parse errors, late labels) holds no value:
+            # only its anomalies count.
+            self.anomalies += other.anomalies
+            return
         self._merge_moments(other)
         np.minimum(self.low, other.low, out=self.low)
         np.maximum(self.high, other.high, out=self.high)
