@@ -22,13 +22,19 @@ from hypothesis.extra.numpy import arrays
 
 from exporter.anomaly import N_KINDS, Kind
 from exporter.batch import Batch, Layout
-from exporter.compare import ReferenceChecks
+from exporter.compare import ReferenceChecks, align
 from exporter.config_types import Config, DriftConfig, FieldsConfig, FieldSpec, WindowSpec
 from exporter.decode import Decoder
+from exporter.engine import Engine
 from exporter.reference import NumericReference, Reference
 from exporter.state import State
+from exporter.stats import drift
 from exporter.stats.sketch import Sketches
 from exporter.stats.window import Shape, Summary, category_counts, summarize
+from tests.test_cells import T0, jsonl
+from tests.test_cells import config as cells_config
+from tests.test_cells import profile as cells_profile
+from tests.test_cells import records as cells_records
 
 FloatArray = npt.NDArray[np.float64]
 F = 4  # numeric fields of the batches below
@@ -466,3 +472,37 @@ def test_merged_moments_equal_the_formula_term_by_term(left: FloatArray, right: 
     np.testing.assert_array_equal(mine.deviations, want)
     np.testing.assert_array_equal(mine.total, total)
     np.testing.assert_array_equal(mine.count, a + b)
+
+
+# -- reference cells --------------------------------------------------------------------------
+
+
+def test_category_cells_follow_a_growing_vocabulary() -> None:
+    """The cells of a categorical column are looked up once per length of its names: as new
+    values get codes batch after batch, each batch still counts as ``compare.align`` lines
+    the window's categories up, kept values, folded ones and ones never seen alike."""
+    cfg = cells_config()
+    rng = np.random.default_rng(5)
+    engine = Engine(cfg, cells_profile(cfg, cells_records(rng, 3_000)))
+    for step, extra in enumerate([[], ["new-1"], ["new-2", "new-3", "a"], []]):
+        live = cells_records(rng, 300)
+        for i, value in enumerate(extra):
+            live[i]["c"] = value
+        engine.ingest(jsonl(live), T0 + step)
+        snapshot = engine.state.snapshot(T0 + step)
+        assert snapshot.cells is not None
+        (group,) = snapshot.groups
+        window = group.windows[-1].summary  # 1h: every record so far
+        for cells, counts in zip(snapshot.cells.fields, group.cells, strict=True):
+            if cells.statistic != "js":
+                continue
+            c = cells.column
+            reference = engine.state.reference
+            assert reference is not None
+            aligned = align(
+                reference.categorical[cells.name].shares,
+                window.categories[c],
+                snapshot.categories[c],
+            )
+            _, expected = drift.pool_unsupported(*aligned)
+            np.testing.assert_array_equal(counts, expected)
