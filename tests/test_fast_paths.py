@@ -76,7 +76,21 @@ def _finite(values: FloatArray) -> st.SearchStrategy:
 def test_count_fields_equals_one_layout_per_field(values: FloatArray) -> None:
     """Every finite value lands in the bucket ``SketchLayout.index`` gives it, and each field
     is counted over exactly the span its values reach; NaN is no value."""
-    values = np.where(np.isinf(values), np.nan, values)  # infinities: the next test
+    _check_count_fields(np.where(np.isinf(values), np.nan, values))  # infinities: below
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.integers(1, 40).flatmap(
+        lambda n: _matrix(n, st.floats(5e-324, 1e300) | st.sampled_from([np.nan, 1.0, 1e-9]))
+    )
+)
+def test_count_fields_of_positive_values_in_and_out_of_the_windows(values: FloatArray) -> None:
+    """Positive values take a shorter path while every one is inside its field's window."""
+    _check_count_fields(values)
+
+
+def _check_count_fields(values: FloatArray) -> None:
     sketches = _sketches()
     fields = np.ascontiguousarray(values.T)
     valid = ~np.isnan(fields)
@@ -506,3 +520,23 @@ def test_category_cells_follow_a_growing_vocabulary() -> None:
             )
             _, expected = drift.pool_unsupported(*aligned)
             np.testing.assert_array_equal(counts, expected)
+
+
+@pytest.mark.parametrize("edge", ["lowest", "highest"])
+@pytest.mark.parametrize("beyond", [False, True])
+def test_count_fields_at_the_ends_of_each_window(edge: str, beyond: bool) -> None:
+    """A positive value in the end bucket of its field's window, or one bucket past it."""
+    sketches = _sketches()
+    rows = []
+    for layout in sketches.fields:
+        k = layout.k_min if edge == "lowest" else layout.k_min + layout.per_sign - 1
+        k += (-1 if edge == "lowest" else 1) if beyond else 0
+        rows.append(np.exp((k - np.array([0.5, 0.25, 0.75])) * layout.log_gamma))
+    fields = np.array(rows)
+    counts, clamped = sketches.count_fields(fields, None)
+    for f, layout in enumerate(sketches.fields):
+        assert layout.clamped(fields[f]) == (3 if beyond else 0)  # the values are where meant
+        np.testing.assert_array_equal(
+            counts[f], np.bincount(layout.index(fields[f]), minlength=sketches.size)
+        )
+        assert clamped[f] == layout.clamped(fields[f])

@@ -190,19 +190,29 @@ class Sketches:
         (the key is the same ``ceil(log|x| / log γ)`` as ``keys``, and the offsets are small
         integers, exact in a double), and all fields are counted by one ``bincount`` over
         the spans their values reach, laid end to end: a batch is a few thousand rows, and
-        per-field calls cost more than the counting."""
+        per-field calls cost more than the counting. The usual batch — every value positive
+        and inside its field's window — skips the signs, the zero bucket and the clamping."""
         n_fields, size = len(self.fields), self.size
         result = BucketCounts(n_fields, size)
         if n_fields == 0 or values.shape[1] == 0:
             return result, np.zeros(n_fields, dtype=np.int64)
         per_sign = size // 2
+        below = self._below
         with np.errstate(divide="ignore", invalid="ignore"):
-            key = np.abs(values)
-            np.log(key, out=key)  # log 0 = -inf (zeros are put right below); NaN stays NaN
+            positive = not (values <= 0).any()  # NaN (no value) compares False
+            key = np.log(values) if positive else np.log(np.abs(values))  # log 0 = -inf
             key /= self.fields[0].log_gamma
             np.ceil(key, out=key)
-            # 1 + the offset in the sign's window (k_min is the key of the lowest bucket)
-            key -= self._below
+            if positive:
+                first, last = np.fmin.reduce(key, axis=1), np.fmax.reduce(key, axis=1)
+                # bucket = zero_index + 1 + (key − k_min) = key + per_sign − below
+                to_bucket = per_sign - below[:, 0]
+                with np.errstate(invalid="ignore"):  # NaN: a field without a value
+                    inside = (first + to_bucket > per_sign) & (last + to_bucket <= 2 * per_sign)
+                if inside[~np.isnan(first)].all():  # every value inside its field's window
+                    counts = _tally(result, key, valid, first.tolist(), last.tolist(), to_bucket)
+                    return counts, np.zeros(n_fields, dtype=np.int64)
+            key -= below  # 1 + the offset in the sign's window
             outside = key < 1
             outside |= key > per_sign
             np.clip(key, 1, per_sign, out=key)
@@ -211,32 +221,51 @@ class Sketches:
             if zero.any():
                 key[zero] = 0
                 outside &= ~zero
-            first = np.fmin.reduce(key, axis=1).tolist()  # NaN (no value) is skipped
-            last = np.fmax.reduce(key, axis=1).tolist()
-            index = key.astype(np.int64)  # NaN casts to garbage: no value, not counted below
-        shift = np.zeros((n_fields, 1), dtype=np.int64)
-        spans = []
-        end = 0
-        for f in range(n_fields):
-            low = first[f]
-            if not math.isnan(low):  # the field has values
-                start, stop = int(low), int(last[f]) + 1
-                shift[f, 0] = end - start
-                spans.append((f, start, end, end + stop - start))
-                end += stop - start
-        index += shift
-        if valid is not None:
-            np.copyto(index, end, where=~valid)  # one bin past the spans for no value
-        flat = np.bincount(index.ravel(), minlength=end + 1)
-        for f, start, low, high in spans:
-            result.starts[f] = per_sign + start
-            result.counts[f] = flat[low:high].copy()
-        return result, np.count_nonzero(outside, axis=1).astype(np.int64)
+            first = np.fmin.reduce(key, axis=1)  # NaN (no value) is skipped
+            last = np.fmax.reduce(key, axis=1)
+        clamped = np.count_nonzero(outside, axis=1).astype(np.int64)
+        to_bucket = np.full(n_fields, float(per_sign))
+        return _tally(result, key, valid, first.tolist(), last.tolist(), to_bucket), clamped
 
     @functools.cached_property
     def _below(self) -> FloatArray:
         """[F, 1]: each field's lowest key, less one."""
         return np.array([[layout.k_min - 1] for layout in self.fields], dtype=np.float64)
+
+
+def _tally(
+    result: BucketCounts,
+    key: FloatArray,
+    valid: npt.NDArray[np.bool_] | None,
+    first: list[float],
+    last: list[float],
+    to_bucket: FloatArray,
+) -> BucketCounts:
+    """Count ``key`` [F, n] into ``result``: whole numbers, field ``f``'s bucket is
+    ``key + to_bucket[f]``; ``first``/``last`` are each field's extremes (NaN for a field
+    without a value). The fields' spans are laid end to end and counted by one
+    ``bincount``. ``key`` is spent."""
+    n_fields = len(first)
+    shift = np.zeros((n_fields, 1))
+    spans = []
+    end = 0
+    for f in range(n_fields):
+        low = first[f]
+        if not math.isnan(low):  # the field has values
+            width = int(last[f] - low) + 1
+            shift[f, 0] = end - low
+            spans.append((f, int(low + to_bucket[f]), end, end + width))
+            end += width
+    key += shift
+    with np.errstate(invalid="ignore"):
+        index = key.astype(np.int64)  # NaN casts to garbage: no value, not counted below
+    if valid is not None:
+        np.copyto(index, end, where=~valid)  # one bin past the spans for no value
+    flat = np.bincount(index.ravel(), minlength=end + 1)
+    for f, start, low_bin, high_bin in spans:
+        result.starts[f] = start
+        result.counts[f] = flat[low_bin:high_bin].copy()
+    return result
 
 
 class BucketCounts:
