@@ -311,9 +311,9 @@ class Batch:
         return cls(
             groups=list(index),
             group=np.concatenate(codes),
-            numeric=np.concatenate([b.numeric for b in batches]),
-            categorical=np.concatenate([b.categorical for b in batches]),
-            flags=np.concatenate([b.flags for b in batches]),
+            numeric=_concat_rows([b.numeric for b in batches]),
+            categorical=_concat_rows([b.categorical for b in batches]),
+            flags=_concat_rows([b.flags for b in batches]),
             timestamp=np.concatenate([b.timestamp for b in batches]),
             wrong=np.concatenate([b.wrong for b in batches]),
             parse_errors=errors,
@@ -333,6 +333,15 @@ def _take_rows(matrix: npt.NDArray[Any], index: IntArray) -> npt.NDArray[Any]:
         taken: npt.NDArray[Any] = fields.take(index, axis=1).T
         return taken
     return matrix[index]
+
+
+def _concat_rows(matrices: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    """The rows of several [n_i, k] matrices, one after another, field-major when the first
+    is (as ``_take_rows`` keeps it)."""
+    if matrices[0].T.flags.c_contiguous:
+        joined: npt.NDArray[Any] = np.concatenate([m.T for m in matrices], axis=1).T
+        return joined
+    return np.concatenate(matrices)
 
 
 def _column(columns: tuple[FieldSpec, ...], role: FieldSpec | None) -> int | None:

@@ -435,7 +435,7 @@ def test_take_keeps_the_rows_and_the_layout() -> None:
         want, got = row_major.take(rows), field_major.take(rows)
         for name in ("numeric", "categorical", "flags", "timestamp", "wrong", "group"):
             np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
-        assert np.ascontiguousarray(got.numeric.T).base is not None  # still field-major
+        assert got.numeric.T.flags.c_contiguous  # still field-major
 
 
 # -- merging summaries ----------------------------------------------------------------------
@@ -540,3 +540,18 @@ def test_count_fields_at_the_ends_of_each_window(edge: str, beyond: bool) -> Non
             counts[f], np.bincount(layout.index(fields[f]), minlength=sketches.size)
         )
         assert clamped[f] == layout.clamped(fields[f])
+
+
+def test_concat_keeps_the_rows_and_the_layout() -> None:
+    values = np.arange(24, dtype=np.float64).reshape(6, F)
+    parts = [values[:2], values[2:3], values[3:]]
+    row_major = [_batch(part, i) for i, part in enumerate(parts)]
+    field_major = [_batch(_field_major(part), i) for i, part in enumerate(parts)]
+    for batch, row in zip(field_major, row_major, strict=True):
+        batch.flags = _field_major(row.flags)
+        batch.categorical = _field_major(row.categorical)
+    want, got = Batch.concat(row_major), Batch.concat(field_major)
+    for name in ("numeric", "categorical", "flags", "timestamp", "wrong", "group"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    np.testing.assert_array_equal(got.numeric, values)
+    assert got.numeric.T.flags.c_contiguous  # still field-major
