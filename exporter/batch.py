@@ -265,7 +265,7 @@ class Batch:
         index: IntArray = (
             np.flatnonzero(rows) if rows.dtype == np.bool_ else rows.astype(np.int64, copy=False)
         )
-        pick = index.tolist()
+        pick = index.tolist() if self.request_id is not None or self.label is not None else []
         return Batch(
             groups=self.groups,
             group=self.group[index],

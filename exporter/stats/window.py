@@ -200,13 +200,17 @@ def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) ->
             low = np.fmin.reduce(values, axis=1)
             high = np.fmax.reduce(values, axis=1)
         else:
+            # Few values are missing (a malformed line or two): they are found once and
+            # zeroed where they are, rather than masking the whole matrix at every step.
             valid = ~missing
-            count = np.count_nonzero(valid, axis=1).astype(np.int64)
-            zeroed = np.where(valid, values, 0.0)
+            at = np.flatnonzero(missing.ravel())
+            count = n - np.bincount(at // n, minlength=shape.numeric)
+            zeroed = values.copy()
+            zeroed.ravel()[at] = 0.0
             total = zeroed.sum(axis=1)
             means = np.where(count > 0, total / np.maximum(count, 1), 0.0)
             centred = np.subtract(zeroed, means[:, None], out=zeroed)
-            centred *= valid  # a missing value contributes no deviation
+            centred.ravel()[at] = 0.0  # a missing value contributes no deviation
             empty = count == 0
             low = np.where(empty, np.inf, np.fmin.reduce(values, axis=1))  # fmin skips NaN
             high = np.where(empty, -np.inf, np.fmax.reduce(values, axis=1))
