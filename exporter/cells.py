@@ -161,8 +161,9 @@ def _cells_of(sketch: BucketCounts | None, cells: FieldCells) -> IntArray:
     start, counts = sketch.span(cells.column)
     cumulative = np.empty(len(counts) + 1, dtype=np.int64)
     cumulative[0] = 0
-    np.cumsum(counts, out=cumulative[1:])
-    picked = cumulative[np.clip(cells.edges - start, 0, len(counts))]
+    counts.cumsum(out=cumulative[1:])
+    at = np.maximum(cells.edges - start, 0)
+    picked = cumulative[np.minimum(at, len(counts), out=at)]
     result: IntArray = picked[1:] - picked[:-1]
     return result
 

@@ -376,9 +376,9 @@ class State:
             column = self._histograms[h].column
             cumulative = np.empty(len(bounds) + 2, dtype=np.int64)
             cumulative[0] = 0
-            cumulative[1:-1] = np.searchsorted(ordered[h], bounds, side="right")
+            cumulative[1:-1] = ordered[h].searchsorted(bounds, side="right")
             cumulative[-1] = summary.count[column]
-            counts[h, : len(bounds) + 1] = np.diff(cumulative)
+            counts[h, : len(bounds) + 1] = cumulative[1:] - cumulative[:-1]
             sums[h] = summary.total[column]
         return counts, sums
 
@@ -410,8 +410,7 @@ class State:
     def _add(self, group: _Group, summary: Summary, now: float) -> None:
         for ring in group.rings:
             ring.add(now, summary)
-        totals = replace(summary, sketch=None)  # totals keep no sketch
-        group.totals.add(totals)
+        group.totals.add(summary)  # totals keep no sketch: theirs is None, none is added
 
     def names(self, named: list[int]) -> list[list[tuple[int, str]]]:
         """(code, value) of each categorical field up to ``named`` (an update's), ``__other__``

@@ -306,7 +306,7 @@ def test_histogram_counts_equal_a_binary_search_per_value(
 # -- per-record checks against the reference -----------------------------------------------
 
 
-def _reference() -> Reference:
+def _reference(x3: bool) -> Reference:
     def numeric(low: float, high: float, mean: float, stddev: float) -> NumericReference:
         return NumericReference(
             count=100, missing=0, mean=mean, stddev=stddev, min=low, max=high, quantiles={},
@@ -320,7 +320,9 @@ def _reference() -> Reference:
             "x0": numeric(0.0, 1.0, 0.5, 0.1),
             "x1": numeric(-5.0, 5.0, 0.0, 0.0),  # no spread: no outliers
             "x2": numeric(10.0, 20.0, 15.0, 1.0),
-        },  # x3: not in the profile
+            # x3: in the profile without a spread (a range check and no outliers), or not
+            **({"x3": numeric(-2.0, 2.0, 0.0, 0.0)} if x3 else {}),
+        },
         categorical={},
     )
 
@@ -328,9 +330,9 @@ def _reference() -> Reference:
 def _plain_checks(checks: ReferenceChecks, batch: Batch) -> None:
     """The record-major version: every comparison always made."""
     values = batch.numeric
-    low, high = checks._low[:, 0], checks._high[:, 0]
-    seen_low, seen_high = checks._seen_low[:, 0], checks._seen_high[:, 0]
-    mean, std = checks._mean[:, 0], checks._std[:, 0]
+    low, high = checks._low, checks._high
+    seen_low, seen_high = checks._seen_low, checks._seen_high
+    mean, std = checks._mean, checks._std
     clean = batch.flags[:, :F] == 0
     with np.errstate(invalid="ignore"):
         outside = clean & ((values < low) | (values > high))
@@ -341,6 +343,7 @@ def _plain_checks(checks: ReferenceChecks, batch: Batch) -> None:
     batch.flags[:, :F][outlier] = Kind.OUTLIER
 
 
+@pytest.mark.parametrize("x3", [False, True])
 @settings(max_examples=150, deadline=None)
 @given(
     values=st.integers(0, 30).flatmap(
@@ -348,7 +351,9 @@ def _plain_checks(checks: ReferenceChecks, batch: Batch) -> None:
     ),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_reference_checks_flag_as_the_record_major_checks(values: FloatArray, seed: int) -> None:
+def test_reference_checks_flag_as_the_record_major_checks(
+    x3: bool, values: FloatArray, seed: int
+) -> None:
     fields = FieldsConfig(
         features=(
             FieldSpec("x0", ("x0",)),
@@ -358,7 +363,7 @@ def test_reference_checks_flag_as_the_record_major_checks(values: FloatArray, se
         )
     )
     checks = ReferenceChecks(
-        _reference(), Layout.from_fields(fields), [], DriftConfig(outlier_z=3.0)
+        _reference(x3), Layout.from_fields(fields), [], DriftConfig(outlier_z=3.0)
     )
     want = _batch(values, seed)
     got = _batch(_field_major(values), seed)
