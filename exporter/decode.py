@@ -140,8 +140,7 @@ class Decoder:
         # Each numeric field's scale and bounds (in base units) as [F, 1] columns, for
         # classifying every field at once; ±inf where a field has no bound.
         numeric = self.layout.numeric
-        self._scales = np.array([[spec.scale] for spec in numeric], dtype=np.float64)
-        self._scaled = any(spec.scale != 1.0 for spec in numeric)
+        self._scaled = [(j, spec.scale) for j, spec in enumerate(numeric) if spec.scale != 1.0]
         self._minimum = np.array(
             [[-np.inf if s.minimum is None else s.minimum * s.scale] for s in numeric]
         ).reshape(len(numeric), 1)
@@ -421,19 +420,21 @@ class Decoder:
         """Scale, then flag (in ``kind``) and blank (NaN in ``values``) every value that is
         missing, not finite or outside its configured bounds; both are field-major [F, n].
 
-        All fields in one pass of each operation, per-field settings as [F, 1] columns; the
-        rare steps (an infinity, a value out of bounds) only run when some value needs them.
+        All fields in one pass of each operation, per-field bounds as [F, 1] columns; the few
+        values that are not finite are found once and judged one by one, and the rare steps
+        (an infinity, a value out of bounds) only run when some value needs them.
         """
-        if self._scaled:
-            values *= self._scales  # × 1.0 is exact: unscaled fields keep their bits
+        for j, scale in self._scaled:
+            values[j] *= scale
         finite = np.isfinite(values)
-        if not finite.all():
-            missing = np.isnan(values)
-            np.copyto(kind, Kind.MISSING, where=missing & (kind == 0))
-            infinite = ~(finite | missing)  # 1e400 parses as infinity: no number to average
+        if not finite.all():  # a few values missing or infinite: judged one by one
+            f, r = np.divmod(np.flatnonzero(~finite), values.shape[1])
+            infinite = np.isinf(values[f, r])  # 1e400 parses as infinity: no number to average
+            missing = ~infinite & (kind[f, r] == 0)
+            kind[f[missing], r[missing]] = Kind.MISSING
             if infinite.any():
-                kind[infinite] = Kind.NOT_A_NUMBER
-                values[infinite] = np.nan
+                kind[f[infinite], r[infinite]] = Kind.NOT_A_NUMBER
+                values[f[infinite], r[infinite]] = np.nan
         if self._bounded:
             # Configured bounds say what a valid value is: outside them, the value is counted
             # and kept out of the statistics, so one garbage value cannot swing a mean.
