@@ -137,8 +137,8 @@ class Decoder:
         self._keep_labels = keep_labels and fields.request_id is not None
         self._regression = fields.regression
         self._record = RecordType(fields, with_request_id=self._keep_labels)
-        # Each numeric field's scale and bounds (in base units) as [F, 1] columns, for
-        # classifying every field at once; ±inf where a field has no bound.
+        # The numeric fields to scale, and each field's bounds (in base units) as [F, 1]
+        # columns for classifying every field at once; ±inf where a field has no bound.
         numeric = self.layout.numeric
         self._scaled = [(j, spec.scale) for j, spec in enumerate(numeric) if spec.scale != 1.0]
         self._minimum = np.array(
