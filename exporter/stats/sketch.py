@@ -207,8 +207,9 @@ class Sketches:
                 first, last = np.fmin.reduce(key, axis=1), np.fmax.reduce(key, axis=1)
                 # bucket = zero_index + 1 + (key − k_min) = key + per_sign − below
                 to_bucket = per_sign - below[:, 0]
+                # every value in its field's window (a field without a value: NaN, skipped)
                 inside = (first + to_bucket > per_sign) & (last + to_bucket <= 2 * per_sign)
-                if inside[~np.isnan(first)].all():  # (NaN: a field without a value)
+                if inside[~np.isnan(first)].all():
                     counts = _tally(result, key, valid, first.tolist(), last.tolist(), to_bucket)
                     return counts, np.zeros(n_fields, dtype=np.int64)
             key -= below  # 1 + the offset in the sign's window
