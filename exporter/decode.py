@@ -522,8 +522,8 @@ class Decoder:
         Works per group, not per record: the rows of a group share their names.
         """
         cut: Counter[str] = Counter()
-        if not len(group):
-            return cut
+        if not len(group) or not any(found.repaired or found.cut for _, _, found in names):
+            return cut  # the usual batch: clean names, nothing to count per group
         sizes = np.bincount(group)
         for role, column, found in names:
             if found.repaired:
