@@ -262,14 +262,16 @@ class Batch:
     def take(self, rows: npt.NDArray[np.bool_] | npt.NDArray[np.int64]) -> Batch:
         """The records selected by a mask or an index array (parse errors and cut label values
         stay with the original batch: they are counted once, for the whole chunk)."""
-        index = np.flatnonzero(rows) if rows.dtype == np.bool_ else rows
-        pick = index.tolist()
+        index: IntArray = (
+            np.flatnonzero(rows) if rows.dtype == np.bool_ else rows.astype(np.int64, copy=False)
+        )
+        pick = index.tolist() if self.request_id is not None or self.label is not None else []
         return Batch(
             groups=self.groups,
             group=self.group[index],
-            numeric=self.numeric[index],
-            categorical=self.categorical[index],
-            flags=self.flags[index],
+            numeric=_take_rows(self.numeric, index),
+            categorical=_take_rows(self.categorical, index),
+            flags=_take_rows(self.flags, index),
             timestamp=self.timestamp[index],
             wrong=self.wrong[index],
             residual=None if self.residual is None else self.residual[index],
@@ -309,9 +311,9 @@ class Batch:
         return cls(
             groups=list(index),
             group=np.concatenate(codes),
-            numeric=np.concatenate([b.numeric for b in batches]),
-            categorical=np.concatenate([b.categorical for b in batches]),
-            flags=np.concatenate([b.flags for b in batches]),
+            numeric=_concat_rows([b.numeric for b in batches]),
+            categorical=_concat_rows([b.categorical for b in batches]),
+            flags=_concat_rows([b.flags for b in batches]),
             timestamp=np.concatenate([b.timestamp for b in batches]),
             wrong=np.concatenate([b.wrong for b in batches]),
             parse_errors=errors,
@@ -320,6 +322,26 @@ class Batch:
             request_id=[r for part in requests for r in part] if requests else None,
             label=[v for part in labels for v in part] if labels else None,
         )
+
+
+def _take_rows(matrix: npt.NDArray[Any], index: IntArray) -> npt.NDArray[Any]:
+    """The rows ``index`` of a [n, k] matrix, kept field-major when it is (a decoded batch's
+    arrays are: ``Decoder._classify``): one contiguous gather per field, and the statistics
+    read the result without copying it into that order again."""
+    fields = matrix.T
+    if fields.flags.c_contiguous:
+        taken: npt.NDArray[Any] = fields.take(index, axis=1).T
+        return taken
+    return matrix[index]
+
+
+def _concat_rows(matrices: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    """The rows of several [n_i, k] matrices, one after another, field-major when the first
+    is (as ``_take_rows`` keeps it)."""
+    if matrices[0].T.flags.c_contiguous:
+        joined: npt.NDArray[Any] = np.concatenate([m.T for m in matrices], axis=1).T
+        return joined
+    return np.concatenate(matrices)
 
 
 def _column(columns: tuple[FieldSpec, ...], role: FieldSpec | None) -> int | None:

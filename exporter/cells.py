@@ -19,7 +19,7 @@ Pure: a profile, the column layout and the sketch layouts in; cell vectors out.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +53,9 @@ class FieldCells:
     other: int
     values: tuple[str, ...]
     cell_of_bin: IntArray  # the cell of each profile bin (numeric) or aligned category
+    # numeric: ``starts`` and the sketch's size after them, each cell's buckets [edges[k],
+    # edges[k + 1]); categorical: empty
+    edges: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def size(self) -> int:
@@ -68,6 +71,10 @@ class ReferenceCells:
     # Development error ratio per cell of the confidence field (``confidence`` names the field).
     error_ratios: FloatArray | None = None
     confidence: int | None = None  # index into ``fields``
+    # (column, names, last name) → (codes, cells) of a categorical column (``count``)
+    _cache: dict[tuple[int, int, str | None], tuple[IntArray, IntArray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(cls, reference: Reference, layout: Layout, sketch: Sketches) -> ReferenceCells:
@@ -110,17 +117,29 @@ class ReferenceCells:
         """Records per cell of each field in ``summary`` (its sketch and category counts);
         ``names`` are the (code, value) pairs of each categorical column."""
         result = []
-        for field in self.fields:
-            if field.statistic == "psi":
-                result.append(_cells_of(summary.sketch, field))
+        for cells in self.fields:
+            if cells.statistic == "psi":
+                result.append(_cells_of(summary.sketch, cells))
             else:
-                cells = np.zeros(field.size, dtype=np.int64)
-                live = summary.categories[field.column]
-                for code, value in names[field.column]:
-                    if live[code]:
-                        cells[field.categories.get(value, field.other)] += int(live[code])
-                result.append(cells)
+                codes, cell = self._category_cells(cells, names[cells.column])
+                live = summary.categories[cells.column][codes]
+                counted = np.bincount(cell, weights=live, minlength=cells.size)
+                result.append(counted.astype(np.int64))  # counts: exact in a double
         return result
+
+    def _category_cells(
+        self, cells: FieldCells, names: list[tuple[int, str]]
+    ) -> tuple[IntArray, IntArray]:
+        """The codes of a column's names and the cell each one counts in, made once per
+        length of the names: they are a prefix of an append-only vocabulary, and its last
+        name (before ``__other__``) tells two prefixes of one length apart."""
+        key = (cells.column, len(names), names[-2][1] if len(names) > 1 else None)
+        found = self._cache.get(key)
+        if found is None:
+            codes = np.array([code for code, _ in names], dtype=np.int64)
+            cell = [cells.categories.get(value, cells.other) for _, value in names]
+            found = self._cache[key] = (codes, np.array(cell, dtype=np.int64))
+        return found
 
     def estimated_error_ratio(self, summary: Summary) -> float | None:
         """The error ratio the window's confidence distribution implies under the development
@@ -134,18 +153,17 @@ class ReferenceCells:
         return float(counts @ self.error_ratios / n) if n else None
 
 
-def _cells_of(sketch: BucketCounts | None, field: FieldCells) -> IntArray:
+def _cells_of(sketch: BucketCounts | None, cells: FieldCells) -> IntArray:
     """A numeric field's sketch counts summed per cell, read from the span of buckets the
     sketch holds (no dense array per field and batch)."""
     if sketch is None:
-        return np.zeros(field.size, dtype=np.int64)
-    start, counts = sketch.span(field.column)
-    cumulative = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=cumulative[1:])
-    at = np.append(field.starts, sketch.size) - start  # each cell's first bucket, and the end
-    np.maximum(at, 0, out=at)
-    np.minimum(at, len(counts), out=at)
-    picked = cumulative[at]
+        return np.zeros(cells.size, dtype=np.int64)
+    start, counts = sketch.span(cells.column)
+    cumulative = np.empty(len(counts) + 1, dtype=np.int64)
+    cumulative[0] = 0
+    counts.cumsum(out=cumulative[1:])
+    at = np.maximum(cells.edges - start, 0)
+    picked = cumulative[np.minimum(at, len(counts), out=at)]
     result: IntArray = picked[1:] - picked[:-1]
     return result
 
@@ -179,6 +197,7 @@ def _numeric(reference: Reference, column: int, name: str, layout: SketchLayout)
         other=-1,
         values=(),
         cell_of_bin=cell,
+        edges=np.append(starts, layout.size),
     )
 
 

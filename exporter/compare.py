@@ -255,16 +255,37 @@ class ReferenceChecks:
                         vocabulary.code(value)
             vocabulary.set_development(None if ref_cat is None else ref_cat.vocabulary)
         self._n_numeric = n
+        # Where no check can flag a value ([F, 1] columns): inside the range, and inside the
+        # development range where outliers are judged (a finite spread).
+        judged = np.isfinite(self._std)
+        safe_low = np.maximum(self._low, np.where(judged, self._seen_low, -np.inf))
+        safe_high = np.minimum(self._high, np.where(judged, self._seen_high, np.inf))
+        self._safe_low, self._safe_high = safe_low[:, None], safe_high[:, None]
 
     def apply(self, batch: Batch) -> None:
-        """Flag in place; a value keeps the first kind it was given."""
-        values = batch.numeric
-        if values.shape[1]:
-            clean = batch.flags[:, : self._n_numeric] == 0
-            with np.errstate(invalid="ignore"):
-                outside = clean & ((values < self._low) | (values > self._high))
-                beyond = (values < self._seen_low) | (values > self._seen_high)
-                far = np.abs(values - self._mean) > self._z * self._std
-                outlier = clean & ~outside & beyond & far
-            batch.flags[:, : self._n_numeric][outside] = Kind.OUT_OF_RANGE
-            batch.flags[:, : self._n_numeric][outlier] = Kind.OUTLIER
+        """Flag in place; a value keeps the first kind it was given.
+
+        One pass over the values finds the few that could be flagged at all: those outside
+        the range every check leaves alone (``_safe_low`` .. ``_safe_high``). Only those are
+        judged, each against its field's settings; the rest of the batch is never touched."""
+        n = batch.size
+        if not self._n_numeric or not n:
+            return
+        values = batch.numeric.T  # field-major: contiguous for a decoded batch
+        kinds = batch.flags.T[: self._n_numeric]
+        with np.errstate(invalid="ignore"):  # NaN (no value) is never a candidate
+            candidate = values < self._safe_low
+            candidate |= values > self._safe_high
+        at = np.flatnonzero(candidate)
+        if not len(at):
+            return
+        f, r = np.divmod(at, n)
+        v = values[f, r]
+        clean = kinds[f, r] == 0
+        with np.errstate(invalid="ignore"):
+            outside = clean & ((v < self._low[f]) | (v > self._high[f]))
+            beyond = (v < self._seen_low[f]) | (v > self._seen_high[f])
+            far = np.abs(v - self._mean[f]) > self._z * self._std[f]
+            outlier = clean & ~outside & beyond & far
+        kinds[f[outside], r[outside]] = Kind.OUT_OF_RANGE
+        kinds[f[outlier], r[outlier]] = Kind.OUTLIER

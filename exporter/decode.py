@@ -137,6 +137,17 @@ class Decoder:
         self._keep_labels = keep_labels and fields.request_id is not None
         self._regression = fields.regression
         self._record = RecordType(fields, with_request_id=self._keep_labels)
+        # The numeric fields to scale, and each field's bounds (in base units) as [F, 1]
+        # columns for classifying every field at once; ±inf where a field has no bound.
+        numeric = self.layout.numeric
+        self._scaled = [(j, spec.scale) for j, spec in enumerate(numeric) if spec.scale != 1.0]
+        self._minimum = np.array(
+            [[-np.inf if s.minimum is None else s.minimum * s.scale] for s in numeric]
+        ).reshape(len(numeric), 1)
+        self._maximum = np.array(
+            [[np.inf if s.maximum is None else s.maximum * s.scale] for s in numeric]
+        ).reshape(len(numeric), 1)
+        self._bounded = any(s.minimum is not None or s.maximum is not None for s in numeric)
         self._typed: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self._record.type)
         self._native = NativeScanner.build(self._record, fields) if native else None
         # Accepts NaN/Infinity (they become not_a_number) and integers of any length.
@@ -360,63 +371,79 @@ class Decoder:
     # -- classification -------------------------------------------------------------------
 
     def _classify(self, rows: _Rows, now: float | None) -> Batch:
+        """The batch of the rows, every bad value flagged.
+
+        The arrays are built field-major ([fields, rows], each field's values contiguous) and
+        handed to the batch as transposed views ([rows, fields], as ``Batch`` documents them):
+        classifying a field, summarising it (``summarize``), judging it against the reference
+        and counting its anomalies all read one field's values at a time, which numpy does
+        several times faster along contiguous memory, and none of them has to copy the matrix
+        into that order first."""
         layout = self.layout
         n = _row_count(rows)
         n_num, n_cat = len(layout.numeric), len(layout.categorical)
-        flags = np.zeros((n, len(layout.anomaly_fields)), dtype=np.int8)
+        marks = np.zeros((len(layout.anomaly_fields), n), dtype=np.int8)  # flags, field-major
         for r, col, kind in rows.preset:
-            flags[r, col] = kind
+            marks[col, r] = kind
 
-        numeric = np.empty((n, n_num), dtype=np.float64)
+        values = np.empty((n_num, n), dtype=np.float64)
         for j, column_values in enumerate(rows.numeric):
-            numeric[:, j] = column_values
+            values[j] = column_values
         if n_num:
-            self._classify_numeric(numeric, flags)
+            self._classify_numeric(values, marks[:n_num])
 
-        categorical = np.full((n, n_cat), -1, dtype=np.int64)
+        codes = np.full((n_cat, n), -1, dtype=np.int64)
         cut: Counter[str] = Counter()
-        for j, values in enumerate(rows.categorical):
-            categorical[:, j], kinds, cut[layout.categorical[j].name] = self._encode(j, values)
-            column = flags[:, n_num + j]
+        for j, category_values in enumerate(rows.categorical):
+            codes[j], kinds, cut[layout.categorical[j].name] = self._encode(j, category_values)
+            column = marks[n_num + j]
             np.copyto(column, kinds, where=column == 0)
 
+        flags, numeric, categorical = marks.T, values.T, codes.T
         timestamp = np.full(n, np.nan)
         if layout.has_timestamp:
-            timestamp = self._timestamps(rows, flags[:, layout.timestamp_column], now)
+            timestamp = self._timestamps(rows, marks[layout.timestamp_column], now)
 
         groups, group, names = self._groups(rows, n)
         cut.update(self._check_names(names, group, flags))
-        wrong = self._wrong(rows, categorical, n)
+        wrong = self._wrong(rows, codes, n)
         batch = Batch(groups, group, numeric, categorical, flags, timestamp, wrong)
         batch.labels_cut = +cut  # only the fields that cut something
         if self._regression:
-            batch.residual = self._residual(rows, numeric, flags[:, layout.ground_truth_column])
+            batch.residual = self._residual(rows, numeric, marks[layout.ground_truth_column])
         if self._keep_labels:
             batch.request_id = rows.request_ids
             batch.label = rows.truth or [None] * n
         return batch
 
-    def _classify_numeric(self, numeric: FloatArray, flags: npt.NDArray[np.int8]) -> None:
-        for j, spec in enumerate(self.layout.numeric):
-            column = numeric[:, j]
-            if spec.scale != 1.0:
-                column *= spec.scale
-            kind = flags[:, j]
-            missing = np.isnan(column)
-            kind[missing & (kind == 0)] = Kind.MISSING
-            infinite = np.isinf(column)  # 1e400 parses as infinity: no number to average
-            kind[infinite] = Kind.NOT_A_NUMBER
-            column[infinite] = np.nan
-            bad = np.zeros(len(column), dtype=bool)
-            with np.errstate(invalid="ignore"):
-                if spec.minimum is not None:
-                    bad |= column < spec.minimum * spec.scale
-                if spec.maximum is not None:
-                    bad |= column > spec.maximum * spec.scale
+    def _classify_numeric(self, values: FloatArray, kind: npt.NDArray[np.int8]) -> None:
+        """Scale, then flag (in ``kind``) and blank (NaN in ``values``) every value that is
+        missing, not finite or outside its configured bounds; both are field-major [F, n].
+
+        All fields in one pass of each operation, per-field bounds as [F, 1] columns; the few
+        values that are not finite are found once and judged one by one, and the rare steps
+        (an infinity, a value out of bounds) only run when some value needs them.
+        """
+        for j, scale in self._scaled:
+            values[j] *= scale
+        finite = np.isfinite(values)
+        if not finite.all():  # a few values missing or infinite: judged one by one
+            f, r = np.divmod(np.flatnonzero(~finite), values.shape[1])
+            infinite = np.isinf(values[f, r])  # 1e400 parses as infinity: no number to average
+            missing = ~infinite & (kind[f, r] == 0)
+            kind[f[missing], r[missing]] = Kind.MISSING
+            if infinite.any():
+                kind[f[infinite], r[infinite]] = Kind.NOT_A_NUMBER
+                values[f[infinite], r[infinite]] = np.nan
+        if self._bounded:
             # Configured bounds say what a valid value is: outside them, the value is counted
             # and kept out of the statistics, so one garbage value cannot swing a mean.
-            kind[bad] = Kind.OUT_OF_RANGE
-            column[bad] = np.nan
+            with np.errstate(invalid="ignore"):
+                bad = values < self._minimum
+                bad |= values > self._maximum
+            if bad.any():
+                kind[bad] = Kind.OUT_OF_RANGE
+                values[bad] = np.nan
 
     def _encode(self, j: int, values: list[Any]) -> tuple[IntArray, npt.NDArray[np.int8], int]:
         vocabulary = self.vocabularies[j]
@@ -426,19 +453,24 @@ class Decoder:
 
     def _timestamps(self, rows: _Rows, kind: npt.NDArray[np.int8], now: float | None) -> FloatArray:
         values, head = rows.timestamp, len(rows.scanned_seconds)
-        ts = epoch_seconds(values, self.fields.timestamp_scale)
-        if head:
-            ts = np.concatenate([rows.scanned_seconds, ts])
+        if not values:  # every row scanned (the usual chunk): its seconds are all there is
+            ts = np.array(rows.scanned_seconds, dtype=np.float64)  # a copy: flagged ones go
+        else:
+            ts = epoch_seconds(values, self.fields.timestamp_scale)
+            if head:
+                ts = np.concatenate([rows.scanned_seconds, ts])
         # No log line comes from before 1970 or after the year 5000: such a value (or an
-        # infinity) is a broken field, and it must not drive time in a replay.
+        # infinity) is a broken field, and it must not drive time in a replay. NaN (none
+        # read) is implausible too, so a chunk of plausible times skips all the rest.
         with np.errstate(invalid="ignore"):
             implausible = ~((ts >= 0) & (ts < MAX_TIMESTAMP))
-        for i in np.flatnonzero(implausible & (kind == 0)).tolist():
-            given = rows.scanned_given[i] if i < head else values[i - head] is not None
-            if given:  # given, but no time: a broken field, not a missing one
-                kind[i] = Kind.TYPE_MISMATCH
-        ts[implausible] = np.nan
-        kind[np.isnan(ts) & (kind == 0)] = Kind.MISSING
+        if implausible.any():
+            for i in np.flatnonzero(implausible & (kind == 0)).tolist():
+                given = rows.scanned_given[i] if i < head else values[i - head] is not None
+                if given:  # given, but no time: a broken field, not a missing one
+                    kind[i] = Kind.TYPE_MISMATCH
+            ts[implausible] = np.nan
+            kind[np.isnan(ts) & (kind == 0)] = Kind.MISSING
         if now is not None:
             with np.errstate(invalid="ignore"):
                 kind[(ts < now - self._late_after) & (kind == 0)] = Kind.LATE
@@ -490,8 +522,8 @@ class Decoder:
         Works per group, not per record: the rows of a group share their names.
         """
         cut: Counter[str] = Counter()
-        if not len(group):
-            return cut
+        if not len(group) or not any(found.repaired or found.cut for _, _, found in names):
+            return cut  # the usual batch: clean names, nothing to count per group
         sizes = np.bincount(group)
         for role, column, found in names:
             if found.repaired:
@@ -525,22 +557,24 @@ class Decoder:
         residual[overflow] = np.nan
         return residual
 
-    def _wrong(self, rows: _Rows, categorical: IntArray, n: int) -> npt.NDArray[np.int8]:
+    def _wrong(self, rows: _Rows, codes: IntArray, n: int) -> npt.NDArray[np.int8]:
         """Classification error per record: the label against the predicted class, compared
-        as vocabulary codes (both are class names)."""
+        as vocabulary codes (both are class names). ``codes`` is field-major [C, n]."""
         wrong = np.full(n, -1, dtype=np.int8)
         column = self.layout.predicted_class_column
         if not rows.truth or column is None:
             return wrong
         vocabulary = self.vocabularies[column]
         labels = vocabulary.lookup(rows.truth)
-        guesses = categorical[:, column]
+        guesses = codes[column]
         both = (labels >= 0) & (guesses >= 0)
-        wrong[both] = labels[both] != guesses[both]
+        np.copyto(wrong, labels != guesses, where=both)
         # A label the class vocabulary does not hold (a class never predicted, a number), or a
         # class past the cap (__other__): compare those pairs as text.
         unsure = (guesses >= 0) & ((labels == MISS) | (guesses == vocabulary.other))
         unsure &= labels != -1
+        if not unsure.any():
+            return wrong
         pick = np.flatnonzero(unsure)
         truth, classes = rows.truth, rows.categorical[column]
         said = [truth[i] for i in pick.tolist()]

@@ -26,6 +26,10 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
+# A column of at most this many values is read value by value: the byte-matrix path costs some
+# fifty numpy calls whatever the column's length, and the few lines a chunk leaves to the exact
+# path (a malformed neighbour, an odd value) come here a handful at a time.
+FEW = 8
 LONGEST = 32  # longer strings are not of the fast shape: the per-value parser takes them
 _SHAPE = re.compile(
     r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.(\d{1,6}))?(Z|[+-]\d\d:\d\d)?", re.ASCII
@@ -89,6 +93,8 @@ def epoch_seconds(values: Sequence[Any], scale: float) -> FloatArray:
         return np.array(values, dtype=np.float64) * scale
     except (ValueError, TypeError, OverflowError):
         pass
+    if len(values) <= FEW:
+        return np.array([parse_one(value, scale) for value in values], dtype=np.float64)
     try:
         seconds, ok = iso_seconds(values)
     except TypeError:  # numbers or None among the strings

@@ -9,6 +9,7 @@ digits) that must take the exact path.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter import timestamps
 from exporter.timestamps import epoch_seconds
+
+
+@pytest.fixture(autouse=True, scope="module", params=["few read one by one", "byte matrix always"])
+def _few(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test twice: as shipped (a short column is read value by value), and with every
+    column, however short, taking the byte-matrix path."""
+    patch = pytest.MonkeyPatch()
+    if request.param == "byte matrix always":
+        patch.setattr(timestamps, "FEW", 0)
+    yield
+    patch.undo()
 
 
 def expected(value: Any, scale: float = 1.0) -> float:

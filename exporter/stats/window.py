@@ -99,12 +99,14 @@ class Summary:
         A plain sum of squares loses the variance to cancellation when the mean is large
         against the spread (timestamps, ids, amounts around 1e8); deviations do not.
         """
-        n = self.count + other.count
+        a, b = self.count, other.count
+        both = (a > 0) & (b > 0)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            delta = np.where(other.count > 0, other.total / other.count, 0.0) - np.where(
-                self.count > 0, self.total / self.count, 0.0
-            )
-            cross = np.where(n > 0, delta * delta * self.count * other.count / n, 0.0)
+            delta = np.divide(other.total, b, out=np.zeros(len(b)), where=b > 0)
+            delta -= np.divide(self.total, a, out=np.zeros(len(a)), where=a > 0)
+            # Only where both sides hold values: with one side empty the term is 0, and
+            # computed, δ² of a mean past 1e154 overflows and inf·0 made the spread NaN.
+            cross = np.divide(delta * delta * a * b, a + b, out=np.zeros(len(a)), where=both)
             self.deviations += other.deviations + cross
             self.total += other.total
         self.count += other.count
@@ -126,6 +128,11 @@ class Summary:
         self.delay_total += other.delay_total
         self.abs_error += other.abs_error
         self.sq_error += other.sq_error
+        if other.records == 0:
+            # A summary of no records (a chunk's parse errors, late labels) holds no value:
+            # only its anomalies count.
+            self.anomalies += other.anomalies
+            return
         self._merge_moments(other)
         np.minimum(self.low, other.low, out=self.low)
         np.maximum(self.high, other.high, out=self.high)
@@ -137,11 +144,33 @@ class Summary:
 
 
 def category_counts(codes: IntArray, shape: Shape) -> IntArray:
-    """Counts per category code [C, V] of a [n, C] code matrix (-1, no value, not counted)."""
-    offsets = np.arange(shape.categorical, dtype=np.int64)[None, :] * shape.categories
-    present = codes >= 0
-    flat = np.bincount((codes + offsets)[present], minlength=shape.categorical * shape.categories)
+    """Counts per category code [C, V] of a [n, C] code matrix (-1, no value, not counted).
+
+    Read field-major (``codes.T``: a view, contiguous for a decoded batch), and the rows
+    without a value are only filtered out when there are some."""
+    fields = codes.T
+    offsets = np.arange(shape.categorical, dtype=np.int64)[:, None] * shape.categories
+    placed = fields + offsets
+    present = fields >= 0
+    flat = np.bincount(
+        placed.ravel() if present.all() else placed[present],
+        minlength=shape.categorical * shape.categories,
+    )
     return flat.reshape(shape.categorical, shape.categories)
+
+
+def anomaly_counts(flags: npt.NDArray[np.int8], shape: Shape) -> IntArray:
+    """Counts per anomaly field and kind [A, N_KINDS] of a [n, A'] flag matrix (A' ≤ A: the
+    last row, the whole record's, is not in it). Only flagged cells are counted (OK is not):
+    a flag is rare, and the matrix is n × A'. Read field-major, like ``category_counts``."""
+    counts = np.zeros((shape.anomaly_fields, N_KINDS), dtype=np.int64)
+    n, width = flags.shape
+    cells = flags.T.ravel()  # a view when the batch is field-major, else one copy
+    flagged = np.flatnonzero(cells != 0)  # a boolean mask: numpy scans it far faster
+    if len(flagged):
+        found = np.bincount(flagged // n * N_KINDS + cells[flagged], minlength=width * N_KINDS)
+        counts[:width] = found.reshape(width, N_KINDS)
+    return counts
 
 
 def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) -> Summary:
@@ -154,40 +183,60 @@ def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) ->
     n = len(numeric)
     if n == 0:
         return Summary.empty(shape)
-    summary = Summary.empty(shape, with_sketch=False)  # the sketch is computed below
-    summary.records = n
 
-    # Field-major copy: every statistic below reduces along contiguous rows, which numpy does
-    # several times faster than down the columns of the record-major batch.
+    # Field-major: every statistic below reduces along contiguous rows, which numpy does
+    # several times faster than down the columns of a record-major matrix. A decoded batch
+    # is stored field-major already (``Decoder._classify``), so this is a view, no copy.
     values = np.ascontiguousarray(numeric.T)
-    valid = ~np.isnan(values)
-    summary.count = np.count_nonzero(valid, axis=1).astype(np.int64)
-    zeroed = np.where(valid, values, 0.0)
+    missing = np.isnan(values)
     # Values near the float limit overflow the sums to inf: the collector then exports no
     # mean or stddev for that window (min, max and quantiles stay exact).
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        summary.total = zeroed.sum(axis=1)
-        means = np.where(summary.count > 0, summary.total / np.maximum(summary.count, 1), 0.0)
-        centred = np.subtract(zeroed, means[:, None], out=zeroed)
-        centred *= valid  # a missing value contributes no deviation
-        summary.deviations = np.einsum("ij,ij->i", centred, centred)
-    empty = summary.count == 0
-    summary.low = np.where(empty, np.inf, np.fmin.reduce(values, axis=1))  # fmin skips NaN
-    summary.high = np.where(empty, -np.inf, np.fmax.reduce(values, axis=1))
-    summary.sketch, summary.clamped = shape.sketch.count_fields(values, valid)
+        if not missing.any():  # the usual batch: no masking at all
+            valid = None
+            count = np.full(shape.numeric, n, dtype=np.int64)
+            total = values.sum(axis=1)
+            centred = values - (total / n)[:, None]
+            low = np.fmin.reduce(values, axis=1)
+            high = np.fmax.reduce(values, axis=1)
+        else:
+            # Few values are missing (a malformed line or two): they are found once and
+            # zeroed where they are, rather than masking the whole matrix at every step.
+            valid = ~missing
+            at = np.flatnonzero(missing.ravel())
+            count = n - np.bincount(at // n, minlength=shape.numeric)
+            zeroed = values.copy()
+            zeroed.ravel()[at] = 0.0
+            total = zeroed.sum(axis=1)
+            means = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+            centred = np.subtract(zeroed, means[:, None], out=zeroed)
+            centred.ravel()[at] = 0.0  # a missing value contributes no deviation
+            empty = count == 0
+            low = np.where(empty, np.inf, np.fmin.reduce(values, axis=1))  # fmin skips NaN
+            high = np.where(empty, -np.inf, np.fmax.reduce(values, axis=1))
+        deviations = np.einsum("ij,ij->i", centred, centred)
+    sketch, clamped = shape.sketch.count_fields(values, valid)
 
-    if shape.categorical:
-        summary.categories = category_counts(codes, shape)
-
-    # Only flagged cells are counted (OK is not): a flag is rare, and the matrix is n × A.
-    width = flags.shape[1]
-    cells = flags.ravel()
-    flagged = np.flatnonzero(cells)
-    found = np.bincount(flagged % width * N_KINDS + cells[flagged], minlength=width * N_KINDS)
-    summary.anomalies[:width] = found.reshape(width, N_KINDS)
-
-    summary.labelled = int((wrong >= 0).sum())
-    summary.wrong = int((wrong == 1).sum())
+    labelled = int(np.count_nonzero(wrong >= 0))
+    summary = Summary(
+        records=n,
+        count=count,
+        total=total,
+        deviations=deviations,
+        low=low,
+        high=high,
+        sketch=sketch,
+        categories=(
+            category_counts(codes, shape)
+            if shape.categorical
+            else np.zeros((0, shape.categories), dtype=np.int64)
+        ),
+        anomalies=anomaly_counts(flags, shape),
+        labelled=labelled,
+        wrong=int(np.count_nonzero(wrong == 1)) if labelled else 0,
+        latest=_latest(stamps),
+        clamped=clamped,
+    )
     if batch.residual is not None:
         residual = batch.residual if rows is None else batch.residual[rows]
         residual = residual[~np.isnan(residual)]
@@ -195,9 +244,17 @@ def summarize(batch: Batch, rows: npt.NDArray[np.bool_] | None, shape: Shape) ->
         with np.errstate(over="ignore"):
             summary.abs_error = float(np.abs(residual).sum())
             summary.sq_error = float((residual * residual).sum())
-    if len(stamps) and not np.isnan(stamps).all():
-        summary.latest = float(np.nanmax(stamps))
     return summary
+
+
+def _latest(stamps: FloatArray) -> float:
+    """The largest timestamp, NaN (none) skipped; -inf when there is none."""
+    if not len(stamps):
+        return -math.inf
+    top = float(stamps.max())
+    if not math.isnan(top):  # no NaN: the maximum is the answer (one pass)
+        return top
+    return -math.inf if np.isnan(stamps).all() else float(np.nanmax(stamps))
 
 
 class Ring:
