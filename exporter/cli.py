@@ -156,7 +156,7 @@ def _replay_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     common: list[argparse.ArgumentParser],
 ) -> None:
-    from exporter.offline.backtest import Thresholds  # noqa: PLC0415  (small, pure: for defaults)
+    from exporter.offline.thresholds import Thresholds  # noqa: PLC0415  (small, pure: for defaults)
 
     defaults = Thresholds()
     replay = sub.add_parser(
@@ -356,10 +356,11 @@ def _baseline(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from exporter.offline.backtest import Thresholds, parse_for  # noqa: PLC0415
+    from exporter.offline.backtest import parse_for  # noqa: PLC0415
     from exporter.offline.read import Progress, read_chunks  # noqa: PLC0415
     from exporter.offline.replay import ReplayError, replay, with_alert_windows  # noqa: PLC0415
     from exporter.offline.report import render_text, to_json  # noqa: PLC0415
+    from exporter.offline.thresholds import Thresholds  # noqa: PLC0415
     from exporter.offline.thresholds_file import load_thresholds  # noqa: PLC0415
     from exporter.reload import ReferenceFile  # noqa: PLC0415
     from exporter.validate import parse_duration  # noqa: PLC0415

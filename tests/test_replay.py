@@ -32,9 +32,7 @@ from exporter.offline.backtest import (
     RULES,
     AlertTracker,
     DriftStat,
-    Override,
     Row,
-    Thresholds,
     conditions,
     parse_for,
 )
@@ -43,6 +41,7 @@ from exporter.offline.read import read_chunks
 from exporter.offline.replay import Replayer, ReplayError, replay, with_alert_windows
 from exporter.offline.report import Report, iso, render_text
 from exporter.offline.simulate import LineTruth, Scenario, generate, generate_with_truth
+from exporter.offline.thresholds import Override, Thresholds
 from exporter.offline.thresholds_file import load_thresholds
 from exporter.reference import Reference
 from exporter.validate import parse_duration

@@ -10,7 +10,8 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from exporter.offline.backtest import Episode, Row, Thresholds
+from exporter.offline.backtest import Episode, Row
+from exporter.offline.thresholds import Thresholds
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from exporter.config_file import read_yaml
 from exporter.errors import ConfigError
-from exporter.offline.backtest import Override, Thresholds, bad_threshold
+from exporter.offline.thresholds import Override, Thresholds, bad_threshold
 
 # record → (Thresholds attribute or None when replay does not evaluate it, labels it may carry)
 RECORDS: dict[str, tuple[str | None, tuple[str, ...]]] = {
