@@ -252,9 +252,12 @@ def _load(path: str, prepare: bool) -> tuple[Config, list[str]]:
 def _run(args: argparse.Namespace) -> int:
     config, warnings = _load(args.config, prepare=True)  # a bad config fails before the imports
     from exporter.sidecar import build, run_until  # noqa: PLC0415
-    from exporter.webfile import WebConfigFile  # noqa: PLC0415
 
-    web = WebConfigFile(args.web_config_file) if args.web_config_file else None
+    web = None
+    if args.web_config_file:  # TLS and basic auth load only with a web config
+        from exporter.webfile import WebConfigFile  # noqa: PLC0415
+
+        web = WebConfigFile(args.web_config_file)
     for warning in warnings:
         log.warning("%s", warning)
     control = _control_by_signals()

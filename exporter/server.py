@@ -23,14 +23,13 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from exporter.basicauth import BasicAuth
 from exporter.clock import Clock, SystemClock
 from exporter.connections import ConnectionServer, Limits
 from exporter.deflate import Body
@@ -39,9 +38,12 @@ from exporter.exposition import Family
 from exporter.page import load_assets, not_modified
 from exporter.request import ROUTES, Handler
 from exporter.scrape import Renders, accepts_gzip
-from exporter.webconfig import RateLimit
-from exporter.webfile import Loaded, WebConfigFile
 from exporter.wire import Connection
+
+if TYPE_CHECKING:  # the web config's modules load only when a web config is given
+    from exporter.basicauth import BasicAuth
+    from exporter.webconfig import RateLimit
+    from exporter.webfile import Loaded, WebConfigFile
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +167,7 @@ class MetricsServer:
         self._web = web_config
         self._stats = _Stats()
         self._renders = Renders()
-        self._auth = BasicAuth()
+        self._auth = _basic_auth() if web_config is not None else None
         self._clock = clock if clock is not None else SystemClock()
         self._bucket = _TokenBucket(self._clock)
         self._web_error_logged: object = None
@@ -312,6 +314,7 @@ class MetricsServer:
                 return
             if web.users and path not in web.auth_excluded_paths:
                 header = handler.headers.get("Authorization")
+                assert self._auth is not None  # made with the web config
                 if not self._auth.allowed(web.users, header):
                     handler.reply(401, b"unauthorized\n", {"WWW-Authenticate": "Basic"}, head=head)
                     return
@@ -389,6 +392,13 @@ def _families(metrics: Iterable[Metric]) -> list[Family]:
             family.add_sample(suffix, tuple(labels), tuple(labels.values()), sample.value)
         families.append(family)
     return families
+
+
+def _basic_auth() -> BasicAuth:
+    """The password checker, for a server with a web config (bcrypt loads only then)."""
+    from exporter.basicauth import BasicAuth  # noqa: PLC0415
+
+    return BasicAuth()
 
 
 def _san_allowed(cert: Any, allowed: Sequence[str]) -> bool:

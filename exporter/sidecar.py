@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING
 
 from exporter.bodies import Bodies
 from exporter.budget import exposition_budget
@@ -31,7 +32,9 @@ from exporter.status import Inputs, StatusEndpoint
 from exporter.tail.tailer import Tailer
 from exporter.tail.watch import Stopper, Waker, start_watch
 from exporter.validate import parse_listen_address
-from exporter.webfile import WebConfigFile
+
+if TYPE_CHECKING:
+    from exporter.webfile import WebConfigFile
 
 log = logging.getLogger(__name__)
 

@@ -41,12 +41,12 @@ from exporter.offline.backtest import (
     DriftStat,
     FleetHistory,
     Row,
-    Thresholds,
     conditions,
     parse_for,
 )
 from exporter.offline.read import APPLY_BYTES
 from exporter.offline.report import Report
+from exporter.offline.thresholds import Thresholds
 from exporter.reference import Reference
 from exporter.state import Snapshot, WindowView
 from exporter.stats.sketch import Sketches, quantiles
