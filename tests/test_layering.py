@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from tests.configs import example_config, write_config
+from tests.harness import free_port
 
 
 def _loaded_after(statement: str) -> set[str]:
@@ -105,4 +109,43 @@ def test_the_sidecar_does_not_load_the_offline_side() -> None:
 def test_the_cli_loads_a_sub_command_only_when_it_runs() -> None:
     loaded = _loaded_after("import exporter.cli; exporter.cli._parser()")
     assert "exporter.cli" in loaded
-    assert not {"exporter.sidecar", "exporter.decode", "exporter.offline.simulate"} & loaded
+    assert "exporter.offline.thresholds" in loaded  # the replay flags' defaults
+    banned = {"exporter.sidecar", "exporter.decode", "exporter.offline.simulate"}
+    assert not (banned | {"exporter.offline.backtest"}) & loaded
+
+
+# A running sidecar without a web config needs none of these: each was CPU at every start.
+NOT_AT_START = {
+    "exporter.offline.backtest",  # replay's rules (the CLI parser reads only the defaults)
+    "exporter.webfile",  # TLS and basic auth: only with --web.config.file
+    "exporter.webconfig",
+    "exporter.basicauth",
+    "bcrypt",
+}
+
+
+def test_a_started_sidecar_loads_nothing_it_does_not_run(tmp_path: Path) -> None:
+    """``model-exporter run`` as the CLI starts it, up to its first poll of the log."""
+    log = tmp_path / "model.jsonl"
+    log.write_text("")
+    address = f"127.0.0.1:{free_port()}"
+    data = example_config(log, tmp_path / "positions.json", listen_address=address)
+    config = write_config(tmp_path, data)
+    started = f"""
+import time
+import exporter.sidecar
+from exporter.cli import main
+
+def first_poll(sidecar, control, load=None):
+    sidecar.start()
+    deadline = time.monotonic() + 60
+    while not sidecar.pipeline.ready()[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sidecar.stop()
+
+exporter.sidecar.run_until = first_poll
+assert main(["run", "--config", {str(config)!r}]) == 0
+"""
+    loaded = _loaded_after(started)
+    assert {"exporter.sidecar", "exporter.server", "watchdog"} <= loaded
+    assert not NOT_AT_START & loaded
