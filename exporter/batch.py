@@ -58,6 +58,9 @@ class Vocabulary:
         self.values: list[str] = []
         self._codes: dict[str | None, int] = {None: -1}  # None (missing) encodes as -1
         self._development: frozenset[str] | None = None
+        # The kind of a value past the cap, by its label text: OK for a value development saw
+        # (absent: unseen_category), as a mapping the compiled lookup can ask (``mapped``).
+        self._seen: dict[str, int] = {}
         # The kind of a value by its code + 1: missing for -1, unseen_category for a code
         # development never saw, OK otherwise (``__other__`` is asked value by value).
         self._kinds = np.zeros(cap + 2, dtype=np.int8)
@@ -71,6 +74,7 @@ class Vocabulary:
         self._development = (
             None if values is None else frozenset(label_value(v, self.limit)[0] for v in values)
         )
+        self._seen = dict.fromkeys(self._development or (), int(Kind.OK))
         for code, value in enumerate(self.values):
             self._kinds[code + 1] = self._judged(value)
 
@@ -112,12 +116,7 @@ class Vocabulary:
         Every value of a chunk's column comes here: compiled, one dict lookup per object not
         seen lately (``codes`` in ``_scan.c``); else a pass of ``dict.get`` in numpy."""
         try:
-            if _codes is not None and type(values) is list:
-                found: IntArray = np.frombuffer(_codes(values, self._codes, MISS), np.int64)
-                return found
-            return np.fromiter(
-                map(self._codes.get, values, repeat(MISS)), dtype=np.int64, count=len(values)
-            )
+            return mapped(values, self._codes, MISS)
         except TypeError:
             return np.array(
                 [self._codes.get(v, MISS) if type(v) is str else MISS for v in values],
@@ -141,28 +140,34 @@ class Vocabulary:
         rows = np.flatnonzero(codes == MISS)
         if not len(rows):
             return codes, [], self._kinds[codes + 1], 0
-        missed = rows.tolist()
-        texts, repaired, cut = label_values(pick(values, missed), self.limit)
+        misses = values if len(rows) == len(values) else pick(values, rows.tolist())
+        if len(self.values) >= self.cap and own_labels(misses, self.limit):
+            # Full, and every miss is its own label text: none has a code (the lookup just
+            # said so) and none can get one, so all are past the cap. The usual chunk of a
+            # log with a new value on every line, once the first few chunks filled the cap.
+            codes[rows] = self.cap
+            kinds: npt.NDArray[np.int8] = self._kinds[codes + 1]
+            if self._development is not None:
+                kinds[rows] = self._past_kinds(misses)
+            return codes, [], kinds, 0
+        texts, repaired, cut = label_values(misses, self.limit)
         if len(self.values) < self.cap:
             for text in dict.fromkeys(texts):  # new values get codes in order of appearance
                 if len(self.values) >= self.cap:
                     break
                 self._code(text)
-        found = np.fromiter(
-            map(self._codes.get, texts, repeat(self.cap)), dtype=np.int64, count=len(texts)
-        )
+        found = mapped(texts, self._codes, self.cap)
         codes[rows] = found
-        kinds: npt.NDArray[np.int8] = self._kinds[codes + 1]
+        kinds = self._kinds[codes + 1]
         if self._development is not None:  # past the cap: ask the value
             past = np.flatnonzero(found == self.cap)
-            development = self._development
-            seen = np.fromiter(
-                map(development.__contains__, pick(texts, past.tolist())),
-                dtype=bool,
-                count=len(past),
-            )
-            kinds[rows[past]] = np.where(seen, Kind.OK, Kind.UNSEEN_CATEGORY)
-        return codes, [missed[k] for k in repaired], kinds, len(cut)
+            kinds[rows[past]] = self._past_kinds(pick(texts, past.tolist()))
+        return codes, rows[repaired].tolist(), kinds, len(cut)
+
+    def _past_kinds(self, texts: list[str]) -> IntArray:
+        """The kind of each label text past the cap: OK when development saw it, else
+        unseen_category (one compiled lookup; a value past the cap has no code to judge)."""
+        return mapped(texts, self._seen, int(Kind.UNSEEN_CATEGORY))
 
 
 @dataclass(frozen=True)
@@ -398,6 +403,18 @@ def pick(values: list[Any], rows: list[int]) -> list[Any]:
     if len(rows) > 1:
         return list(itemgetter(*rows)(values))
     return [values[i] for i in rows]
+
+
+def mapped(values: list[Any], mapping: dict[Any, int], default: int) -> IntArray:
+    """``mapping.get(value, default)`` of each value, as int64: compiled, one dict lookup per
+    object not seen lately (``codes`` in ``_scan.c``); else a pass of ``dict.get`` in numpy.
+    An unhashable value raises TypeError, as ``dict.get`` does."""
+    if _codes is not None and type(values) is list:
+        found: IntArray = np.frombuffer(_codes(values, mapping, default), np.int64)
+        return found
+    return np.fromiter(
+        map(mapping.get, values, repeat(default)), dtype=np.int64, count=len(values)
+    )
 
 
 def own_labels(values: list[Any], limit: int) -> bool:
