@@ -13,7 +13,7 @@ import importlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -301,20 +301,27 @@ class Batch:
     def concat(cls, batches: list[Batch]) -> Batch:
         """One batch of the records, parse errors and cut label values of several (at least
         one) from the same decoder, e.g. the lines of a chunk decoded one by one."""
-        index: dict[tuple[str, str], int] = {}
+        # The distinct groups in order of first appearance, and each batch's codes into them:
+        # dict passes in C, since a log with a new model on every line has a group per row.
+        groups = list(dict.fromkeys(chain.from_iterable(b.groups for b in batches)))
+        index = dict(zip(groups, range(len(groups)), strict=True))
         codes = []
         errors: Counter[str] = Counter()
         cut: Counter[str] = Counter()
         for batch in batches:
-            remap = np.array([index.setdefault(k, len(index)) for k in batch.groups], np.int64)
-            codes.append(remap[batch.group] if batch.size else batch.group)
+            same = batch.groups == groups[: len(batch.groups)]  # e.g. one model version
+            codes.append(
+                batch.group
+                if same or not batch.size
+                else mapped(batch.groups, index, 0)[batch.group]
+            )
             errors.update(batch.parse_errors)
             cut.update(batch.labels_cut)
         residuals = [b.residual for b in batches if b.residual is not None]
         requests = [b.request_id for b in batches if b.request_id is not None]
         labels = [b.label for b in batches if b.label is not None]
         return cls(
-            groups=list(index),
+            groups=groups,
             group=np.concatenate(codes),
             numeric=_concat_rows([b.numeric for b in batches]),
             categorical=_concat_rows([b.categorical for b in batches]),
@@ -412,9 +419,7 @@ def mapped(values: list[Any], mapping: dict[Any, int], default: int) -> IntArray
     if _codes is not None and type(values) is list:
         found: IntArray = np.frombuffer(_codes(values, mapping, default), np.int64)
         return found
-    return np.fromiter(
-        map(mapping.get, values, repeat(default)), dtype=np.int64, count=len(values)
-    )
+    return np.fromiter(map(mapping.get, values, repeat(default)), dtype=np.int64, count=len(values))
 
 
 def own_labels(values: list[Any], limit: int) -> bool:

@@ -42,8 +42,10 @@ from exporter.batch import (
     Vocabulary,
     class_text,
     label_value,
+    mapped,
     nameless,
     own_labels,
+    pick,
 )
 from exporter.columns import ObjectArray, RecordType
 from exporter.config_types import FUTURE_AFTER, LATE_AFTER, FieldsConfig
@@ -483,7 +485,8 @@ class Decoder:
         self, rows: _Rows, n: int
     ) -> tuple[list[tuple[str, str]], IntArray, list[tuple[str, int, _Names]]]:
         """The distinct (model, version) pairs of the batch as label values, each record's
-        pair, and the names found in them, as (role, anomaly column, names) per named role.
+        pair, and the names found in them, as (role, anomaly column, names) per named role
+        (none when every name is its own label value: there is nothing to flag or count).
 
         Grouping costs O(rows) in C and naming O(pairs): a log with a new model on every line
         pays one dict pass per batch, and each distinct name is made a label value once."""
@@ -492,14 +495,19 @@ class Decoder:
             return [(f.model_value, f.version_value)], np.zeros(n, dtype=np.int64), []
         models = rows.models or [None] * n
         versions = rows.versions or [None] * n
+        limit = f.label_value_bytes
         keys: list[tuple[Any, Any]]
         if n and _all_alike(models, n) and _all_alike(versions, n):
             keys = [(models[0], versions[0])]  # one model version: the usual sidecar
             codes = np.zeros(n, dtype=np.int64)
+        elif _own_names(models, limit) and _own_names(versions, limit):
+            # Every name is its own label value (a log with a new model on every line, too):
+            # the distinct pairs are the groups, and no name has anything to flag or count.
+            return (*_first_seen_codes(zip(models, versions, strict=True), n), [])
         else:
             models, versions = _bools_as_text(models), _bools_as_text(versions)
             keys, codes = _first_seen_codes(zip(models, versions, strict=True), n)
-        (model, version), limit, layout = self._nameless, f.label_value_bytes, self.layout
+        (model, version), layout = self._nameless, self.layout
         model_names = _name_labels([m for m, _ in keys], model, limit)
         version_names = _name_labels([v for _, v in keys], version, limit)
         groups = list(zip(model_names.texts, version_names.texts, strict=True))
@@ -592,13 +600,16 @@ def _first_seen_codes(
     pairs: Iterable[tuple[Any, Any]], n: int
 ) -> tuple[list[tuple[Any, Any]], IntArray]:
     """The distinct pairs, first seen first, and each row's index into them. One dict pass
-    in C maps every pair to the row where it was first seen; ranking those rows (a sort of
-    integers) gives the codes. A log with a new model on every line has about as many pairs
-    as rows, so no step here may cost a Python call per row."""
-    first: dict[tuple[Any, Any], int] = {}
-    rows = np.fromiter(map(first.setdefault, pairs, range(n)), np.int64, n)
-    _, codes = np.unique(rows, return_inverse=True)
-    return list(first), codes.astype(np.int64, copy=False)
+    in C maps every pair to the row where it was first seen (built from the last row back,
+    so the first row's write stands); when every pair is distinct (a log with a new model on
+    every line) that is all, else ranking each row's first row (a sort of integers) gives the
+    codes. No step here may cost a Python call per row."""
+    listed = list(pairs)
+    first = dict(zip(reversed(listed), range(n - 1, -1, -1), strict=True))
+    if len(first) == n:
+        return listed, np.arange(n, dtype=np.int64)
+    firsts, codes = np.unique(mapped(listed, first, -1), return_inverse=True)
+    return pick(listed, firsts.tolist()), codes.astype(np.int64, copy=False)
 
 
 def _all_alike(values: list[Any], n: int) -> bool:
@@ -608,6 +619,11 @@ def _all_alike(values: list[Any], n: int) -> bool:
     if values.count(first) != n:
         return False
     return first not in (0, 1) or len(set(map(type, values))) == 1
+
+
+def _own_names(values: list[Any], limit: int) -> bool:
+    """Whether every name is its own label value (``_name_labels`` keeps it as it is)."""
+    return own_labels(values, limit) and "" not in values
 
 
 def _bools_as_text(values: list[Any]) -> list[Any]:
@@ -636,7 +652,7 @@ class _Names:
 def _name_labels(values: list[Any], default: str, limit: int) -> _Names:
     """Model or version names as label values (``label_value``); none, a structure or the
     empty string (which Prometheus reads as no label at all) names no model: ``default``."""
-    if own_labels(values, limit) and "" not in values:
+    if _own_names(values, limit):
         return _Names(values)
     names = _Names([])
     for i, value in enumerate(values):

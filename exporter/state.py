@@ -17,13 +17,12 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
 
 from exporter.anomaly import Kind
-from exporter.batch import OTHER, Batch, Layout, nameless
+from exporter.batch import OTHER, Batch, Layout, mapped, nameless
 from exporter.cells import ReferenceCells
 from exporter.config_types import Config, WindowSpec
 from exporter.join import GroupKey, Joined
@@ -349,13 +348,17 @@ class State:
         or needs no slot (``_unslotted``), keeps it; every other key shares the overflow
         group's slot. Looked up in C, because a log with a new model on every line has about
         as many keys as rows."""
-        kept = self._groups.keys() | self._unslotted
-        own = np.fromiter(map(kept.__contains__, keys), dtype=bool, count=len(keys))
-        firsts = [*np.flatnonzero(own).tolist(), *np.flatnonzero(~own)[:1].tolist()]
-        for code in sorted(firsts):  # slots in order of first appearance
-            slots.setdefault(keys[code] if own[code] else OVERFLOW_GROUP, len(slots))
-        overflow = slots.get(OVERFLOW_GROUP, -1)
-        return np.fromiter(map(slots.get, keys, repeat(overflow)), dtype=np.int64, count=len(keys))
+        kept = list(self._groups.keys() | self._unslotted)
+        index = dict(zip(kept, range(len(kept)), strict=True))
+        found = mapped(keys, index, -1)  # each key's index into kept, or -1
+        # The first row of each kept key and of the first key past them, in order of rows.
+        _, firsts = np.unique(found, return_index=True)
+        slot_of = np.empty(len(kept) + 1, dtype=np.int64)  # by index into kept + 1
+        for code in np.sort(firsts).tolist():  # slots in order of first appearance
+            k = int(found[code])
+            slot_of[k + 1] = slots.setdefault(kept[k] if k >= 0 else OVERFLOW_GROUP, len(slots))
+        result: IntArray = slot_of[found + 1]
+        return result
 
     def _histogram_counts(
         self, numeric: FloatArray, summary: Summary
