@@ -13,7 +13,7 @@ import importlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -301,20 +301,13 @@ class Batch:
     def concat(cls, batches: list[Batch]) -> Batch:
         """One batch of the records, parse errors and cut label values of several (at least
         one) from the same decoder, e.g. the lines of a chunk decoded one by one."""
-        # The distinct groups in order of first appearance, and each batch's codes into them:
-        # dict passes in C, since a log with a new model on every line has a group per row.
-        groups = list(dict.fromkeys(chain.from_iterable(b.groups for b in batches)))
-        index = dict(zip(groups, range(len(groups)), strict=True))
+        groups: list[tuple[str, str]] = []  # the distinct groups, first seen first
+        index: dict[tuple[str, str], int] = {}  # code of each of groups[:len(index)]
         codes = []
         errors: Counter[str] = Counter()
         cut: Counter[str] = Counter()
         for batch in batches:
-            same = batch.groups == groups[: len(batch.groups)]  # e.g. one model version
-            codes.append(
-                batch.group
-                if same or not batch.size
-                else mapped(batch.groups, index, 0)[batch.group]
-            )
+            codes.append(_recoded(batch, groups, index))
             errors.update(batch.parse_errors)
             cut.update(batch.labels_cut)
         residuals = [b.residual for b in batches if b.residual is not None]
@@ -334,6 +327,28 @@ class Batch:
             request_id=[r for part in requests for r in part] if requests else None,
             label=[v for part in labels for v in part] if labels else None,
         )
+
+
+def _recoded(
+    batch: Batch, groups: list[tuple[str, str]], index: dict[tuple[str, str], int]
+) -> IntArray:
+    """``batch.group`` as codes into ``groups``, which gets the batch's new groups appended.
+
+    A log with a new model on every line has a group per row, so each group costs a compiled
+    dict lookup at most, and is put in ``index`` (read as ``groups[:len(index)]``) only once
+    a later batch looks it up. A batch whose groups and the list start alike (the first
+    batch, or one model version throughout) keeps its codes."""
+    keys = batch.groups
+    if keys[: len(groups)] == groups[: len(keys)]:
+        groups.extend(keys[len(groups) :])
+        return batch.group
+    index.update(zip(groups[len(index) :], range(len(index), len(groups)), strict=True))
+    found = mapped(keys, index, -1)
+    new = np.flatnonzero(found < 0)
+    if len(new):  # the batch's groups are distinct, so its new ones get the next codes
+        found[new] = np.arange(len(groups), len(groups) + len(new))
+        groups.extend(keys if len(new) == len(keys) else pick(keys, new.tolist()))
+    return found[batch.group] if batch.size else batch.group
 
 
 def _take_rows(matrix: npt.NDArray[Any], index: IntArray) -> npt.NDArray[Any]:

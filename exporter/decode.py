@@ -583,16 +583,15 @@ class Decoder:
         unsure &= labels != -1
         if not unsure.any():
             return wrong
-        pick = np.flatnonzero(unsure)
-        truth, classes = rows.truth, rows.categorical[column]
-        said = [truth[i] for i in pick.tolist()]
-        guessed = [classes[i] for i in pick.tolist()]
+        unsure_rows = np.flatnonzero(unsure)
+        chosen = unsure_rows.tolist()
+        said, guessed = pick(rows.truth, chosen), pick(rows.categorical[column], chosen)
         if {*map(type, said), *map(type, guessed)} <= {str}:  # text is its own spelling
             same = SAME_CLASS.get
             differs = list(map(operator.ne, map(same, said, said), map(same, guessed, guessed)))
         else:
             differs = [class_text(a) != class_text(b) for a, b in zip(said, guessed, strict=True)]
-        wrong[pick] = differs
+        wrong[unsure_rows] = differs
         return wrong
 
 
