@@ -54,6 +54,7 @@ from exporter.timestamps import epoch_seconds
 
 MAX_TIMESTAMP = 95_617_584_000.0  # 5000-01-01 in epoch seconds
 PIECE_BYTES = 64 << 10  # cache-sized decode pieces; a failing one is re-decoded around its bad line
+DISTINCT_HEAD = 32  # first pairs of a batch that, all distinct, suggest all its pairs are
 RETRIES = 8  # bad lines found by position in one piece; past that, the rest goes line by line
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 _AT_RECORD = re.compile(r"at `\$\[(\d+)\]")
@@ -598,15 +599,17 @@ class Decoder:
 def _first_seen_codes(
     pairs: Iterable[tuple[Any, Any]], n: int
 ) -> tuple[list[tuple[Any, Any]], IntArray]:
-    """The distinct pairs, first seen first, and each row's index into them. One dict pass
-    in C maps every pair to the row where it was first seen (built from the last row back,
-    so the first row's write stands); when every pair is distinct (a log with a new model on
-    every line) that is all, else ranking each row's first row (a sort of integers) gives the
-    codes. No step here may cost a Python call per row."""
+    """The distinct pairs, first seen first, and each row's index into them. When every pair
+    is distinct (a log with a new model on every line: its first rows are, and a set in C
+    says whether all are) the rows are the codes. Else one dict pass in C maps every pair to
+    the row where it was first seen (built from the last row back, so the first row's write
+    stands), and ranking each row's first row (a sort of integers) gives the codes. No step
+    here may cost a Python call per row."""
     listed = list(pairs)
-    first = dict(zip(reversed(listed), range(n - 1, -1, -1), strict=True))
-    if len(first) == n:
+    head = min(n, DISTINCT_HEAD)
+    if len(set(listed[:head])) == head and len(set(listed)) == n:
         return listed, np.arange(n, dtype=np.int64)
+    first = dict(zip(reversed(listed), range(n - 1, -1, -1), strict=True))
     firsts, codes = np.unique(mapped(listed, first, -1), return_inverse=True)
     return pick(listed, firsts.tolist()), codes.astype(np.int64, copy=False)
 

@@ -351,10 +351,15 @@ class State:
         kept = list(self._groups.keys() | self._unslotted)
         index = dict(zip(kept, range(len(kept)), strict=True))
         found = mapped(keys, index, -1)  # each key's index into kept, or -1
-        # The first row of each kept key and of the first key past them, in order of rows.
-        _, firsts = np.unique(found, return_index=True)
+        # The first row of each kept key present, and of the first key past them (most keys,
+        # when there are many: only the few kept ones are sorted).
+        own = np.flatnonzero(found >= 0)
+        _, first_own = np.unique(found[own], return_index=True)
+        firsts = own[first_own].tolist()
+        if len(own) < len(keys):
+            firsts.append(int(np.argmax(found < 0)))
         slot_of = np.empty(len(kept) + 1, dtype=np.int64)  # by index into kept + 1
-        for code in np.sort(firsts).tolist():  # slots in order of first appearance
+        for code in sorted(firsts):  # slots in order of first appearance
             k = int(found[code])
             slot_of[k + 1] = slots.setdefault(kept[k] if k >= 0 else OVERFLOW_GROUP, len(slots))
         result: IntArray = slot_of[found + 1]
