@@ -1,0 +1,234 @@
+"""A log with a new model, version, class and country on every line, against the general rule.
+
+Such a log fills every vocabulary and the model-version table within a batch or two, and from
+then on nearly every value misses: the shortcuts for it (a full vocabulary sending clean
+misses straight to the ``__other__`` code, grouping whose pairs are all new, joining batches
+whose groups differ, slots once the table is full) must give exactly what the value-by-value
+rules give, on awkward data: values to repair or cut, ``__other__`` itself, None, booleans and
+numbers as categories, a vocabulary filling up mid-batch, and development membership.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from itertools import count
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from exporter import batch as batch_module
+from exporter.anomaly import Kind
+from exporter.batch import OTHER, Batch, Vocabulary
+from exporter.config import parse_config
+from exporter.decode import Decoder, _first_seen_codes
+from exporter.state import OVERFLOW_GROUP
+from tests.configs import example_config
+from tests.state_data import T0, build, encode
+from tests.test_label_values import LIMIT, ODD, _ByValue, _cut, _name, _named, _repaired
+
+_fresh = count()
+
+
+@st.composite
+def _new_values(draw: st.DrawFn) -> list[Any]:
+    """A column of mostly new short text (one per line), with odd values among them."""
+    size = draw(st.integers(0, 40))
+    odd = st.one_of(st.none(), ODD, st.sampled_from(["a", "b"]))
+    return [f"k{next(_fresh)}" if draw(st.booleans()) else draw(odd) for _ in range(size)]
+
+
+DEVELOPMENT = st.one_of(
+    st.none(), st.frozensets(st.sampled_from(["a", "b", "1", "true", OTHER, "x" * LIMIT]))
+)
+
+
+@given(st.lists(_new_values(), max_size=5), st.integers(1, 4), DEVELOPMENT)
+@example([["a", "k0", "k1", "b", "k2"], ["k3", "a", None, "k4"]], 1, frozenset({"a", "k3"}))
+@example([["a", "b"], ["\ud800", "y" * (LIMIT + 1), True, 1.0, OTHER, "k5"]], 2, frozenset({"1"}))
+def test_a_full_vocabulary_codes_new_values_as_coding_them_alone_would(
+    batches: list[list[Any]], cap: int, development: frozenset[str] | None
+) -> None:
+    vocabulary = Vocabulary(cap, limit=LIMIT)
+    vocabulary.set_development(development)
+    oracle = _ByValue(cap, development)
+    for values in batches:
+        codes, invalid, kinds, cuts = vocabulary.encode(values)
+        want_codes, want_invalid, want_kinds, want_cuts = oracle.encode(values)
+        assert codes.tolist() == want_codes
+        assert invalid == want_invalid
+        assert kinds.tolist() == want_kinds
+        assert cuts == want_cuts
+        assert vocabulary.values == list(oracle.codes)
+
+
+def test_a_full_vocabulary_sends_clean_new_values_past_the_cap_without_relabelling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once full, new short ASCII text needs no label spelling: it is past the cap, and only
+    development says whether it is unseen. Text to repair still takes the general path."""
+    vocabulary = Vocabulary(2, limit=LIMIT)
+    vocabulary.set_development(["a", "c"])
+    vocabulary.encode(["a", "b"])
+    calls = []
+    spelled = batch_module.label_values
+    monkeypatch.setattr(
+        batch_module, "label_values", lambda *args: calls.append(args) or spelled(*args)
+    )
+    codes, invalid, kinds, cuts = vocabulary.encode(["c", "d", "a", None, "e", OTHER])
+    assert codes.tolist() == [2, 2, 0, -1, 2, 2]
+    unseen, ok, missing = Kind.UNSEEN_CATEGORY, Kind.OK, Kind.MISSING
+    assert kinds.tolist() == [ok, unseen, ok, missing, unseen, unseen]
+    assert (invalid, cuts, calls) == ([], 0, [])
+    codes, invalid, kinds, cuts = vocabulary.encode(["c", "\ud800", "z" * (LIMIT + 1), True])
+    assert codes.tolist() == [2, 2, 2, 2]
+    assert kinds.tolist() == [ok, unseen, unseen, unseen]
+    assert (invalid, cuts, len(calls)) == ([1], 1, 1)
+    assert vocabulary.values == ["a", "b"]
+
+
+PAIR_PART = st.one_of(st.integers(0, 60), st.sampled_from([None, "a", True, 1.0, 2.5]))
+
+
+@given(st.lists(st.tuples(PAIR_PART, st.integers(0, 1)), max_size=90))
+@example([(i, 0) for i in range(40)] + [(7, 0)])  # the first pairs distinct, a repeat later
+@example([(i, 0) for i in range(40)])
+@example([(1, 0), (True, 0), (1.0, 0)])
+def test_first_seen_codes_of_mostly_new_pairs(pairs: list[tuple[Any, Any]]) -> None:
+    keys: list[tuple[Any, Any]] = []
+    expected = []
+    for pair in pairs:
+        if pair not in keys:
+            keys.append(pair)
+        expected.append(keys.index(pair))
+    found, codes = _first_seen_codes(iter(pairs), len(pairs))
+    assert found == keys
+    assert codes.dtype == np.int64
+    assert codes.tolist() == expected
+
+
+NAME = st.one_of(st.none(), ODD, st.sampled_from(["a", "b", ""]), st.just([1]))
+
+
+@st.composite
+def _unique_pairs(draw: st.DrawFn) -> list[tuple[Any, Any]]:
+    """Lines naming a new model and version each, with odd or repeated names among them."""
+    size = draw(st.integers(1, 60))
+    odd_share = draw(st.sampled_from([0.0, 0.05, 0.5]))
+    pairs = []
+    for i in range(size):
+        if draw(st.floats(0, 1)) < odd_share:
+            pairs.append((draw(NAME), draw(NAME)))
+        else:
+            pairs.append((f"m{next(_fresh)}", f"v{i}"))
+    return pairs
+
+
+@given(_unique_pairs())
+@example([(f"m{i}", f"v{i}") for i in range(40)] + [("", "v1")])
+@example([(f"m{i}", f"v{i}") for i in range(40)] + [("m0", "v0")])
+@example([(f"m{i}", "v") for i in range(40)] + [("\ud800", "v"), ("m1", "w" * (LIMIT + 1))])
+def test_new_names_on_every_line_are_grouped_flagged_and_counted_per_record(
+    pairs: list[tuple[Any, Any]],
+) -> None:
+    config = parse_config(example_config("/var/log/p.jsonl", max_label_value_bytes=LIMIT))
+    decoder = Decoder(config.fields)
+    lines = [
+        json.dumps({"ts": 1.7e9, "model": m, "version": v, "prediction": 0.5}) for m, v in pairs
+    ]
+    batch = decoder.decode("\n".join(lines).encode() + b"\n")
+    columns = (decoder.layout.model_column, decoder.layout.version_column)
+    got = Counter(
+        (batch.groups[g], *(bool(batch.flags[r, c] == Kind.INVALID_TEXT) for c in columns))
+        for r, g in enumerate(batch.group.tolist())
+    )
+    want = Counter(((_name(m), _name(v)), _repaired(m), _repaired(v)) for m, v in pairs)
+    assert got == want
+    assert np.array_equal(np.unique(batch.group), np.arange(len(batch.groups)))
+    for role, i in (("model", 0), ("version", 1)):
+        want_cut = sum(1 for pair in pairs if _named(pair[i]) and _cut(pair[i]))
+        assert batch.labels_cut[role] == want_cut
+
+
+def _grouped(keys: list[tuple[str, str]], rows: list[int]) -> Batch:
+    n = len(rows)
+    return Batch(
+        groups=keys,
+        group=np.array(rows, dtype=np.int64),
+        numeric=np.arange(n, dtype=np.float64).reshape(n, 1),
+        categorical=np.zeros((n, 0), dtype=np.int64),
+        flags=np.zeros((n, 1), dtype=np.int8),
+        timestamp=np.zeros(n),
+        wrong=np.zeros(n, dtype=np.int8),
+    )
+
+
+@st.composite
+def _batches(draw: st.DrawFn) -> list[Batch]:
+    """Batches whose groups repeat, start alike, or are all new, in any order."""
+    pool = [(f"m{i}", "v") for i in range(draw(st.integers(1, 12)))]
+    batches = []
+    for _ in range(draw(st.integers(1, 4))):
+        keys = draw(st.lists(st.sampled_from(pool), unique=True, max_size=len(pool)))
+        rows = draw(st.lists(st.integers(0, max(len(keys) - 1, 0)), max_size=20)) if keys else []
+        batches.append(_grouped(keys, rows))
+    return batches
+
+
+@given(_batches())
+@example([_grouped([("a", "v"), ("b", "v")], [0, 1]), _grouped([("a", "v")], [0, 0])])
+@example([_grouped([("a", "v")], [0]), _grouped([("a", "v"), ("b", "v")], [1, 0])])
+@example([_grouped([("a", "v")], [0]), _grouped([("b", "v"), ("a", "v")], [0, 1])])
+def test_concat_codes_groups_as_the_group_by_group_loop(batches: list[Batch]) -> None:
+    index: dict[tuple[str, str], int] = {}
+    codes = []
+    for part in batches:
+        remap = [index.setdefault(key, len(index)) for key in part.groups]
+        codes += [remap[g] for g in part.group.tolist()]
+    joined = Batch.concat(batches)
+    assert joined.groups == list(index)
+    assert joined.group.dtype == np.int64
+    assert joined.group.tolist() == codes
+    assert joined.numeric.ravel().tolist() == [
+        v for part in batches for v in part.numeric.ravel().tolist()
+    ]
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(st.integers(0, 80), st.sampled_from(["a", "b", OTHER, None])), max_size=40
+        ),
+        max_size=5,
+    ),
+    st.integers(1, 4),
+)
+@example([[0, 1, 2, 3, 4, 5], [9, 8, 1, 7, 0, None, 6, OTHER, 2]], 2)
+@example([[0, 1], [5, 6, 7, 0], [None, 8, 1]], 2)
+def test_slots_of_mostly_new_names_follow_the_record_by_record_rule(
+    batches: list[list[int | str | None]], limit: int
+) -> None:
+    """As ``test_groups_past_the_limit_follow_the_record_by_record_rule``, with a new name on
+    most lines: once the table is full, the few kept keys are found among many new ones."""
+    _, decoder, state = build(max_model_versions=limit)
+    nameless = ("__unknown__", "__unknown__")
+    unslotted = {OVERFLOW_GROUP, nameless}
+    want: dict[tuple[str, str], int] = {}
+    for names in batches:
+        models = [None if m is None else str(m) for m in names]
+        records = [
+            {"p": 0.5} if m is None else {"model": m, "version": OTHER if m == OTHER else "v1"}
+            for m in models
+        ]
+        state.ingest(decoder.decode(encode(records), T0), T0)
+        for model in models:
+            key = nameless if model is None else (model, OTHER if model == OTHER else "v1")
+            named = len(want.keys() - unslotted)
+            if key not in want and key not in unslotted and named >= limit:
+                key = OVERFLOW_GROUP
+            want[key] = want.get(key, 0) + 1
+    got = [((g.model, g.version), g.totals.records) for g in state.snapshot(T0).groups]
+    assert got == list(want.items())
