@@ -208,6 +208,7 @@ def test_concat_codes_groups_as_the_group_by_group_loop(batches: list[Batch]) ->
 )
 @example([[0, 1, 2, 3, 4, 5], [9, 8, 1, 7, 0, None, 6, OTHER, 2]], 2)
 @example([[0, 1], [5, 6, 7, 0], [None, 8, 1]], 2)
+@example([[0, 1], [5, None, 6]], 2)  # __other__ and __unknown__ both new once the table is full
 def test_slots_of_mostly_new_names_follow_the_record_by_record_rule(
     batches: list[list[int | str | None]], limit: int
 ) -> None:
