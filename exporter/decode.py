@@ -588,12 +588,19 @@ class Decoder:
         chosen = unsure_rows.tolist()
         said, guessed = pick(rows.truth, chosen), pick(rows.categorical[column], chosen)
         if {*map(type, said), *map(type, guessed)} <= {str}:  # text is its own spelling
-            same = SAME_CLASS.get
-            differs = list(map(operator.ne, map(same, said, said), map(same, guessed, guessed)))
+            if any(text in said or text in guessed for text in SAME_CLASS):
+                same = SAME_CLASS.get
+                said, guessed = list(map(same, said, said)), list(map(same, guessed, guessed))
+            differs = map(operator.ne, said, guessed)
         else:
-            differs = [class_text(a) != class_text(b) for a, b in zip(said, guessed, strict=True)]
-        wrong[unsure_rows] = differs
+            differs = map(_differ, said, guessed)
+        wrong[unsure_rows] = np.fromiter(differs, dtype=bool, count=len(chosen))
         return wrong
+
+
+def _differ(said: Any, guessed: Any) -> bool:
+    """Whether a label and a predicted class name different classes (``class_text``)."""
+    return class_text(said) != class_text(guessed)
 
 
 def _first_seen_codes(

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from exporter import batch as batch_module
 from exporter.anomaly import Kind
-from exporter.batch import OTHER, Batch, Vocabulary
+from exporter.batch import OTHER, Batch, Vocabulary, class_text
 from exporter.config import parse_config
 from exporter.decode import Decoder, _first_seen_codes
 from exporter.state import OVERFLOW_GROUP
@@ -233,3 +233,32 @@ def test_slots_of_mostly_new_names_follow_the_record_by_record_rule(
             want[key] = want.get(key, 0) + 1
     got = [((g.model, g.version), g.totals.records) for g in state.snapshot(T0).groups]
     assert got == list(want.items())
+
+
+CLASS = st.one_of(
+    st.none(),
+    st.sampled_from(["true", "false", "1", "0", True, False, 1, 0, 1.0, "yes", "no"]),
+    st.builds(lambda i: f"c{i}", st.integers(0, 40)),
+)
+
+
+@given(st.lists(st.tuples(CLASS, CLASS), max_size=40), st.integers(1, 3))
+@example([("c1", "c1"), ("c2", "c3"), ("true", "1"), ("c4", "false"), ("0", "false")], 1)
+@example([("a", "b"), ("true", "1"), ("false", "0"), ("c9", "c9")], 1)
+def test_errors_past_the_class_cap_are_judged_as_text(
+    pairs: list[tuple[Any, Any]], cap: int
+) -> None:
+    """A class past the cap (``__other__``) or a label the vocabulary lacks is compared as
+    ``class_text``: ``true``/``false`` the classes ``1``/``0``, a new class on every line."""
+    mapping = {"predicted_class": "cls", "ground_truth": "truth", "prediction": "p"}
+    fields = {"timestamp": "ts", "model": "model", "version": "version", **mapping}
+    config = parse_config({"sources": ["x.jsonl"], "fields": fields, "category_cap": cap})
+    decoder = Decoder(config.fields)
+    lines = [json.dumps({"p": i, "cls": c, "truth": t}) for i, (c, t) in enumerate(pairs)]
+    batch = decoder.decode("".join(line + "\n" for line in lines).encode())
+    got = dict(zip(batch.numeric[:, 0].tolist(), batch.wrong.tolist(), strict=True))
+    want = {
+        float(i): -1 if c is None or t is None else int(class_text(c) != class_text(t))
+        for i, (c, t) in enumerate(pairs)
+    }
+    assert got == want
