@@ -22,6 +22,7 @@ import json
 import math
 import operator
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -587,8 +588,8 @@ class Decoder:
         unsure_rows = np.flatnonzero(unsure)
         chosen = unsure_rows.tolist()
         said, guessed = pick(rows.truth, chosen), pick(rows.categorical[column], chosen)
-        if {*map(type, said), *map(type, guessed)} <= {str}:  # text is its own spelling
-            if any(text in said or text in guessed for text in SAME_CLASS):
+        if _all_text(said) and _all_text(guessed):  # text is its own spelling
+            if mapped(said, _RESPELT, 0).any() or mapped(guessed, _RESPELT, 0).any():
                 same = SAME_CLASS.get
                 said, guessed = list(map(same, said, said)), list(map(same, guessed, guessed))
             differs = map(operator.ne, said, guessed)
@@ -596,6 +597,15 @@ class Decoder:
             differs = map(_differ, said, guessed)
         wrong[unsure_rows] = np.fromiter(differs, dtype=bool, count=len(chosen))
         return wrong
+
+
+_RESPELT = dict.fromkeys(SAME_CLASS, 1)  # the texts ``class_text`` spells otherwise
+
+
+def _all_text(values: list[Any]) -> bool:
+    """Whether every value is a ``str`` (not a subclass): one compiled pass when they are
+    ASCII (``own_labels`` with no length limit), else a set of their types."""
+    return own_labels(values, sys.maxsize) or set(map(type, values)) <= {str}
 
 
 def _differ(said: Any, guessed: Any) -> bool:
@@ -625,14 +635,15 @@ def _all_alike(values: list[Any], n: int) -> bool:
     """Whether every name of the batch is the first one, as a label: equal, and not a boolean
     beside a number (``False == 0`` in Python, but the labels are ``false`` and ``0``)."""
     first = values[0]
-    if values.count(first) != n:
+    if values[-1] != first or values.count(first) != n:  # a new name per line: seen at once
         return False
     return first not in (0, 1) or len(set(map(type, values))) == 1
 
 
 def _own_names(values: list[Any], limit: int) -> bool:
-    """Whether every name is its own label value (``_name_labels`` keeps it as it is)."""
-    return own_labels(values, limit) and "" not in values
+    """Whether every name is its own label value (``_name_labels`` keeps it as it is): text
+    of a label's length, none of it empty (``all`` of strings: none is empty)."""
+    return own_labels(values, limit) and all(values)
 
 
 def _bools_as_text(values: list[Any]) -> list[Any]:

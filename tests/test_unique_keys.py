@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from exporter import batch as batch_module
 from exporter.anomaly import Kind
-from exporter.batch import OTHER, Batch, Vocabulary, class_text
+from exporter.batch import OTHER, Batch, Vocabulary, category_text, class_text
 from exporter.config import parse_config
 from exporter.decode import Decoder, _first_seen_codes
 from exporter.state import OVERFLOW_GROUP
@@ -249,7 +249,8 @@ def test_errors_past_the_class_cap_are_judged_as_text(
     pairs: list[tuple[Any, Any]], cap: int
 ) -> None:
     """A class past the cap (``__other__``) or a label the vocabulary lacks is compared as
-    ``class_text``: ``true``/``false`` the classes ``1``/``0``, a new class on every line."""
+    ``class_text``: ``true``/``false`` the classes ``1``/``0``, a new class on every line.
+    A label and a class that both have codes are compared as codes, so as text."""
     mapping = {"predicted_class": "cls", "ground_truth": "truth", "prediction": "p"}
     fields = {"timestamp": "ts", "model": "model", "version": "version", **mapping}
     config = parse_config({"sources": ["x.jsonl"], "fields": fields, "category_cap": cap})
@@ -257,8 +258,13 @@ def test_errors_past_the_class_cap_are_judged_as_text(
     lines = [json.dumps({"p": i, "cls": c, "truth": t}) for i, (c, t) in enumerate(pairs)]
     batch = decoder.decode("".join(line + "\n" for line in lines).encode())
     got = dict(zip(batch.numeric[:, 0].tolist(), batch.wrong.tolist(), strict=True))
-    want = {
-        float(i): -1 if c is None or t is None else int(class_text(c) != class_text(t))
-        for i, (c, t) in enumerate(pairs)
-    }
-    assert got == want
+    coded = set(decoder.class_names)
+
+    def judged(c: Any, t: Any) -> int:
+        if c is None or t is None:
+            return -1
+        if type(t) is str and t in coded and category_text(c) in coded:
+            return int(t != category_text(c))
+        return int(class_text(c) != class_text(t))
+
+    assert got == {float(i): judged(c, t) for i, (c, t) in enumerate(pairs)}
