@@ -130,8 +130,10 @@ class Vocabulary:
 
         Known strings — nearly every value of a real log — cost one dict lookup in C. The
         misses (a new value, a number, a boolean, text to repair or cut) are made label values
-        together (``label_values``), and once the vocabulary is full they are looked up in C
-        too: a log with a new value on every line must not cost a Python call per line.
+        together (``label_values``) and looked up in C again; once the vocabulary is full,
+        misses that are all their own label text skip that and take the cap code at once, so
+        a log with a new value on every line pays one more compiled lookup (development's)
+        per value, never a Python call per line.
         The cut values are returned, not counted here: a chunk may be decoded twice (the
         engine's line-by-line retry), and only the decode whose records are kept may count.
         Assigning codes is safe to repeat: a value encoded again gets the code it was given.

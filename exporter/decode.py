@@ -410,6 +410,8 @@ class Decoder:
 
         groups, group, names = self._groups(rows, n)
         cut.update(self._check_names(names, group, flags))
+        if names:  # relabelled: names that differ in the log may now be spelled alike
+            groups, group = _merged(groups, group)
         wrong = self._wrong(rows, codes, n)
         batch = Batch(groups, group, numeric, categorical, flags, timestamp, wrong)
         batch.labels_cut = +cut  # only the fields that cut something
@@ -486,9 +488,11 @@ class Decoder:
     def _groups(
         self, rows: _Rows, n: int
     ) -> tuple[list[tuple[str, str]], IntArray, list[tuple[str, int, _Names]]]:
-        """The distinct (model, version) pairs of the batch as label values, each record's
-        pair, and the names found in them, as (role, anomaly column, names) per named role
-        (none when every name is its own label value: there is nothing to flag or count).
+        """The distinct (model, version) pairs of the batch (as found: two that relabelling
+        spells alike are merged by the caller once their names are checked) as label values,
+        each record's pair, and the names found in them, as (role, anomaly column, names)
+        per named role (none when every name is its own label value: nothing to flag or
+        count, and the pairs are distinct labels already).
 
         Grouping costs O(rows) in C and naming O(pairs): a log with a new model on every line
         pays one dict pass per batch, and each distinct name is made a label value once."""
@@ -629,6 +633,20 @@ def _first_seen_codes(
     first = dict(zip(reversed(listed), range(n - 1, -1, -1), strict=True))
     firsts, codes = np.unique(mapped(listed, first, -1), return_inverse=True)
     return pick(listed, firsts.tolist()), codes.astype(np.int64, copy=False)
+
+
+def _merged(
+    groups: list[tuple[str, str]], group: IntArray
+) -> tuple[list[tuple[str, str]], IntArray]:
+    """One group per label pair (``Batch.groups`` are distinct): names that differ in the log
+    may be spelled alike as labels (no name and the empty name are both ``__unknown__``, two
+    long names may be cut alike). Passes in C: there may be a group per row."""
+    distinct = list(dict.fromkeys(groups))
+    if len(distinct) == len(groups):
+        return groups, group
+    index = dict(zip(distinct, range(len(distinct)), strict=True))
+    merged: IntArray = mapped(groups, index, 0)[group]
+    return distinct, merged
 
 
 def _all_alike(values: list[Any], n: int) -> bool:

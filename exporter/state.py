@@ -351,7 +351,7 @@ class State:
         kept = list(self._groups.keys() | self._unslotted)
         index = dict(zip(kept, range(len(kept)), strict=True))
         found = mapped(keys, index, -1)  # each key's index into kept, or -1
-        # The first row of each kept key present, and of the first key past them (most keys,
+        # The first place of each kept key present, and of the first key past them (most keys,
         # when there are many: only the few kept ones are sorted).
         own = np.flatnonzero(found >= 0)
         _, first_own = np.unique(found[own], return_index=True)

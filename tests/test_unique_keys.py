@@ -147,6 +147,7 @@ def test_new_names_on_every_line_are_grouped_flagged_and_counted_per_record(
     )
     want = Counter(((_name(m), _name(v)), _repaired(m), _repaired(v)) for m, v in pairs)
     assert got == want
+    assert len(set(batch.groups)) == len(batch.groups)  # one group per label pair
     assert np.array_equal(np.unique(batch.group), np.arange(len(batch.groups)))
     for role, i in (("model", 0), ("version", 1)):
         want_cut = sum(1 for pair in pairs if _named(pair[i]) and _cut(pair[i]))
