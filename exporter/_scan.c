@@ -372,16 +372,46 @@ static int parse_object(Scan *sc, int node_index, const u8 **pp, const u8 *end) 
     }
 }
 
+/* Whether the line at p (a '-' or a digit) fails on the exact path wherever it stands, however
+ * the lines above leave the stream: its first token is a malformed number, or a number followed,
+ * on the same line, by a byte that no JSON text allows after a value (only whitespace, ',', ']'
+ * and '}' do). Every decode_lines call that holds the line then fails (as the JSON grammar has
+ * it, which msgspec reads strictly), so it takes no part in its neighbours' records: an access
+ * log's ``10.0.3.7 - - [...]`` is one such line. A well-formed number that ends the line, or is
+ * followed by a separator, could be a value of a record a line above opened: not this. */
+static int number_then_junk(const u8 *p, const u8 *end) {
+    if (*p == '-') p++;
+    if (p >= end || *p < '0' || *p > '9') return 1; /* '-' and no digit */
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && *p == '.') {
+        if (++p >= end || *p < '0' || *p > '9') return 1; /* a point and no digit */
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') return 1; /* an exponent and no digit */
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    return p < end && !is_ws(*p) && *p != ',' && *p != ']' && *p != '}';
+}
+
 /* Whether a line the scanner gave up on could change how its neighbours decode on the exact
  * path: msgspec's decode_lines reads a stream of values, so a line that closes a structure a
  * line above opened, or that holds two values, makes that piece's records depend on its
  * neighbours (exporter/scan.py then decodes the whole piece the exact way). A line that opens
- * a record and at most closes it at its end, or that starts with a byte no JSON value can
- * start or continue with (a stray text line), decodes the same wherever it stands. */
+ * a record and at most closes it at its end, that starts with a byte no JSON value can start
+ * or continue with (a stray text line), or that fails wherever it stands (number_then_junk),
+ * decodes the same wherever it stands. */
 static int entangled(const u8 *p, const u8 *end) {
     p = skip_ws(p, end);
     if (p >= end) return 0;
-    if (*p != '{') return *p == 0 || strchr("[]{}\",:-0123456789tfn", *p) != NULL;
+    if (*p == '-' || (*p >= '0' && *p <= '9')) return !number_then_junk(p, end);
+    if (*p != '{') return *p == 0 || strchr("[]{}\",:tfn", *p) != NULL;
     int depth = 0, text = 0, closed = 0;
     for (; p < end; p++) {
         u8 c = *p;

@@ -195,6 +195,10 @@ def lines(draw: st.DrawFn) -> bytes:
                     b"null",
                     b"NaN",
                     b"}",
+                    b'10.0.3.7 - - [30/Nov/2025:14:03:21 +0000] "GET / HTTP/1.1" 200 2',
+                    b"0.5}",  # the end of a record cut (or split) above, or not
+                    b"-2e3 ]",
+                    b"1.x",
                 ]
             )
         )
@@ -347,6 +351,46 @@ def test_entangled_lines_decode_with_their_piece() -> None:
     batch = native.decode(chunk)
     assert batch.size == exact.decode(chunk).size == 6
     assert not batch.parse_errors  # the halves are one record, not two broken lines
+
+
+@pytest.mark.parametrize(
+    ("line", "entangled"),
+    [
+        (b'10.0.3.7 - - [30/Nov/2025:14:03:21 +0000] "GET /healthz HTTP/1.1" 200 2', False),
+        (b"1e5x", False),  # a number, then a byte no JSON allows after a value
+        (b"0123", False),  # a zero and a digit: msgspec reads no such number
+        (b"-", False),  # a sign and no digit
+        (b"- 1", False),
+        (b"1.", False),  # a point and no digit, even at the end of the line
+        (b"2.e5}", False),
+        (b"3e+", False),  # an exponent and no digit
+        (b"-Infinity}", False),
+        (b"0.5", True),  # a whole value: a record a line above opened may take it
+        (b"0.5}", True),
+        (b"-7, 8]}", True),
+        (b"1e-3 \t", True),
+        (b"42\r", True),
+        (b"5]", True),
+        (b"12 x", True),  # a value and a space: whether the next byte fails is not asked
+    ],
+)
+def test_lines_that_start_with_a_number(line: bytes, entangled: bool) -> None:
+    """A line that starts with a number is entangled unless it fails wherever it stands (an
+    access log line): only then is it decoded alone, and not with its whole piece. After a
+    line that leaves a record open, the exact path reads a whole value as that record's."""
+    native, _ = decoders(EXAMPLE, keep_labels=False)
+    assert native._native is not None
+    good = _line()
+    chunk = b"\n".join([good, good[:-1] + b', "other":', line, good, b"[", line, b"}", good])
+    result = native._native._scanner.scan(chunk + b"\n")
+    flags = [flag for _, _, flag in result[7]]
+    assert flags == [False, entangled, True, entangled, True], result[7]
+    for piece in (decode.PIECE_BYTES, 64):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(decode, "PIECE_BYTES", piece)
+            for before in (b"", good[:-1] + b', "other":', b'{"other": [', b'{"a": "'):
+                data = b"\n".join([good, before, line, b"}", good, line, good]) + b"\n"
+                assert_same_decoding(EXAMPLE, [data], keep_labels=False)
 
 
 def test_the_environment_turns_the_scanner_off(monkeypatch: pytest.MonkeyPatch) -> None:
