@@ -261,6 +261,7 @@ def assert_same_decoding(
     keep_labels=st.booleans(),
     piece=st.sampled_from([decode.PIECE_BYTES, 64, 300]),
     now=st.sampled_from([T0, None]),
+    in_place=st.sampled_from([scan.IN_PLACE_SPANS, 0]),
 )
 def test_native_and_exact_decode_alike(
     chunks: list[list[bytes]],
@@ -268,10 +269,12 @@ def test_native_and_exact_decode_alike(
     keep_labels: bool,
     piece: int,
     now: float | None,
+    in_place: int,
 ) -> None:
     data = [b"".join(line + b"\n" for line in chunk) for chunk in chunks]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(decode, "PIECE_BYTES", piece)  # small pieces: entangled lines in many
+        patch.setattr(scan, "IN_PLACE_SPANS", in_place)  # 0: the columns built anew
         assert_same_decoding(fields, data, keep_labels, now)
 
 
