@@ -396,6 +396,26 @@ def test_lines_that_start_with_a_number(line: bytes, entangled: bool) -> None:
                 assert_same_decoding(EXAMPLE, [data], keep_labels=False)
 
 
+@pytest.mark.parametrize("padding", [0, 500])  # lines far shorter; about half as long
+def test_columns_grow_when_a_chunk_has_more_lines_than_its_start_promised(padding: int) -> None:
+    """The scanner sizes its columns by the lines of a chunk's first 16 KiB: a chunk whose
+    later lines are shorter grows them, every row read before and after kept in place."""
+    long_lines = [_line(other="x" * 2000, confidence=i / 8, model=f"m{i}") for i in range(9)]
+    short = [
+        _line(confidence=i / 1000, model=f"s{i % 7}", latency_ms=i, other="y" * padding)
+        for i in range(3000 if not padding else 200)
+    ]
+    short[-50] = b"not json"
+    short[-40] = b'{"model": "cut'
+    chunk = b"\n".join(long_lines + short) + b"\n"
+    native, _ = decoders(EXAMPLE, keep_labels=False)
+    assert native._native is not None
+    result = native._native._scanner.scan(chunk)
+    assert result[0] == len(long_lines) + len(short) - 2
+    assert len(result[4]) == chunk.count(b"\n") + 1  # grown, to the count of its lines
+    assert_same_decoding(EXAMPLE, [chunk, b"\n".join(short) + b"\n"], keep_labels=True)
+
+
 def test_the_environment_turns_the_scanner_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(scan.ENVIRONMENT, "0")
     assert Decoder(EXAMPLE)._native is None
