@@ -295,6 +295,37 @@ def test_iso_timestamps_read_as_the_reference(value: Any, zone: str, sep: str, s
         assert seconds is None or seconds == parse_one(text, 1.0)
 
 
+def _decimals() -> list[bytes]:
+    """Decimals as logs write them: every one of up to three places below 1000, and random
+    ones of up to fifteen digits and seven places (either side of eight digits in all, where
+    the lexing sums the digits in one run or two), signed or not."""
+    texts = [f"{i}.{f:0{k}d}" for i in range(1000) for k in (1, 2, 3) for f in range(0, 10**k, 7)]
+    texts += [f"{i}" for i in range(0, 10**7, 997)]
+    rng = np.random.default_rng(7)
+    sizes = zip(rng.integers(1, 16, 100_000), rng.integers(1, 8, 100_000), strict=True)
+    for digits, most in sizes:
+        mantissa = str(int(rng.integers(1, 10 ** int(digits), dtype=np.int64)))
+        places = min(int(most), len(mantissa))
+        whole, frac = mantissa[:-places] or "0", mantissa[-places:]
+        texts.append(("-" if digits % 2 else "") + f"{whole}.{frac}")
+    return [t.encode() for t in texts]
+
+
+def test_decimals_read_as_python_reads_them() -> None:
+    """The scanner's reading of a number is Python's, to the last bit."""
+    read = scan._scan.number
+    wrong = []
+    for text in _decimals():
+        value, want = read(text), float(text)
+        if value is None or value != want or math.copysign(1, value) != math.copysign(1, want):
+            wrong.append((text, value, want))
+    assert not wrong[:10]
+    assert read(b"-0.0") == 0.0
+    assert math.copysign(1, read(b"-0.0")) == -1
+    assert read(b"1.5e3") == 1500.0
+    assert read(b"1.") is None
+
+
 # -- chosen edge cases ------------------------------------------------------------------------
 
 GOOD = {"ts": "2025-11-30T14:00:00.000Z", "model": "m", "version": "v3", "request_id": "r1",
