@@ -372,16 +372,46 @@ static int parse_object(Scan *sc, int node_index, const u8 **pp, const u8 *end) 
     }
 }
 
+/* Whether the line at p (a '-' or a digit) fails on the exact path wherever it stands, however
+ * the lines above leave the stream: its first token is a malformed number, or a number followed,
+ * on the same line, by a byte that no JSON text allows after a value (only whitespace, ',', ']'
+ * and '}' do). Every decode_lines call that holds the line then fails (as the JSON grammar has
+ * it, which msgspec reads strictly), so it takes no part in its neighbours' records: an access
+ * log's ``10.0.3.7 - - [...]`` is one such line. A well-formed number that ends the line, or is
+ * followed by a separator, could be a value of a record a line above opened: not this. */
+static int number_then_junk(const u8 *p, const u8 *end) {
+    if (*p == '-') p++;
+    if (p >= end || *p < '0' || *p > '9') return 1; /* '-' and no digit */
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && *p == '.') {
+        if (++p >= end || *p < '0' || *p > '9') return 1; /* a point and no digit */
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') return 1; /* an exponent and no digit */
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    return p < end && !is_ws(*p) && *p != ',' && *p != ']' && *p != '}';
+}
+
 /* Whether a line the scanner gave up on could change how its neighbours decode on the exact
  * path: msgspec's decode_lines reads a stream of values, so a line that closes a structure a
  * line above opened, or that holds two values, makes that piece's records depend on its
  * neighbours (exporter/scan.py then decodes the whole piece the exact way). A line that opens
- * a record and at most closes it at its end, or that starts with a byte no JSON value can
- * start or continue with (a stray text line), decodes the same wherever it stands. */
+ * a record and at most closes it at its end, that starts with a byte no JSON value can start
+ * or continue with (a stray text line), or that fails wherever it stands (number_then_junk),
+ * decodes the same wherever it stands. */
 static int entangled(const u8 *p, const u8 *end) {
     p = skip_ws(p, end);
     if (p >= end) return 0;
-    if (*p != '{') return *p == 0 || strchr("[]{}\",:-0123456789tfn", *p) != NULL;
+    if (*p == '-' || (*p >= '0' && *p <= '9')) return !number_then_junk(p, end);
+    if (*p != '{') return *p == 0 || strchr("[]{}\",:tfn", *p) != NULL;
     int depth = 0, text = 0, closed = 0;
     for (; p < end; p++) {
         u8 c = *p;
@@ -532,12 +562,55 @@ static Py_ssize_t count_newlines(const u8 *p, const u8 *end) {
     return count;
 }
 
+/* Rows for the records of a chunk, before reading it: the lines of its first 16 KiB scaled to
+ * the whole, a quarter more, so that a log's chunk is read once, not once to count its lines
+ * and again to parse them (the count was a tenth of the scan). A chunk whose later lines are
+ * shorter than its first grows its columns once (grow), to its exact count. */
+#define SAMPLE_BYTES (16 << 10)
+static Py_ssize_t first_capacity(const u8 *data, const u8 *stop) {
+    Py_ssize_t len = stop - data;
+    if (len <= SAMPLE_BYTES) return count_newlines(data, stop) + 1;
+    Py_ssize_t lines = count_newlines(data, data + SAMPLE_BYTES) + 1;
+    return (Py_ssize_t)((double)lines * ((double)len / SAMPLE_BYTES) * 1.25) + 16;
+}
+
+/* Room for ``cap`` rows in every column, keeping the rows read: the column-major buffers are
+ * made longer and their columns moved apart, the last first (each moves to a place at or past
+ * its own, and past every column before it). */
+static int grow(Scan *sc, PyObject *numbers, PyObject *seconds, PyObject *given, PyObject *starts,
+                Py_ssize_t cap) {
+    Scanner *s = sc->s;
+    Py_ssize_t old = sc->cap;
+    if (PyByteArray_Resize(numbers, (Py_ssize_t)sizeof(double) * cap * s->n_num) < 0 ||
+        PyByteArray_Resize(seconds, (Py_ssize_t)sizeof(double) * cap) < 0 ||
+        PyByteArray_Resize(given, cap) < 0 ||
+        PyByteArray_Resize(starts, (Py_ssize_t)sizeof(int64_t) * cap) < 0)
+        return -1;
+    PyObject **obj = PyMem_Realloc(sc->obj, ((size_t)(cap * s->n_obj) + 1) * sizeof(PyObject *));
+    if (!obj) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    sc->obj = obj;
+    sc->num = (double *)PyByteArray_AS_STRING(numbers);
+    sc->ts = (double *)PyByteArray_AS_STRING(seconds);
+    sc->given = (u8 *)PyByteArray_AS_STRING(given);
+    for (int c = s->n_num - 1; c > 0; c--)
+        memmove(sc->num + c * cap, sc->num + c * old, (size_t)old * sizeof(double));
+    for (int c = s->n_obj - 1; c >= 0; c--) {
+        if (c > 0) memmove(obj + c * cap, obj + c * old, (size_t)old * sizeof(PyObject *));
+        memset(obj + c * cap + old, 0, (size_t)(cap - old) * sizeof(PyObject *));
+    }
+    sc->cap = cap;
+    return 0;
+}
+
 /* scan(data) -> (rows, numbers, objects, seconds, given, raw, starts, bad)
  *   rows: records read; numbers: bytearray of float64 [n_num][capacity]; objects: one list of
  *   ``rows`` values per object column; seconds/given: bytearrays (float64, uint8) [capacity];
  *   raw: (row, text) of timestamps not of the common shape; starts: bytearray of int64, each
  *   record's byte offset; bad: (start, end, entangled) of each line left to the exact path.
- *   capacity (the number of lines) is len(given). */
+ *   capacity (at least rows: first_capacity) is len(given). */
 static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     Py_buffer view;
     if (!self->ready) {
@@ -546,7 +619,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     }
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     const u8 *data = view.buf, *stop = data + view.len;
-    Py_ssize_t cap = count_newlines(data, stop) + 1;
+    Py_ssize_t cap = first_capacity(data, stop);
 
     PyObject *result = NULL, *numbers = NULL, *objects = NULL, *seconds = NULL, *given = NULL;
     PyObject *raw = NULL, *starts = NULL, *bad = NULL;
@@ -584,9 +657,14 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
             line = p + 1;
             continue;
         }
-        if (sc.row >= cap) { /* more records than lines: the count is wrong, never the data */
-            PyErr_SetString(PyExc_RuntimeError, "the scanner miscounted the lines of a chunk");
-            goto done;
+        if (sc.row >= sc.cap) { /* more records than guessed: room for every line left */
+            Py_ssize_t more = sc.row + count_newlines(line, stop) + 1;
+            if (more <= sc.cap) { /* the count is wrong, never the data */
+                PyErr_SetString(PyExc_RuntimeError, "the scanner miscounted the lines of a chunk");
+                goto done;
+            }
+            if (grow(&sc, numbers, seconds, given, starts, more) < 0) goto done;
+            offsets = (int64_t *)PyByteArray_AS_STRING(starts);
         }
         int outcome = BAD;
         start_row(&sc);
@@ -613,7 +691,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
                 Py_DECREF(pair);
             }
             for (int c = 0; c < self->n_obj; c++) {
-                PyObject **slot = &sc.obj[(Py_ssize_t)c * cap + sc.row];
+                PyObject **slot = &sc.obj[(Py_ssize_t)c * sc.cap + sc.row];
                 if (!*slot) {
                     Py_INCREF(Py_None);
                     *slot = Py_None;
@@ -645,7 +723,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
         PyObject *column = PyList_New(sc.row);
         if (!column) goto done;
         for (Py_ssize_t r = 0; r < sc.row; r++) {
-            PyObject **slot = &sc.obj[(Py_ssize_t)c * cap + r];
+            PyObject **slot = &sc.obj[(Py_ssize_t)c * sc.cap + r];
             PyList_SET_ITEM(column, r, *slot); /* the reference moves to the list */
             *slot = NULL;
         }
@@ -656,7 +734,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
 
 done:
     if (sc.obj) {
-        for (Py_ssize_t k = 0; k < cap * self->n_obj; k++) Py_XDECREF(sc.obj[k]);
+        for (Py_ssize_t k = 0; k < sc.cap * self->n_obj; k++) Py_XDECREF(sc.obj[k]);
         PyMem_Free(sc.obj);
     }
     Py_XDECREF(sc.raw);
@@ -702,6 +780,28 @@ static PyObject *iso(PyObject *module, PyObject *arg) {
     return PyFloat_FromDouble(seconds);
 }
 
+static PyObject *number(PyObject *module, PyObject *arg) {
+    /* The C reading of one JSON number (bytes), for tests against Python's float: None where
+     * the scanner leaves it to the exact path. Followed by bytes, as in a line, so that it is
+     * lexed the way a log's numbers are (the fast lexing wants bytes after the number). */
+    (void)module;
+    char *text;
+    Py_ssize_t len;
+    if (PyBytes_AsStringAndSize(arg, &text, &len) < 0) return NULL;
+    u8 *padded = PyMem_Malloc((size_t)len + 32);
+    if (!padded) return PyErr_NoMemory();
+    memcpy(padded, text, (size_t)len);
+    memset(padded + len, '}', 32);
+    const u8 *p = padded;
+    Number n;
+    double v;
+    int good = lex_number_fast(&p, padded + len + 32, &n) == GOOD && p == padded + len &&
+               number_value(&n, &v) == GOOD;
+    PyMem_Free(padded);
+    if (!good) Py_RETURN_NONE;
+    return PyFloat_FromDouble(v);
+}
+
 /* count_lines(data) -> int: the newlines of a buffer, for the tailer's line count of every chunk
  * it reads (numpy's compare and count of a megabyte cost ~25 ns a line, this ~5). */
 static PyObject *count_lines(PyObject *module, PyObject *arg) {
@@ -721,7 +821,8 @@ static PyObject *count_lines(PyObject *module, PyObject *arg) {
  * remembered (the list keeps it alive, so its address names it for the whole call): most values
  * cost a pointer compare, and the dict is asked only for objects not seen lately. An unhashable
  * value raises TypeError, as dict.get does. */
-#define CODE_CACHE 16
+#define CODE_BITS 6
+#define CODE_CACHE (1 << CODE_BITS)
 static PyObject *codes(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     if (nargs != 3 || !PyList_Check(args[0]) || !PyDict_Check(args[1])) {
@@ -739,7 +840,9 @@ static PyObject *codes(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     int64_t known[CODE_CACHE];
     for (Py_ssize_t i = 0; i < n && i < PyList_GET_SIZE(values); i++) {
         PyObject *value = PyList_GET_ITEM(values, i);
-        size_t slot = ((uintptr_t)value >> 4) % CODE_CACHE;
+        /* by all the address's bits: objects of one size class sit a multiple of their size
+         * apart, so its low bits alone left most slots unused (a 12-value category missed) */
+        size_t slot = (size_t)(((uint64_t)(uintptr_t)value * 0x9E3779B97F4A7C15ULL) >> (64 - CODE_BITS));
         if (seen[slot] == value) {
             result[i] = known[slot];
             continue;
@@ -792,6 +895,7 @@ static PyObject *own_labels(PyObject *module, PyObject *const *args, Py_ssize_t 
 
 static PyMethodDef module_methods[] = {
     {"iso_seconds", iso, METH_O, "iso_seconds(text) -> float | None"},
+    {"number", number, METH_O, "number(text: bytes) -> float | None"},
     {"count_lines", count_lines, METH_O, "count_lines(data) -> int (the newlines of a buffer)"},
     {"codes", (PyCFunction)(void (*)(void))codes, METH_FASTCALL,
      "codes(values, mapping, default) -> bytearray of int64 (mapping.get of each value)"},

@@ -280,7 +280,7 @@ static inline int digit_run(uint64_t x) {
     return odd ? __builtin_ctzll(odd) >> 3 : 8;
 }
 
-/* The value of the first n (1..7) digits of x (loaded, xor '0'): shifted up, the bytes below
+/* The value of the first n (1..8) digits of x (loaded, xor '0'): shifted up, the bytes below
  * them are leading zeros, then pairs, quads and the whole are summed by three multiplies. */
 static inline uint64_t digits_value(uint64_t x, int n) {
     x <<= 8 * (8 - n);
@@ -301,15 +301,20 @@ static inline int lex_number_fast(const u8 **pp, const u8 *end, Number *n) {
     uint64_t x = load8(q) ^ DIGITS_ZERO;
     int whole = digit_run(x);
     if (whole == 0 || whole == 8 || (whole > 1 && *q == '0')) return lex_number(pp, end, n);
-    uint64_t mant = digits_value(x, whole);
     q += whole;
     int frac = 0;
+    uint64_t mant;
     if (*q == '.') {
         uint64_t y = load8(q + 1) ^ DIGITS_ZERO;
         frac = digit_run(y);
         if (frac == 0 || frac == 8) return lex_number(pp, end, n);
-        mant = mant * POW10_INT[frac] + digits_value(y, frac);
+        if (whole + frac <= 8) /* the digits either side of the point as one run: one sum */
+            mant = digits_value((x & FIRST_BYTES[whole]) | y << (8 * whole), whole + frac);
+        else
+            mant = digits_value(x, whole) * POW10_INT[frac] + digits_value(y, frac);
         q += 1 + frac;
+    } else {
+        mant = digits_value(x, whole);
     }
     if (*q == 'e' || *q == 'E') return lex_number(pp, end, n);
     n->start = p;

@@ -79,12 +79,20 @@ def piece_bounds(data: bytes, size: int) -> list[tuple[int, int]]:
     return bounds
 
 
+# Up to this many spans of a chunk decoded the exact way, their rows are put into the scanned
+# object columns in place (a slice assignment each: a move of the pointers after it); past it,
+# the columns are built anew from their parts, which costs a reference per row but not a move
+# per span.
+IN_PLACE_SPANS = 16
+
+
 @dataclass
 class Scanned:
     """Mapped columns of the records of a chunk, in line order (lines the exact path read
     leniently are not here: the decoder appends them after)."""
 
-    numbers: dict[Path, FloatArray]
+    matrix: FloatArray  # the numeric columns, field-major [fields, rows]
+    numbers: dict[Path, FloatArray]  # each a row of ``matrix``
     objects: dict[Path, list[Any]]
     seconds: FloatArray  # the timestamp in epoch seconds (scaled), NaN where none was read
     given: BoolArray  # whether the record had a timestamp value at all (not null, not absent)
@@ -93,29 +101,38 @@ class Scanned:
     def size(self) -> int:
         return len(self.seconds)
 
-    def rows(self, start: int, stop: int) -> Scanned:
+    def merge(self, exact: Scanned, swaps: list[tuple[int, int, int, int]]) -> Scanned:
+        """These rows with rows of ``exact`` put in: each (first, last, start, stop) replaces
+        rows [first, last) of these (none, for lines the scanner left) by rows [start, stop)
+        of ``exact``; in order, and together covering ``exact``. The object columns of
+        ``self`` are changed in place (they are this chunk's own), so the merge moves
+        pointers rather than making every column twice over."""
+        keep: list[tuple[Scanned, int, int]] = []
+        row = 0
+        for first, last, start, stop in swaps:
+            keep += [(self, row, first), (exact, start, stop)]
+            row = last
+        keep.append((self, row, self.size))
+        matrix = np.concatenate([part.matrix[:, a:b] for part, a, b in keep], axis=1)
+        paths = list(self.numbers)
+        objects = self.objects
+        if len(swaps) <= IN_PLACE_SPANS:
+            for path, column in objects.items():
+                source = exact.objects[path]
+                for first, last, start, stop in reversed(swaps):
+                    column[first:last] = source[start:stop]
+        else:
+            objects = {}
+            for path in self.objects:
+                column = objects[path] = []
+                for part, a, b in keep:
+                    column += part.objects[path][a:b]
         return Scanned(
-            {path: column[start:stop] for path, column in self.numbers.items()},
-            {path: column[start:stop] for path, column in self.objects.items()},
-            self.seconds[start:stop],
-            self.given[start:stop],
-        )
-
-    @classmethod
-    def concat(cls, parts: list[Scanned]) -> Scanned:
-        if len(parts) == 1:
-            return parts[0]
-        first = parts[0]
-        objects: dict[Path, list[Any]] = {}
-        for path in first.objects:
-            column = objects[path] = []
-            for part in parts:
-                column += part.objects[path]
-        return cls(
-            {path: np.concatenate([p.numbers[path] for p in parts]) for path in first.numbers},
+            matrix,
+            {path: matrix[j] for j, path in enumerate(paths)},
             objects,
-            np.concatenate([p.seconds for p in parts]),
-            np.concatenate([p.given for p in parts]),
+            np.concatenate([part.seconds[a:b] for part, a, b in keep]),
+            np.concatenate([part.given[a:b] for part, a, b in keep]),
         )
 
 
@@ -165,8 +182,10 @@ class NativeScanner:
         rows, numbers, objects, seconds, given, raw, starts, bad = self._scanner.scan(data)
         capacity = len(given)
         matrix = np.frombuffer(numbers, dtype=np.float64).reshape(len(self._numeric), capacity)
+        matrix = matrix[:, :rows]
         native = Scanned(
-            {path: matrix[j, :rows] for j, path in enumerate(self._numeric)},
+            matrix,
+            {path: matrix[j] for j, path in enumerate(self._numeric)},
             dict(zip(self._objects, objects, strict=True)),
             np.frombuffer(seconds, dtype=np.float64)[:rows],
             np.frombuffer(given, dtype=np.bool_)[:rows],
@@ -183,37 +202,34 @@ class NativeScanner:
         # Every span decoded the exact way into one list, made columns in one call (a log whose
         # every line is left, e.g. one that escapes all non-ASCII text, must not pay per line).
         typed: list[Any] = []
-        ends = []
-        for start, stop in spans:
+        swaps = []
+        for (start, stop), first, last in zip(spans, rows_at[::2], rows_at[1::2], strict=True):
+            done = len(typed)
             exact(view[start:stop], typed)
-            ends.append(len(typed))
-        decoded = self._from_records(typed) if typed else None
-        parts: list[Scanned] = []
-        row = done = 0
-        for first, last, end in zip(rows_at[::2], rows_at[1::2], ends, strict=True):
-            if first > row:
-                parts.append(native.rows(row, first))
-            if decoded is not None and end > done:
-                parts.append(decoded.rows(done, end))
-            row, done = last, end
-        if row < rows or not parts:
-            parts.append(native.rows(row, rows))
-        return Scanned.concat(parts)
+            swaps.append((first, last, done, len(typed)))
+        return native.merge(self._from_records(typed), swaps)
 
     def _from_records(self, typed: list[Any]) -> Scanned:
         """Typed records of the exact path as scanned columns (as ``Decoder._rows`` reads
         them: a numeric column of floats and None converts in one call, None → NaN)."""
-        columns = self._record.columns(typed)
-        numbers = {p: np.array(columns[p].tolist(), dtype=np.float64) for p in self._numeric}
-        objects = {path: columns[path].tolist() for path in self._objects}
+        columns = self._record.columns(typed) if typed else {}
+        n = len(typed)
+
+        def values(path: Path) -> list[Any]:
+            return columns[path].tolist() if typed else []
+
+        matrix = np.array([values(p) for p in self._numeric], dtype=np.float64)
+        matrix = matrix.reshape(len(self._numeric), n)
+        objects = {path: values(path) for path in self._objects}
         if self._timestamp is None:
-            seconds = np.full(len(typed), math.nan)
-            given = np.zeros(len(typed), dtype=np.bool_)
+            seconds = np.full(n, math.nan)
+            given = np.zeros(n, dtype=np.bool_)
         else:
-            values = columns[self._timestamp].tolist()
-            seconds = epoch_seconds(values, self._scale)
-            given = np.array([v is not None for v in values], dtype=np.bool_)
-        return Scanned(numbers, objects, seconds, given)
+            stamps = values(self._timestamp)
+            seconds = epoch_seconds(stamps, self._scale)
+            given = np.array([v is not None for v in stamps], dtype=np.bool_)
+        numbers = {path: matrix[j] for j, path in enumerate(self._numeric)}
+        return Scanned(matrix, numbers, objects, seconds, given)
 
 
 def _exact_spans(

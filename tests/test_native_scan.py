@@ -195,6 +195,10 @@ def lines(draw: st.DrawFn) -> bytes:
                     b"null",
                     b"NaN",
                     b"}",
+                    b'10.0.3.7 - - [30/Nov/2025:14:03:21 +0000] "GET / HTTP/1.1" 200 2',
+                    b"0.5}",  # the end of a record cut (or split) above, or not
+                    b"-2e3 ]",
+                    b"1.x",
                 ]
             )
         )
@@ -257,6 +261,7 @@ def assert_same_decoding(
     keep_labels=st.booleans(),
     piece=st.sampled_from([decode.PIECE_BYTES, 64, 300]),
     now=st.sampled_from([T0, None]),
+    in_place=st.sampled_from([scan.IN_PLACE_SPANS, 0]),
 )
 def test_native_and_exact_decode_alike(
     chunks: list[list[bytes]],
@@ -264,10 +269,12 @@ def test_native_and_exact_decode_alike(
     keep_labels: bool,
     piece: int,
     now: float | None,
+    in_place: int,
 ) -> None:
     data = [b"".join(line + b"\n" for line in chunk) for chunk in chunks]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(decode, "PIECE_BYTES", piece)  # small pieces: entangled lines in many
+        patch.setattr(scan, "IN_PLACE_SPANS", in_place)  # 0: the columns built anew
         assert_same_decoding(fields, data, keep_labels, now)
 
 
@@ -286,6 +293,37 @@ def test_iso_timestamps_read_as_the_reference(value: Any, zone: str, sep: str, s
         assert seconds == parse_one(text, 1.0)
     else:
         assert seconds is None or seconds == parse_one(text, 1.0)
+
+
+def _decimals() -> list[bytes]:
+    """Decimals as logs write them: every one of up to three places below 1000, and random
+    ones of up to fifteen digits and seven places (either side of eight digits in all, where
+    the lexing sums the digits in one run or two), signed or not."""
+    texts = [f"{i}.{f:0{k}d}" for i in range(1000) for k in (1, 2, 3) for f in range(0, 10**k, 7)]
+    texts += [f"{i}" for i in range(0, 10**7, 997)]
+    rng = np.random.default_rng(7)
+    sizes = zip(rng.integers(1, 16, 100_000), rng.integers(1, 8, 100_000), strict=True)
+    for digits, most in sizes:
+        mantissa = str(int(rng.integers(1, 10 ** int(digits), dtype=np.int64)))
+        places = min(int(most), len(mantissa))
+        whole, frac = mantissa[:-places] or "0", mantissa[-places:]
+        texts.append(("-" if digits % 2 else "") + f"{whole}.{frac}")
+    return [t.encode() for t in texts]
+
+
+def test_decimals_read_as_python_reads_them() -> None:
+    """The scanner's reading of a number is Python's, to the last bit."""
+    read = scan._scan.number
+    wrong = []
+    for text in _decimals():
+        value, want = read(text), float(text)
+        if value is None or value != want or math.copysign(1, value) != math.copysign(1, want):
+            wrong.append((text, value, want))
+    assert not wrong[:10]
+    assert read(b"-0.0") == 0.0
+    assert math.copysign(1, read(b"-0.0")) == -1
+    assert read(b"1.5e3") == 1500.0
+    assert read(b"1.") is None
 
 
 # -- chosen edge cases ------------------------------------------------------------------------
@@ -347,6 +385,66 @@ def test_entangled_lines_decode_with_their_piece() -> None:
     batch = native.decode(chunk)
     assert batch.size == exact.decode(chunk).size == 6
     assert not batch.parse_errors  # the halves are one record, not two broken lines
+
+
+@pytest.mark.parametrize(
+    ("line", "entangled"),
+    [
+        (b'10.0.3.7 - - [30/Nov/2025:14:03:21 +0000] "GET /healthz HTTP/1.1" 200 2', False),
+        (b"1e5x", False),  # a number, then a byte no JSON allows after a value
+        (b"0123", False),  # a zero and a digit: msgspec reads no such number
+        (b"-", False),  # a sign and no digit
+        (b"- 1", False),
+        (b"1.", False),  # a point and no digit, even at the end of the line
+        (b"2.e5}", False),
+        (b"3e+", False),  # an exponent and no digit
+        (b"-Infinity}", False),
+        (b"0.5", True),  # a whole value: a record a line above opened may take it
+        (b"0.5}", True),
+        (b"-7, 8]}", True),
+        (b"1e-3 \t", True),
+        (b"42\r", True),
+        (b"5]", True),
+        (b"12 x", True),  # a value and a space: whether the next byte fails is not asked
+    ],
+)
+def test_lines_that_start_with_a_number(line: bytes, entangled: bool) -> None:
+    """A line that starts with a number is entangled unless it fails wherever it stands (an
+    access log line): only then is it decoded alone, and not with its whole piece. After a
+    line that leaves a record open, the exact path reads a whole value as that record's."""
+    native, _ = decoders(EXAMPLE, keep_labels=False)
+    assert native._native is not None
+    good = _line()
+    chunk = b"\n".join([good, good[:-1] + b', "other":', line, good, b"[", line, b"}", good])
+    result = native._native._scanner.scan(chunk + b"\n")
+    flags = [flag for _, _, flag in result[7]]
+    assert flags == [False, entangled, True, entangled, True], result[7]
+    for piece in (decode.PIECE_BYTES, 64):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(decode, "PIECE_BYTES", piece)
+            for before in (b"", good[:-1] + b', "other":', b'{"other": [', b'{"a": "'):
+                data = b"\n".join([good, before, line, b"}", good, line, good]) + b"\n"
+                assert_same_decoding(EXAMPLE, [data], keep_labels=False)
+
+
+@pytest.mark.parametrize("padding", [0, 500])  # lines far shorter; about half as long
+def test_columns_grow_when_a_chunk_has_more_lines_than_its_start_promised(padding: int) -> None:
+    """The scanner sizes its columns by the lines of a chunk's first 16 KiB: a chunk whose
+    later lines are shorter grows them, every row read before and after kept in place."""
+    long_lines = [_line(other="x" * 2000, confidence=i / 8, model=f"m{i}") for i in range(9)]
+    short = [
+        _line(confidence=i / 1000, model=f"s{i % 7}", latency_ms=i, other="y" * padding)
+        for i in range(3000 if not padding else 200)
+    ]
+    short[-50] = b"not json"
+    short[-40] = b'{"model": "cut'
+    chunk = b"\n".join(long_lines + short) + b"\n"
+    native, _ = decoders(EXAMPLE, keep_labels=False)
+    assert native._native is not None
+    result = native._native._scanner.scan(chunk)
+    assert result[0] == len(long_lines) + len(short) - 2
+    assert len(result[4]) == chunk.count(b"\n") + 1  # grown, to the count of its lines
+    assert_same_decoding(EXAMPLE, [chunk, b"\n".join(short) + b"\n"], keep_labels=True)
 
 
 def test_the_environment_turns_the_scanner_off(monkeypatch: pytest.MonkeyPatch) -> None:
