@@ -23,19 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_pipeline import chunks_of  # noqa: E402
 from bench.realistic import Shape, write_log  # noqa: E402
 from exporter import decode  # noqa: E402
 from exporter.config import load_config  # noqa: E402
 from exporter.decode import Decoder  # noqa: E402
-
-
-def chunks_of(data: bytes, size: int) -> list[bytes]:
-    out, start = [], 0
-    while start < len(data):
-        stop = data.rfind(b"\n", start, start + size) + 1 if start + size < len(data) else len(data)
-        out.append(data[start:stop])
-        start = stop
-    return out
 
 
 def best(rounds: int, chunks: list[bytes], scan: Callable[[bytes], object]) -> float:

@@ -1,4 +1,13 @@
-"""Batches and layouts of awkward numbers for the fast-path tests (``test_fast_paths_*``)."""
+"""Batches and layouts of awkward numbers for the fast-path tests (``test_fast_paths_*``).
+
+Each batch's numbers are worked out for all fields at once, field-major, with the masking
+and the rare steps skipped when no value needs them (``Decoder._classify``, ``summarize``,
+``Sketches.count_fields``, the histogram counts, ``ReferenceChecks.apply``). The oracles
+in the tests are the straightforward versions: one field at a time, every step always taken,
+on a record-major copy. They must agree exactly — counts, bits of every float, flags — on
+awkward data: NaN, ±inf, -0.0, values on bucket edges and bounds, outside the sketch window,
+an empty batch and a single row.
+"""
 
 from __future__ import annotations
 

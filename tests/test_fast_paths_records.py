@@ -1,13 +1,7 @@
 """The per-batch fast paths of the records (reference checks, numeric classification, rows
 taken, category cells) against plain, per-field versions of the same computation.
 
-Each batch's numbers are worked out for all fields at once, field-major, with the masking
-and the rare steps skipped when no value needs them (``Decoder._classify``, ``summarize``,
-``Sketches.count_fields``, the histogram counts, ``ReferenceChecks.apply``). The oracles
-here are the straightforward versions: one field at a time, every step always taken, on a
-record-major copy. They must agree exactly — counts, bits of every float, flags — on
-awkward data: NaN, ±inf, -0.0, values on bucket edges and bounds, outside the sketch window,
-an empty batch and a single row.
+The batches and why the paths must agree: ``tests/fast_paths.py``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from exporter import batch
 from exporter.anomaly import Kind
-from exporter.batch import MISS, OTHER, UNKNOWN, Vocabulary, label_value, label_values
+from exporter.batch import MISS, OTHER, UNKNOWN, Batch, Vocabulary, label_value, label_values
 from exporter.config import parse_config
 from exporter.decode import Decoder, _first_seen_codes
 from tests.configs import example_config
@@ -167,6 +167,12 @@ def _pairs(draw: st.DrawFn) -> list[tuple[Any, Any]]:
 @example([("m", 1), ("m", True), ("m", 1)])
 @example([(True, "v"), (1, "v"), (1.0, "v")])
 def test_names_are_grouped_flagged_and_counted_per_record(pairs: list[tuple[Any, Any]]) -> None:
+    check_grouping(pairs)
+
+
+def check_grouping(pairs: list[tuple[Any, Any]]) -> Batch:
+    """Decode a line per (model, version) pair and compare each record's group, invalid_text
+    flags and cut label values with the plain rules (also ``tests/test_unique_keys.py``)."""
     config = parse_config(example_config("/var/log/p.jsonl", max_label_value_bytes=LIMIT))
     decoder = Decoder(config.fields)
     lines = [
@@ -186,6 +192,7 @@ def test_names_are_grouped_flagged_and_counted_per_record(pairs: list[tuple[Any,
     cut = batch.labels_cut
     for role, i in (("model", 0), ("version", 1)):
         assert cut[role] == sum(1 for pair in pairs if _named(pair[i]) and _cut(pair[i]))
+    return batch
 
 
 @given(
@@ -195,6 +202,10 @@ def test_names_are_grouped_flagged_and_counted_per_record(pairs: list[tuple[Any,
     )
 )
 def test_grouping_codes_pairs_in_order_of_first_appearance(pairs: list[tuple[Any, Any]]) -> None:
+    check_first_seen_codes(pairs)
+
+
+def check_first_seen_codes(pairs: list[tuple[Any, Any]]) -> None:
     """Against the plain loop: each new pair gets the next code, a pair seen before its own."""
     keys: list[tuple[Any, Any]] = []
     expected = []

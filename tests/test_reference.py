@@ -43,16 +43,7 @@ def config(**overrides: Any) -> Config:
     raw: dict[str, Any] = {
         "sources": ["/var/log/p.jsonl"],
         "quantiles": QUANTILES,
-        "fields": {
-            "timestamp": None,
-            "predicted_class": "cls",
-            "ground_truth": "truth",
-            "features": [
-                {"name": "x", "type": "numeric"},
-                {"name": "k", "type": "numeric"},
-                {"name": "c", "type": "categorical", "max_categories": 3},
-            ],
-        },
+        "fields": {**_timed_fields(), "timestamp": None},
     }
     raw.update(overrides)
     return parse_config(raw)

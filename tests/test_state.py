@@ -316,6 +316,12 @@ def test_groups_past_the_limit_follow_the_record_by_record_rule(
     there is room; the rest (and a log's own ``__other__``) share the overflow group. A record
     that names no model has the ``__unknown__`` group, which takes no room. Checked against the
     batched grouping, whose full-table path looks keys up in C."""
+    check_slots(batches, limit)
+
+
+def check_slots(batches: list[list[str | None]], limit: int) -> None:
+    """Ingest the batches (each name a model of version ``v1``, None no model) and compare the
+    groups with the record-by-record rule (also ``tests/test_unique_keys.py``)."""
     _, decoder, state = build(max_model_versions=limit)
     nameless = (UNKNOWN, UNKNOWN)
     unslotted = {OVERFLOW_GROUP, nameless}

@@ -11,7 +11,6 @@ numbers as categories, a vocabulary filling up mid-batch, and development member
 from __future__ import annotations
 
 import json
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -23,11 +22,15 @@ from exporter import batch as batch_module
 from exporter.anomaly import Kind
 from exporter.batch import OTHER, Batch, Vocabulary, category_text, class_text
 from exporter.config import parse_config
-from exporter.decode import Decoder, _first_seen_codes
-from exporter.state import OVERFLOW_GROUP
-from tests.configs import example_config
-from tests.state_data import T0, build, encode
-from tests.test_label_values import LIMIT, ODD, _ByValue, _cut, _name, _named, _repaired
+from exporter.decode import Decoder
+from tests.test_label_values import (
+    LIMIT,
+    ODD,
+    _ByValue,
+    check_first_seen_codes,
+    check_grouping,
+)
+from tests.test_state import check_slots
 
 
 @st.composite
@@ -101,16 +104,7 @@ PAIR_PART = st.one_of(st.integers(0, 60), st.sampled_from([None, "a", True, 1.0,
 @example([(i, 0) for i in range(40)])
 @example([(1, 0), (True, 0), (1.0, 0)])
 def test_first_seen_codes_of_mostly_new_pairs(pairs: list[tuple[Any, Any]]) -> None:
-    keys: list[tuple[Any, Any]] = []
-    expected = []
-    for pair in pairs:
-        if pair not in keys:
-            keys.append(pair)
-        expected.append(keys.index(pair))
-    found, codes = _first_seen_codes(iter(pairs), len(pairs))
-    assert found == keys
-    assert codes.dtype == np.int64
-    assert codes.tolist() == expected
+    check_first_seen_codes(pairs)
 
 
 NAME = st.one_of(st.none(), ODD, st.sampled_from(["a", "b", ""]), st.just([1]))
@@ -137,24 +131,8 @@ def _unique_pairs(draw: st.DrawFn) -> list[tuple[Any, Any]]:
 def test_new_names_on_every_line_are_grouped_flagged_and_counted_per_record(
     pairs: list[tuple[Any, Any]],
 ) -> None:
-    config = parse_config(example_config("/var/log/p.jsonl", max_label_value_bytes=LIMIT))
-    decoder = Decoder(config.fields)
-    lines = [
-        json.dumps({"ts": 1.7e9, "model": m, "version": v, "prediction": 0.5}) for m, v in pairs
-    ]
-    batch = decoder.decode("\n".join(lines).encode() + b"\n")
-    columns = (decoder.layout.model_column, decoder.layout.version_column)
-    got = Counter(
-        (batch.groups[g], *(bool(batch.flags[r, c] == Kind.INVALID_TEXT) for c in columns))
-        for r, g in enumerate(batch.group.tolist())
-    )
-    want = Counter(((_name(m), _name(v)), _repaired(m), _repaired(v)) for m, v in pairs)
-    assert got == want
+    batch = check_grouping(pairs)
     assert len(set(batch.groups)) == len(batch.groups)  # one group per label pair
-    assert np.array_equal(np.unique(batch.group), np.arange(len(batch.groups)))
-    for role, i in (("model", 0), ("version", 1)):
-        want_cut = sum(1 for pair in pairs if _named(pair[i]) and _cut(pair[i]))
-        assert batch.labels_cut[role] == want_cut
 
 
 def _grouped(keys: list[tuple[str, str]], rows: list[int]) -> Batch:
@@ -218,25 +196,7 @@ def test_slots_of_mostly_new_names_follow_the_record_by_record_rule(
 ) -> None:
     """As ``test_groups_past_the_limit_follow_the_record_by_record_rule``, with a new name on
     most lines: once the table is full, the few kept keys are found among many new ones."""
-    _, decoder, state = build(max_model_versions=limit)
-    nameless = ("__unknown__", "__unknown__")
-    unslotted = {OVERFLOW_GROUP, nameless}
-    want: dict[tuple[str, str], int] = {}
-    for names in batches:
-        models = [None if m is None else str(m) for m in names]
-        records = [
-            {"p": 0.5} if m is None else {"model": m, "version": OTHER if m == OTHER else "v1"}
-            for m in models
-        ]
-        state.ingest(decoder.decode(encode(records), T0), T0)
-        for model in models:
-            key = nameless if model is None else (model, OTHER if model == OTHER else "v1")
-            named = len(want.keys() - unslotted)
-            if key not in want and key not in unslotted and named >= limit:
-                key = OVERFLOW_GROUP
-            want[key] = want.get(key, 0) + 1
-    got = [((g.model, g.version), g.totals.records) for g in state.snapshot(T0).groups]
-    assert got == list(want.items())
+    check_slots([[None if m is None else str(m) for m in names] for names in batches], limit)
 
 
 CLASS = st.one_of(
