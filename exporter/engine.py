@@ -186,7 +186,8 @@ class Engine:
         the records held before each chunk counted in ``ahead``."""
         batches: list[Batch] = []
         for data in chunks:
-            held = ahead + sum(self.predictions(b) for b in batches) if self._freezer else 0
+            freezing = self._freezer is not None
+            held = ahead + sum(self.predictions(b) for b in batches) if freezing else 0
             batches.extend(self.decode_pieces(data, now, held))
             del data
         if self._freezer is not None or len(batches) < 2:
