@@ -128,6 +128,7 @@ def _unique_pairs(draw: st.DrawFn) -> list[tuple[Any, Any]]:
 @example([(f"m{i}", f"v{i}") for i in range(40)] + [("", "v1")])
 @example([(f"m{i}", f"v{i}") for i in range(40)] + [("m0", "v0")])
 @example([(f"m{i}", "v") for i in range(40)] + [("\ud800", "v"), ("m1", "w" * (LIMIT + 1))])
+@example([(None, None)] * 6 + [(None, 19446744073709551617)])  # msgspec 0.18 misread it
 def test_new_names_on_every_line_are_grouped_flagged_and_counted_per_record(
     pairs: list[tuple[Any, Any]],
 ) -> None:
