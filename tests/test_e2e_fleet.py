@@ -111,16 +111,19 @@ def numpy_fleet(profile: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[fl
 def one_evaluation(
     prometheus: Prometheus, selector: str
 ) -> dict[tuple[str, str], tuple[float, float]]:
-    """{(name, field): (timestamp, value)} of the series matching ``selector``, once all of them
-    come from one rule evaluation (a query could otherwise straddle two)."""
+    """{(name, field): (timestamp, value)} of the latest samples of the series matching
+    ``selector``, once all of them come from one rule evaluation (a query could otherwise read
+    a group's evaluation half written: the counts of the newest, the drift of the one before).
+    The samples' own timestamps are read (a range selector returns them); an instant query's
+    value carries the query's time, the same for every series whatever evaluation wrote it."""
 
     def read() -> dict[tuple[str, str], tuple[float, float]] | None:
         found = {
             (s["metric"]["__name__"], s["metric"]["field"]): (
-                float(s["value"][0]),
-                float(s["value"][1]),
+                float(s["values"][-1][0]),
+                float(s["values"][-1][1]),
             )
-            for s in prometheus.query(selector)
+            for s in prometheus.query(f"{selector}[1m]")
         }
         stamps = {t for t, _ in found.values()}
         return found if len(stamps) == 1 else None
