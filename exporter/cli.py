@@ -3,7 +3,9 @@
 Exit codes: 0 clean stop, 1 runtime failure (e.g. the port is taken), 2 bad config or usage.
 
 Each sub-command imports what it runs when it runs, so ``run`` never loads the offline side
-(the simulator, replay, baseline building) and ``replay`` never binds a port.
+(the simulator, replay, baseline building) and ``replay`` never binds a port; the config's
+modules (numpy among them) load once the command is known, while the cycle collector is paused
+(``exporter.allocator``).
 """
 
 from __future__ import annotations
@@ -21,16 +23,16 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from exporter import __version__
-from exporter.allocator import collect_less, keep_batch_memory
-from exporter.config import load_config
-from exporter.config_types import Config
 from exporter.errors import ConfigError
-from exporter.preflight import check_paths
 
 if TYPE_CHECKING:
+    from exporter.config_types import Config
     from exporter.sidecar import Control
 
 log = logging.getLogger("model-exporter")
+
+# The commands that work in batches (see ``exporter.allocator``).
+BATCH_COMMANDS = ("run", "baseline", "replay", "demo")
 
 
 _WEB_CONFIG_HELP = (
@@ -245,11 +247,17 @@ def _load(path: str, prepare: bool) -> tuple[Config, list[str]]:
     """The config and the warnings about its paths: the one validation ``check-config`` and
     ``run`` share (``run`` also creates the positions directory). The reference profile is
     loaded by each with the same ``ReferenceFile.load_now``."""
+    from exporter.config import load_config  # noqa: PLC0415
+    from exporter.preflight import check_paths  # noqa: PLC0415
+
     config = load_config(path)
     return config, check_paths(config, prepare=prepare)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from exporter.allocator import collect_less  # noqa: PLC0415
+    from exporter.config import load_config  # noqa: PLC0415
+
     config, warnings = _load(args.config, prepare=True)  # a bad config fails before the imports
     from exporter.sidecar import build, run_until  # noqa: PLC0415
 
@@ -258,6 +266,7 @@ def _run(args: argparse.Namespace) -> int:
         from exporter.webfile import WebConfigFile  # noqa: PLC0415
 
         web = WebConfigFile(args.web_config_file)
+    collect_less()
     for warning in warnings:
         log.warning("%s", warning)
     control = _control_by_signals()
@@ -302,6 +311,16 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(path: str) -> Config:
+    """The config of an offline command, read once its modules are loaded: start-up is over."""
+    from exporter.allocator import collect_less  # noqa: PLC0415
+    from exporter.config import load_config  # noqa: PLC0415
+
+    config = load_config(path)
+    collect_less()
+    return config
+
+
 def _unwritable(path: str) -> bool:
     """Log why ``path`` cannot be written, before a long pass whose result would be lost."""
     from exporter.atomic import unwritable  # noqa: PLC0415
@@ -318,7 +337,7 @@ def _baseline(args: argparse.Namespace) -> int:
     from exporter.offline.baseline import ProfileBuilder  # noqa: PLC0415
     from exporter.offline.read import Progress, read_chunks  # noqa: PLC0415
 
-    config = load_config(args.config)
+    config = _config(args.config)
     if _unwritable(args.output):
         return 1
     builder = ProfileBuilder(
@@ -368,7 +387,7 @@ def _replay(args: argparse.Namespace) -> int:
     from exporter.reload import ReferenceFile  # noqa: PLC0415
     from exporter.validate import parse_duration  # noqa: PLC0415
 
-    config = load_config(args.config)
+    config = _config(args.config)
     path = args.reference or config.reference
     reference = (
         ReferenceFile(path, config.sketch_relative_accuracy, config.fields).load_now()
@@ -437,9 +456,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # inotify event, the sidecar's own opens and reads included (dozens a second, and without
     # end when stderr goes to a file in a watched directory: each line is another event).
     logging.getLogger("watchdog").setLevel(max(level, logging.INFO))
-    if args.command in ("run", "baseline", "replay", "demo"):
+    if args.command in BATCH_COMMANDS:
+        from exporter.allocator import keep_batch_memory, pause_collections  # noqa: PLC0415
+
         keep_batch_memory()
-        collect_less()
+        # Until the command's modules are in: each ends start-up with ``collect_less``.
+        pause_collections()
     try:
         if args.command == "run":
             return _run(args)
@@ -450,8 +472,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "replay":
             return _replay(args)
         if args.command == "demo":
+            from exporter.allocator import collect_less  # noqa: PLC0415
             from exporter.offline.demo import run_demo  # noqa: PLC0415
 
+            collect_less()
             return run_demo(args, _stop_on_signals())
     except ConfigError as exc:
         print(
@@ -461,4 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
+    finally:
+        if args.command in BATCH_COMMANDS:
+            from exporter.allocator import resume_collections  # noqa: PLC0415
+
+            resume_collections()
     return 2
