@@ -4,7 +4,8 @@ Follows prometheus_client's custom-collector pattern: the store knows nothing of
 the ``families`` modules walk one ``Snapshot`` (and the latest drift ``Assessment``) and build
 families from them, computing nothing. This module decides which parts a scrape holds and keeps
 one broken part from failing the others; ``bodies`` writes and caches the text the sidecar
-serves. ``collect``/``registry`` are the prometheus_client view of the same families: the
+serves. ``collect``/``registry`` are the prometheus_client view of the same families
+(``registry_view``, loaded only when asked: the sidecar never loads prometheus_client): the
 registry is where the server adds its own few families, and prometheus_client only encodes it
 in the server's fallback (no renderer given), which the sidecar never takes.
 """
@@ -12,13 +13,9 @@ in the server's fallback (no renderer given), which the sidecar never takes.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import Metric
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING
 
 from exporter.assess import Assessment
 from exporter.exposition import COUNTER, Family
@@ -29,13 +26,16 @@ from exporter.families.health import build_info, health_families
 from exporter.families.model import model_families
 from exporter.families.reference import reference_families
 from exporter.health import Health
-from exporter.labels import label_text
 from exporter.state import Snapshot
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
 
 log = logging.getLogger(__name__)
 
 
-class ModelCollector(Collector):
+class ModelCollector:
     def __init__(
         self,
         snapshot: Callable[[], Snapshot],
@@ -55,23 +55,21 @@ class ModelCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        """The prometheus_client view of ``families`` (for a registry and its encoders).
+        """The prometheus_client view of ``families`` (for a registry and its encoders; see
+        ``registry_view.as_metrics``)."""
+        from exporter.registry_view import as_metrics  # noqa: PLC0415
 
-        prometheus_client's encoders fail the whole scrape on a label value that is not valid
-        UTF-8 (our own writer never does): values that ingestion did not repair are repaired
-        here with the ingest's ``label_text``."""
-        for rendered in self.families():
-            metric = Metric(rendered.name, rendered.help, rendered.type)
-            for suffix, names, values, value in rendered.samples():
-                labels = dict(zip(names, map(_valid_text, values), strict=True))
-                metric.add_sample(rendered.name + suffix, labels, value)
-            yield metric
+        return as_metrics(self.families())
 
     def registry(self) -> CollectorRegistry:
         """A registry holding only this collector (no process or platform collectors: the
         sidecar's own health metrics are the ones that say something about it)."""
+        from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+        from exporter.registry_view import FamiliesCollector  # noqa: PLC0415
+
         result = CollectorRegistry(auto_describe=False)
-        result.register(self)
+        result.register(FamiliesCollector(self.families))
         return result
 
     def families(self) -> Iterator[Family]:
@@ -133,11 +131,3 @@ class ModelCollector(Collector):
             self._logged.add(part)
         if first:  # once per part: a broken value fails every scrape until it leaves the window
             log.exception("cannot render the %s metrics; leaving them out of the scrape", part)
-
-
-def _valid_text(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return label_text(value, sys.maxsize)[0]
-    return value

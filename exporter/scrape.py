@@ -1,5 +1,6 @@
-"""Serving scrapes: one render at a time per format, shared by the scrapes that wait for it, and
-``Accept-Encoding`` negotiated by q-values.
+"""Serving scrapes: one render at a time per format, shared by the scrapes that wait for it,
+``Accept-Encoding`` negotiated by q-values, and the format by ``Accept`` as prometheus_client
+negotiates it.
 
 Rendering is CPU work under the interpreter lock, competing with ingestion. With a render per
 request, 200 concurrent scrapers mean 200 renders competing for one core; with ``Renders``,
@@ -51,6 +52,67 @@ def accepts_gzip(values: Sequence[str]) -> bool:
     gzip_q = weights.get("gzip", weights.get("x-gzip", star if star is not None else 0.0))
     identity_q = weights.get("identity", star if star is not None else 0.0)
     return gzip_q > 0.0 and gzip_q >= identity_q
+
+
+# prometheus_client's content types (its exposition's CONTENT_TYPE_PLAIN_0_0_4 and
+# CONTENT_TYPE_LATEST, and OpenMetrics' CONTENT_TYPE_LATEST) and escaping schemes.
+TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8"
+TEXT_1_0_0 = "text/plain; version=1.0.0; charset=utf-8"
+OPENMETRICS_1_0_0 = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+ESCAPINGS = ("allow-utf-8", "underscores", "dots", "values")
+
+
+def content_type(accept: str) -> str:
+    """The ``Content-Type`` of the answer to ``Accept``: OpenMetrics when asked for (the
+    writer's format follows the type's first word), else the Prometheus text format.
+
+    The same answer as prometheus_client's ``choose_encoder`` (0.26; the tests hold the two to
+    it), without loading prometheus_client, whose modules cost a sidecar ~7 ms of CPU at
+    start-up. Like it, the first media type it knows wins, whatever the q-values, and a version
+    that does not compare with ``1.0.0`` (``1.x``) raises ``TypeError``."""
+    for accepted in (accept or "").split(","):
+        tokens = accepted.split(";")
+        kind = tokens[0].strip()
+        if kind == "application/openmetrics-text":
+            version = _parameter(tokens, "version")
+            if not version:
+                return OPENMETRICS_1_0_0
+            if _version(version) >= (1, 0, 0):
+                return (
+                    f"application/openmetrics-text; version={version}; charset=utf-8; "
+                    f"escaping={_escaping(tokens)}"
+                )
+        elif kind == "text/plain":
+            version = _parameter(tokens, "version")
+            if version and _version(version) >= (1, 0, 0):
+                return f"{TEXT_1_0_0}; escaping={_escaping(tokens)}"
+    return TEXT_0_0_4
+
+
+def _parameter(tokens: list[str], name: str) -> str:
+    """The first ``name=value`` parameter's value, as written; "" without one."""
+    for token in tokens:
+        if "=" in token:
+            key, value = token.strip().split("=", 1)
+            if key == name:
+                return value
+    return ""
+
+
+def _escaping(tokens: list[str]) -> str:
+    value = _parameter(tokens, "escaping")
+    return value if value in ESCAPINGS else "underscores"
+
+
+def _version(text: str) -> tuple[int | str, ...]:
+    """Dotted parts, numbers where ``int`` takes them."""
+    parts: list[int | str] = []
+    for part in text.split("."):
+        try:
+            parts.append(int(part))
+        except ValueError:
+            parts.append(part)
+    return tuple(parts)
 
 
 # -- rendering -------------------------------------------------------------------------------

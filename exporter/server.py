@@ -21,26 +21,25 @@ import logging
 import ssl
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector
 
 from exporter.clock import Clock, SystemClock
 from exporter.connections import ConnectionServer, Limits
 from exporter.deflate import Body
 from exporter.errors import ConfigError
-from exporter.exposition import Family
+from exporter.exposition import COUNTER, GAUGE, Family
 from exporter.page import load_assets, not_modified
 from exporter.request import ROUTES, Handler
-from exporter.scrape import Renders, accepts_gzip
+from exporter.scrape import Renders, accepts_gzip, content_type
 from exporter.wire import Connection
 
-if TYPE_CHECKING:  # the web config's modules load only when a web config is given
+if TYPE_CHECKING:
+    # prometheus_client loads only for a registry (the fallback encoder); the web config's
+    # modules only when a web config is given.
+    from prometheus_client import CollectorRegistry
+
     from exporter.basicauth import BasicAuth
     from exporter.webconfig import RateLimit
     from exporter.webfile import Loaded, WebConfigFile
@@ -80,39 +79,40 @@ class _Stats:
             return dict(self.requests)
 
 
-class ServerCollector(Collector):
+class ServerFamilies:
+    """The server's own families: requests answered, and config reloads."""
+
     def __init__(self, stats: _Stats, reloads: Callable[[], ReloadCounts] | None) -> None:
         self._stats = stats
         self._reloads = reloads
 
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
+    def families(self) -> list[Family]:
+        requests = Family(
             "model_exporter_http_requests",
+            COUNTER,
             "HTTP requests answered, by handler (path) and status code.",
-            labels=["handler", "code"],
+            ("handler", "code"),
         )
         for (handler, code), count in sorted(self._stats.snapshot().items()):
-            requests.add_metric([handler, code], count)
-        yield requests
+            requests.add((handler, code), count)
         if self._reloads is None:
-            return
+            return [requests]
         counts = self._reloads()
-        reloads = CounterMetricFamily(
+        reloads = Family(
             "model_exporter_config_reloads",
+            COUNTER,
             "Config reloads (SIGHUP) by outcome; a refused config leaves the running one.",
-            labels=["outcome"],
+            ("outcome",),
         )
-        reloads.add_metric(["ok"], counts.ok)
-        reloads.add_metric(["error"], counts.error)
-        yield reloads
-        yield GaugeMetricFamily(
+        reloads.add(("ok",), counts.ok)
+        reloads.add(("error",), counts.error)
+        last = Family(
             "model_exporter_config_last_reload_successful",
+            GAUGE,
             "1 unless the last config reload (SIGHUP) was refused.",
-            value=1.0 if counts.last_successful else 0.0,
         )
+        last.add((), 1.0 if counts.last_successful else 0.0)
+        return [requests, reloads, last]
 
 
 class _TokenBucket:
@@ -143,7 +143,7 @@ class MetricsServer:
         self,
         host: str,
         port: int,
-        registry: CollectorRegistry,
+        registry: CollectorRegistry | None,
         healthy: Check,
         ready: Check | None = None,
         web_config: WebConfigFile | None = None,
@@ -155,9 +155,13 @@ class MetricsServer:
     ) -> None:
         """``healthy``: is ingestion alive; ``ready``: has every source been polled once.
         ``render``, when given, writes the body (see ``bodies.Bodies``), with the server's
-        own families passed in; otherwise prometheus_client encodes the registry.
+        own families passed in; otherwise prometheus_client encodes ``registry``, to which
+        the server adds its own families (the sidecar gives a renderer and no registry, so
+        it never loads prometheus_client).
         ``status``: the JSON status endpoint (without it, /api/v1/status is 404 and the page
         has nothing to show). Binds the port at once (a taken port fails here)."""
+        if render is None and registry is None:
+            raise ValueError("a server without a renderer needs a registry to encode")
         self._registry = registry
         self._render = render
         self._status = status
@@ -174,8 +178,11 @@ class MetricsServer:
         self._tls_added_logged: object = None
         self._stopping = False
         self._draining = False
-        self._own = ServerCollector(self._stats, reloads)
-        registry.register(self._own)
+        self._own = ServerFamilies(self._stats, reloads)
+        if registry is not None:
+            from exporter.registry_view import FamiliesCollector  # noqa: PLC0415
+
+            registry.register(FamiliesCollector(self._own.families))
         self._connections = ConnectionServer(
             host, port, self._serve, limits, self._clock, tls=self if self.tls else None
         )
@@ -335,8 +342,9 @@ class MetricsServer:
             handler.reply(404, b"not found\n", head=head)
 
     def _metrics(self, handler: Handler, head: bool) -> None:
-        encoder, content_type = choose_encoder(handler.headers.get("Accept", ""))
-        result = self._renders.get(content_type, lambda: self._body(encoder, content_type))
+        accept = handler.headers.get("Accept", "")
+        answer_type = content_type(accept)
+        result = self._renders.get(answer_type, lambda: self._body(accept, answer_type))
         if result.error is not None:
             # What went wrong is in the log; the body names the error's type only, so no log
             # content or internal detail reaches a client.
@@ -352,13 +360,17 @@ class MetricsServer:
             headers["Content-Encoding"] = "gzip"
         else:
             body = result.body.plain()
-        handler.reply(200, body, headers, content_type, head=head)
+        handler.reply(200, body, headers, answer_type, head=head)
 
-    def _body(self, encoder: Callable[[CollectorRegistry], bytes], content_type: str) -> Body:
+    def _body(self, accept: str, answer_type: str) -> Body:
         if self._render is None:
+            from prometheus_client.exposition import choose_encoder  # noqa: PLC0415
+
+            assert self._registry is not None, "a server without a renderer needs a registry"
+            encoder, _ = choose_encoder(accept)
             return Body(None, [encoder(self._registry)])
-        openmetrics = content_type.startswith("application/openmetrics-text")
-        return self._render(openmetrics, _families(self._own.collect()))
+        openmetrics = answer_type.startswith("application/openmetrics-text")
+        return self._render(openmetrics, self._own.families())
 
     def _status_json(self, handler: Handler, head: bool) -> None:
         assert self._status is not None
@@ -379,19 +391,6 @@ class MetricsServer:
         if gzipped:
             headers["Content-Encoding"] = "gzip"
         handler.reply(200, body, headers, "application/json", head=head)
-
-
-def _families(metrics: Iterable[Metric]) -> list[Family]:
-    """prometheus_client families as rows for our writer (the server's few own series)."""
-    families = []
-    for metric in metrics:
-        family = Family(metric.name, metric.type, metric.documentation)
-        for sample in metric.samples:
-            suffix = sample.name[len(metric.name) :]
-            labels = sample.labels
-            family.add_sample(suffix, tuple(labels), tuple(labels.values()), sample.value)
-        families.append(family)
-    return families
 
 
 def _basic_auth() -> BasicAuth:

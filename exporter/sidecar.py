@@ -231,13 +231,12 @@ def build(
         return (state.version(clock.now()), id(latest), latest)
 
     bodies = Bodies(collector, version)
-    metrics = collector.registry()
     host, port = parse_listen_address(config.listen_address)
     reloads = Reloads()
     server = MetricsServer(
         host,
         port,
-        metrics,
+        None,  # no prometheus_client registry: ``bodies`` writes every body
         pipeline.healthy,
         ready=pipeline.ready,
         web_config=web_config,

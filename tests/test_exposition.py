@@ -9,18 +9,22 @@ from __future__ import annotations
 import json
 import threading
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 from prometheus_client import generate_latest
+from prometheus_client.core import Metric
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from exporter.bodies import Bodies
 from exporter.clock import ManualClock
 from exporter.collector import ModelCollector
 from exporter.exposition import number
+from exporter.server import ReloadCounts
 from exporter.state import State
 from tests.harness import WAIT, promtool
 from tests.state_data import T0, build, encode, health, make_records
@@ -161,22 +165,61 @@ def test_concurrent_scrapes_share_one_render() -> None:
 
 
 @pytest.mark.parametrize("openmetrics", [False, True])
-def test_the_server_families_render_like_prometheus_client(openmetrics: bool) -> None:
-    """The server's own series go through the same writer (converted from its collector)."""
+@pytest.mark.parametrize("reloads", [None, ReloadCounts(), ReloadCounts(3, 1, False)])
+def test_the_server_families_render_like_prometheus_client(
+    openmetrics: bool, reloads: ReloadCounts | None
+) -> None:
+    """The server's own series, built as our families, are written as prometheus_client
+    writes the same series built with its own metric families; the registry view (the
+    server's fallback encoder) writes them the same too."""
     from prometheus_client import CollectorRegistry  # noqa: PLC0415
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # noqa: PLC0415
 
     from exporter.exposition import Writer  # noqa: PLC0415
-    from exporter.server import ServerCollector, _families, _Stats  # noqa: PLC0415
+    from exporter.registry_view import FamiliesCollector  # noqa: PLC0415
+    from exporter.server import ServerFamilies, _Stats  # noqa: PLC0415
 
     stats = _Stats()
     stats.count("/metrics", 200)
     stats.count("/healthz", 503)
-    collector = ServerCollector(stats, None)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    expected = (generate_openmetrics if openmetrics else generate_latest)(registry)
-    text = Writer().render(_families(collector.collect()), openmetrics)
+    stats.count("/metrics", 200)
+
+    class Oracle(Collector):
+        def collect(self) -> Iterator[Metric]:
+            requests = CounterMetricFamily(
+                "model_exporter_http_requests",
+                "HTTP requests answered, by handler (path) and status code.",
+                labels=["handler", "code"],
+            )
+            requests.add_metric(["/healthz", "503"], 1)
+            requests.add_metric(["/metrics", "200"], 2)
+            yield requests
+            if reloads is None:
+                return
+            outcomes = CounterMetricFamily(
+                "model_exporter_config_reloads",
+                "Config reloads (SIGHUP) by outcome; a refused config leaves the running one.",
+                labels=["outcome"],
+            )
+            outcomes.add_metric(["ok"], reloads.ok)
+            outcomes.add_metric(["error"], reloads.error)
+            yield outcomes
+            yield GaugeMetricFamily(
+                "model_exporter_config_last_reload_successful",
+                "1 unless the last config reload (SIGHUP) was refused.",
+                value=1.0 if reloads.last_successful else 0.0,
+            )
+
+    encoder = generate_openmetrics if openmetrics else generate_latest
+    oracle = CollectorRegistry(auto_describe=False)
+    oracle.register(Oracle())
+    expected = encoder(oracle)
+    own = ServerFamilies(stats, None if reloads is None else lambda: reloads)
+    text = Writer().render(own.families(), openmetrics)
     assert (text + ("# EOF\n" if openmetrics else "")).encode() == expected
+    view = CollectorRegistry(auto_describe=False)
+    view.register(FamiliesCollector(own.families))
+    assert encoder(view) == expected
 
 
 def test_kept_spellings_keep_every_value_as_prometheus_client_spells_it() -> None:

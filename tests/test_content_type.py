@@ -1,0 +1,112 @@
+"""The scrape format negotiated from ``Accept`` (exporter/scrape.py ``content_type``) against
+prometheus_client's ``choose_encoder``, which the server called before: the same
+``Content-Type`` for every header, and the same error where it raised one."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from prometheus_client.exposition import choose_encoder
+
+from exporter.scrape import content_type
+
+# What Prometheus 2 and 3 send, and the edges of the negotiation: versions below, at and past
+# 1.0.0, escaping schemes known and unknown, parameters spaced, cased and repeated.
+HEADERS = [
+    "",
+    "*/*",
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;"
+    "escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+    "text/plain;version=0.0.4;q=1,*/*;q=0.1",
+    "text/plain",
+    "text/plain; version=1.0.0",
+    "text/plain;version=1.0.0;escaping=dots",
+    "text/plain;version=1.0.0;escaping=values",
+    "text/plain;version=1.0.0;escaping=nonsense",
+    "text/plain;escaping=dots",
+    "application/openmetrics-text",
+    "application/openmetrics-text; version=1.0.0",
+    "application/openmetrics-text;version=2.0.0;escaping=underscores",
+    "application/openmetrics-text;version=0.0.1",
+    "application/openmetrics-text;version=0.0.1,text/plain;version=1.0.0",
+    "application/openmetrics-text;version=",
+    "application/openmetrics-text;version = 1.0.0",
+    "application/openmetrics-text;Version=1.0.0",
+    "application/openmetrics-text;version=1.0.0;version=0.0.1;escaping=dots;escaping=values",
+    "APPLICATION/OPENMETRICS-TEXT;version=1.0.0",
+    "  application/openmetrics-text  ;version=1.0.0",
+    "application/openmetrics-text;version=10",
+    "application/openmetrics-text;version=2.x",
+    "application/openmetrics-text;version=1.0.0.0",
+    "text/html,application/openmetrics-text;version=1",
+]
+
+
+def _theirs(accept: str) -> str | type[Exception]:
+    try:
+        return choose_encoder(accept)[1]
+    except Exception as exc:  # the same error is part of the same answer
+        return type(exc)
+
+
+def _ours(accept: str) -> str | type[Exception]:
+    try:
+        return content_type(accept)
+    except Exception as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("accept", HEADERS)
+def test_the_format_is_negotiated_as_prometheus_client_negotiates_it(accept: str) -> None:
+    assert _ours(accept) == _theirs(accept)
+
+
+def test_a_version_that_does_not_compare_raises_like_prometheus_client() -> None:
+    """``1.x`` compares a word with a number: prometheus_client raised, so the scrape got a 500
+    from the server's error handling; the same happens now."""
+    assert _theirs("text/plain;version=1.x") is TypeError
+    with pytest.raises(TypeError):
+        content_type("text/plain;version=1.x")
+
+
+_TYPES = st.sampled_from(
+    ["application/openmetrics-text", "text/plain", "*/*", "text/html", " text/plain ", ""]
+)
+_PARAMS = st.sampled_from(
+    [
+        "version=1.0.0",
+        "version=0.0.4",
+        "version=0.0.1",
+        "version=2.0.0",
+        "version=1",
+        "version=",
+        "version=1.0.0.1",
+        " version=1.0.0 ",
+        "escaping=allow-utf-8",
+        "escaping=underscores",
+        "escaping=dots",
+        "escaping=values",
+        "escaping=other",
+        "q=0.5",
+        "charset=utf-8",
+        "x",
+    ]
+)
+_MEDIA = st.builds(
+    lambda kind, params: ";".join([kind, *params]), _TYPES, st.lists(_PARAMS, max_size=4)
+)
+
+
+@given(st.lists(_MEDIA, max_size=4).map(",".join))
+@example("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8")
+def test_any_accept_header_of_these_parts_gets_the_same_answer(accept: str) -> None:
+    assert _ours(accept) == _theirs(accept)
+
+
+@given(st.text(max_size=60))
+def test_any_text_gets_the_same_answer(accept: str) -> None:
+    assert _ours(accept) == _theirs(accept)
