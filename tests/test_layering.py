@@ -125,6 +125,7 @@ NOT_AT_START = {
     # registry view (tests, the server's fallback) is all that loads prometheus_client.
     "prometheus_client",
     "exporter.registry_view",
+    "importlib.resources",  # the page's files are read from the package's directory
 }
 
 
