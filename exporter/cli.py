@@ -24,6 +24,12 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from exporter import __version__
+from exporter.allocator import (
+    collect_less,
+    keep_batch_memory,
+    pause_collections,
+    resume_collections,
+)
 from exporter.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -256,7 +262,6 @@ def _load(path: str, prepare: bool) -> tuple[Config, list[str]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from exporter.allocator import collect_less  # noqa: PLC0415
     from exporter.config import load_config  # noqa: PLC0415
 
     config, warnings = _load(args.config, prepare=True)  # a bad config fails before the imports
@@ -314,7 +319,6 @@ def _check(args: argparse.Namespace) -> int:
 
 def _config(path: str) -> Config:
     """The config of an offline command, read once its modules are loaded: start-up is over."""
-    from exporter.allocator import collect_less  # noqa: PLC0415
     from exporter.config import load_config  # noqa: PLC0415
 
     config = load_config(path)
@@ -450,10 +454,11 @@ def _replay(args: argparse.Namespace) -> int:
 def _one_blas_thread() -> None:
     """Run numpy's OpenBLAS on one thread unless the environment says otherwise.
 
-    Loading it starts a thread per visible core, and each spins ~0.1 s before it sleeps: on
-    this 2-core machine, ~45 ms more CPU to load numpy when not pinned to one core, and
-    proportionally more on a node with many cores. Nothing here needs more than one (the few
-    BLAS calls are dot products of short vectors, which OpenBLAS runs on one thread anyway).
+    Loaded with its defaults, it starts a thread per visible core, and each spins ~0.1 s
+    before it sleeps: a sidecar on 2 unpinned cores spent ~255 ms of CPU to its first scrape
+    instead of ~150 ms, and a node with many cores costs more. Nothing here needs more than
+    one (the few BLAS calls are dot products of short vectors, which OpenBLAS runs on one
+    thread anyway).
     Set before numpy loads (it reads the variable then); OMP_NUM_THREADS or
     OPENBLAS_NUM_THREADS, when given, are left to decide."""
     if "OPENBLAS_NUM_THREADS" not in os.environ and "OMP_NUM_THREADS" not in os.environ:
@@ -472,8 +477,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # end when stderr goes to a file in a watched directory: each line is another event).
     logging.getLogger("watchdog").setLevel(max(level, logging.INFO))
     if args.command in BATCH_COMMANDS:
-        from exporter.allocator import keep_batch_memory, pause_collections  # noqa: PLC0415
-
         keep_batch_memory()
         # Until the command's modules are in: each ends start-up with ``collect_less``.
         pause_collections()
@@ -487,7 +490,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "replay":
             return _replay(args)
         if args.command == "demo":
-            from exporter.allocator import collect_less  # noqa: PLC0415
             from exporter.offline.demo import run_demo  # noqa: PLC0415
 
             collect_less()
@@ -502,7 +504,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         if args.command in BATCH_COMMANDS:
-            from exporter.allocator import resume_collections  # noqa: PLC0415
-
             resume_collections()
     return 2
