@@ -264,6 +264,12 @@ class FaultyOps(FileOps):
         self._maybe_fail("pread")
         return super().pread_into(fd, buffer, offset)
 
+    def read_lines(
+        self, fd: int, head: bytes, size: int, offset: int
+    ) -> tuple[bytes | None, bytes, int, int, int]:
+        self._maybe_fail("pread")
+        return super().read_lines(fd, head, size, offset)
+
     def close(self, fd: int) -> None:
         self.calls["close"] += 1
         super().close(fd)

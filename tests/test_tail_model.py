@@ -23,10 +23,15 @@ from tail_harness import count_lines
 
 from exporter.clock import ManualClock
 from exporter.config_types import SourceConfig, TailConfig
+from exporter.tail.fileident import FileOps
 from exporter.tail.tailer import Tailer
 
 
 class TailModel(RuleBasedStateMachine):
+    def ops(self) -> FileOps:
+        """The compiled reader, where it is built (the test command builds it)."""
+        return FileOps()
+
     @initialize()
     def setup(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="tail-model-"))
@@ -41,7 +46,7 @@ class TailModel(RuleBasedStateMachine):
             positions_file=str(self.root / "pos.json"),
         )
         self.clock = ManualClock(0.0)
-        self.tailer = Tailer([self.source], self.tail, self.clock)
+        self.tailer = Tailer([self.source], self.tail, self.clock, ops=self.ops())
         self.seq = 0  # next record id; also names rotated files uniquely
         self.written = self.counted = self.errors = self.lost = 0
         self.unread_cur = 0  # complete records in p not yet handed out
@@ -166,7 +171,7 @@ class TailModel(RuleBasedStateMachine):
             self.recount_allowance += self.since_flush
             self.since_flush = 0
         self.tailer.close()
-        self.tailer = Tailer([self.source], self.tail, self.clock)
+        self.tailer = Tailer([self.source], self.tail, self.clock, ops=self.ops())
         self.lost += self.unread_safe  # rotated files the old process still held are gone
         self.unread_safe = 0
         self.tracked = False
@@ -189,3 +194,15 @@ TailModel.TestCase.settings = settings(
     stateful_step_count=40,
 )
 test_tail_model = TailModel.TestCase
+
+
+class BufferedTailModel(TailModel):
+    def ops(self) -> FileOps:
+        """Reads into the tailer's own buffer, as where the reader is not compiled."""
+        ops = FileOps()
+        ops.reads_lines = False
+        return ops
+
+
+BufferedTailModel.TestCase.settings = TailModel.TestCase.settings
+test_buffered_tail_model = BufferedTailModel.TestCase

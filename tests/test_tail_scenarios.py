@@ -30,16 +30,23 @@ from tail_harness import (
 )
 
 from exporter import atomic
+from exporter.tail.fileident import FileOps
 from exporter.tail.watch import start_watch
 
 Make = Callable[..., Harness]
 
 
-@pytest.fixture(params=["poll", "watch"])
+@pytest.fixture(params=["poll", "watch", "buffered"])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Make]:
+    """Polled and woken by a watch, with the compiled reader; and polled, reading into the
+    tailer's own buffer, as where the reader is not compiled."""
     made: list[Harness] = []
 
     def factory(**kw: object) -> Harness:
+        if request.param == "buffered":
+            ops = kw.setdefault("ops", FileOps())
+            assert isinstance(ops, FileOps)
+            ops.reads_lines = False
         h = Harness(tmp_path, watch=request.param == "watch", **kw)  # type: ignore[arg-type]
         made.append(h)
         return h

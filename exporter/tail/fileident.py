@@ -20,6 +20,11 @@ HEAD_BYTES = 1024
 MARKER_BYTES = 64
 _GLOB_CHARS = frozenset("*?[")
 
+try:  # built without a C compiler: the tailer reads into a buffer of its own (os.preadv)
+    from exporter.tail import _read  # type: ignore[attr-defined]
+except ImportError:
+    _read = None
+
 
 def digest(data: bytes) -> str:
     """A short content hash; 64 bits is plenty to tell two log heads apart."""
@@ -63,6 +68,17 @@ class FileOps:
         """``pread`` into a buffer the caller keeps: reading a megabyte into new memory each
         time cost more than the read (page faults)."""
         return os.preadv(fd, [buffer], offset)
+
+    reads_lines = _read is not None  # whether ``read_lines`` can be called
+
+    def read_lines(
+        self, fd: int, head: bytes, size: int, offset: int
+    ) -> tuple[bytes | None, bytes, int, int, int]:
+        """``pread`` written behind ``head`` and cut at the read's last newline, in one copy
+        (``_read.c``): (whole lines or None if the read holds a NUL, rest, bytes read,
+        newlines read, NULs read). Only called when ``reads_lines``."""
+        assert _read is not None
+        return _read.read_lines(fd, head, size, offset)  # type: ignore[no-any-return]
 
     def close(self, fd: int) -> None:
         os.close(fd)

@@ -99,29 +99,52 @@ class LineAssembler:
         # of ``data``. They are copied out once (a read is a megabyte; each copy costs).
         end = data.rfind(b"\n") + 1
         if end == 0:
-            rest_bytes = self._partial + data
+            return self._settle(b"", self._partial + data, settled, len(data))
+        rest = bytes(data[end:])
+        if self._partial:
+            out = b"".join((self._partial, memoryview(data)[:end]))
+        elif type(data) is bytes and not rest:
+            out = data
         else:
-            rest_bytes = bytes(data[end:])
-            if self._partial:
-                out = b"".join((self._partial, memoryview(data)[:end]))
-            elif type(data) is bytes and not rest_bytes:
-                out = data
-            else:
-                out = bytes(memoryview(data)[:end])
-        if len(rest_bytes) > self.max_line:
+            out = bytes(memoryview(data)[:end])
+        return self._settle(out, rest, settled, len(data))
+
+    @property
+    def partial(self) -> bytes | None:
+        """The pending partial line that the next read continues, or None while an over-long
+        line is being skipped (then ``feed`` must see the read: it looks for the line's end)."""
+        return None if self.skipping else self._partial
+
+    def take(self, lines: bytes, rest: bytes, read: int) -> tuple[bytes, int]:
+        """``feed`` for a read already joined to ``partial`` and cut at its last newline by the
+        compiled reader (``exporter/tail/_read.c``): ``lines`` is partial + the read through its
+        last newline (b"" if none), ``rest`` what follows, ``read`` the read's length. It must
+        hold no NUL (those go through ``feed``). Same answers as ``feed``, without the copies."""
+        if lines:
+            settled = self.pending + len(lines) - len(self._partial)
+            self.pending = len(rest)
+        else:
+            settled = 0
+            self.pending += read
+        return self._settle(lines, rest, settled, read)
+
+    def _settle(self, out: bytes, rest: bytes, settled: int, read: int) -> tuple[bytes, int]:
+        """The rules for whole lines ``out`` (b"" if none) and the new partial ``rest``, given
+        ``read`` bytes of input (without NULs): over-long lines dropped, a BOM at offset 0."""
+        if len(rest) > self.max_line:
             self.too_long += 1
             self.skipping = True
             self._partial = b""
         else:
-            self._partial = rest_bytes
-        if end == 0:
+            self._partial = rest
+        if not out:
             return b"", settled
         bom = self.at_start and out.startswith(BOM)  # lengths count raw bytes, BOM included
         self.at_start = False
         if len(out) > self.max_line + 1:
-            # Lines wholly inside ``data`` are no longer than ``data``; only the first line,
+            # Lines wholly inside the read are no longer than the read; only the first line,
             # which carries the old partial, can be over-long when pieces are small.
-            if len(data) > self.max_line:
+            if read > self.max_line:
                 out, first_kept = self._drop_long(out)
             else:
                 first = out.find(b"\n")

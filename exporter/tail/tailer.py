@@ -427,26 +427,20 @@ class Tailer:
         too_long, nul_bytes = f.asm.too_long, f.asm.nul_bytes
         while budget > 0:
             want = min(piece, budget)
-            buffer = self._read_buffer
-            if len(buffer) < want:
-                buffer = self._read_buffer = bytearray(want)
             try:
-                size = self._ops.pread_into(f.fd, memoryview(buffer)[:want], f.read_off)
+                size, complete, settled, n = self._read_piece(f, want)
             except OSError as e:
                 self._pread_failed(src, f, e)
                 break
             if not size:
                 break
-            data = buffer if size == len(buffer) else buffer[:size]
-            budget -= len(data)
-            got += len(data)
-            complete, settled = f.asm.feed(data)
+            budget -= size
+            got += size
             f.handed += settled
             if complete:
-                n = count_lines(complete)
                 lines += n
                 out.append(Chunk(src.path, f.path, complete, n))
-            if len(data) < want:
+            if size < want:
                 break
         if budget <= 0:
             self.more_pending = True
@@ -457,6 +451,29 @@ class Tailer:
             c.lines_too_long += f.asm.too_long - too_long
             c.nul_bytes_skipped += f.asm.nul_bytes - nul_bytes
         return budget
+
+    def _read_piece(self, f: Tracked, want: int) -> tuple[int, bytes, int, int]:
+        """Up to ``want`` new bytes of ``f``: (bytes read, the whole lines they complete, the
+        file bytes those settle, their line count). Compiled, the read lands behind the partial
+        line in the very bytes handed out, counted as it is read; else it is read into a buffer
+        kept for the purpose and fed to the line assembler."""
+        head = f.asm.partial
+        if self._ops.reads_lines and head is not None:
+            whole, rest, size, newlines, _ = self._ops.read_lines(f.fd, head, want, f.read_off)
+            if whole is not None:
+                complete, settled = f.asm.take(whole, rest, size)
+                # Whole lines are counted as read, unless the rules cut some away.
+                n = newlines if complete is whole else count_lines(complete)
+                return size, complete, settled, n
+            complete, settled = f.asm.feed(rest[len(head) :])  # a NUL: the rules drop it
+            return size, complete, settled, count_lines(complete)
+        buffer = self._read_buffer
+        if len(buffer) < want:
+            buffer = self._read_buffer = bytearray(want)
+        size = self._ops.pread_into(f.fd, memoryview(buffer)[:want], f.read_off)
+        data = buffer if size == len(buffer) else buffer[:size]
+        complete, settled = f.asm.feed(data)
+        return size, complete, settled, count_lines(complete)
 
     def _pread_failed(self, src: SourceConfig, f: Tracked, e: OSError) -> None:
         self._read_error(src, f.path, e, "read")
