@@ -3,12 +3,20 @@ progress bar on a terminal."""
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Iterator
+from io import FileIO
 from pathlib import Path
 from typing import TextIO
 
 from exporter.clock import SystemClock
+
+try:  # built without a C compiler: read into a buffer
+    from exporter.tail import _read  # type: ignore[attr-defined]
+except ImportError:
+    _read = None
 
 BLOCK_BYTES = 1 << 20
 # Blocks decoded in turn are applied together up to this many bytes (Engine.decode_all): the
@@ -20,10 +28,39 @@ def read_chunks(path: str, block: int = BLOCK_BYTES) -> Iterator[bytes]:
     """Complete lines in blocks of about ``block`` bytes; a last line without a newline is
     still given (offline, the file is not growing).
 
-    Blocks are read into one buffer kept for the whole file and the complete lines copied out
-    once: a fresh megabyte per read faulted its pages in every time."""
+    A regular file is read by the tailer's compiled reader: each read lands behind the pending
+    partial line in the bytes handed out (``exporter/tail/_read.c``). Anything else (a pipe, a
+    build without a C compiler) is read into one buffer kept for the whole file and the
+    complete lines copied out once: a fresh megabyte per read faulted its pages in every time."""
+    with open(path, "rb", buffering=0) as f:
+        if _read is not None and stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            yield from _compiled_chunks(f.fileno(), block)
+        else:
+            yield from _buffered_chunks(f, block)
+
+
+def _compiled_chunks(fd: int, block: int) -> Iterator[bytes]:
+    assert _read is not None
+    rest = b""
+    offset = 0
+    while True:
+        lines, after, size, _, _ = _read.read_lines(fd, rest, block, offset)
+        if not size:
+            break
+        offset += size
+        if lines is None:  # the read holds a NUL: offline, it stays in its line; cut here
+            cut = after.rfind(b"\n") + 1
+            lines, after = after[:cut], after[cut:]
+        if lines:
+            yield lines
+        rest = after
+    if rest:
+        yield rest + b"\n"
+
+
+def _buffered_chunks(f: FileIO, block: int) -> Iterator[bytes]:
     buffer = bytearray(block)
-    with open(path, "rb", buffering=0) as f, memoryview(buffer) as view:
+    with memoryview(buffer) as view:
         rest = b""
         while size := f.readinto(buffer):
             cut = buffer.rfind(b"\n", 0, size) + 1
