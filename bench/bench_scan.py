@@ -1,10 +1,10 @@
 """CPU cost of the native scanner alone (exporter/_scan.c), in nanoseconds per line.
 
 The scanner is the first per-line cost of ingestion: this reads a realistic log (bench/realistic.py,
-mapped by bench/realistic.yaml) in the tailer's 1 MiB chunks and times, in CPU seconds, the
-compiled ``scan`` call by itself and the whole ``NativeScanner.scan`` (with the numpy views and
-the merge of lines left to the exact path). The best of a few rounds is printed, since the
-machine may be shared: compare figures of one run, not across runs.
+mapped by bench/realistic.yaml) in the tailer's chunks (``tail.read_chunk_bytes``) and times, in
+CPU seconds, the compiled ``scan`` call by itself and the whole ``NativeScanner.scan`` (with the
+numpy views and the merge of lines left to the exact path). The best of a few rounds is printed,
+since the machine may be shared: compare figures of one run, not across runs.
 
     .venv/bin/python bench/bench_scan.py                      # a generated 1M-line log
     .venv/bin/python bench/bench_scan.py --log /tmp/realistic-2000000.jsonl --rounds 5
@@ -27,6 +27,7 @@ from bench.bench_pipeline import chunks_of  # noqa: E402
 from bench.realistic import Shape, write_log  # noqa: E402
 from exporter import decode  # noqa: E402
 from exporter.config import load_config  # noqa: E402
+from exporter.config_types import TailConfig  # noqa: E402
 from exporter.decode import Decoder  # noqa: E402
 
 
@@ -52,7 +53,9 @@ def main() -> int:
     parser.add_argument("--log", type=Path, help="a log of bench/realistic.py's shape")
     parser.add_argument("--lines", type=int, default=1_000_000, help="lines to generate")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--chunk", type=int, default=1 << 20, help="bytes a scan call reads")
+    parser.add_argument(
+        "--chunk", type=int, default=TailConfig().read_chunk_bytes, help="bytes a scan call reads"
+    )
     args = parser.parse_args()
 
     config = load_config(ROOT / "bench" / "realistic.yaml")

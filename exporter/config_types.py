@@ -37,7 +37,8 @@ class TailConfig:
     poll_interval: float = 1.0
     rotate_wait: float = 5.0
     max_line_bytes: int = 1 << 20
-    read_chunk_bytes: int = 1 << 20  # also one decode (a poll's chunks are applied as one batch)
+    # Also one decode, and the poll budget (tailer.POLL_BUDGET_BYTES): a poll reads one chunk.
+    read_chunk_bytes: int = 2 << 20
     positions_file: str | None = None
     positions_flush_interval: float = 5.0
     positions_ttl: float = 7 * 24 * 3600.0
