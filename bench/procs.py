@@ -192,6 +192,12 @@ def metric_sum(text: str, name: str) -> float:
     return sum(float(m.group(1)) for m in pattern.finditer(text))
 
 
+def metric_max(text: str, name: str) -> float | None:
+    """The largest sample of one metric (all label sets); None when it has none."""
+    pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^\n]*\}})? (\S+)", re.MULTILINE)
+    return max((float(m.group(1)) for m in pattern.finditer(text)), default=None)
+
+
 def series_count(text: str) -> int:
     return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
 
