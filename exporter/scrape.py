@@ -68,8 +68,10 @@ def content_type(accept: str) -> str:
 
     The same answer as prometheus_client's ``choose_encoder`` (0.26; the tests hold the two to
     it), without loading prometheus_client, whose modules cost a sidecar ~7 ms of CPU at
-    start-up. Like it, the first media type it knows wins, whatever the q-values, and a version
-    that does not compare with ``1.0.0`` (``1.x``) raises ``TypeError``."""
+    start-up. Like it, the first media type it knows wins, whatever the q-values. Unlike it, a
+    media type whose version does not compare with ``1.0.0`` (``1.x``) is passed over, as one
+    it does not know: its ``TypeError`` dropped the connection, with a traceback in the log for
+    every such scrape."""
     for accepted in (accept or "").split(","):
         tokens = accepted.split(";")
         kind = tokens[0].strip()
@@ -77,14 +79,14 @@ def content_type(accept: str) -> str:
             version = _parameter(tokens, "version")
             if not version:
                 return OPENMETRICS_1_0_0
-            if _version(version) >= (1, 0, 0):
+            if _at_least_1(version):
                 return (
                     f"application/openmetrics-text; version={version}; charset=utf-8; "
                     f"escaping={_escaping(tokens)}"
                 )
         elif kind == "text/plain":
             version = _parameter(tokens, "version")
-            if version and _version(version) >= (1, 0, 0):
+            if version and _at_least_1(version):
                 return f"{TEXT_1_0_0}; escaping={_escaping(tokens)}"
     return TEXT_0_0_4
 
@@ -102,6 +104,14 @@ def _parameter(tokens: list[str], name: str) -> str:
 def _escaping(tokens: list[str]) -> str:
     value = _parameter(tokens, "escaping")
     return value if value in ESCAPINGS else "underscores"
+
+
+def _at_least_1(version: str) -> bool:
+    """Whether a version is 1.0.0 or later; one that does not compare with it is not."""
+    try:
+        return _version(version) >= (1, 0, 0)
+    except TypeError:  # a word where a number is: "1.x"
+        return False
 
 
 def _version(text: str) -> tuple[int | str, ...]:

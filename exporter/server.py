@@ -342,9 +342,8 @@ class MetricsServer:
             handler.reply(404, b"not found\n", head=head)
 
     def _metrics(self, handler: Handler, head: bool) -> None:
-        accept = handler.headers.get("Accept", "")
-        answer_type = content_type(accept)
-        result = self._renders.get(answer_type, lambda: self._body(accept, answer_type))
+        answer_type = content_type(handler.headers.get("Accept", ""))
+        result = self._renders.get(answer_type, lambda: self._body(answer_type))
         if result.error is not None:
             # What went wrong is in the log; the body names the error's type only, so no log
             # content or internal detail reaches a client.
@@ -362,12 +361,12 @@ class MetricsServer:
             body = result.body.plain()
         handler.reply(200, body, headers, answer_type, head=head)
 
-    def _body(self, accept: str, answer_type: str) -> Body:
+    def _body(self, answer_type: str) -> Body:
         if self._render is None:
             from prometheus_client.exposition import choose_encoder  # noqa: PLC0415
 
             assert self._registry is not None, "a server without a renderer needs a registry"
-            encoder, _ = choose_encoder(accept)
+            encoder, _ = choose_encoder(answer_type)  # the type, negotiated and well formed
             return Body(None, [encoder(self._registry)])
         openmetrics = answer_type.startswith("application/openmetrics-text")
         return self._render(openmetrics, self._own.families())

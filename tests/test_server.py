@@ -212,6 +212,15 @@ def test_accept_encoding_is_negotiated_by_q_values(
     assert b"model_test_value 1.0" in text
 
 
+def test_an_accept_header_with_a_version_that_does_not_compare_gets_the_text_format(
+    served: _Served,
+) -> None:
+    status, body, headers = _get(served.port, "/metrics", {"Accept": "text/plain;version=1.x"})
+    assert status == 200
+    assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert b"model_test_value 1.0" in body
+
+
 def test_too_many_header_lines_get_431(served: _Served) -> None:
     headers = b"".join(b"X-H%d: v\r\n" % i for i in range(MAX_HEADERS + 1))
     answer = _raw(served.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
