@@ -17,6 +17,15 @@ from tests.harness import free_port
 @pytest.mark.skipif(
     platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's; elsewhere nothing is set"
 )
+def printed_by(code: str) -> list[str]:
+    """The words a fresh interpreter prints running ``code`` (the settings are a process's)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
 def test_glibc_takes_the_thresholds() -> None:
     assert keep_batch_memory()
 
@@ -27,10 +36,7 @@ def test_start_up_objects_leave_the_cycle_collectors_walks() -> None:
         "import gc; from exporter.allocator import collect_less, GC_THRESHOLDS; "
         "collect_less(); print(gc.get_threshold() == GC_THRESHOLDS, gc.get_freeze_count() > 0)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
-    )
-    assert done.stdout.split() == ["True", "True"], done.stderr
+    assert printed_by(code) == ["True", "True"]
 
 
 def test_pausing_collections_ends_with_the_collector_running() -> None:
@@ -38,10 +44,7 @@ def test_pausing_collections_ends_with_the_collector_running() -> None:
         "import gc; from exporter.allocator import pause_collections, collect_less; "
         "pause_collections(); print(gc.isenabled()); collect_less(); print(gc.isenabled())"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
-    )
-    assert done.stdout.split() == ["False", "True"], done.stderr
+    assert printed_by(code) == ["False", "True"]
 
 
 def test_a_starting_sidecar_runs_no_cycle_collection_and_freezes_its_modules(
