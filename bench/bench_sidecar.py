@@ -48,6 +48,7 @@ from procs import (
     ROOT,
     Proc,
     Writer,
+    baseline_command,
     free_port,
     metric_max,
     metric_sum,
@@ -172,16 +173,7 @@ def run_baseline(
 ) -> Path:
     config = write_config(TEMPLATE, tmp / "baseline.yaml", log, free_port(), "beginning")
     profile = tmp / "reference.json"
-    command = [
-        args.cli,
-        "baseline",
-        "--config",
-        str(config),
-        "--input",
-        str(log),
-        "--output",
-        str(profile),
-    ]
+    command = baseline_command(args.cli, config, log, profile)
     run_offline(args, "baseline", command, lines, tmp, report if "baseline" in args.only else None)
     return profile
 

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from procs import ROOT, free_port, pinned, scrape, write_config
+from procs import ROOT, baseline_command, free_port, pinned, scrape, write_config
 from realistic import Shape, write_log
 
 TEMPLATE = Path(__file__).resolve().parent / "realistic.yaml"
@@ -101,16 +101,7 @@ def reference(workdir: Path, cli: Path) -> Path:
     config = write_config(TEMPLATE, workdir / "baseline.yaml", log, free_port(), "beginning")
     profile = workdir / "reference.json"
     subprocess.run(
-        [
-            str(cli),
-            "baseline",
-            "--config",
-            str(config),
-            "--input",
-            str(log),
-            "--output",
-            str(profile),
-        ],
+        baseline_command(cli, config, log, profile),
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -192,6 +192,20 @@ def metric_sum(text: str, name: str) -> float:
     return sum(float(m.group(1)) for m in pattern.finditer(text))
 
 
+def baseline_command(cli: str | Path, config: Path, log: Path, profile: Path) -> list[str]:
+    """``model-exporter baseline``: the profile of ``log`` written to ``profile``."""
+    return [
+        str(cli),
+        "baseline",
+        "--config",
+        str(config),
+        "--input",
+        str(log),
+        "--output",
+        str(profile),
+    ]
+
+
 def metric_max(text: str, name: str) -> float | None:
     """The largest sample of one metric (all label sets); None when it has none."""
     pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^\n]*\}})? (\S+)", re.MULTILINE)

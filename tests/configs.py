@@ -43,6 +43,15 @@ def write_config(directory: Path, data: dict[str, Any], name: str = "exporter.ya
     return path
 
 
+def empty_log_config(directory: Path, listen_address: str) -> Path:
+    """The example config written to ``directory``, tailing an empty log there: a sidecar that
+    starts, serves on ``listen_address`` and has nothing to read."""
+    log = directory / "model.jsonl"
+    log.write_text("")
+    data = example_config(log, directory / "positions.json", listen_address=listen_address)
+    return write_config(directory, data)
+
+
 def unread_data(fields: Mapping[str, Any], **settings: Any) -> dict[str, Any]:
     """A config as data whose log is never read (records are handed to the engine or the state
     directly): ``fields`` and any other top-level ``settings``."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from exporter.allocator import keep_batch_memory
-from tests.configs import example_config, write_config
+from tests.configs import empty_log_config
 from tests.harness import free_port
 
 
@@ -53,11 +53,8 @@ def test_a_starting_sidecar_runs_no_cycle_collection_and_freezes_its_modules(
     """``model-exporter run`` in a process of its own, stopped once it answers /readyz: no
     collection walked the start-up objects (numpy loaded, nothing frozen yet), the sidecar's
     own functions are frozen, and the collector runs with the raised thresholds."""
-    log = tmp_path / "model.jsonl"
-    log.write_text("")
     address = f"127.0.0.1:{free_port()}"
-    data = example_config(log, tmp_path / "positions.json", listen_address=address)
-    config = write_config(tmp_path, data)
+    config = empty_log_config(tmp_path, address)
     program = f"""
 import gc, os, signal, sys, threading, time, urllib.request
 from exporter.cli import main

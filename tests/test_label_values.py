@@ -86,6 +86,12 @@ class _ByValue:
 def test_vocabulary_encode_codes_each_value_as_coding_it_alone_would(
     batches: list[list[Any]], cap: int, development: frozenset[str] | None
 ) -> None:
+    check_encoding(batches, cap, development)
+
+
+def check_encoding(batches: list[list[Any]], cap: int, development: frozenset[str] | None) -> None:
+    """``Vocabulary.encode`` batch after batch against ``_ByValue``: codes, invalid count, kinds,
+    cuts and the vocabulary itself."""
     vocabulary = Vocabulary(cap, limit=LIMIT)
     vocabulary.set_development(development)
     oracle = _ByValue(cap, development)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.configs import example_config, write_config
+from tests.configs import empty_log_config
 from tests.harness import free_port
 
 
@@ -131,11 +131,8 @@ NOT_AT_START = {
 
 def test_a_started_sidecar_loads_nothing_it_does_not_run(tmp_path: Path) -> None:
     """``model-exporter run`` as the CLI starts it, up to its first poll of the log."""
-    log = tmp_path / "model.jsonl"
-    log.write_text("")
     address = f"127.0.0.1:{free_port()}"
-    data = example_config(log, tmp_path / "positions.json", listen_address=address)
-    config = write_config(tmp_path, data)
+    config = empty_log_config(tmp_path, address)
     started = f"""
 import time
 import exporter.sidecar

@@ -26,7 +26,7 @@ from exporter.decode import Decoder
 from tests.test_label_values import (
     LIMIT,
     ODD,
-    _ByValue,
+    check_encoding,
     check_first_seen_codes,
     check_grouping,
 )
@@ -55,17 +55,7 @@ DEVELOPMENT = st.one_of(
 def test_a_full_vocabulary_codes_new_values_as_coding_them_alone_would(
     batches: list[list[Any]], cap: int, development: frozenset[str] | None
 ) -> None:
-    vocabulary = Vocabulary(cap, limit=LIMIT)
-    vocabulary.set_development(development)
-    oracle = _ByValue(cap, development)
-    for values in batches:
-        codes, invalid, kinds, cuts = vocabulary.encode(values)
-        want_codes, want_invalid, want_kinds, want_cuts = oracle.encode(values)
-        assert codes.tolist() == want_codes
-        assert invalid == want_invalid
-        assert kinds.tolist() == want_kinds
-        assert cuts == want_cuts
-        assert vocabulary.values == list(oracle.codes)
+    check_encoding(batches, cap, development)
 
 
 def test_a_full_vocabulary_sends_clean_new_values_past_the_cap_without_relabelling(
